@@ -1,0 +1,34 @@
+# One command installs, one command checks everything; CI (.ci/run) calls the same targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install test lint typecheck pytest completions bench
+
+install: $(BIN)/aicache
+
+$(BIN)/aicache: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# CPU build of PyTorch first: otherwise pip resolves the newest CUDA build (several GB).
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(BIN)/aicache
+
+test: lint typecheck pytest
+
+lint:
+	$(BIN)/ruff check aicache tests benchmarks
+	$(BIN)/ruff format --check aicache tests benchmarks
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/pytest -q
+
+completions:
+	$(BIN)/python -m aicache.completions completions
+
+bench:
+	$(BIN)/python benchmarks/bench_exact_hit.py
+	$(BIN)/python benchmarks/bench_miss_overhead.py

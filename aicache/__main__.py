@@ -1,0 +1,3 @@
+from aicache.cli import main
+
+main()

@@ -1,0 +1,108 @@
+"""Open the SQLite store: the source of truth for entries, vectors and episodes.
+
+Reads use plain ``sqlite3`` because ``sqlite_utils`` imports numpy (0.1-0.2 s), which the exact-hit path cannot
+afford; sqlite-utils runs migrations, full-text search and reports. Every connection uses WAL and a busy
+timeout; writes go through ``write_transaction`` (``BEGIN IMMEDIATE``) so concurrent shells, pipes and hooks
+queue for the write lock instead of failing half-way with "database is locked".
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from aicache import paths
+from aicache.errors import StoreBusyError, StoreCorruptError, StoreError
+
+BUSY_TIMEOUT_MS = int(os.environ.get("AICACHE_BUSY_TIMEOUT_MS", "30000"))
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file with mode 0600 before SQLite does, so it is never world-readable."""
+    paths.ensure_private_dir(path.parent)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "file is encrypted" in text
+
+
+def move_aside(path: Path, reason: str) -> Path:
+    """Keep a damaged database for inspection instead of deleting it; the user is told by the caller."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(str(path) + suffix)
+        if source.exists():
+            os.replace(source, Path(str(aside) + suffix))
+    return aside
+
+
+def connect(path: Path | None = None, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the store (creating it unless ``readonly``) and bring its schema up to date.
+
+    A file that fails ``quick_check`` is moved aside and ``StoreCorruptError`` raised: a corrupt store is never
+    silently replaced by an empty one.
+    """
+    path = path or paths.db_path()
+    if readonly:
+        if not path.exists():
+            raise StoreError(f"no cache database at {path}")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    else:
+        if not path.exists():
+            _create_private(path)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        from aicache import migrations
+
+        migrations.ensure_current(conn, readonly=readonly)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if _is_corruption(exc):
+            aside = move_aside(path, str(exc))
+            raise StoreCorruptError(
+                f"the cache database was corrupt ({exc}); moved to {aside}; a new one is created on the next run"
+            ) from None
+        raise translate(exc) from None
+    return conn
+
+
+def translate(exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreBusyError(f"the cache database stayed locked for {BUSY_TIMEOUT_MS / 1000:g} s: {text}")
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"the cache database is read-only: {text}")
+    if "disk" in text and "full" in text:
+        return StoreError(f"the disk is full: {text}")
+    return StoreError(f"cache database error: {text}")
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error and re-raised as ``StoreError``."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise translate(exc) from None
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise translate(exc) from None
+        raise

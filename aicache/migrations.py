@@ -1,0 +1,109 @@
+"""Append-only schema migrations.
+
+Each migration is a function, applied once, in order; ``PRAGMA user_version`` records how many have run, so the
+hot path checks the schema with one pragma and imports sqlite-utils only when there is something to apply.
+Never edit or reorder a released migration: add a new one at the end.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from aicache.errors import StoreError
+
+Migration = Callable[[Any], None]  # takes a sqlite_utils.Database
+
+
+def m001_initial(db: Any) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["partitions"].create({"key": str, "spec": str, "created_at": float}, pk="key")
+    db["entries"].create(
+        {
+            "id": int,
+            "exact_key": str,
+            "partition_key": str,
+            "question": str,
+            "question_norm": str,
+            "answer": str,
+            "provider": str,
+            "model": str,
+            "finish_reason": str,
+            "tokens_in": int,
+            "tokens_out": int,
+            "cost": float,
+            "created_at": float,
+            "hits": int,
+            "last_hit_at": float,
+            "embedding": bytes,
+            "embed_model": str,
+        },
+        pk="id",
+        not_null={"exact_key", "partition_key", "question", "answer"},
+        defaults={"hits": 0},
+    )
+    db["entries"].create_index(["exact_key"], unique=True)
+    db["entries"].create_index(["partition_key"])
+    db["episodes"].create(
+        {
+            "id": int,
+            "ts": float,
+            "cwd": str,
+            "repo_root": str,
+            "repo_head": str,
+            "provider": str,
+            "model": str,
+            "partition_key": str,
+            "template": str,
+            "question": str,
+            "input_bytes": int,
+            "input_hash": str,
+            "answer": str,
+            "error": str,
+            "outcome": str,  # exact_hit | semantic_hit | miss | refresh | error | bypass
+            "entry_id": int,
+            "similarity": float,
+            "threshold": float,
+            "verdicts": str,  # JSON: the verifier's and the judge's verdicts
+            "latency_ms": float,
+            "ttfb_ms": float,
+            "tokens_in": int,
+            "tokens_out": int,
+            "cost": float,
+            "feedback": str,  # e.g. "wrong" after --refresh of a hit
+            "source": str,  # cli | hook | library
+        },
+        pk="id",
+    )
+    db["episodes"].create_index(["ts"])
+    db["episodes"].create_index(["entry_id"])
+    db["episodes"].enable_fts(["question", "answer", "error"], create_triggers=True, tokenize="porter")
+
+
+MIGRATIONS: list[Migration] = [m001_initial]
+
+
+def ensure_current(conn: sqlite3.Connection, *, readonly: bool = False) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == len(MIGRATIONS):
+        return
+    if version > len(MIGRATIONS):
+        raise StoreError(f"the cache database is from a newer aicache (schema {version}); upgrade aicache")
+    if readonly:
+        raise StoreError("the cache database needs a schema upgrade but is open read-only")
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated while we waited.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            migration(db)
+            conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

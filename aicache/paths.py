@@ -1,0 +1,62 @@
+"""Where aicache keeps its files.
+
+One override: ``AICACHE_HOME`` puts everything (config, keys, data) under one directory; tests point it at
+``tmp_path``. Without it, platformdirs picks the per-user config and data directories. platformdirs is imported
+only in that case because the exact-hit path is measured in milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP = "aicache"
+
+
+def _home() -> Path | None:
+    value = os.environ.get("AICACHE_HOME")
+    return Path(value).expanduser() if value else None
+
+
+def config_dir() -> Path:
+    home = _home()
+    if home is not None:
+        return home
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP))
+
+
+def data_dir() -> Path:
+    home = _home()
+    if home is not None:
+        return home / "data"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP))
+
+
+def config_file() -> Path:
+    return config_dir() / "config.toml"
+
+
+def keys_file() -> Path:
+    return config_dir() / "keys.json"
+
+
+def db_path() -> Path:
+    return data_dir() / "aicache.db"
+
+
+def index_path() -> Path:
+    return data_dir() / "index.hnsw"
+
+
+def models_dir() -> Path:
+    return data_dir() / "models"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (mode 0700) if missing; our files hold prompts and keys."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
