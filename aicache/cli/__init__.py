@@ -1,0 +1,64 @@
+"""The ``aicache`` command line: parse, call the core, render, exit.
+
+Commands live in one module per group; this module builds the app and owns the edge: every ``AicacheError``
+becomes a one-line message and its exit code, anything unexpected a one-line message and exit 1 (the traceback
+only with ``AICACHE_DEBUG=1``). Typer itself turns usage errors into exit 2 and Ctrl-C into exit 130.
+Importing this module must stay cheap: command modules import the core lazily where it is heavy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from aicache import __version__
+from aicache.cli import ask_cmd, config_cmds, memory_cmds
+from aicache.errors import AicacheError, ExitCode
+
+app = typer.Typer(
+    name="aicache",
+    help="A local cache in front of your LLM: exact and semantic hits, episodic memory, offline learning.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"aicache {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """A local cache in front of your LLM: exact and semantic hits, episodic memory, offline learning."""
+
+
+ask_cmd.register(app)
+memory_cmds.register(app)
+config_cmds.register(app)
+
+
+def main() -> None:
+    from aicache import output
+
+    try:
+        app()
+    except AicacheError as exc:
+        if os.environ.get("AICACHE_DEBUG") == "1":
+            raise
+        output.error(str(exc))
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if os.environ.get("AICACHE_DEBUG") == "1":
+            raise
+        output.error(f"unexpected {type(exc).__name__}: {exc} (set AICACHE_DEBUG=1 for the traceback)")
+        sys.exit(ExitCode.ERROR)

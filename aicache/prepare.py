@@ -1,0 +1,114 @@
+"""Turn what the user typed and piped into an ``AskRequest``: decode, bound, combine, redact, resolve.
+
+Combination rule (README "Pipes"): the question is the command-line argument; piped stdin and attached files
+form the input, which goes into the prompt (before the question, unless a template places it) and, by hash, into
+the partition. With no argument, piped text is itself the question. Secrets are redacted from both before the
+request exists, so nothing downstream (provider, store, episode) can see them.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from aicache import redact, templates
+from aicache.config import Settings
+from aicache.errors import UsageError
+from aicache.inputs import decode, read_limited, repair_argument
+from aicache.models import resolve_model
+from aicache.request import AskRequest, Params
+
+
+@dataclass(frozen=True)
+class RawAsk:
+    """The ask as typed: every field straight from the command line or the library caller."""
+
+    question: str
+    stdin: bytes | None = None
+    attachments: tuple[Path, ...] = ()
+    model: str | None = None
+    provider: str | None = None
+    base_url: str | None = None
+    system: str | None = None
+    template: str | None = None
+    params: Params = ()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    request: AskRequest
+    warnings: tuple[str, ...]
+
+
+def _attachment_text(path: Path, limit: int) -> tuple[str, str | None]:
+    try:
+        with path.open("rb") as handle:
+            data = read_limited(handle, limit, what=str(path))
+    except OSError as exc:
+        raise UsageError(f"cannot read attachment {path}: {exc.strerror}") from None
+    decoded = decode(data, what=str(path))
+    return f"File: {path.name}\n{decoded.text}", decoded.warning
+
+
+def _input_text(raw: RawAsk, limit: int, warnings: list[str]) -> str | None:
+    parts: list[str] = []
+    if raw.stdin:
+        decoded = decode(raw.stdin)
+        parts.append(decoded.text)
+        if decoded.warning:
+            warnings.append(decoded.warning)
+    for path in raw.attachments:
+        text, warning = _attachment_text(path, limit)
+        parts.append(text)
+        if warning:
+            warnings.append(warning)
+    combined = "\n\n".join(p for p in parts if p)
+    if len(combined.encode("utf-8")) > limit:
+        raise UsageError(f"the input is larger than the {limit:,}-byte limit; nothing was sent")
+    return combined or None
+
+
+def _redacted(text: str | None, extra: tuple[redact.Pattern, ...], warnings: list[str], what: str) -> str | None:
+    if text is None:
+        return None
+    result = redact.redact(text, extra)
+    if result.found:
+        kinds = ", ".join(sorted(set(result.found)))
+        warnings.append(f"redacted {len(result.found)} secret(s) from {what} before sending ({kinds})")
+    return result.text
+
+
+def _endpoint_label(settings: Settings, provider: str, base_url: str | None) -> str | None:
+    if provider == "command":
+        # Different wrapped tools give different answers: the command line is this provider's "address".
+        return "command:" + shlex.join(settings.provider_settings("command").get("argv", []))
+    return base_url
+
+
+def prepare(raw: RawAsk, settings: Settings, base_url: str | None) -> Prepared:
+    """Build the request. ``base_url`` is the resolved endpoint (see ``providers.resolve_endpoint``)."""
+    warnings: list[str] = []
+    limit = int(settings.get("limits.max_input_bytes", 1_000_000))
+    question = repair_argument(raw.question)
+    if question.warning:
+        warnings.append(question.warning)
+    input_text = _input_text(raw, limit, warnings)
+    question_text = question.text.strip()
+    if not question_text and input_text is None:
+        raise UsageError("nothing to ask: give a question, or pipe text into aicache ask")
+    if not question_text and input_text is not None:
+        question_text, input_text = input_text.strip(), None
+    extra = redact.user_patterns(list(settings.get("redact.patterns", [])))
+    provider, model = resolve_model(settings, raw.model, raw.provider)
+    request = AskRequest(
+        question=_redacted(question_text, extra, warnings, "the question") or "",
+        provider=provider,
+        model=model,
+        base_url=_endpoint_label(settings, provider, base_url),
+        system=_redacted(raw.system, extra, warnings, "the system prompt"),
+        input_text=_redacted(input_text, extra, warnings, "the input"),
+        template=templates.load(raw.template) if raw.template else None,
+        params=tuple(sorted(raw.params)),
+    )
+    return Prepared(request, tuple(warnings))

@@ -1,0 +1,64 @@
+"""Redact secrets before anything is sent to a provider or stored.
+
+The patterns live in ``aicache/data/redact.toml`` (documented there and in the README); users add their own as
+plain regular expressions under ``redact.patterns`` in the config. A secret is replaced by
+``[REDACTED:<pattern name>]``, so the model still sees that something was there and the replacement is stable:
+the same input always redacts to the same text, which keeps cache keys stable too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from aicache.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Pattern:
+    name: str
+    regex: re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class Redaction:
+    text: str
+    found: tuple[str, ...]  # names of the patterns that matched, one per secret
+
+
+@cache
+def builtin_patterns() -> tuple[Pattern, ...]:
+    import tomllib
+
+    raw = resources.files("aicache").joinpath("data/redact.toml").read_text(encoding="utf-8")
+    return tuple(Pattern(p["name"], re.compile(p["regex"])) for p in tomllib.loads(raw)["pattern"])
+
+
+def user_patterns(expressions: list[str]) -> tuple[Pattern, ...]:
+    compiled = []
+    for number, expression in enumerate(expressions, start=1):
+        try:
+            compiled.append(Pattern(f"custom-{number}", re.compile(expression)))
+        except re.error as exc:
+            raise ConfigError(f"redact.patterns[{number - 1}] is not a valid regex: {exc}") from None
+    return tuple(compiled)
+
+
+def redact(text: str, extra: tuple[Pattern, ...] = ()) -> Redaction:
+    found: list[str] = []
+    for pattern in builtin_patterns() + extra:
+
+        def replace(match: re.Match[str], name: str = pattern.name) -> str:
+            found.append(name)
+            placeholder = f"[REDACTED:{name}]"
+            if "secret" in match.re.groupindex and match.group("secret") is not None:
+                start, end = match.span("secret")
+                whole_start = match.start()
+                text_ = match.group(0)
+                return text_[: start - whole_start] + placeholder + text_[end - whole_start :]
+            return placeholder
+
+        text = pattern.regex.sub(replace, text)
+    return Redaction(text, tuple(found))

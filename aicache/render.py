@@ -1,0 +1,70 @@
+"""Tables for reports (``log``, ``stats``, ``config show``, ``keys list``), rendered with rich.
+
+Separate from ``output.py`` so that the hot path never imports rich: only report commands load this module.
+rich writes plain text when stdout is not a terminal and honours ``NO_COLOR``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else ""
+
+
+def _short(text: str | None, width: int = 60) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def episodes_table(episodes: list[dict[str, Any]]) -> None:
+    if not episodes:
+        console.print("no episodes yet", style="dim")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "when", "outcome", "model", "ms", "question", "answer / error"):
+        table.add_column(column, overflow="fold")
+    for e in episodes:
+        table.add_row(
+            str(e["id"]),
+            _when(e["ts"]),
+            e["outcome"] + (" (sim %.2f)" % e["similarity"] if e.get("similarity") else ""),
+            e.get("model") or "",
+            f"{e['latency_ms']:.0f}" if e.get("latency_ms") is not None else "",
+            _short(e["question"], 50),
+            _short(e.get("error") or e.get("answer"), 50),
+        )
+    console.print(table)
+
+
+def stats_table(rows: list[Any]) -> None:
+    if not rows:
+        console.print("no episodes yet", style="dim")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("provider", "model", "asks", "exact", "semantic", "misses", "errors", "hit rate",
+                   "tokens saved", "time saved", "cost saved"):
+        table.add_column(column, justify="right" if column not in ("provider", "model") else "left")
+    for r in rows:
+        table.add_row(
+            r.provider or "", r.model or "", str(r.total), str(r.exact_hits), str(r.semantic_hits),
+            str(r.misses), str(r.errors), f"{r.hit_rate:.0%}", f"{r.tokens_saved:,}",
+            f"{r.seconds_saved:.1f} s", f"${r.cost_saved:.4f}",
+        )
+    console.print(table)
+
+
+def key_values(title: str, values: dict[str, Any]) -> None:
+    table = Table(title=title, box=None, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for name, value in values.items():
+        table.add_row(name, str(value))
+    console.print(table)

@@ -1,0 +1,61 @@
+"""Prompt templates: a system prompt and a user-message format with ``{question}`` and ``{input}``.
+
+Built-in templates ship in ``aicache/data/templates/``; a user's ``<config dir>/templates/<name>.toml`` with
+the same keys overrides or adds one. A template's version is a hash of its content, and both go into the cache
+partition, so editing a template never serves answers made with the old one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+from aicache import paths
+from aicache.errors import ConfigError
+from aicache.keys import content_hash
+
+DEFAULT_PROMPT = "{input}\n\n{question}"  # piped content first, the instruction last (as llm and sgpt do)
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    system: str | None
+    prompt: str
+    version: str
+
+    def render(self, question: str, input_text: str | None) -> str:
+        if input_text is None or "{input}" not in self.prompt:
+            rendered = self.prompt.replace("{input}", "").replace("{question}", question)
+            return rendered.strip() if input_text is None else f"{input_text}\n\n{rendered.strip()}"
+        return self.prompt.replace("{question}", question).replace("{input}", input_text).strip()
+
+
+def _parse(name: str, text: str) -> Template:
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"template {name!r} is not valid TOML: {exc}") from None
+    prompt = data.get("prompt", "{question}")
+    if not isinstance(prompt, str) or "{question}" not in prompt and "{input}" not in prompt:
+        raise ConfigError(f"template {name!r}: prompt must be a string using {{question}} or {{input}}")
+    system = data.get("system")
+    return Template(name=name, system=system, prompt=prompt, version=content_hash(text)[7:19])
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files("aicache").joinpath("data/templates")
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load(name: str) -> Template:
+    user_file = paths.config_dir() / "templates" / f"{name}.toml"
+    if user_file.exists():
+        return _parse(name, user_file.read_text(encoding="utf-8"))
+    builtin = resources.files("aicache").joinpath(f"data/templates/{name}.toml")
+    if builtin.is_file():
+        return _parse(name, builtin.read_text(encoding="utf-8"))
+    known = ", ".join(builtin_names())
+    raise ConfigError(f"unknown template {name!r} (built-in: {known}; or add {user_file})")

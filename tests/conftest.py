@@ -1,0 +1,89 @@
+"""Fixtures shared by every test.
+
+Every test gets its own ``AICACHE_HOME`` under ``tmp_path`` and a clean provider environment, and any attempt
+to open a socket to a non-loopback address fails loudly: tests talk only to servers on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROVIDER_ENV = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "OLLAMA_HOST",
+    "OPENAI_BASE_URL",
+    "AICACHE_MODEL",
+    "AICACHE_PROVIDER",
+    "AICACHE_DEBUG",
+    "NO_COLOR",
+)
+
+
+@pytest.fixture(autouse=True)
+def aicache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "aicache-home"
+    monkeypatch.setenv("AICACHE_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    for name in PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+def _loopback_only(address: object) -> None:
+    if isinstance(address, tuple) and address and isinstance(address[0], str):
+        host = address[0]
+        if host == "localhost":
+            return
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return
+        except ValueError:
+            pass
+        raise RuntimeError(f"test tried to reach {host}: tests may only talk to 127.0.0.1")
+
+
+@pytest.fixture(autouse=True)
+def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            _loopback_only(address)
+        return original(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[object]:
+    """A real HTTP server on 127.0.0.1 speaking the OpenAI and Anthropic wire formats (see fakellm.py)."""
+    from tests.fakellm import FakeLLM
+
+    server = FakeLLM()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """Environment for running ``aicache`` in a subprocess: this test's home, no provider keys."""
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV}
+    env["AICACHE_HOME"] = str(home)
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+AICACHE = [sys.executable, "-m", "aicache"]
