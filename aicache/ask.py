@@ -14,7 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from aicache.request import AskRequest
 NoteSink = Callable[[str], None]
 
 
-class CacheMode(str, Enum):
+class CacheMode(StrEnum):
     NORMAL = "normal"
     NO_CACHE = "no_cache"  # neither read nor write the cache (the episode is still recorded)
     REFRESH = "refresh"  # ask the provider again and replace the entry
@@ -210,7 +210,11 @@ def ask(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
             _replay(entry.answer, ctx.stream, on_text)
             return _serve_hit(request, ctx, episode, entry, started)
         found = _semantic_lookup(request, ctx)
-        episode.similarity, episode.threshold, episode.verdicts = found.similarity, found.threshold, found.verdicts
+        episode.similarity, episode.threshold, episode.verdicts = (
+            found.similarity,
+            found.threshold,
+            found.verdicts,
+        )
         hit = cache.get_entry(ctx.conn, found.entry_id) if found.entry_id is not None else None
         if hit is not None:
             episode.outcome = "semantic_hit"
@@ -246,8 +250,12 @@ def _ask_provider(
     except KeyboardInterrupt:
         _record_failure(ctx, episode, "interrupted", "".join(shown), started)
         raise
-    cost = cache.price(ctx.settings.get("prices", {}), completion.model or request.model,
-                       completion.tokens_in, completion.tokens_out)
+    cost = cache.price(
+        ctx.settings.get("prices", {}),
+        completion.model or request.model,
+        completion.tokens_in,
+        completion.tokens_out,
+    )
     cacheable = completion.complete and ctx.mode is not CacheMode.NO_CACHE
     vector, embed_model = _vector_for_store(request, ctx, found) if cacheable else (None, None)
     episode.outcome = {CacheMode.REFRESH: "refresh", CacheMode.NO_CACHE: "bypass"}.get(ctx.mode, "miss")

@@ -102,7 +102,9 @@ def store(
     return int(row[0])
 
 
-def price(prices: dict[str, dict[str, float]], model: str, tokens_in: int | None, tokens_out: int | None) -> float | None:
+def price(
+    prices: dict[str, dict[str, float]], model: str, tokens_in: int | None, tokens_out: int | None
+) -> float | None:
     """Estimated USD cost from ``[prices."<model>"] input/output`` (per million tokens), if configured."""
     rates = prices.get(model)
     if not rates or tokens_in is None or tokens_out is None:

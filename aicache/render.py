@@ -35,7 +35,7 @@ def episodes_table(episodes: list[dict[str, Any]]) -> None:
         table.add_row(
             str(e["id"]),
             _when(e["ts"]),
-            e["outcome"] + (" (sim %.2f)" % e["similarity"] if e.get("similarity") else ""),
+            e["outcome"] + (f" (sim {e['similarity']:.2f})" if e.get("similarity") else ""),
             e.get("model") or "",
             f"{e['latency_ms']:.0f}" if e.get("latency_ms") is not None else "",
             _short(e["question"], 50),
@@ -49,14 +49,33 @@ def stats_table(rows: list[Any]) -> None:
         console.print("no episodes yet", style="dim")
         return
     table = Table(box=None, header_style="bold")
-    for column in ("provider", "model", "asks", "exact", "semantic", "misses", "errors", "hit rate",
-                   "tokens saved", "time saved", "cost saved"):
+    for column in (
+        "provider",
+        "model",
+        "asks",
+        "exact",
+        "semantic",
+        "misses",
+        "errors",
+        "hit rate",
+        "tokens saved",
+        "time saved",
+        "cost saved",
+    ):
         table.add_column(column, justify="right" if column not in ("provider", "model") else "left")
     for r in rows:
         table.add_row(
-            r.provider or "", r.model or "", str(r.total), str(r.exact_hits), str(r.semantic_hits),
-            str(r.misses), str(r.errors), f"{r.hit_rate:.0%}", f"{r.tokens_saved:,}",
-            f"{r.seconds_saved:.1f} s", f"${r.cost_saved:.4f}",
+            r.provider or "",
+            r.model or "",
+            str(r.total),
+            str(r.exact_hits),
+            str(r.semantic_hits),
+            str(r.misses),
+            str(r.errors),
+            f"{r.hit_rate:.0%}",
+            f"{r.tokens_saved:,}",
+            f"{r.seconds_saved:.1f} s",
+            f"${r.cost_saved:.4f}",
         )
     console.print(table)
 

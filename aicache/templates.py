@@ -39,7 +39,7 @@ def _parse(name: str, text: str) -> Template:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"template {name!r} is not valid TOML: {exc}") from None
     prompt = data.get("prompt", "{question}")
-    if not isinstance(prompt, str) or "{question}" not in prompt and "{input}" not in prompt:
+    if not isinstance(prompt, str) or ("{question}" not in prompt and "{input}" not in prompt):
         raise ConfigError(f"template {name!r}: prompt must be a string using {{question}} or {{input}}")
     system = data.get("system")
     return Template(name=name, system=system, prompt=prompt, version=content_hash(text)[7:19])

@@ -26,7 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_exit_codes_are_pinned() -> None:
     # Scripts and git hooks branch on these numbers: changing one is a breaking change.
     assert {c.name: c.value for c in ExitCode} == {
-        "OK": 0, "ERROR": 1, "USAGE": 2, "PROVIDER": 3, "CACHE_MISS": 4, "CONFIG": 5, "STORE": 6,
+        "OK": 0,
+        "ERROR": 1,
+        "USAGE": 2,
+        "PROVIDER": 3,
+        "CACHE_MISS": 4,
+        "CONFIG": 5,
+        "STORE": 6,
         "INTERRUPTED": 130,
     }
 

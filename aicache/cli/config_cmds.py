@@ -46,7 +46,7 @@ def config_path() -> None:
 @config_app.command("set")
 def config_set(
     name: str = typer.Argument(..., help="Dotted setting name, e.g. providers.openai.base_url."),
-    value: str = typer.Argument(..., help="A TOML value (true, 0.9, [\"claude\", \"-p\"]) or plain text."),
+    value: str = typer.Argument(..., help='A TOML value (true, 0.9, ["claude", "-p"]) or plain text.'),
 ) -> None:
     """Change one setting in the config file."""
     from aicache import config

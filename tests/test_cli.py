@@ -1,0 +1,386 @@
+"""End-to-end tests of ``aicache ask`` and friends: real processes, real SQLite, real HTTP on 127.0.0.1.
+
+Each test runs the CLI as a subprocess against the fake provider in tests/fakellm.py, then checks stdout (the
+answer only), stderr (notes and one-line errors), the exit code, what the server received and what the store
+holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import AICACHE, cli_env
+from tests.fakellm import FakeLLM, Reply
+
+HEAVY = ("torch", "sentence_transformers", "transformers", "hnswlib", "onnxruntime", "numpy", "httpx")
+
+
+def run(
+    home: Path,
+    server: FakeLLM | None,
+    *args: str,
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    extra = {"OPENAI_API_KEY": "sk-test-envkey-0123456789abcdef"}
+    if server is not None:
+        extra["OPENAI_BASE_URL"] = server.openai_url
+    extra.update(env or {})
+    return subprocess.run(
+        [*AICACHE, *args],
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        env=cli_env(home, **extra),
+        timeout=120,
+    )
+
+
+def ask(home: Path, server: FakeLLM | None, *args: str, **kw: Any) -> subprocess.CompletedProcess[bytes]:
+    return run(home, server, "ask", *args, **kw)
+
+
+@pytest.fixture(autouse=True)
+def exact_tier_only(aicache_home: Path) -> None:
+    # Semantic tier off here: these tests are about the exact tier and the CLI; test_semantic covers the rest.
+    aicache_home.mkdir(parents=True, exist_ok=True)
+    (aicache_home / "config.toml").write_text(
+        "[cache]\nsemantic = false\n[http]\nretries = 2\nbackoff = 0.05\nread_timeout = 3\nconnect_timeout = 1\n"
+    )
+
+
+def rows(home: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(home / "data" / "aicache.db")
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_miss_then_exact_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("git reset --soft HEAD~1"))
+    first = ask(aicache_home, fake_llm, "how do I undo the last commit but keep the changes")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == b"git reset --soft HEAD~1\n"
+    assert b"cache: miss" in first.stderr
+    second = ask(aicache_home, fake_llm, "How do I undo the last commit but keep the changes?")
+    assert second.returncode == 0
+    assert second.stdout == first.stdout
+    assert b"cache: exact hit" in second.stderr
+    assert len(fake_llm.requests) == 1
+    outcomes = [r[0] for r in rows(aicache_home, "SELECT outcome FROM episodes ORDER BY id")]
+    assert outcomes == ["miss", "exact_hit"]
+
+
+def test_pipe_gets_only_the_answer_and_stdin_is_part_of_the_partition(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    one = ask(aicache_home, fake_llm, "write a commit message", stdin=b"diff --git a/x b/x\n+hello\n")
+    assert one.returncode == 0
+    body = fake_llm.requests[-1].body
+    assert "+hello" in body["messages"][-1]["content"]
+    assert one.stdout.decode().startswith("answer to:")
+    again = ask(aicache_home, fake_llm, "write a commit message", stdin=b"diff --git a/x b/x\n+hello\n")
+    assert b"exact hit" in again.stderr
+    other = ask(aicache_home, fake_llm, "write a commit message", stdin=b"diff --git a/y b/y\n+bye\n")
+    assert b"cache: miss" in other.stderr and len(fake_llm.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        ["-m", "gpt-4o"],
+        ["-s", "be terse"],
+        ["--temperature", "0.3"],
+        ["-o", "top_p=0.5"],
+        ["-t", "commit-message"],
+    ],
+)
+def test_same_question_other_request_is_never_a_hit(aicache_home: Path, fake_llm: FakeLLM, variant: list[str]) -> None:
+    assert ask(aicache_home, fake_llm, "explain rebase").returncode == 0
+    changed = ask(aicache_home, fake_llm, "explain rebase", *variant)
+    assert changed.returncode == 0, changed.stderr
+    assert b"cache: miss" in changed.stderr
+    assert len(fake_llm.requests) == 2
+
+
+def test_other_base_url_is_never_a_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    other = FakeLLM()
+    other.start()
+    try:
+        assert ask(aicache_home, fake_llm, "explain rebase").returncode == 0
+        moved = ask(aicache_home, fake_llm, "explain rebase", "--base-url", other.openai_url, "--key", "sk-x")
+        assert b"cache: miss" in moved.stderr and len(other.requests) == 1
+    finally:
+        other.stop()
+
+
+def test_json_output(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("use git stash", usage=(11, 22)))
+    result = ask(aicache_home, fake_llm, "save my work for later", "--json")
+    payload = json.loads(result.stdout)
+    assert payload["version"] == 1 and payload["answer"] == "use git stash"
+    assert payload["outcome"] == "miss" and payload["tokens_in"] == 11 and payload["tokens_out"] == 22
+    assert isinstance(payload["episode_id"], int) and payload["cached"] is True
+
+
+def test_no_cache_refresh_and_cache_only(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    assert ask(aicache_home, fake_llm, "q1", "--cache-only").returncode == 4
+    assert fake_llm.requests == []
+    fake_llm.enqueue(Reply.text("old"), Reply.text("bypassed"), Reply.text("new"))
+    assert ask(aicache_home, fake_llm, "q1").stdout == b"old\n"
+    bypass = ask(aicache_home, fake_llm, "q1", "--no-cache")
+    assert bypass.stdout == b"bypassed\n" and len(fake_llm.requests) == 2
+    assert ask(aicache_home, fake_llm, "q1").stdout == b"old\n"  # --no-cache wrote nothing
+    refreshed = ask(aicache_home, fake_llm, "q1", "--refresh")
+    assert refreshed.stdout == b"new\n"
+    assert ask(aicache_home, fake_llm, "q1", "--cache-only").stdout == b"new\n"
+    feedback = rows(aicache_home, "SELECT feedback FROM episodes WHERE outcome = 'exact_hit' ORDER BY id LIMIT 1")
+    assert feedback[0][0].startswith("wrong")
+    assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(1,)]
+
+
+def test_hit_is_streamed_like_a_miss(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("line one\nline two\n", chunks=["line ", "one\n", "line two\n"]))
+    miss = ask(aicache_home, fake_llm, "two lines")
+    hit = ask(aicache_home, fake_llm, "two lines")
+    hit_plain = ask(aicache_home, fake_llm, "two lines", "--no-stream")
+    assert miss.stdout == hit.stdout == hit_plain.stdout == b"line one\nline two\n"
+
+
+def test_server_errors_are_retried_and_cached_once(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.status(500), Reply.status(503), Reply.text("finally"))
+    result = ask(aicache_home, fake_llm, "flaky")
+    assert result.returncode == 0 and result.stdout == b"finally\n"
+    assert len(fake_llm.requests) == 3
+    assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(1,)]
+
+
+def test_long_retry_after_is_a_clear_error(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.status(429, "slow down", headers={"Retry-After": "3600"}))
+    result = ask(aicache_home, fake_llm, "rate limited")
+    assert result.returncode == 3
+    assert b"3600" in result.stderr and b"Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(0,)]
+
+
+def test_unauthorized_is_not_retried_and_the_key_never_leaks(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.status(401, "Incorrect API key provided: sk-test-envkey-0123456789abcdef"))
+    result = ask(aicache_home, fake_llm, "who am i")
+    assert result.returncode == 3 and len(fake_llm.requests) == 1
+    assert b"401" in result.stderr
+    assert b"sk-test-envkey" not in result.stderr + result.stdout
+    db_bytes = b"".join(p.read_bytes() for p in (aicache_home / "data").iterdir() if p.is_file())
+    assert b"sk-test-envkey" not in db_bytes
+    assert rows(aicache_home, "SELECT outcome FROM episodes") == [("error",)]
+
+
+def test_dropped_stream_shows_partial_text_then_an_error_and_caches_nothing(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    fake_llm.enqueue(Reply.drop_after(2, "part one, part two, part three"))
+    result = ask(aicache_home, fake_llm, "long answer")
+    assert result.returncode == 3
+    assert result.stdout.strip() and b"part" in result.stdout
+    assert b"error" in result.stderr
+    assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(0,)]
+    ((outcome, error, answer),) = rows(aicache_home, "SELECT outcome, error, answer FROM episodes")
+    assert outcome == "error" and error and answer
+    assert ask(aicache_home, fake_llm, "long answer").returncode == 0
+    assert len(fake_llm.requests) == 2  # not served from the cache
+
+
+def test_truncated_answer_is_never_served_later(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("cut sho", finish_reason="length"))
+    first = ask(aicache_home, fake_llm, "essay")
+    assert first.returncode == 0 and b"not cached" in first.stderr
+    second = ask(aicache_home, fake_llm, "essay")
+    assert b"cache: miss" in second.stderr and len(fake_llm.requests) == 2
+
+
+def test_read_timeout_fires_and_nothing_is_cached(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(*[Reply.hang(10)] * 3)
+    started = time.monotonic()
+    result = ask(aicache_home, fake_llm, "slow", env={})
+    assert result.returncode == 3 and b"timed out" in result.stderr.lower()
+    assert time.monotonic() - started < 15
+    assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(0,)]
+
+
+def test_ctrl_c_while_streaming_exits_130_and_leaves_no_entry_or_lock(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.trickle("a b c d e f g h i j k l m n o p", interval=0.5))
+    env = cli_env(aicache_home, OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-x")
+    proc = subprocess.Popen(
+        [*AICACHE, "ask", "stream slowly"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.stdout is not None
+    proc.stdout.read(1)  # the stream has started
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert proc.returncode == 130
+    assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(0,)]
+    assert rows(aicache_home, "SELECT outcome, error FROM episodes") == [("error", "interrupted")]
+    fake_llm.enqueue(Reply.text("done"))
+    assert ask(aicache_home, fake_llm, "stream slowly").stdout == b"done\n"
+
+
+def test_bad_input(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    empty = ask(aicache_home, fake_llm)
+    assert empty.returncode == 2 and b"nothing to ask" in empty.stderr
+    huge = ask(aicache_home, fake_llm, "summarize", stdin=b"x" * 10_000_000)
+    assert huge.returncode == 2 and b"limit" in huge.stderr
+    assert fake_llm.requests == []
+    cp1252 = ask(aicache_home, fake_llm, "translate", stdin=b"caf\xe9 cr\xe8me \x93br\xfbl\xe9e\x94")
+    assert cp1252.returncode == 0 and b"not valid UTF-8" in cp1252.stderr
+    assert "\ufffd" in fake_llm.requests[-1].body["messages"][-1]["content"]
+    unknown = ask(aicache_home, fake_llm, "x", "-p", "nosuch")
+    assert unknown.returncode == 5 and b"unknown provider" in unknown.stderr
+    assert b"Traceback" not in empty.stderr + huge.stderr + unknown.stderr
+
+
+def test_secrets_are_redacted_before_sending_and_storing(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    secret_diff = (
+        b"+OPENAI_API_KEY=sk-proj-SECRETSECRETSECRETSECRET1234\n"
+        b"+aws = AKIAIOSFODNN7EXAMPLE\n"
+        b"+-----BEGIN RSA PRIVATE KEY-----\n+MIIEpAIBAAKCAQEAsecretbody\n+-----END RSA PRIVATE KEY-----\n"
+    )
+    result = ask(
+        aicache_home,
+        fake_llm,
+        "review this diff, token ghp_SECRETSECRETSECRETSECRETSECRETSECRET1",
+        stdin=secret_diff,
+    )
+    assert result.returncode == 0 and b"redacted" in result.stderr
+    sent = fake_llm.requests[-1].raw
+    stored = b"".join(p.read_bytes() for p in (aicache_home / "data").iterdir() if p.is_file())
+    for secret in (b"SECRETSECRET", b"AKIAIOSFODNN7EXAMPLE", b"secretbody"):
+        assert secret not in sent and secret not in stored
+
+
+def test_anthropic_provider(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    env = {"ANTHROPIC_API_KEY": "sk-ant-test-key-0123456789"}
+    cfg = aicache_home / "config.toml"
+    cfg.write_text(cfg.read_text() + f'[providers.anthropic]\nbase_url = "{fake_llm.url}"\n')
+    fake_llm.enqueue(Reply.text("hello from claude"))
+    result = ask(aicache_home, None, "hi", "-m", "claude-3-5-haiku-latest", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"hello from claude\n"
+    assert fake_llm.requests[-1].path == "/v1/messages"
+    assert fake_llm.requests[-1].headers["x-api-key"] == "sk-ant-test-key-0123456789"
+
+
+def test_command_provider_wraps_another_cli(aicache_home: Path, tmp_path: Path) -> None:
+    script = tmp_path / "fake_ai.py"
+    script.write_text("import sys\nprint('echo:', sys.stdin.read().strip().upper())\n")
+    cfg = aicache_home / "config.toml"
+    cfg.write_text(cfg.read_text() + f'[providers.command]\nargv = ["{sys.executable}", "{script}"]\n')
+    first = ask(aicache_home, None, "shout this", "-p", "command")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == b"echo: SHOUT THIS\n"
+    again = ask(aicache_home, None, "shout this", "-p", "command")
+    assert b"exact hit" in again.stderr
+
+
+def test_log_and_stats(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("use git commit --amend", usage=(10, 20)))
+    ask(aicache_home, fake_llm, "fix the last commit message")
+    ask(aicache_home, fake_llm, "fix the last commit message")
+    ask(aicache_home, fake_llm, "unrelated thing about docker")
+    found = run(aicache_home, None, "log", "-q", "commit", "--json")
+    episodes = json.loads(found.stdout)["episodes"]
+    assert [e["outcome"] for e in episodes] == ["exact_hit", "miss"]
+    assert run(aicache_home, None, "log", "-n", "1", "--json").stdout.count(b'"id"') == 1
+    table = run(aicache_home, None, "log", "-q", "docker")
+    assert b"docker" in table.stdout and b"commit" not in table.stdout
+    stats = json.loads(run(aicache_home, None, "stats", "--json").stdout)["models"]
+    (model,) = stats
+    assert model["exact_hits"] == 1 and model["misses"] == 2 and model["tokens_saved"] == 30
+
+
+def test_config_and_keys(aicache_home: Path) -> None:
+    assert run(aicache_home, None, "config", "set", "model", "gpt-4.1-mini").returncode == 0
+    shown = json.loads(run(aicache_home, None, "config", "show", "--json").stdout)
+    assert shown["settings"]["model"] == "gpt-4.1-mini"
+    assert run(aicache_home, None, "config", "set", "nonsense.key", "1").returncode == 5
+    assert run(aicache_home, None, "keys", "set", "openai", stdin=b"sk-stored-key-0123456789\n").returncode == 0
+    key_file = Path(run(aicache_home, None, "keys", "path").stdout.decode().strip())
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    listed = run(aicache_home, None, "keys", "list").stdout
+    assert b"openai" in listed and b"sk-stored-key-0123456789" not in listed
+    key_file.write_text("{not json")
+    broken = run(aicache_home, None, "keys", "list")
+    assert broken.returncode == 5 and b"keys.json" in broken.stderr
+
+
+def test_database_file_is_private(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    ask(aicache_home, fake_llm, "anything")
+    assert (aicache_home / "data" / "aicache.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_exact_hit_imports_nothing_heavy(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    assert ask(aicache_home, fake_llm, "warm the cache").returncode == 0
+    probe = (
+        "import sys; from aicache.cli import main; sys.argv = ['aicache', 'ask', 'warm the cache']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY:' + ' '.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        env=cli_env(aicache_home),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert b"cache: exact hit" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == b"HEAVY:"
+    import_only = subprocess.run(
+        [sys.executable, "-c", f"import sys, aicache.cli; print([m for m in {HEAVY!r} if m in sys.modules])"],
+        capture_output=True,
+        env=cli_env(aicache_home),
+    )
+    assert import_only.stdout.strip() == b"[]"
+
+
+def test_concurrent_asks_lose_nothing(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    """8 processes x 50 asks against one store at once: every episode present, never 'database is locked'."""
+    worker = (
+        "import sys\n"
+        "from aicache import config, db\n"
+        "from aicache.ask import AskContext, ask\n"
+        "from aicache.request import AskRequest\n"
+        "ctx = AskContext(settings=config.load(), conn=db.connect(), api_key='k')\n"
+        "for i in range(50):\n"
+        "    q = f'question {i % 20} from the pool'\n"
+        "    ask(AskRequest(question=q, provider='openai', model='m', base_url=sys.argv[1]), ctx, lambda t: None)\n"
+    )
+    env = cli_env(aicache_home)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", worker, fake_llm.openai_url], env=env, stderr=subprocess.PIPE)
+        for _ in range(8)
+    ]
+    errors = [p.communicate(timeout=240)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), b"\n".join(errors).decode()[-2000:]
+    assert not any(b"locked" in e for e in errors)
+    assert rows(aicache_home, "SELECT COUNT(*) FROM episodes") == [(400,)]
+    assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(20,)]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_unexpected_errors_are_one_line_and_debug_shows_traceback(aicache_home: Path) -> None:
+    (aicache_home / "config.toml").write_text("this is = = not toml")
+    plain = run(aicache_home, None, "ask", "x")
+    assert plain.returncode == 5 and len(plain.stderr.strip().splitlines()) == 1
+    debug = run(aicache_home, None, "ask", "x", env={"AICACHE_DEBUG": "1"})
+    assert b"Traceback" in debug.stderr
