@@ -215,6 +215,13 @@ def test_read_timeout_fires_and_nothing_is_cached(aicache_home: Path, fake_llm: 
     assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(0,)]
 
 
+def _default_sigint() -> None:
+    # Background jobs and wrappers such as timeout(1) can hand children SIGINT ignored or blocked; Python then
+    # never raises KeyboardInterrupt. A user's terminal delivers it normally: give the child that situation.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_while_streaming_exits_130_and_leaves_no_entry_or_lock(aicache_home: Path, fake_llm: FakeLLM) -> None:
     fake_llm.enqueue(Reply.trickle("a b c d e f g h i j k l m n o p", interval=0.5))
     env = cli_env(aicache_home, OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-x")
@@ -224,12 +231,13 @@ def test_ctrl_c_while_streaming_exits_130_and_leaves_no_entry_or_lock(aicache_ho
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         env=env,
+        preexec_fn=_default_sigint,
     )
     assert proc.stdout is not None
     proc.stdout.read(1)  # the stream has started
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
-    assert proc.returncode == 130
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
     assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(0,)]
     assert rows(aicache_home, "SELECT outcome, error FROM episodes") == [("error", "interrupted")]
     fake_llm.enqueue(Reply.text("done"))
@@ -272,7 +280,9 @@ def test_secrets_are_redacted_before_sending_and_storing(aicache_home: Path, fak
 def test_anthropic_provider(aicache_home: Path, fake_llm: FakeLLM) -> None:
     env = {"ANTHROPIC_API_KEY": "sk-ant-test-key-0123456789"}
     cfg = aicache_home / "config.toml"
-    cfg.write_text(cfg.read_text() + f'[providers.anthropic]\nbase_url = "{fake_llm.url}"\n')
+    cfg.write_text(
+        cfg.read_text() + f'[providers.anthropic]\nbase_url = "{fake_llm.url}"\nsend_key_to_custom_base_url = true\n'
+    )
     fake_llm.enqueue(Reply.text("hello from claude"))
     result = ask(aicache_home, None, "hi", "-m", "claude-3-5-haiku-latest", env=env)
     assert result.returncode == 0, result.stderr
@@ -331,6 +341,7 @@ def test_database_file_is_private(aicache_home: Path, fake_llm: FakeLLM) -> None
 
 def test_exact_hit_imports_nothing_heavy(aicache_home: Path, fake_llm: FakeLLM) -> None:
     assert ask(aicache_home, fake_llm, "warm the cache").returncode == 0
+    env = cli_env(aicache_home, OPENAI_BASE_URL=fake_llm.openai_url)
     probe = (
         "import sys; from aicache.cli import main; sys.argv = ['aicache', 'ask', 'warm the cache']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
@@ -339,7 +350,7 @@ def test_exact_hit_imports_nothing_heavy(aicache_home: Path, fake_llm: FakeLLM) 
     result = subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,
-        env=cli_env(aicache_home),
+        env=env,
         stdin=subprocess.DEVNULL,
         timeout=60,
     )
