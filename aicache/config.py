@@ -23,7 +23,11 @@ DEFAULTS: dict[str, Any] = {
     "stream": True,
     "providers": {
         "openai": {"base_url": "https://api.openai.com/v1", "send_key_to_custom_base_url": False},
-        "anthropic": {"base_url": "https://api.anthropic.com", "max_tokens": 4096},
+        "anthropic": {
+            "base_url": "https://api.anthropic.com",
+            "max_tokens": 4096,
+            "send_key_to_custom_base_url": False,
+        },
         "ollama": {"host": "http://localhost:11434"},
         "command": {"argv": [], "prompt_via": "stdin", "timeout": 300},
     },

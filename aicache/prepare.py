@@ -9,7 +9,7 @@ request exists, so nothing downstream (provider, store, episode) can see them.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aicache import redact, templates
@@ -33,12 +33,14 @@ class RawAsk:
     system: str | None = None
     template: str | None = None
     params: Params = ()
+    key: str | None = field(default=None, repr=False)  # --key: overrides the key file and the environment
 
 
 @dataclass(frozen=True)
 class Prepared:
     request: AskRequest
     warnings: tuple[str, ...]
+    api_key: str | None = field(default=None, repr=False)
 
 
 def _attachment_text(path: Path, limit: int) -> tuple[str, str | None]:
@@ -86,8 +88,10 @@ def _endpoint_label(settings: Settings, provider: str, base_url: str | None) -> 
     return base_url
 
 
-def prepare(raw: RawAsk, settings: Settings, base_url: str | None) -> Prepared:
-    """Build the request. ``base_url`` is the resolved endpoint (see ``providers.resolve_endpoint``)."""
+def prepare(raw: RawAsk, settings: Settings) -> Prepared:
+    """Build the request and pick the key it may be sent with (``providers.resolve_endpoint``)."""
+    from aicache.providers import resolve_endpoint
+
     warnings: list[str] = []
     limit = int(settings.get("limits.max_input_bytes", 1_000_000))
     question = repair_argument(raw.question)
@@ -101,6 +105,7 @@ def prepare(raw: RawAsk, settings: Settings, base_url: str | None) -> Prepared:
         question_text, input_text = input_text.strip(), None
     extra = redact.user_patterns(list(settings.get("redact.patterns", [])))
     provider, model = resolve_model(settings, raw.model, raw.provider)
+    base_url, api_key = resolve_endpoint(settings, provider, raw.base_url, raw.key)
     request = AskRequest(
         question=_redacted(question_text, extra, warnings, "the question") or "",
         provider=provider,
@@ -111,4 +116,4 @@ def prepare(raw: RawAsk, settings: Settings, base_url: str | None) -> Prepared:
         template=templates.load(raw.template) if raw.template else None,
         params=tuple(sorted(raw.params)),
     )
-    return Prepared(request, tuple(warnings))
+    return Prepared(request, tuple(warnings), api_key)

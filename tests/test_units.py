@@ -132,7 +132,7 @@ def test_invalid_utf8_is_replaced_with_a_warning() -> None:
 def test_prepare_combines_stdin_and_redacts_before_the_request_exists() -> None:
     settings = load()
     raw = RawAsk(question="write a commit message", stdin=b"+API_TOKEN=abcd1234efgh\n")
-    prepared = prepare(raw, settings, "http://127.0.0.1:1/v1")
+    prepared = prepare(raw, settings)
     assert prepared.request.input_text is not None and "abcd1234" not in prepared.request.input_text
     assert "abcd1234" not in prepared.request.user_message()
     assert any("redacted" in w for w in prepared.warnings)
@@ -140,11 +140,11 @@ def test_prepare_combines_stdin_and_redacts_before_the_request_exists() -> None:
 
 def test_prepare_refuses_an_empty_question_and_empty_stdin() -> None:
     with pytest.raises(UsageError, match="nothing to ask"):
-        prepare(RawAsk(question="   ", stdin=b""), load(), None)
+        prepare(RawAsk(question="   ", stdin=b""), load())
 
 
 def test_stdin_alone_is_the_question() -> None:
-    prepared = prepare(RawAsk(question="", stdin=b"what is a monad\n"), load(), None)
+    prepared = prepare(RawAsk(question="", stdin=b"what is a monad\n"), load())
     assert prepared.request.question == "what is a monad" and prepared.request.input_text is None
 
 

@@ -72,7 +72,6 @@ def ask(
     from aicache.ask import AskContext, CacheMode
     from aicache.ask import ask as run_ask
     from aicache.prepare import RawAsk, prepare
-    from aicache.providers import resolve_endpoint
 
     settings = config.load()
     params = [_parse_option(o) for o in option or []]
@@ -87,18 +86,15 @@ def ask(
         system=system,
         template=template,
         params=tuple(params),
+        key=key,
     )
-    from aicache.models import resolve_model
-
-    provider_name, _ = resolve_model(settings, model, provider)
-    endpoint, api_key = resolve_endpoint(settings, provider_name, base_url, key)
-    prepared = prepare(raw, settings, endpoint)
+    prepared = prepare(raw, settings)
     for warning in prepared.warnings:
         output.warn(warning)
     ctx = AskContext(
         settings=settings,
         conn=db.connect(),
-        api_key=api_key,
+        api_key=prepared.api_key,
         stream=settings.get("stream", True) if stream is None else stream,
         mode=CacheMode(_mode(no_cache, refresh, cache_only)),
         on_note=output.note,

@@ -1,0 +1,116 @@
+"""The key file: API keys stored by ``aicache key set``, one JSON object ``{name: key}``.
+
+A name is a provider ("openai", "anthropic") or an exact base URL ("https://openrouter.ai/api/v1"): a key
+stored under a base URL is sent to that endpoint only (see ``providers.resolve_endpoint``).
+
+The file is private from its first byte: it is written to a new temporary file opened with mode 0600
+(``O_CREAT | O_EXCL``, then ``fchmod`` in case the umask is odd), flushed to disk and renamed over the old one,
+so there is never a moment when a key sits in a world-readable file or a half-written one. A file that is not
+a JSON object of strings is an error naming the file, never silently replaced: that would lose the user's keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from aicache import paths
+from aicache.errors import ConfigError, UsageError
+
+
+def keys_path() -> Path:
+    """Where the key file lives (``keys.json`` in the config directory)."""
+    return paths.keys_file()
+
+
+def get_key(name: str) -> str | None:
+    """The key stored for a provider or base URL, or None."""
+    return _read().get(_normalize(name))
+
+
+def set_key(name: str, key: str) -> Path:
+    """Store ``key`` for a provider or base URL, keeping the other keys; return the file's path."""
+    key = key.strip()  # a pasted key often brings its newline along
+    if not key or any(c.isspace() for c in key):
+        raise UsageError("an API key cannot be empty or contain spaces")
+    if not _normalize(name):
+        raise UsageError("a key needs a provider name or base URL to be stored under")
+    keys = _read()
+    keys[_normalize(name)] = key
+    _write(keys)
+    return keys_path()
+
+
+def delete_key(name: str) -> bool:
+    """Remove the key stored for ``name``; return whether there was one."""
+    keys = _read()
+    if keys.pop(_normalize(name), None) is None:
+        return False
+    _write(keys)
+    return True
+
+
+def list_keys() -> dict[str, str]:
+    """Every stored name with its key masked (``sk-...abcd``), safe to print."""
+    return {name: mask(key) for name, key in sorted(_read().items())}
+
+
+def mask(key: str) -> str:
+    """Enough of a key to tell two apart, never enough to use: a short prefix and the last four characters."""
+    if len(key) < 16:
+        return "****"  # too short to show any of it safely
+    prefix = key[: key.index("-") + 1] if "-" in key[:8] else key[:3]
+    return f"{prefix}...{key[-4:]}"
+
+
+def _normalize(name: str) -> str:
+    name = name.strip()
+    # "https://host/v1/" and "https://host/v1" are the same endpoint
+    return name.rstrip("/") if "://" in name else name
+
+
+def _read() -> dict[str, str]:
+    path = keys_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the key file {path}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"the key file {path} is not valid JSON ({exc}); fix or remove it") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise ConfigError(f'the key file {path} must be a JSON object of strings ({{"openai": "sk-..."}})')
+    return data
+
+
+def _write(keys: dict[str, str]) -> None:
+    path = keys_path()
+    paths.ensure_private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(fd, 0o600)  # the umask can only remove bits; this also undoes one that removed ours
+            json.dump(keys, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable: after a crash the file is the old or the new version, not missing.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

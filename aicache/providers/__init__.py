@@ -1,0 +1,140 @@
+"""Providers: which ones exist, where each one's endpoint is, and which key it may be given.
+
+This module stays import-light (no httpx, no provider module) because the exact-hit path resolves the
+endpoint, which is part of the cache partition, without ever calling a provider.
+
+Endpoints (``resolve_endpoint``):
+
+* openai: ``--base-url`` > ``OPENAI_BASE_URL`` > ``providers.openai.base_url``.
+* ollama: the OpenAI protocol at ``--base-url`` > ``OLLAMA_HOST`` > ``providers.ollama.host``, with ``/v1``
+  added; ``OLLAMA_HOST`` may omit the scheme and port, as Ollama allows (``localhost`` means
+  ``http://localhost:11434``).
+* anthropic: ``--base-url`` > ``providers.anthropic.base_url``.
+* command: no endpoint and no key.
+
+Keys: ``--key`` > the key file > the environment (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``); Ollama gets
+only an explicit ``--key``. Key safety rule: a stored or environment key is meant for the provider's own
+service, so it is sent to another base URL only when ``providers.<name>.send_key_to_custom_base_url`` is true,
+or when ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` both come from the environment (the user paired them).
+A key stored in the key file under that exact base URL is always sent to it, and so is ``--key``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from aicache.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aicache.config import Settings
+    from aicache.providers.base import Provider
+
+PROVIDERS = ("openai", "anthropic", "ollama", "command")
+
+DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+DEFAULT_OLLAMA_HOST = "http://localhost:11434"
+OLLAMA_PORT = 11434
+
+
+def get_provider(name: str, settings: Settings | None = None) -> Provider:
+    """The provider called ``name``, configured from ``settings`` (the config file's when not given)."""
+    if name in ("openai", "ollama"):
+        from aicache.providers.openai import OpenAIProvider
+
+        default_url = _ollama_base_url(DEFAULT_OLLAMA_HOST) if name == "ollama" else DEFAULT_BASE_URLS["openai"]
+        return OpenAIProvider(name, default_url)
+    if name not in PROVIDERS:
+        raise ConfigError(f"unknown provider {name!r}; known providers: {', '.join(PROVIDERS)}")
+    if settings is None:
+        from aicache import config
+
+        settings = config.load()
+    if name == "anthropic":
+        from aicache.providers.anthropic import DEFAULT_MAX_TOKENS, AnthropicProvider
+
+        max_tokens = settings.get("providers.anthropic.max_tokens", DEFAULT_MAX_TOKENS)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ConfigError(f"providers.anthropic.max_tokens must be a positive integer, not {max_tokens!r}")
+        return AnthropicProvider(max_tokens)
+    from aicache.providers.command import CommandProvider
+
+    return CommandProvider(settings.provider_settings("command"))
+
+
+def resolve_endpoint(
+    settings: Settings, provider_name: str, base_url_override: str | None, key_override: str | None
+) -> tuple[str | None, str | None]:
+    """``(base_url, api_key)`` for ``provider_name`` by the precedence rules in the module docstring."""
+    explicit_key = key_override or None
+    if provider_name == "command":
+        return None, None
+    if provider_name == "ollama":
+        host = base_url_override or _env("OLLAMA_HOST") or settings.get("providers.ollama.host")
+        return _ollama_base_url(str(host or DEFAULT_OLLAMA_HOST)), explicit_key
+    env_pair = False
+    if provider_name == "openai":
+        env_pair = not base_url_override and _env("OPENAI_BASE_URL") is not None
+        base_url = base_url_override or _env("OPENAI_BASE_URL") or settings.get("providers.openai.base_url")
+    elif provider_name == "anthropic":
+        base_url = base_url_override or settings.get("providers.anthropic.base_url")
+    else:
+        raise ConfigError(f"unknown provider {provider_name!r}; known providers: {', '.join(PROVIDERS)}")
+    base_url = str(base_url or DEFAULT_BASE_URLS[provider_name]).strip().rstrip("/")
+    if explicit_key:
+        return base_url, explicit_key
+    return base_url, _stored_or_env_key(settings, provider_name, base_url, env_pair)
+
+
+def is_default_endpoint(provider_name: str, base_url: str) -> bool:
+    """Whether ``base_url`` is the provider's own service (https on its official host)."""
+    default = DEFAULT_BASE_URLS.get(provider_name)
+    if default is None:
+        return False
+    ours, theirs = urlsplit(default), urlsplit(base_url)
+    return theirs.scheme == "https" and theirs.hostname == ours.hostname
+
+
+def _stored_or_env_key(settings: Settings, provider_name: str, base_url: str, env_pair: bool) -> str | None:
+    from aicache import credentials
+
+    bound = credentials.get_key(base_url)
+    if bound:
+        return bound  # the user stored this key for exactly this endpoint
+    stored = credentials.get_key(provider_name)
+    key = stored or _env(KEY_ENV[provider_name])
+    if key is None:
+        return None
+    if is_default_endpoint(provider_name, base_url):
+        return key
+    if env_pair and stored is None:
+        return key  # OPENAI_BASE_URL and OPENAI_API_KEY set together (OpenRouter, vLLM): the user paired them
+    # Never hand the user's OpenAI or Anthropic key to some other server unless they said so.
+    allowed = settings.get(f"providers.{provider_name}.send_key_to_custom_base_url", False) is True
+    return key if allowed else None
+
+
+def _ollama_base_url(host: str) -> str:
+    """``http://host:11434/v1`` from an OLLAMA_HOST-style value (scheme, port and ``/v1`` optional)."""
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        host = "http://" + host
+    parts = urlsplit(host)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"invalid Ollama host {host!r}: bad port") from None
+    if not parts.hostname:
+        raise ConfigError(f"invalid Ollama host {host!r}: no host name")
+    if port is None and parts.scheme == "http":
+        parts = parts._replace(netloc=f"{parts.netloc}:{OLLAMA_PORT}")
+    path = parts.path.rstrip("/")
+    return parts._replace(path=path if path.endswith("/v1") else path + "/v1").geturl()
+
+
+def _env(name: str) -> str | None:
+    # An empty variable (OPENAI_API_KEY= in a .env file) means unset, not an empty key.
+    value = os.environ.get(name, "").strip()
+    return value or None
