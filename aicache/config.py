@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "limits": {"max_input_bytes": 1_000_000},
     "cache": {"semantic": True},
+    "hook": {"timeout": 5.0, "max_diff_bytes": 32_000, "template": "commit-message"},
     "redact": {"patterns": []},
 }
 

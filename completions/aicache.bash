@@ -11,28 +11,44 @@ _aicache() {
             "config path") path="config path" ;;
             "config set") path="config set" ;;
             "config show") path="config show" ;;
+            "eval") path="eval" ;;
+            "hook") path="hook" ;;
+            "hook install") path="hook install" ;;
+            "hook run") path="hook run" ;;
+            "hook status") path="hook status" ;;
+            "hook uninstall") path="hook uninstall" ;;
             "keys") path="keys" ;;
             "keys list") path="keys list" ;;
             "keys path") path="keys path" ;;
             "keys set") path="keys set" ;;
             "log") path="log" ;;
+            "reindex") path="reindex" ;;
             "stats") path="stats" ;;
+            "why") path="why" ;;
         esac
     done
     local words
     case "$path" in
-        "") words="ask config keys log stats --version --help" ;;
+        "") words="ask config eval hook keys log reindex stats why --version --help" ;;
         "ask") words="--attach --base-url --cache-only --json --key --max-tokens --model --no-cache --no-stdin --no-stream --option --provider --refresh --stream --system --temperature --template -a -m -o -p -s -t --help" ;;
         "config") words="path set show --help" ;;
         "config path") words="--help" ;;
         "config set") words="--help" ;;
         "config show") words="--json --help" ;;
+        "eval") words="--json --sweep --threshold --help" ;;
+        "hook") words="install run status uninstall --help" ;;
+        "hook install") words="--global --help" ;;
+        "hook run") words="--help" ;;
+        "hook status") words="--global --json --help" ;;
+        "hook uninstall") words="--global --help" ;;
         "keys") words="list path set --help" ;;
         "keys list") words="--help" ;;
         "keys path") words="--help" ;;
         "keys set") words="--key --help" ;;
         "log") words="--json --limit --outcome --query -n -q --help" ;;
+        "reindex") words="--help" ;;
         "stats") words="--days --json --help" ;;
+        "why") words="--json --help" ;;
     esac
     COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }

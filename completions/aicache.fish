@@ -36,6 +36,25 @@ complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcom
 complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from path set show' -a show -d 'Show every setting with its current value (defaults, config file and environment merged).'
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l json
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l help
+complete -c aicache -n '__fish_use_subcommand' -a eval -d 'How safe is this cache on labelled pairs? Runs them through a fresh temporary cache.'
+complete -c aicache -n '__fish_seen_subcommand_from eval' -l json
+complete -c aicache -n '__fish_seen_subcommand_from eval' -l sweep
+complete -c aicache -n '__fish_seen_subcommand_from eval' -l threshold
+complete -c aicache -n '__fish_seen_subcommand_from eval' -l help
+complete -c aicache -n '__fish_use_subcommand' -a hook -d 'Git hooks: a suggested commit message from the staged diff (cached per diff).'
+complete -c aicache -n '__fish_seen_subcommand_from hook && not __fish_seen_subcommand_from install run status uninstall' -l help
+complete -c aicache -n '__fish_seen_subcommand_from hook && not __fish_seen_subcommand_from install run status uninstall' -a install -d 'Install prepare-commit-msg and post-commit; an existing hook is kept and runs first.'
+complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from install' -l global
+complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from install' -l help
+complete -c aicache -n '__fish_seen_subcommand_from hook && not __fish_seen_subcommand_from install run status uninstall' -a run -d 'Run a hook as git would (what the installed scripts do). Always exits 0.'
+complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from run' -l help
+complete -c aicache -n '__fish_seen_subcommand_from hook && not __fish_seen_subcommand_from install run status uninstall' -a status -d 'Show where git looks for hooks, what aicache installed there, and what it chains.'
+complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from status' -l global
+complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from status' -l json
+complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from status' -l help
+complete -c aicache -n '__fish_seen_subcommand_from hook && not __fish_seen_subcommand_from install run status uninstall' -a uninstall -d 'Remove aicache's hooks and restore exactly what was there before.'
+complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from uninstall' -l global
+complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from uninstall' -l help
 complete -c aicache -n '__fish_use_subcommand' -a keys -d 'Store API keys in a private key file (mode 0600).'
 complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path set' -l help
 complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path set' -a list -d 'List stored keys, masked.'
@@ -53,7 +72,12 @@ complete -c aicache -n '__fish_seen_subcommand_from log' -l query
 complete -c aicache -n '__fish_seen_subcommand_from log' -s n
 complete -c aicache -n '__fish_seen_subcommand_from log' -s q
 complete -c aicache -n '__fish_seen_subcommand_from log' -l help
+complete -c aicache -n '__fish_use_subcommand' -a reindex -d 'Rebuild the vector index from the store (re-embedding entries made with another model).'
+complete -c aicache -n '__fish_seen_subcommand_from reindex' -l help
 complete -c aicache -n '__fish_use_subcommand' -a stats -d 'Hit rates by kind, time and tokens saved, per model.'
 complete -c aicache -n '__fish_seen_subcommand_from stats' -l days
 complete -c aicache -n '__fish_seen_subcommand_from stats' -l json
 complete -c aicache -n '__fish_seen_subcommand_from stats' -l help
+complete -c aicache -n '__fish_use_subcommand' -a why -d 'Why an episode was a hit or a miss: matched entry, similarity, threshold, partition, verdicts.'
+complete -c aicache -n '__fish_seen_subcommand_from why' -l json
+complete -c aicache -n '__fish_seen_subcommand_from why' -l help

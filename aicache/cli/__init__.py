@@ -14,7 +14,7 @@ import sys
 import typer
 
 from aicache import __version__
-from aicache.cli import ask_cmd, config_cmds, memory_cmds
+from aicache.cli import ask_cmd, config_cmds, hook_cmds, memory_cmds, semantic_cmds
 from aicache.errors import AicacheError, ExitCode
 
 app = typer.Typer(
@@ -45,6 +45,8 @@ def _root(
 ask_cmd.register(app)
 memory_cmds.register(app)
 config_cmds.register(app)
+semantic_cmds.register(app)
+hook_cmds.register(app)
 
 
 def main() -> None:
