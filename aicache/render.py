@@ -7,6 +7,8 @@ rich writes plain text when stdout is not a terminal and honours ``NO_COLOR``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -87,3 +89,51 @@ def key_values(title: str, values: dict[str, Any]) -> None:
     for name, value in values.items():
         table.add_row(name, str(value))
     console.print(table)
+
+
+def explanation(found: Any) -> None:
+    episode = found.episode
+    console.print(f"[bold]episode {episode['id']}[/bold]: {found.summary}")
+    console.print(f"question: {episode['question']}")
+    if found.entry is not None:
+        console.print(f"entry {found.entry.id}: {_short(found.entry.question, 100)}")
+    if episode.get("threshold") is not None:
+        console.print(f"threshold: {episode['threshold']:.3f}")
+    if found.partition:
+        key_values("partition", {k: v for k, v in found.partition.items() if v not in (None, {}, "")})
+    if not found.candidates:
+        return
+    table = Table(title="candidates", box=None, header_style="bold", title_justify="left")
+    for column in ("entry", "similarity", "verdict", "question", "reasons"):
+        table.add_column(column, overflow="fold")
+    for c in found.candidates:
+        table.add_row(
+            str(c.get("entry_id", "")),
+            f"{c.get('similarity', 0):.3f}",
+            "accepted" if c.get("accepted") else "refused",
+            _short(c.get("question"), 50),
+            "; ".join(c.get("reasons", [])),
+        )
+    console.print(table)
+
+
+@contextmanager
+def progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr for long batches; the yielded ``advance(done, total)`` moves it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task(label, total=None)
+
+    def advance(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar:
+        yield advance

@@ -1,0 +1,65 @@
+"""``aicache why``, ``aicache eval`` and ``aicache reindex``: inspect and measure the semantic tier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from aicache import output
+
+
+def why(
+    episode_id: int = typer.Argument(..., help="Episode id, as shown by `aicache log`."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Why an episode was a hit or a miss: matched entry, similarity, threshold, partition, verdicts."""
+    from aicache import db
+    from aicache.explain import explain
+
+    found = explain(db.connect(), episode_id)
+    if json_out:
+        from dataclasses import asdict
+
+        entry = asdict(found.entry) if found.entry else None
+        output.emit_json({"summary": found.summary, "episode": found.episode, "entry": entry,
+                          "partition": found.partition, "candidates": found.candidates})
+        return
+    from aicache import render
+
+    render.explanation(found)
+
+
+def eval_command(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Labelled pairs (JSONL)."),
+    threshold: float = typer.Option(None, "--threshold", help="Similarity threshold to evaluate."),
+    sweep: bool = typer.Option(False, "--sweep", help="Also print the curve over thresholds."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """How safe is this cache on labelled pairs? Runs them through a fresh temporary cache."""
+    from aicache import config, evaluate, render
+
+    evalset = evaluate.load_pairs(file)
+    with render.progress("evaluating") as advance:
+        report = evaluate.run_eval(evalset, settings=config.load(), threshold=threshold, sweep=sweep,
+                                   progress=advance)
+    if json_out:
+        output.emit_json(report.to_json())
+        return
+    render.eval_report(report)
+
+
+def reindex() -> None:
+    """Rebuild the vector index from the store (re-embedding entries made with another model)."""
+    from aicache import config, db, render, semantic
+
+    conn = db.connect()
+    with render.progress("reindexing") as advance:
+        count = semantic.reindex(conn, config.load(), advance)
+    output.note(f"indexed {count} entries")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(why)
+    app.command("eval")(eval_command)
+    app.command()(reindex)

@@ -1,0 +1,49 @@
+"""``why``: everything recorded about one episode's cache decision, as data.
+
+The episode keeps the similarity, the threshold and the verifier's verdict on every candidate it considered, so
+a hit or a miss can be explained after the fact without re-running the model.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from aicache import cache, memory
+from aicache.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Explanation:
+    episode: dict[str, Any]
+    entry: cache.Entry | None  # the entry served (hits) or stored (misses)
+    partition: dict[str, Any] | None
+    candidates: list[dict[str, Any]]  # verifier verdicts, best first
+
+    @property
+    def summary(self) -> str:
+        outcome = self.episode["outcome"]
+        similarity, threshold = self.episode.get("similarity"), self.episode.get("threshold")
+        if outcome == "exact_hit":
+            return "exact hit: the same normalized question was cached in the same partition"
+        if outcome == "semantic_hit":
+            return f"semantic hit: similarity {similarity:.3f} >= threshold {threshold:.3f} and the verifier agreed"
+        if outcome in ("refresh", "bypass"):
+            return f"{outcome}: the cache was not consulted"
+        if not self.candidates:
+            return f"{outcome}: no cached question in this partition came close enough"
+        refused = [c for c in self.candidates if not c.get("accepted")]
+        return f"{outcome}: {len(refused)} candidate(s) refused by the threshold or the verifier"
+
+
+def explain(conn: sqlite3.Connection, episode_id: int) -> Explanation:
+    episode = memory.get(conn, episode_id)
+    if episode is None:
+        raise UsageError(f"no episode {episode_id} (see `aicache log`)")
+    entry = cache.get_entry(conn, episode["entry_id"]) if episode.get("entry_id") else None
+    row = conn.execute("SELECT spec FROM partitions WHERE key = ?", (episode.get("partition_key"),)).fetchone()
+    partition = json.loads(row[0]) if row else None
+    candidates = sorted(episode.get("verdicts") or [], key=lambda c: -(c.get("similarity") or 0))
+    return Explanation(episode, entry, partition, candidates)
