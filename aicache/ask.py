@@ -76,6 +76,7 @@ class AskContext:
     source: str = "cli"
     cwd: Path = field(default_factory=Path.cwd)
     on_note: NoteSink = lambda _note: None
+    announced_export: bool = False
 
 
 def _chunks(text: str) -> list[str]:
@@ -131,10 +132,21 @@ def _serve_hit(
     )
 
 
+def _announce_model_export(ctx: AskContext) -> None:
+    """The first semantic use exports the embedding model to ONNX (~15 s, once): say so before the wait."""
+    from aicache import embeddings
+
+    if not ctx.announced_export and not embeddings.is_prepared(ctx.settings):
+        ctx.announced_export = True
+        ctx.on_note("preparing the embedding model for the semantic tier (one time, about 15 s)")
+
+
 def _semantic_lookup(request: AskRequest, ctx: AskContext) -> _Semantic:
     if not ctx.settings.get("cache.semantic", True):
         return _Semantic()
     from aicache import semantic
+
+    _announce_model_export(ctx)
 
     try:
         result = semantic.lookup(ctx.conn, ctx.settings, request.partition_key, request.question)
@@ -179,6 +191,7 @@ def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) ->
         return None, None
     from aicache import semantic
 
+    _announce_model_export(ctx)
     try:
         vector = found.vector or semantic.embed_question(ctx.settings, request.question)
         return vector, semantic.model_id(ctx.settings)

@@ -81,7 +81,34 @@ def m001_initial(db: Any) -> None:
     db["episodes"].enable_fts(["question", "answer", "error"], create_triggers=True, tokenize="porter")
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
+def m002_index_log(db: Any) -> None:
+    """A change feed of entry vectors for the HNSW index (aicache/index.py), and a covering index for partitions.
+
+    Triggers log every insert with a vector, every change of id, partition, vector or model, and every delete of an
+    entry that had a vector, whoever makes the change; the index replays the log after its watermark. Entries
+    stored before this migration have no log rows: an index file written before it has no descriptor, so it is
+    rebuilt.
+    """
+    db.execute("CREATE TABLE index_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, entry_id INTEGER NOT NULL)")
+    db.execute(
+        """CREATE TRIGGER entries_index_insert AFTER INSERT ON entries WHEN NEW.embedding IS NOT NULL
+        BEGIN INSERT INTO index_log (entry_id) VALUES (NEW.id); END"""
+    )
+    db.execute(
+        """CREATE TRIGGER entries_index_update AFTER UPDATE OF id, partition_key, embedding, embed_model ON entries
+        BEGIN
+            INSERT INTO index_log (entry_id) VALUES (NEW.id);
+            INSERT INTO index_log (entry_id) SELECT OLD.id WHERE OLD.id != NEW.id;
+        END"""
+    )
+    db.execute(
+        """CREATE TRIGGER entries_index_delete AFTER DELETE ON entries WHEN OLD.embedding IS NOT NULL
+        BEGIN INSERT INTO index_log (entry_id) VALUES (OLD.id); END"""
+    )
+    db["entries"].create_index(["partition_key", "embed_model"])
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_index_log]
 
 
 def ensure_current(conn: sqlite3.Connection, *, readonly: bool = False) -> None:

@@ -137,3 +137,50 @@ def progress(label: str) -> Iterator[Callable[[int, int], None]]:
 
     with bar:
         yield advance
+
+
+def _rate_cell(rate: Any) -> str:
+    if not rate.total:
+        return "-"
+    low, high = rate.interval
+    return f"{rate.count}/{rate.total} = {rate.rate:.1%} [{low:.1%}, {high:.1%}]"
+
+
+def _scores_rows(table: Table, label: str, scores: Any) -> None:
+    table.add_row(
+        label,
+        _rate_cell(scores.paraphrases_served),
+        _rate_cell(scores.paraphrases_wrong),
+        _rate_cell(scores.negatives_wrong),
+        _rate_cell(scores.unrelated_wrong),
+    )
+
+
+def eval_report(report: Any) -> None:
+    console.print(
+        f"[bold]{report.source}[/bold]: {report.stored} questions stored, {report.probes} probes, "
+        f"threshold {report.threshold:.2f}, verifier {'on' if report.verifier else 'off'}, "
+        f"model {report.model}, {report.method}, {report.seconds:.1f} s"
+    )
+    table = Table(box=None, header_style="bold")
+    for column in ("", "paraphrases served", "paraphrases wrong", "near-misses wrong", "unrelated wrong"):
+        table.add_column(column)
+    _scores_rows(table, "overall", report.overall)
+    for category, scores in report.categories:
+        _scores_rows(table, category, scores)
+    console.print(table)
+    console.print("[dim]count/total = rate [95% Wilson interval]; wrong = another question's answer served[/dim]")
+    if not report.sweep:
+        return
+    sweep = Table(title="threshold sweep", box=None, header_style="bold", title_justify="left")
+    for column in ("threshold", "paraphrases served", "near-misses wrong", "unrelated wrong"):
+        sweep.add_column(column)
+    for point in report.sweep:
+        s = point.scores
+        sweep.add_row(
+            f"{point.threshold:.2f}",
+            _rate_cell(s.paraphrases_served),
+            _rate_cell(s.negatives_wrong),
+            _rate_cell(s.unrelated_wrong),
+        )
+    console.print(sweep)

@@ -22,8 +22,15 @@ def why(
         from dataclasses import asdict
 
         entry = asdict(found.entry) if found.entry else None
-        output.emit_json({"summary": found.summary, "episode": found.episode, "entry": entry,
-                          "partition": found.partition, "candidates": found.candidates})
+        output.emit_json(
+            {
+                "summary": found.summary,
+                "episode": found.episode,
+                "entry": entry,
+                "partition": found.partition,
+                "candidates": found.candidates,
+            }
+        )
         return
     from aicache import render
 
@@ -41,8 +48,7 @@ def eval_command(
 
     evalset = evaluate.load_pairs(file)
     with render.progress("evaluating") as advance:
-        report = evaluate.run_eval(evalset, settings=config.load(), threshold=threshold, sweep=sweep,
-                                   progress=advance)
+        report = evaluate.run_eval(evalset, settings=config.load(), threshold=threshold, sweep=sweep, progress=advance)
     if json_out:
         output.emit_json(report.to_json())
         return
