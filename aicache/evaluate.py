@@ -1,0 +1,554 @@
+"""``aicache eval``: how safe is the semantic tier on labelled questions?
+
+Protocol, the same for every file format:
+
+1. Every stored question gets an answer of its own, in a fresh cache built with the current settings.
+2. Each probe is looked up. A *paraphrase* must be served its own question's answer (another question's answer
+   is a wrong answer); a *negative* (a near-miss whose correct answer differs) and an *unrelated* question must
+   be served nothing.
+3. Counts become rates with Wilson 95% intervals, overall and per category. ``sweep=True`` repeats step 2 for
+   every threshold in ``SWEEP`` on the same embeddings.
+
+``load_pairs`` reads two JSONL shapes: the dev-set rows (``question``, ``paraphrases``, ``negatives``, optional
+``unrelated`` and ``category``) and plain pairs (``{"a": ..., "b": ..., "same_answer": true|false}``: ``a`` is
+stored, and ``b`` must be served ``a``'s answer when ``same_answer`` is true and nothing otherwise).
+
+Scoring (``score``) does not know how a lookup is made: it takes a function from a question to what was served.
+Two lookups exist:
+
+* ``StoreCache``, the real thing: the questions are stored in a fresh aicache store under a temporary home
+  (SQLite, vectors, HNSW index file), and each probe goes through the exact tier and ``semantic.lookup``, as
+  ``aicache ask`` would. The user's own store and index are never touched. This gives the main figures.
+* ``InMemoryCache``, the fast one for sweeps and tuning: every text is embedded once; the exact tier is
+  ``normalize_question`` equality; stored questions are ranked by brute-force cosine (exact, like the SQLite scan
+  the semantic tier uses for partitions of this size); the best candidates reaching the threshold go to
+  ``verify`` in order. Without the verifier it is the cosine-only baseline.
+
+The core never prints: ``progress(done, total)`` is called as probes are scored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aicache.errors import UsageError
+
+if TYPE_CHECKING:
+    from aicache.config import Settings
+
+SCHEMA = "aicache.eval/1"
+SWEEP: tuple[float, ...] = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))  # 0.50 .. 0.95
+Z95 = 1.959963984540054  # two-sided 95% normal quantile, for Wilson intervals
+
+PARAPHRASE, NEGATIVE, UNRELATED = "paraphrase", "negative", "unrelated"
+
+Progress = Callable[[int, int], None]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The evaluation set
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One question to look up, and what it must be served (an index into ``EvalSet.stored``, or nothing)."""
+
+    text: str
+    kind: str  # PARAPHRASE | NEGATIVE | UNRELATED
+    expected: int | None
+    category: str = ""
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Questions to store (each with its own answer) and probes to look up, read by ``load_pairs``."""
+
+    source: str
+    stored: tuple[str, ...]
+    probes: tuple[Probe, ...]
+
+
+class _SetBuilder:
+    """Collects rows into an ``EvalSet``; a question stored twice keeps its first answer."""
+
+    def __init__(self) -> None:
+        self.stored: list[str] = []
+        self.index: dict[str, int] = {}
+        self.probes: list[Probe] = []
+
+    def store(self, question: str) -> int:
+        if question not in self.index:
+            self.index[question] = len(self.stored)
+            self.stored.append(question)
+        return self.index[question]
+
+    def add_row(self, row: Mapping[str, Any], where: str) -> None:
+        category = _text(row.get("category", ""), f"{where}: category")
+        if "a" in row or "b" in row:
+            self._add_pair(row, category, where)
+        elif "question" in row:
+            self._add_question(row, category, where)
+        else:
+            raise UsageError(f"{where}: expected a 'question' row or an 'a'/'b' pair")
+
+    def _add_question(self, row: Mapping[str, Any], category: str, where: str) -> None:
+        question = _text(row["question"], f"{where}: question", required=True)
+        if row.get("unrelated"):
+            self.probes.append(Probe(question, UNRELATED, None, category or UNRELATED))
+            return
+        stored = self.store(question)
+        for text in _texts(row.get("paraphrases", []), f"{where}: paraphrases"):
+            self.probes.append(Probe(text, PARAPHRASE, stored, category))
+        for text in _texts(row.get("negatives", []), f"{where}: negatives"):
+            self.probes.append(Probe(text, NEGATIVE, None, category))
+
+    def _add_pair(self, row: Mapping[str, Any], category: str, where: str) -> None:
+        same = row.get("same_answer")
+        if not isinstance(same, bool):
+            raise UsageError(f'{where}: a pair needs "same_answer": true or false')
+        stored = self.store(_text(row.get("a"), f"{where}: a", required=True))
+        text = _text(row.get("b"), f"{where}: b", required=True)
+        self.probes.append(Probe(text, PARAPHRASE if same else NEGATIVE, stored if same else None, category))
+
+
+def _text(value: Any, what: str, *, required: bool = False) -> str:
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise UsageError(f"{what} must be {'a non-empty' if required else 'a'} string")
+    return value
+
+
+def _texts(values: Any, what: str) -> list[str]:
+    if not isinstance(values, list):
+        raise UsageError(f"{what} must be a list of strings")
+    return [_text(v, what, required=True) for v in values]
+
+
+def load_pairs(path: Path) -> EvalSet:
+    """Read a JSONL file of dev-set rows and/or plain pairs. Raises ``UsageError`` on a malformed line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    builder = _SetBuilder()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path.name}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{where}: not JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise UsageError(f"{where}: expected a JSON object")
+        builder.add_row(row, where)
+    if not builder.stored or not builder.probes:
+        raise UsageError(f"{path}: nothing to evaluate (it needs questions to store and questions to look up)")
+    return EvalSet(str(path), tuple(builder.stored), tuple(builder.probes))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scores
+
+
+def wilson(count: int, total: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for ``count`` successes out of ``total``; (0, 1) when there were no trials."""
+    if total == 0:
+        return 0.0, 1.0
+    p = count / total
+    centre = p + z * z / (2 * total)
+    spread = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
+    denominator = 1 + z * z / total
+    return max(0.0, (centre - spread) / denominator), min(1.0, (centre + spread) / denominator)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``count`` out of ``total``, with its Wilson 95% interval."""
+
+    count: int
+    total: int
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.total if self.total else 0.0
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson(self.count, self.total)
+
+    def to_json(self) -> dict[str, Any]:
+        low, high = self.interval
+        return {"count": self.count, "total": self.total, "rate": self.rate, "low": low, "high": high}
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The four figures that say whether a semantic cache is useful and safe."""
+
+    paraphrases_served: Rate  # the right answer served to a paraphrase
+    paraphrases_wrong: Rate  # another question's answer served to a paraphrase
+    negatives_wrong: Rate  # any answer served to a near-miss
+    unrelated_wrong: Rate  # any answer served to an unrelated question
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name).to_json() for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Served:
+    """What one lookup served: a stored question's index (or nothing), and the best similarity seen."""
+
+    entry: int | None
+    similarity: float
+
+
+Lookup = Callable[[str], Served]
+
+
+@dataclass
+class _Tally:
+    served: int = 0
+    wrong: int = 0
+    total: int = 0
+
+
+def _count(probe: Probe, served: Served, tally: _Tally) -> None:
+    tally.total += 1
+    if served.entry is None:
+        return
+    if probe.kind == PARAPHRASE and served.entry == probe.expected:
+        tally.served += 1
+    else:
+        tally.wrong += 1
+
+
+def _scores(tallies: Mapping[str, _Tally]) -> Scores:
+    para, neg, unrel = (tallies.get(kind, _Tally()) for kind in (PARAPHRASE, NEGATIVE, UNRELATED))
+    return Scores(
+        paraphrases_served=Rate(para.served, para.total),
+        paraphrases_wrong=Rate(para.wrong, para.total),
+        negatives_wrong=Rate(neg.wrong, neg.total),
+        unrelated_wrong=Rate(unrel.wrong, unrel.total),
+    )
+
+
+def score(
+    evalset: EvalSet, lookup: Lookup, progress: Callable[[], None] | None = None
+) -> tuple[Scores, tuple[tuple[str, Scores], ...]]:
+    """Look every probe up and count; returns the overall scores and the scores of each category."""
+    overall: dict[str, _Tally] = {}
+    by_category: dict[str, dict[str, _Tally]] = {}
+    for probe in evalset.probes:
+        served = lookup(probe.text)
+        _count(probe, served, overall.setdefault(probe.kind, _Tally()))
+        if probe.category:
+            _count(probe, served, by_category.setdefault(probe.category, {}).setdefault(probe.kind, _Tally()))
+        if progress is not None:
+            progress()
+    categories = tuple((name, _scores(tallies)) for name, tallies in sorted(by_category.items()))
+    return _scores(overall), categories
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The report
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    threshold: float
+    scores: Scores
+
+    def to_json(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, **self.scores.to_json()}
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Everything ``aicache eval`` measured; ``to_json`` is its versioned machine-readable shape."""
+
+    source: str
+    method: str  # how lookups were made (see ``InMemoryCache``)
+    model: str  # embedding model id
+    threshold: float
+    verifier: bool  # False: cosine similarity alone decided (the baseline)
+    stored: int
+    probes: int
+    overall: Scores
+    categories: tuple[tuple[str, Scores], ...] = ()
+    sweep: tuple[SweepPoint, ...] = ()
+    seconds: float = 0.0
+    schema: str = field(default=SCHEMA)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "source": self.source,
+            "method": self.method,
+            "model": self.model,
+            "threshold": self.threshold,
+            "verifier": self.verifier,
+            "stored": self.stored,
+            "probes": self.probes,
+            "seconds": round(self.seconds, 3),
+            "overall": self.overall.to_json(),
+            "categories": {name: scores.to_json() for name, scores in self.categories},
+            "sweep": [point.to_json() for point in self.sweep],
+        }
+
+
+def best_safe_point(sweep: Iterable[SweepPoint], max_wrong: float = 0.01) -> SweepPoint | None:
+    """The sweep point serving most paraphrases while wrong answers stay at or under ``max_wrong``
+    of negatives, of unrelated questions and of paraphrases; None if no point qualifies."""
+    safe = [
+        p
+        for p in sweep
+        if p.scores.negatives_wrong.rate <= max_wrong
+        and p.scores.unrelated_wrong.rate <= max_wrong
+        and p.scores.paraphrases_wrong.rate <= max_wrong
+    ]
+    return max(safe, key=lambda p: (p.scores.paraphrases_served.rate, -p.threshold), default=None)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Lookups
+
+
+class InMemoryCache:
+    """The eval set's questions embedded once, looked up the way the semantic tier looks them up.
+
+    Brute-force cosine over all stored questions replaces the HNSW index (exact, and an eval set is small);
+    the exact tier is ``normalize_question`` equality; candidates reaching the threshold go to ``verify``
+    best first, up to ``CANDIDATES``.
+    """
+
+    method = "in-memory: exact tier, brute-force cosine, verifier"
+
+    def __init__(self, stored: Sequence[str], ranked: Mapping[str, list[tuple[int, float]]], model: str) -> None:
+        from aicache.normalize import normalize_question
+
+        self.stored = tuple(stored)
+        self.ranked = ranked  # probe text -> best stored questions with their similarity, best first
+        self.model = model
+        self.exact = {normalize_question(q): i for i, q in reversed(list(enumerate(self.stored)))}
+
+    @classmethod
+    def build(cls, evalset: EvalSet, settings: Settings) -> InMemoryCache:
+        """Embed the stored questions and the probes with the configured model, in one batch."""
+        import numpy as np
+
+        from aicache import embeddings
+
+        embedder = embeddings.get_embedder(settings)
+        probes = sorted({p.text for p in evalset.probes})
+        vectors = embedder.encode([*evalset.stored, *probes])
+        stored, asked = vectors[: len(evalset.stored)], vectors[len(evalset.stored) :]
+        similarities = asked @ stored.T
+        best = np.argsort(-similarities, axis=1)[:, : _candidates(settings)]
+        ranked = {text: [(int(j), float(similarities[i, j])) for j in best[i]] for i, text in enumerate(probes)}
+        return cls(evalset.stored, ranked, embedder.model_id)
+
+    def lookup(self, threshold: float, *, verifier: bool = True) -> Lookup:
+        """A lookup function for one threshold; without the verifier, the nearest question above it wins."""
+        from aicache.normalize import normalize_question
+        from aicache.verify import verify
+
+        def find(question: str) -> Served:
+            exact = self.exact.get(normalize_question(question))
+            if exact is not None:
+                return Served(exact, 1.0)
+            ranked = self.ranked[question]
+            best = ranked[0][1] if ranked else 0.0
+            for entry, similarity in ranked:
+                if similarity < threshold:
+                    break
+                if not verifier or verify(question, self.stored[entry], similarity, threshold=threshold).accepted:
+                    return Served(entry, similarity)
+            return Served(None, best)
+
+        return find
+
+
+def _candidates(settings: Settings) -> int:
+    """How many candidates the semantic tier shows the verifier (``cache.candidates``)."""
+    from aicache import semantic
+
+    return int(settings.get("cache.candidates", semantic.CANDIDATES))
+
+
+class StoreCache:
+    """The eval set stored in a fresh aicache store and looked up through the exact and semantic tiers.
+
+    ``open`` points ``AICACHE_HOME`` at a temporary directory while the store exists, so the SQLite file and the
+    index file are new and the user's are untouched; the embedder is loaded before that, so a model exported
+    to ONNX under the user's home is reused rather than exported again.
+    """
+
+    method = "full path: temporary store and index, exact tier, semantic.lookup with the verifier"
+
+    def __init__(self, conn: sqlite3.Connection, settings: Settings, entries: Mapping[int, int], model: str) -> None:
+        self.conn = conn
+        self.settings = settings
+        self.entries = entries  # entry id -> index into EvalSet.stored
+        self.model = model
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, evalset: EvalSet, settings: Settings) -> Iterator[StoreCache]:
+        from aicache import db, embeddings, semantic
+
+        embedder = embeddings.get_embedder(settings)
+        vectors = embedder.encode(list(evalset.stored))
+        with tempfile.TemporaryDirectory(prefix="aicache-eval-") as home, _home(Path(home)):
+            conn = db.connect()
+            try:
+                if not _has_index_log(conn):
+                    raise StoreUnavailable("this store's schema has no index change log (index_log) yet")
+                with db.write_transaction(conn):
+                    ids = [
+                        _store(conn, settings, question, i, bytes(vector.tobytes()), embedder.model_id)
+                        for i, (question, vector) in enumerate(zip(evalset.stored, vectors, strict=True))
+                    ]
+                semantic.index_new_entries(conn, settings)
+                yield cls(conn, settings, {entry: i for i, entry in enumerate(ids)}, embedder.model_id)
+            finally:
+                conn.close()
+
+    def lookup(self) -> Lookup:
+        from aicache import cache, semantic
+
+        partition = _request(self.settings, "").partition_key
+
+        def find(question: str) -> Served:
+            exact = cache.lookup_exact(self.conn, _request(self.settings, question).exact_key)
+            if exact is not None:
+                return Served(self.entries[exact.id], 1.0)
+            found = semantic.lookup(self.conn, self.settings, partition, question)
+            entry = self.entries[found.entry_id] if found.entry_id is not None else None
+            return Served(entry, found.similarity or 0.0)
+
+        return find
+
+
+class StoreUnavailable(Exception):
+    """The full path cannot run on this version of the store; the reason says why."""
+
+
+def _has_index_log(conn: sqlite3.Connection) -> bool:
+    # The index replays this change log (see index.py); a store migrated without it cannot hold an index.
+    return (
+        conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'index_log'").fetchone() is not None
+    )
+
+
+def _request(settings: Settings, question: str) -> Any:
+    from aicache.request import AskRequest
+
+    return AskRequest(question=question, provider=str(settings.get("provider")), model=str(settings.get("model")))
+
+
+def _store(conn: sqlite3.Connection, settings: Settings, question: str, i: int, vector: bytes, model: str) -> int:
+    from aicache import cache
+    from aicache.providers.base import Completion
+
+    answer = Completion(text=f"answer {i}", finish_reason="stop", model=str(settings.get("model")))
+    return cache.store(conn, _request(settings, question), answer, cost=None, vector=vector, embed_model=model)
+
+
+@contextlib.contextmanager
+def _home(home: Path) -> Iterator[None]:
+    previous = os.environ.get("AICACHE_HOME")
+    os.environ["AICACHE_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["AICACHE_HOME"]
+        else:
+            os.environ["AICACHE_HOME"] = previous
+
+
+def _with_threshold(settings: Settings, threshold: float) -> Settings:
+    from aicache.config import Settings
+
+    cache_settings = settings.data.get("cache")
+    merged = {**(cache_settings if isinstance(cache_settings, dict) else {}), "threshold": threshold}
+    return Settings({**settings.data, "cache": merged})
+
+
+def run_eval(
+    evalset: EvalSet,
+    *,
+    settings: Settings | None = None,
+    threshold: float | None = None,
+    sweep: bool = False,
+    verifier: bool = True,
+    progress: Progress | None = None,
+) -> EvalReport:
+    """Run the protocol on ``evalset`` with the current settings (or ``settings``).
+
+    ``threshold`` defaults to the setting ``cache.threshold`` (else ``verify.DEFAULT_THRESHOLD``). The main
+    figures come from ``StoreCache``, or from ``InMemoryCache`` when the store cannot hold an index (the report's
+    ``method`` says which and why); ``sweep`` adds a point per threshold in ``SWEEP`` from ``InMemoryCache``.
+    ``verifier=False`` measures cosine similarity alone, in memory (the real tier never serves without it).
+    """
+    from aicache import config, semantic
+
+    started = time.perf_counter()
+    settings = settings or config.load()
+    limit = float(threshold) if threshold is not None else semantic.threshold(settings)
+    settings = _with_threshold(settings, limit)
+    thresholds = SWEEP if sweep else ()
+    tick = _ticker(progress, len(evalset.probes) * (1 + len(thresholds)))
+    memory = InMemoryCache.build(evalset, settings) if thresholds or not verifier else None
+    try:
+        if not verifier:
+            raise StoreUnavailable("the semantic tier never serves without the verifier")
+        with StoreCache.open(evalset, settings) as store:
+            overall, categories = score(evalset, store.lookup(), tick)
+            method, model = store.method, store.model
+    except StoreUnavailable as why:
+        memory = memory or InMemoryCache.build(evalset, settings)
+        overall, categories = score(evalset, memory.lookup(limit, verifier=verifier), tick)
+        method = f"{memory.method if verifier else 'in-memory: exact tier, brute-force cosine, no verifier'} ({why})"
+        model = memory.model
+    points = tuple(
+        SweepPoint(t, score(evalset, memory.lookup(t, verifier=verifier), tick)[0])
+        for t in thresholds
+        if memory is not None
+    )
+    return EvalReport(
+        source=evalset.source,
+        method=method,
+        model=model,
+        threshold=limit,
+        verifier=verifier,
+        stored=len(evalset.stored),
+        probes=len(evalset.probes),
+        overall=overall,
+        categories=categories,
+        sweep=points,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _ticker(progress: Progress | None, total: int) -> Callable[[], None] | None:
+    if progress is None:
+        return None
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        progress(done, total)
+
+    return tick

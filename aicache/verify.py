@@ -1,0 +1,823 @@
+"""The verifier: may a cached answer be served for a question that is only *similar* to the cached one?
+
+Cosine similarity alone is not safe (DESIGN.md decision 2): with all-MiniLM-L6-v2, "sort a list ascending" and
+"sort a list descending" sit closer than most true paraphrases, and any single threshold that keeps wrong answers
+at 1% of near-miss questions serves almost no paraphrases. So the semantic tier uses a permissive similarity
+threshold and then asks this module, which refuses a candidate whenever the two questions differ in something
+that changes the answer. A refusal is a miss (the provider is asked); a miss costs one call, a wrong answer costs
+the user's trust, so every rule leans towards refusing.
+
+How a pair is judged (``verify``):
+
+1. **Gate.** ``similarity`` must reach ``DEFAULT_THRESHOLD``.
+2. **Analysis** (``Lexicon.analyse``, cached per text). The text is normalised (NFKC; code identifiers such as
+   ``useEffect`` split; ``n't`` -> ``not``; ``c++`` -> ``cpp``; one-letter flags kept apart, so ``-c`` is not
+   the C language; date patterns such as ``dd/mm/yyyy`` kept whole and in order), split into words and matched
+   longest phrase first against the word lists: *named things* (languages, tools, databases, formats, OSes,
+   kinds of object...) with their category and what they imply (``pandas`` -> ``python``), synonyms
+   (``folder`` -> ``directory``), opposite words, negations, numbers, task verbs and function words. Names are
+   matched by their singular; other words by a light stemmer that only has to agree with itself.
+3. **Rules**, each backed by a word list and each giving a human reason:
+
+   - *named things* of one kind that differ ("different language: python vs javascript"); in strict kinds a
+     narrower name too ("different container tool: docker-compose vs docker");
+   - *opposite words* ("opposite words: ascending vs descending"), including un-/dis- prefixes;
+   - *negation* on one side only ("negation: 'without' only in the question");
+   - *numbers* and *versions* that differ ("different numbers: 3 vs 2", "different versions: python 2 vs
+     python 3"; a number right after a name is its version), and *direction* ("string to int" vs "int to
+     string", "copy to a server" vs "copy from a server");
+   - *task verbs* that differ ("different action: publish vs install");
+   - *what is left*: a name of an object, a number or a marked word ("descending") on one side only; a
+     different subject; a question that adds a qualifier ("... per group"); "only" against a broader question.
+     How a named thing counts here is set per category in the data: ``context`` (said on one side, it is
+     background), ``implicit`` (often left unsaid, so adding it narrows nothing), ``background`` (the setting of
+     a question, never its subject).
+4. **Rewording.** A pair that passes every rule but is still worded differently (words no list explains) must
+   reach the higher ``REWORDED_THRESHOLD``: the less the rules account for, the more the embedding must vouch.
+   Such a refusal is marked ``gray_zone``, where an LLM judge could decide instead.
+
+Word lists live in ``aicache/data/verifier/`` (``terms*.toml``, ``words*.toml``, ``opposites*.txt``; each file
+says its shape) and are loaded once; ``load_lexicon(extra_dirs)`` adds user files of the same shapes. The
+verifier is pure Python and runs on every semantic lookup: a pair takes well under a millisecond.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_THRESHOLD: float = 0.50
+"""Cosine similarity a candidate must reach before the verifier is consulted at all."""
+
+REWORDED_THRESHOLD: float = 0.70
+"""Cosine similarity a pair that passes every rule but is worded differently must reach."""
+
+DATA_DIR = Path(__file__).resolve().parent / "data" / "verifier"
+
+# Concept kinds: what a word or phrase of a question means to the rules.
+TERM, WORD, NUMBER, VERSION, NEGATION, STOP = "term", "word", "number", "version", "negation", "stop"
+DATE_FORMAT_CATEGORY = "date-format"
+
+_WORD_RE = re.compile(r"[a-z0-9]+")
+_LOWER_CAMEL = re.compile(r"\b([a-z]{2,})([A-Z][A-Za-z]*)")
+_LONG_PASCAL = re.compile(r"\b[A-Z][a-z]+(?:[A-Z][a-z]+){2,}\b")
+_CAMEL_STEP = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_SHORT_FLAG = re.compile(r"(?<![\w-])-([A-Za-z])\b")
+_FLAG_WORD = re.compile(r"^opt[a-z]$")
+_DATE_PART = r"(?:yyyy|yy|mm|dd|hh|ss|mmm|hh24)"
+_DATE_FORMAT = re.compile(rf"\b{_DATE_PART}(?:[-/.: ]{_DATE_PART})+\b")
+_CONTRACTION = re.compile(r"\b(\w+)n['’]t\b")
+_IRREGULAR_NOT = {"can": "can", "won": "will", "shan": "shall", "ain": "is"}
+_NUMBER_WITH_UNIT = re.compile(r"^(\d+)([a-z]+)$")
+_NAME_WITH_VERSION = re.compile(r"^([a-z]+)(\d+)$")
+_VERSION_PREFIX = re.compile(r"^v(\d+)$")
+_ORDINAL_SUFFIXES = frozenset({"st", "nd", "rd", "th"})
+_TOWARDS = frozenset({"to", "into", "as", "onto"})
+_ARTICLES = frozenset({"a", "an", "the", "my", "your", "our", "their", "its", "this", "that", "some"})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verifier's decision on one pair.
+
+    ``reasons`` explains every refusal in words a user can read; an accepted pair has none. ``gray_zone`` is
+    true when the only objection is that a differently worded pair fell short of ``REWORDED_THRESHOLD``: no
+    rule found a difference, so a stronger judge (an LLM) could still accept it.
+    """
+
+    accepted: bool
+    reasons: tuple[str, ...]
+    similarity: float = 0.0
+    threshold: float = DEFAULT_THRESHOLD
+    gray_zone: bool = False
+
+
+def verify(
+    query: str,
+    candidate: str,
+    similarity: float,
+    *,
+    threshold: float | None = None,
+    reworded_threshold: float | None = None,
+    lexicon: Lexicon | None = None,
+) -> Verdict:
+    """Judge whether the answer cached for ``candidate`` may be served for ``query``.
+
+    ``similarity`` is the cosine similarity of the two questions' embeddings; ``threshold`` and
+    ``reworded_threshold`` override the module defaults; ``lexicon`` defaults to the shipped word lists.
+    """
+    limit = DEFAULT_THRESHOLD if threshold is None else threshold
+    if similarity < limit:
+        return Verdict(False, (f"similarity {similarity:.2f} below threshold {limit:.2f}",), similarity, limit)
+    lex = lexicon or load_lexicon()
+    ours, theirs = lex.analyse(query), lex.analyse(candidate)
+    reasons = compare(ours, theirs, lex)
+    if reasons:
+        return Verdict(False, tuple(reasons), similarity, limit)
+    reworded = max(limit, REWORDED_THRESHOLD if reworded_threshold is None else reworded_threshold)
+    unexplained = ours.content ^ theirs.content
+    if unexplained and similarity < reworded:
+        words = _join(ours.surfaces.get(n) or theirs.surfaces.get(n, n) for n in unexplained)
+        reason = f"similarity {similarity:.2f} below {reworded:.2f}, needed when the wording differs ({words})"
+        return Verdict(False, (reason,), similarity, limit, gray_zone=True)
+    return Verdict(True, (), similarity, limit)
+
+
+def compare(query: Analysis, candidate: Analysis, lex: Lexicon) -> list[str]:
+    """Every reason the two questions may need different answers; empty when no rule found one."""
+    reasons = [
+        *_named_things(query, candidate, lex),
+        *_opposite_words(query, candidate, lex),
+        *_negation(query, candidate),
+        *_numbers(query, candidate),
+        *_different_versions(query, candidate),
+        *_direction(query, candidate),
+        *_different_action(query, candidate),
+    ]
+    # The general rule would restate the specific ones in vaguer words; it speaks only when they are silent.
+    return reasons or _different_question(query, candidate, lex)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The rules
+
+
+def _side(in_query: bool) -> str:
+    return "the question" if in_query else "the cached question"
+
+
+def _named_things(query: Analysis, candidate: Analysis, lex: Lexicon) -> list[str]:
+    """Both questions name something of one kind, and not the same thing (python vs javascript).
+
+    In a strict kind, a more specific name on one side also refuses ("typescript" vs "javascript",
+    "docker compose" vs "docker"); an unrelated extra name ("javascript and css" vs "css") is left to the
+    general rule.
+    """
+    reasons = []
+    for name in sorted(set(query.closure) & set(candidate.closure)):
+        ours, theirs = query.closure[name], candidate.closure[name]
+        extra_ours, extra_theirs = ours - theirs, theirs - ours
+        category = lex.categories[name]
+        narrower = any(lex.implied(n) & theirs for n in extra_ours) or any(lex.implied(n) & ours for n in extra_theirs)
+        if (extra_ours and extra_theirs) or (narrower and category.strict):
+            shown_ours = query.terms.get(name) or ours
+            shown_theirs = candidate.terms.get(name) or theirs
+            reasons.append(f"different {category.label}: {_join(shown_ours)} vs {_join(shown_theirs)}")
+    return reasons
+
+
+def _join(names: Iterable[str]) -> str:
+    return ", ".join(sorted(names))
+
+
+def _opposite_words(query: Analysis, candidate: Analysis, lex: Lexicon) -> list[str]:
+    """One question says "ascending" where the other says "descending"."""
+    ours = {c.name: c.surface for c in query.concepts}
+    theirs = {c.name: c.surface for c in candidate.concepts}
+    only_ours, only_theirs = ours.keys() - theirs.keys(), theirs.keys() - ours.keys()
+    reasons = []
+    for left, right in lex.opposites:
+        for a, b in ((left, right), (right, left)):
+            hit_ours, hit_theirs = only_ours & a, only_theirs & b
+            if hit_ours and hit_theirs and not (ours.keys() & b) and not (theirs.keys() & a):
+                word_ours, word_theirs = ours[min(hit_ours)], theirs[min(hit_theirs)]
+                reasons.append(f"opposite words: {word_ours} vs {word_theirs}")
+    reasons.extend(_prefixed_opposites(query, candidate, lex))
+    return sorted(set(reasons))
+
+
+def _prefixed_opposites(query: Analysis, candidate: Analysis, lex: Lexicon) -> list[str]:
+    # "uninstall" vs "install", "unmount" vs "mount": a prefix that negates the word it is glued to.
+    reasons = []
+    for first, second in ((query, candidate), (candidate, query)):
+        words_first = {c.name: c.surface for c in first.concepts if c.kind == WORD}
+        words_second = {c.name: c.surface for c in second.concepts if c.kind == WORD}
+        for name in words_first.keys() - words_second.keys():
+            for prefix in lex.prefixes:
+                base = name[len(prefix) :]
+                if name.startswith(prefix) and base in words_second and base not in words_first:
+                    pair = (words_first[name], words_second[base])
+                    shown = pair if first is query else pair[::-1]
+                    reasons.append(f"opposite words: {shown[0]} vs {shown[1]}")
+    return reasons
+
+
+def _negation(query: Analysis, candidate: Analysis) -> list[str]:
+    """Only one question is negated: "... without deleting them" asks for something else."""
+    if bool(query.negations) == bool(candidate.negations):
+        return []
+    words = query.negations or candidate.negations
+    return [f"negation: '{words[0]}' only in {_side(bool(query.negations))}"]
+
+
+def _numbers(query: Analysis, candidate: Analysis) -> list[str]:
+    """Each question has a number the other lacks: "python 2" vs "python 3", "size 10" vs "size 20"."""
+    ours, theirs = query.numbers - candidate.numbers, candidate.numbers - query.numbers
+    if ours and theirs:
+        return [f"different numbers: {_join(ours)} vs {_join(theirs)}"]
+    return []
+
+
+def _different_versions(query: Analysis, candidate: Analysis) -> list[str]:
+    """The same thing in two versions: "python 2" vs "python 3". A version on one side only is detail."""
+    return [
+        f"different versions: {name} {query.versions[name]} vs {name} {candidate.versions[name]}"
+        for name in sorted(query.versions.keys() & candidate.versions.keys())
+        if query.versions[name] != candidate.versions[name]
+    ]
+
+
+def _direction(query: Analysis, candidate: Analysis) -> list[str]:
+    """The same things in the opposite direction: "int to string" vs "string to int", "to a server" vs "from"."""
+    reasons = []
+    for source, target in sorted(query.directions):
+        if (target, source) in candidate.directions and (source, target) not in candidate.directions:
+            reasons.append(f"opposite direction: {source} to {target} vs {target} to {source}")
+    if reasons:
+        return reasons
+    for name in sorted(query.roles.keys() & candidate.roles.keys()):
+        if query.roles[name] != candidate.roles[name] and name in query.content:
+            word = query.surfaces.get(name, name)
+            return [f"opposite direction: {query.roles[name]} {word} vs {candidate.roles[name]} {word}"]
+    return []
+
+
+def _different_action(query: Analysis, candidate: Analysis) -> list[str]:
+    """Each question names a task the other does not: "publish a package" vs "install a package"."""
+    ours = {k: v for k, v in query.actions.items() if k not in candidate.actions}
+    theirs = {k: v for k, v in candidate.actions.items() if k not in query.actions}
+    if not ours or not theirs:
+        return []
+    return [f"different action: {_join(ours.values())} vs {_join(theirs.values())}"]
+
+
+def _different_question(query: Analysis, candidate: Analysis, lex: Lexicon) -> list[str]:
+    """What is left once named things, synonyms and function words are accounted for.
+
+    Rewording is fine ("loop through" vs "iterate over" that no list knows), but not a word that changes the
+    answer on one side only (a name, a number, a task, a marked word such as "descending"), nor a question
+    that says everything the cached one says and then more ("... per group").
+    """
+    ours, theirs = query.content - candidate.content, candidate.content - query.content
+    # A number in the question only is often an example ("[[1,2],[3]]"); one in the cached question only
+    # is what its answer was written for.
+    hard_ours = {n for n in ours & query.hard if not n.isdigit()}
+    hard_theirs = theirs & candidate.hard
+    reasons = []
+    if hard_ours:
+        reasons.append(f"only in the question: {_words(hard_ours, query)}")
+    if hard_theirs:
+        reasons.append(f"only in the cached question: {_words(hard_theirs, candidate)}")
+    # Background said on one side only ("... in go") is not a different subject; a library or a tool is.
+    named_ours = {n for n in _named(ours, query) if not _in_kind(n, query, lex, "background")}
+    named_theirs = {n for n in _named(theirs, candidate) if not _in_kind(n, candidate, lex, "background")}
+    if not reasons and ((named_ours and theirs) or (named_theirs and ours)):
+        reasons.append(f"different subject: {_words(ours, query)} vs {_words(theirs, candidate)}")
+    # Naming the task when the cached question named none, or saying what is usually left unsaid ("... in
+    # python"), is rewording; adding anything else narrows the question.
+    unsaid = {n for n in ours if _in_kind(n, query, lex, "implicit")}
+    tasks = set(query.actions) if not candidate.actions else set()
+    qualifiers = ours - unsaid - tasks
+    if not reasons and qualifiers and not theirs:
+        reasons.append(f"the question adds: {_words(qualifiers, query)}")
+    if not reasons and theirs and query.exclusive:
+        reasons.append(f"the question says '{query.exclusive}', the cached one also: {_words(theirs, candidate)}")
+    return reasons
+
+
+def _in_kind(name: str, analysis: Analysis, lex: Lexicon, flag: str) -> bool:
+    """Whether ``name`` is a named thing of a category with ``flag`` set ("implicit", "background")."""
+    return any(name in group and getattr(lex.categories[cat], flag) for cat, group in analysis.closure.items())
+
+
+def _named(names: Iterable[str], analysis: Analysis) -> set[str]:
+    """The names among ``names`` that are named things (or implied by one)."""
+    return {n for n in names if any(n in group for group in analysis.closure.values())}
+
+
+def _words(names: Iterable[str], analysis: Analysis) -> str:
+    return ", ".join(sorted(analysis.surfaces.get(name, name) for name in names))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Analysis: a question as the rules see it
+
+
+@dataclass(frozen=True)
+class Concept:
+    """What a word or phrase of a question means: its kind, a canonical name, and the text it came from."""
+
+    kind: str
+    name: str
+    surface: str
+    category: str = ""
+
+
+@dataclass(frozen=True)
+class Category:
+    """A kind of named thing (language, database, ...), configured in ``terms*.toml``.
+
+    ``strict``: a narrower name refuses even though both questions name one ("typescript" vs "javascript").
+    ``context``: a name said by one question only is background ("in python"), not a different question.
+    ``implicit``: questions often leave it unsaid, so adding it does not narrow a question.
+    ``background``: the setting of a question (its language, its runtime), never what it is about.
+    """
+
+    name: str
+    label: str
+    strict: bool
+    context: bool = False
+    implicit: bool = False
+    background: bool = False
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A question broken into the parts the rules compare."""
+
+    text: str
+    concepts: tuple[Concept, ...]
+    terms: Mapping[str, frozenset[str]]  # category -> canonical names written in the question
+    closure: Mapping[str, frozenset[str]]  # category -> those names plus everything they imply
+    numbers: frozenset[str]
+    versions: Mapping[str, str]  # named thing -> its version, when a number follows its name ("python 3")
+    negations: tuple[str, ...]
+    actions: Mapping[str, str]  # task verbs: canonical name -> how the question wrote it
+    exclusive: str  # the word that makes the question exclusive ("only"), or ""
+    directions: frozenset[tuple[str, str]]  # (from, to) pairs of named things: "string to int"
+    roles: Mapping[str, str]  # word -> "to" or "from" when a preposition points at it: "copy to a server"
+    content: frozenset[str]  # names of the concepts that carry meaning (named things, words, numbers)
+    hard: frozenset[str]  # content that changes an answer when only one question has it
+    surfaces: Mapping[str, str] = field(default_factory=dict)  # content name -> how the question wrote it
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """What a ``Lexicon`` is built from; see ``_Builder``."""
+
+    categories: dict[str, Category]
+    implies: dict[str, frozenset[str]]
+    category_of: dict[str, str]
+    exact: dict[tuple[str, ...], Concept]
+    singular: dict[tuple[str, ...], Concept]  # named things, by their singular words
+    stemmed: dict[tuple[str, ...], Concept]  # every other word, by stems
+    contextual: dict[str, tuple[Concept, frozenset[str]]]
+    imperatives: dict[str, Concept]
+    spellings: list[tuple[re.Pattern[str], str]]
+    opposites: list[tuple[frozenset[str], frozenset[str]]]
+    prefixes: tuple[str, ...]
+    light: frozenset[str]
+    actions: frozenset[str]
+    exclusive: frozenset[str]  # "only", "just": the question asks for this and nothing more
+    marked: frozenset[str]  # the other side of a pair with a default ("descending"): saying it changes the answer
+
+
+class Lexicon:
+    """All word lists, merged from the shipped data directory and any extra directories."""
+
+    def __init__(self, tables: _Tables) -> None:
+        self.tables = tables
+        self.categories = tables.categories
+        self.opposites = tables.opposites
+        self.prefixes = tables.prefixes
+        self.longest = max((len(key) for key in tables.exact), default=1)
+        self.analyse = functools.lru_cache(maxsize=8192)(self._analyse)
+
+    def words(self, text: str) -> list[str]:
+        words: list[str] = []
+        for token in _WORD_RE.findall(_normalise(text, self.tables.spellings)):
+            words.extend(self._split_token(token))
+        return words
+
+    def _split_token(self, token: str) -> list[str]:
+        """Split "python3" into a name and a version, "2nd" and "10px" into a number and a unit."""
+        if (token,) in self.tables.exact or token.isdigit():
+            return [token]
+        if match := _VERSION_PREFIX.match(token):
+            return [match.group(1)]
+        if match := _NUMBER_WITH_UNIT.match(token):
+            unit = match.group(2)
+            return [match.group(1)] if unit in _ORDINAL_SUFFIXES else [match.group(1), unit]
+        match = _NAME_WITH_VERSION.match(token)
+        if match and (match.group(1),) in self.tables.exact:
+            return [match.group(1), match.group(2)]
+        return [token]
+
+    def _lookup(self, words: list[str], i: int) -> tuple[Concept, int] | None:
+        """The longest phrase starting at word ``i``: as written, then singular (names), then stemmed."""
+        for size in range(min(self.longest, len(words) - i), 0, -1):
+            span = words[i : i + size]
+            found = (
+                self.tables.exact.get(tuple(span))
+                or self.tables.singular.get(tuple(singular(w) for w in span))
+                or self.tables.stemmed.get(tuple(stem(w) for w in span))
+            )
+            if found is not None:
+                return found, size
+        return None
+
+    def concepts(self, text: str) -> list[Concept]:
+        words = self.words(text)
+        concepts: list[Concept] = []
+        i = 0
+        while i < len(words):
+            found = self._lookup(words, i)
+            if found is not None:
+                concept, size = found
+                surface = " ".join(words[i : i + size])
+                concepts.append(Concept(concept.kind, concept.name, surface, concept.category))
+                i += size
+                continue
+            word = words[i]
+            if word.startswith("datefmt"):
+                concepts.append(Concept(TERM, word[len("datefmt") :], word, DATE_FORMAT_CATEGORY))
+            elif word.isdigit():
+                concepts.append(Concept(NUMBER, str(int(word)) if len(word) < 12 else word, word))
+            else:
+                concepts.append(Concept(WORD, stem(word), word))
+            i += 1
+        return self._imperative(_versions(concepts))
+
+    def _imperative(self, concepts: list[Concept]) -> list[Concept]:
+        # "list all running processes": a word that opens a question is a verb, not the data type.
+        first = next((i for i, c in enumerate(concepts) if c.kind != STOP), None)
+        if first is not None and (verb := self.tables.imperatives.get(concepts[first].surface)) is not None:
+            concepts[first] = Concept(verb.kind, verb.name, concepts[first].surface)
+        return concepts
+
+    def _closure(self, concepts: Iterable[Concept]) -> dict[str, set[str]]:
+        closure: dict[str, set[str]] = {}
+        for concept in concepts:
+            if concept.kind == TERM:
+                for name in self.implied(concept.name):
+                    closure.setdefault(self.tables.category_of.get(name, concept.category), set()).add(name)
+        return closure
+
+    def _in_context(self, concepts: list[Concept]) -> list[Concept]:
+        """Resolve words such as "image" that name a thing only next to another name ("docker")."""
+        named = set().union(*self._closure(concepts).values()) if concepts else set()
+        resolved = []
+        for concept in concepts:
+            meaning = self.tables.contextual.get(concept.surface) if concept.kind in (WORD, TERM) else None
+            if meaning is not None and named & meaning[1]:
+                concept = Concept(TERM, meaning[0].name, concept.surface, meaning[0].category)
+            resolved.append(concept)
+        return resolved
+
+    def _analyse(self, text: str) -> Analysis:
+        everything = self._in_context(self.concepts(text))
+        concepts = tuple(c for c in everything if c.kind != STOP)
+        terms: dict[str, set[str]] = {}
+        for concept in concepts:
+            if concept.kind == TERM:
+                terms.setdefault(concept.category, set()).add(concept.name)
+        closure = self._closure(concepts)
+        content = [
+            c
+            for c in concepts
+            if c.kind in (WORD, NUMBER)
+            and c.name not in self.tables.light
+            and c.surface not in self.tables.exclusive
+            and not _FLAG_WORD.match(c.surface)  # "-D", "-r": how, not what
+        ]
+        # Named things count with everything they imply, so "kubectl" meets "kubernetes secret".
+        named = {name for names in closure.values() for name in names} - self.tables.light
+        return Analysis(
+            text=text,
+            concepts=concepts,
+            terms={k: frozenset(v) for k, v in terms.items()},
+            closure={k: frozenset(v) for k, v in closure.items()},
+            numbers=frozenset(c.name for c in concepts if c.kind == NUMBER),
+            versions={c.category: c.name for c in concepts if c.kind == VERSION},
+            negations=tuple(c.surface for c in concepts if c.kind == NEGATION),
+            actions={c.name: c.surface for c in concepts if c.kind == WORD and c.name in self.tables.actions},
+            exclusive=next((c.surface for c in everything if c.surface in self.tables.exclusive), ""),
+            directions=_directions(everything),
+            roles=_roles(everything),
+            content=frozenset(c.name for c in content) | named,
+            hard=frozenset(self._hard(concepts, closure)),
+            surfaces={**{n: n for n in named}, **{c.name: c.surface for c in concepts if c.kind == TERM}}
+            | {c.name: c.surface for c in content},
+        )
+
+    def _hard(self, concepts: Iterable[Concept], closure: Mapping[str, set[str]]) -> Iterable[str]:
+        """Numbers, marked words ("descending") and names of objects ("line", "email"), but not context."""
+        for c in concepts:
+            if c.kind == NUMBER or (c.kind == WORD and c.name in self.tables.marked):
+                yield c.name
+        for category, names in closure.items():
+            if not self.categories[category].context:
+                yield from names
+
+    def implied(self, name: str) -> frozenset[str]:
+        """``name`` and every name it implies, transitively (pandas -> python)."""
+        seen = {name}
+        todo = [name]
+        while todo:
+            for parent in self.tables.implies.get(todo.pop(), ()):
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        return frozenset(seen)
+
+
+def _versions(concepts: list[Concept]) -> list[Concept]:
+    """A number right after a name is its version: "python 3", "postgres 14", "python 3.11" (3, then 11)."""
+    out: list[Concept] = []
+    for concept in concepts:
+        previous = out[-1] if out else None
+        if concept.kind == NUMBER and previous is not None and previous.kind in (TERM, VERSION):
+            owner = previous.name if previous.kind == TERM else previous.category
+            version = concept.name if previous.kind == TERM else f"{previous.name}.{concept.name}"
+            if previous.kind == VERSION:
+                out.pop()
+            out.append(Concept(VERSION, version, concept.surface, owner))  # category holds the owner's name
+            continue
+        out.append(concept)
+    return out
+
+
+def _roles(concepts: list[Concept]) -> dict[str, str]:
+    """Which words a "to" or a "from" points at, across articles: "from a remote server" -> remote, server."""
+    roles: dict[str, str] = {}
+    pointing = ""
+    for concept in concepts:
+        if concept.kind == STOP:
+            if concept.name in _TOWARDS or concept.name == "from":
+                pointing = "from" if concept.name == "from" else "to"
+            elif concept.name not in _ARTICLES:
+                pointing = ""
+            continue
+        if pointing:
+            roles.setdefault(concept.name, pointing)
+    return roles
+
+
+def _directions(concepts: list[Concept]) -> frozenset[tuple[str, str]]:
+    """(source, target) for every "X to Y", "X into Y" and "Y from X" between two named things."""
+    pairs = set()
+    for i, concept in enumerate(concepts):
+        if concept.kind != STOP or concept.name not in _TOWARDS | {"from"}:
+            continue
+        before = next((c.name for c in reversed(concepts[:i]) if c.kind == TERM), None)
+        after = next((c.name for c in concepts[i + 1 :] if c.kind == TERM), None)
+        if before and after and before != after:
+            pairs.add((after, before) if concept.name == "from" else (before, after))
+    return frozenset(pairs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Words: normalisation and stemming
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper. It need not be linguistically right, only the same on both sides."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "ches", "shes", "xes", "zes")):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if word.endswith("ing") and len(word) >= 6:
+        word = _undouble(word[:-3])
+    elif word.endswith("ed") and len(word) >= 5:
+        word = _undouble(word[:-2])
+    elif word.endswith("ion") and len(word) >= 7:
+        word = word[:-3]  # "validation" meets "validate", "connection" meets "connect"
+    if word.endswith("e") and len(word) >= 4:
+        word = word[:-1]
+    return word
+
+
+def singular(word: str) -> str:
+    """Plural to singular only: names are matched this way, so "expression" never becomes "express"."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "ches", "shes", "xes", "zes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _undouble(word: str) -> str:
+    # "running" -> "runn" -> "run", but "install" keeps its double l.
+    if len(word) >= 3 and word[-1] == word[-2] and word[-1] not in "lsz":
+        return word[:-1]
+    return word
+
+
+def _split_camel(text: str) -> str:
+    # lowerCamel identifiers are code ("useEffect", "randomUUID"), and so are long PascalCase ones
+    # ("UnhandledPromiseRejectionWarning"); short PascalCase words are usually names ("JavaScript", "GitHub")
+    # and stay whole, as do one-letter prefixes ("iOS", "jQuery").
+    text = _LONG_PASCAL.sub(lambda m: _CAMEL_STEP.sub(" ", m.group(0)), text)
+    return _LOWER_CAMEL.sub(lambda m: m.group(1) + " " + _CAMEL_STEP.sub(" ", m.group(2)), text)
+
+
+def _normalise(text: str, spellings: Iterable[tuple[re.Pattern[str], str]]) -> str:
+    """NFKC, code identifiers split, "n't" -> "not", one-letter flags kept apart ("-c" is not C)."""
+    text = _split_camel(unicodedata.normalize("NFKC", text))
+    text = _expand_contractions(_SHORT_FLAG.sub(lambda m: f" opt{m.group(1)} ", text)).casefold()
+    # "dd/mm/yyyy" and "yyyy-mm-dd" have the same letters: keep each pattern whole, in its order.
+    text = _DATE_FORMAT.sub(lambda m: " datefmt" + re.sub(r"[^a-z0-9]", "", m.group(0)) + " ", text)
+    for pattern, replacement in spellings:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _expand_contractions(text: str) -> str:
+    return _CONTRACTION.sub(lambda m: _IRREGULAR_NOT.get(m.group(1), m.group(1)) + " not", text)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading the word lists
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    with path.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def _lines(path: Path) -> Iterable[str]:
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            yield line
+
+
+class _Builder:
+    """Reads word lists from several directories, then builds the tables a ``Lexicon`` needs.
+
+    Precedence when one phrase appears in several lists: named things win over everything, then negations and
+    numbers, then function words, then synonyms and opposite words (which never take a named thing's place).
+    """
+
+    def __init__(self) -> None:
+        self.term_files: list[dict[str, Any]] = []
+        self.word_files: list[dict[str, Any]] = []
+        self.opposite_lines: list[str] = []
+
+    def load_dir(self, directory: Path) -> None:
+        self.term_files.extend(_read_toml(path) for path in sorted(directory.glob("terms*.toml")))
+        self.word_files.extend(_read_toml(path) for path in sorted(directory.glob("words*.toml")))
+        for path in sorted(directory.glob("opposites*.txt")):
+            self.opposite_lines.extend(_lines(path))
+
+    def build(self) -> Lexicon:
+        spellings = [
+            (re.compile(r"(?<![\w.+#-])" + re.escape(written) + r"(?![\w+#])"), f" {replacement} ")
+            for table in self.word_files
+            for written, replacement in table.get("spellings", {}).items()
+        ]
+        self.tables = _Tables(
+            categories={},
+            implies={},
+            category_of={},
+            exact={},
+            singular={},
+            stemmed={},
+            contextual={},
+            imperatives={},
+            spellings=spellings,
+            opposites=[],
+            prefixes=tuple(sorted({p for t in self.word_files for p in t.get("opposite_prefixes", [])})),
+            light=frozenset(stem(w) for t in self.word_files for w in t.get("light", [])),
+            actions=frozenset(),
+            exclusive=frozenset(w for t in self.word_files for w in t.get("exclusive", [])),
+            marked=frozenset(),
+        )
+        self._add_grammar()
+        self._add_terms()
+        self._add_synonyms()
+        self._add_opposites()
+        actions = {c.name for t in self.word_files for w in t.get("actions", []) if (c := self._action(w))}
+        self.tables = dataclasses.replace(self.tables, actions=frozenset(actions))
+        for table in self.word_files:
+            for word, verb in table.get("imperatives", {}).items():
+                self.tables.imperatives[word] = self._existing(verb) or Concept(WORD, stem(verb), verb)
+        return Lexicon(self.tables)
+
+    def _words_of(self, text: str) -> tuple[str, ...]:
+        return tuple(_WORD_RE.findall(_normalise(text, self.tables.spellings)))
+
+    def _existing(self, text: str) -> Concept | None:
+        words = self._words_of(text)
+        return (
+            self.tables.exact.get(words)
+            or self.tables.singular.get(tuple(singular(w) for w in words))
+            or self.tables.stemmed.get(tuple(stem(w) for w in words))
+        )
+
+    def _add(self, text: str, concept: Concept, *, replace: bool) -> None:
+        words = self._words_of(text)
+        if not words:
+            return
+        # Names are matched by their singular only; everything else by stems, which merge more freely.
+        loose, key = (
+            (self.tables.singular, tuple(singular(w) for w in words))
+            if concept.kind == TERM
+            else (self.tables.stemmed, tuple(stem(w) for w in words))
+        )
+        for table, k in ((self.tables.exact, words), (loose, key)):
+            if replace or k not in table:
+                table[k] = concept
+
+    def _add_grammar(self) -> None:
+        for table in self.word_files:
+            for word in table.get("function_words", []):
+                self._add(word, Concept(STOP, word, word), replace=True)
+        for table in self.word_files:
+            for word in table.get("negations", []):
+                self._add(word, Concept(NEGATION, word, word), replace=True)
+            for word, value in table.get("numbers", {}).items():
+                self._add(word, Concept(NUMBER, str(value), word), replace=True)
+
+    def _add_terms(self) -> None:
+        tables = self.tables
+        for data in self.term_files:
+            for parent_of, parents in data.get("implies", {}).items():
+                tables.implies[parent_of] = tables.implies.get(parent_of, frozenset()) | frozenset(parents)
+            for cat_name, table in data.items():
+                if cat_name in ("implies", "contextual"):
+                    continue
+                category = Category(
+                    cat_name,
+                    table.get("label", cat_name),
+                    strict=bool(table.get("strict", False)),
+                    context=bool(table.get("context", False)),
+                    implicit=bool(table.get("implicit", False)),
+                    background=bool(table.get("background", False)),
+                )
+                tables.categories[cat_name] = category
+                for canonical, aliases in table.get("terms", {}).items():
+                    tables.category_of[canonical] = cat_name
+                    for alias in [canonical, *aliases]:
+                        self._add(alias, Concept(TERM, canonical, alias, cat_name), replace=True)
+        for data in self.term_files:
+            for rule in data.get("contextual", []):
+                means = rule["means"]
+                concept = Concept(TERM, means, means, tables.category_of[means])
+                for word in rule["words"]:
+                    tables.contextual[word] = (concept, frozenset(rule["when"]))
+
+    def _add_synonyms(self) -> None:
+        for table in self.word_files:
+            for canonical, aliases in table.get("synonyms", {}).items():
+                concept = Concept(WORD, stem(canonical), canonical)
+                for alias in [canonical, *aliases]:
+                    existing = self._existing(alias)
+                    self._add(alias, concept, replace=existing is None or existing.kind == STOP)
+
+    def _add_opposites(self) -> None:
+        # Each side of a pair is also a synonym group: "asc" and "ascending" are one word to every rule.
+        marked: set[str] = set()
+        for line in self.opposite_lines:
+            left, _, right = line.partition("<>")
+            default = [side.strip().startswith("~") for side in (left, right)]
+            sides = [[w.strip(" ~") for w in side.split("|") if w.strip(" ~")] for side in (left, right)]
+            if all(sides):
+                names = [self._opposite_side(side) for side in sides]
+                self.tables.opposites.append((names[0], names[1]))
+                if any(default):
+                    marked.update(*(n for n, is_default in zip(names, default, strict=True) if not is_default))
+        self.tables = dataclasses.replace(self.tables, marked=frozenset(marked))
+
+    def _action(self, word: str) -> Concept:
+        existing = self._existing(word)
+        return existing if existing is not None else Concept(WORD, stem(word), word)
+
+    def _opposite_side(self, words: list[str]) -> frozenset[str]:
+        first = self._existing(words[0])
+        concept = first if first is not None and first.kind in (TERM, WORD) else None
+        concept = concept or Concept(WORD, " ".join(stem(w) for w in self._words_of(words[0])), words[0])
+        names = set()
+        for word in words:
+            existing = self._existing(word)
+            if existing is not None and existing.kind in (TERM, WORD, NUMBER):
+                names.add(existing.name)
+            elif existing is None or existing.kind == STOP:
+                self._add(word, concept, replace=True)
+                names.add(concept.name)
+        return frozenset(names)
+
+
+@functools.lru_cache(maxsize=8)
+def load_lexicon(extra_dirs: tuple[Path, ...] = ()) -> Lexicon:
+    """The shipped word lists plus any ``terms*.toml``, ``words*.toml`` and ``opposites*.txt`` in ``extra_dirs``."""
+    builder = _Builder()
+    for directory in (DATA_DIR, *extra_dirs):
+        builder.load_dir(directory)
+    return builder.build()

@@ -1,0 +1,184 @@
+"""``aicache eval``'s core: reading both file formats, scoring, intervals, and the real model on the dev set."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from aicache import evaluate
+from aicache.errors import UsageError
+from aicache.evaluate import NEGATIVE, PARAPHRASE, UNRELATED, EvalSet, Probe, Rate, Served
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_loads_dev_set_rows(tmp_path: Path) -> None:
+    path = write_jsonl(
+        tmp_path / "rows.jsonl",
+        [
+            {"id": "x", "category": "py", "question": "q1", "paraphrases": ["p1", "p2"], "negatives": ["n1"]},
+            {"id": "y", "question": "q2", "paraphrases": [], "negatives": []},
+            {"id": "u", "question": "u1", "paraphrases": [], "negatives": [], "unrelated": True},
+        ],
+    )
+    evalset = evaluate.load_pairs(path)
+    assert evalset.stored == ("q1", "q2")
+    assert evalset.probes == (
+        Probe("p1", PARAPHRASE, 0, "py"),
+        Probe("p2", PARAPHRASE, 0, "py"),
+        Probe("n1", NEGATIVE, None, "py"),
+        Probe("u1", UNRELATED, None, "unrelated"),
+    )
+
+
+def test_loads_plain_pairs_and_stores_each_question_once(tmp_path: Path) -> None:
+    path = write_jsonl(
+        tmp_path / "pairs.jsonl",
+        [
+            {"a": "sort a list", "b": "order a list", "same_answer": True},
+            {"a": "sort a list", "b": "sort a list descending", "same_answer": False},
+            {"a": "merge dicts", "b": "combine two dicts", "same_answer": True, "category": "dict"},
+        ],
+    )
+    evalset = evaluate.load_pairs(path)
+    assert evalset.stored == ("sort a list", "merge dicts")
+    assert [(p.text, p.kind, p.expected) for p in evalset.probes] == [
+        ("order a list", PARAPHRASE, 0),
+        ("sort a list descending", NEGATIVE, None),
+        ("combine two dicts", PARAPHRASE, 1),
+    ]
+    assert evalset.probes[2].category == "dict"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "rows.jsonl:2: not JSON"),
+        ('["a list"]', "rows.jsonl:2: expected a JSON object"),
+        ('{"a": "x", "b": "y"}', "same_answer"),
+        ('{"question": "q", "paraphrases": "not a list"}', "paraphrases must be a list"),
+        ('{"hello": "world"}', "expected a 'question' row or an 'a'/'b' pair"),
+    ],
+)
+def test_malformed_lines_name_the_line(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"question": "q", "paraphrases": ["p"], "negatives": []}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=message.replace("[", r"\[")):
+        evaluate.load_pairs(path)
+
+
+def test_an_empty_file_has_nothing_to_evaluate(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="nothing to evaluate"):
+        evaluate.load_pairs(write_jsonl(tmp_path / "empty.jsonl", []))
+
+
+def test_wilson_interval_on_known_values() -> None:
+    # Reference values from the closed form (Wilson 1927), z = 1.96.
+    assert evaluate.wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert evaluate.wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert evaluate.wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert evaluate.wilson(1, 172) == pytest.approx((0.00103, 0.03214), abs=1e-4)
+    assert evaluate.wilson(0, 0) == (0.0, 1.0)
+    low, high = Rate(34, 240).interval
+    assert low < 34 / 240 < high
+
+
+def test_scoring_counts_each_outcome() -> None:
+    evalset = EvalSet(
+        "inline",
+        ("q0", "q1"),
+        (
+            Probe("right", PARAPHRASE, 0, "a"),
+            Probe("wrong", PARAPHRASE, 0, "a"),
+            Probe("missed", PARAPHRASE, 1, "b"),
+            Probe("near-miss served", NEGATIVE, None, "a"),
+            Probe("near-miss refused", NEGATIVE, None, "b"),
+            Probe("unrelated served", UNRELATED, None, "unrelated"),
+        ),
+    )
+    served = {"right": 0, "wrong": 1, "near-miss served": 0, "unrelated served": 1}
+    overall, categories = evaluate.score(evalset, lambda text: Served(served.get(text), 0.8))
+    assert overall.paraphrases_served == Rate(1, 3)
+    assert overall.paraphrases_wrong == Rate(1, 3)
+    assert overall.negatives_wrong == Rate(1, 2)
+    assert overall.unrelated_wrong == Rate(1, 1)
+    by_name = dict(categories)
+    assert by_name["a"].paraphrases_served == Rate(1, 2)
+    assert by_name["b"].negatives_wrong == Rate(0, 1)
+
+
+def test_report_json_is_versioned() -> None:
+    scores = evaluate.Scores(Rate(1, 2), Rate(0, 2), Rate(0, 3), Rate(0, 1))
+    report = evaluate.EvalReport(
+        source="x.jsonl",
+        method="in-memory",
+        model="m@1",
+        threshold=0.5,
+        verifier=True,
+        stored=2,
+        probes=6,
+        overall=scores,
+        categories=(("sql", scores),),
+        sweep=(evaluate.SweepPoint(0.5, scores),),
+    )
+    shape = report.to_json()
+    assert shape["schema"] == evaluate.SCHEMA == "aicache.eval/1"
+    assert shape["overall"]["paraphrases_served"] == {
+        "count": 1,
+        "total": 2,
+        "rate": 0.5,
+        "low": pytest.approx(0.0945, abs=1e-4),
+        "high": pytest.approx(0.9055, abs=1e-4),
+    }
+    assert shape["categories"]["sql"]["negatives_wrong"]["total"] == 3
+    assert shape["sweep"][0]["threshold"] == 0.5
+    json.dumps(shape)
+
+
+def test_best_safe_point_keeps_wrong_answers_under_the_bound() -> None:
+    safe = evaluate.SweepPoint(0.8, evaluate.Scores(Rate(10, 100), Rate(0, 100), Rate(1, 100), Rate(0, 10)))
+    greedy = evaluate.SweepPoint(0.6, evaluate.Scores(Rate(50, 100), Rate(0, 100), Rate(5, 100), Rate(0, 10)))
+    assert evaluate.best_safe_point([greedy, safe]) == safe
+    assert evaluate.best_safe_point([greedy]) is None
+
+
+@pytest.mark.slow
+def test_dev_set_is_safe_and_useful_with_the_real_model() -> None:
+    report = evaluate.run_eval(evaluate.load_pairs(DATA / "dev-pairs.jsonl"), sweep=True)
+    overall = report.overall
+    assert overall.negatives_wrong.rate <= 0.01, overall.negatives_wrong
+    assert overall.unrelated_wrong.rate <= 0.01, overall.unrelated_wrong
+    assert overall.paraphrases_wrong.rate <= 0.01, overall.paraphrases_wrong
+    # Measured 36/240 (15.0%) at the defaults; cosine similarity alone serves none within the same bound.
+    assert overall.paraphrases_served.rate >= 0.12, overall.paraphrases_served
+    assert len(report.sweep) == len(evaluate.SWEEP)
+
+
+@pytest.mark.slow
+def test_heldout_set_is_safe_and_useful_with_the_real_model(aicache_home: Path) -> None:
+    done: list[tuple[int, int]] = []
+    evalset = evaluate.load_pairs(DATA / "heldout-pairs.jsonl")
+    report = evaluate.run_eval(evalset, sweep=True, progress=lambda d, t: done.append((d, t)))
+    overall = report.overall
+    assert overall.negatives_wrong.rate <= 0.01, overall.negatives_wrong
+    assert overall.unrelated_wrong.rate <= 0.01, overall.unrelated_wrong
+    # Measured 81/159 (50.9%) at the defaults.
+    assert overall.paraphrases_served.rate >= 0.45, overall.paraphrases_served
+    assert done[-1] == (report.probes * 11, report.probes * 11)
+    assert {name for name, _ in report.categories} >= {"sql", "docker", "kubernetes", "rust", "go", "css"}
+    # The temporary store lived under its own home: the user's has no store or index, and the variable is back.
+    assert os.environ["AICACHE_HOME"] == str(aicache_home)
+    assert not (aicache_home / "data" / "aicache.db").exists()
+    assert not (aicache_home / "data" / "index.hnsw").exists()
+    if not report.method.startswith("full path"):
+        pytest.skip(f"the full path could not run: {report.method}")
+    in_memory = next(p.scores for p in report.sweep if p.threshold == report.threshold)
+    assert in_memory == overall, "the in-memory evaluator must agree with the real tiers"
