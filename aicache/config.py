@@ -41,7 +41,8 @@ DEFAULTS: dict[str, Any] = {
         "max_retry_after": 30.0,
     },
     "limits": {"max_input_bytes": 1_000_000},
-    "cache": {"semantic": True},
+    "cache": {"semantic": True},  # also: threshold, candidates, embedding_model (see README)
+    "judge": {"enabled": False, "model": "gpt-4o-mini", "max_candidates": 1},
     "hook": {"timeout": 5.0, "max_diff_bytes": 32_000, "template": "commit-message"},
     "redact": {"patterns": []},
 }

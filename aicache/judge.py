@@ -1,0 +1,92 @@
+"""An optional LLM judge for the verifier's gray zone. Off by default.
+
+The verifier refuses a pair when a rule finds a difference that changes the answer; when no rule objects but the
+wording differs more than the embedding can vouch for, the refusal is marked ``gray_zone``. Only those pairs may
+go to the judge: a configured (cheap) model is shown the new question, the cached question and the cached answer
+and asked whether the answer fully answers the new question. It must reply YES or NO; anything else, or any
+failure, counts as NO, because a wrong answer costs more than a miss. Every judged verdict is recorded on the
+episode with the judge's model and reply.
+
+    [judge]
+    enabled = true
+    model = "gpt-4o-mini"      # any model or alias; provider guessed as for -m, or set judge.provider
+    max_candidates = 1         # gray-zone candidates judged per lookup (each is one call)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from aicache.config import Settings
+from aicache.errors import AicacheError
+
+SYSTEM = (
+    "You check a cache of answers. Reply with exactly one word: YES if the cached answer fully and correctly "
+    "answers the new question as asked (same language, tool, version, direction and scope), otherwise NO."
+)
+TEMPLATE = "New question:\n{question}\n\nCached question:\n{cached}\n\nCached answer:\n{answer}"
+MAX_ANSWER_CHARS = 4000  # the judge needs the gist of the answer, not all of it, and this bounds its cost
+
+
+@dataclass(frozen=True)
+class Ruling:
+    accepted: bool
+    reply: str
+    model: str
+
+
+def enabled(settings: Settings) -> bool:
+    return settings.get("judge.enabled", False) is True
+
+
+def rule(settings: Settings, question: str, cached_question: str, cached_answer: str) -> Ruling:
+    """Ask the judge model about one pair. Failures are a NO with the error as the reply."""
+    from aicache.models import resolve_model
+    from aicache.providers import get_provider, resolve_endpoint
+    from aicache.providers.base import Message, ProviderRequest
+
+    provider, model = resolve_model(settings, settings.get("judge.model"), settings.get("judge.provider"))
+    try:
+        base_url, key = resolve_endpoint(settings, provider, None, None)
+        prompt = TEMPLATE.format(question=question, cached=cached_question, answer=cached_answer[:MAX_ANSWER_CHARS])
+        request = ProviderRequest(
+            model=model,
+            messages=(Message("user", prompt),),
+            system=SYSTEM,
+            params=(("max_tokens", 3), ("temperature", 0)),
+            stream=False,
+            base_url=base_url,
+            api_key=key,
+            http=settings.http,
+        )
+        reply = get_provider(provider, settings).complete(request, lambda _text: None).text.strip()
+    except AicacheError as exc:
+        return Ruling(False, f"judge failed: {exc}", model)
+    return Ruling(reply.upper().rstrip(".!") == "YES", reply[:40], model)
+
+
+def decide_gray_zone(
+    conn: sqlite3.Connection, settings: Settings, question: str, verdicts: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Let the judge rule on gray-zone refusals (best first) when nothing was accepted; records each ruling."""
+    if not enabled(settings) or any(v["accepted"] for v in verdicts):
+        return verdicts
+    budget = int(settings.get("judge.max_candidates", 1))
+    for verdict in verdicts:
+        if budget <= 0:
+            break
+        if not verdict.get("gray_zone"):
+            continue
+        row = conn.execute("SELECT answer FROM entries WHERE id = ?", (verdict["entry_id"],)).fetchone()
+        if row is None:
+            continue
+        budget -= 1
+        ruling = rule(settings, question, verdict["question"], str(row[0]))
+        verdict["judge"] = {"accepted": ruling.accepted, "reply": ruling.reply, "model": ruling.model}
+        if ruling.accepted:
+            verdict["accepted"] = True
+            verdict["reasons"] = [*verdict["reasons"], f"gray zone accepted by the judge ({ruling.model})"]
+            break
+    return verdicts
