@@ -28,7 +28,7 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
-def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+def is_corruption(exc: sqlite3.DatabaseError) -> bool:
     text = str(exc).lower()
     return "malformed" in text or "not a database" in text or "file is encrypted" in text
 
@@ -70,13 +70,46 @@ def connect(path: Path | None = None, *, readonly: bool = False) -> sqlite3.Conn
         migrations.ensure_current(conn, readonly=readonly)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        if _is_corruption(exc):
+        if is_corruption(exc):
             aside = move_aside(path, str(exc))
             raise StoreCorruptError(
                 f"the cache database was corrupt ({exc}); moved to {aside}; a new one is created on the next run"
             ) from None
         raise translate(exc) from None
     return conn
+
+
+def check_or_move_aside(path: Path | None = None) -> Path | None:
+    """Run ``PRAGMA quick_check``; a database that fails it is moved aside and its new path returned.
+
+    A full check reads every page, so it is not run on every open (the exact-hit path is measured in
+    milliseconds): ``connect`` catches a damaged header, and the CLI runs this check whenever SQLite reports
+    corruption in the middle of a command.
+    """
+    path = path or paths.db_path()
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            result = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        result = [str(exc)]
+    if result == ["ok"]:
+        return None
+    return move_aside(path, "; ".join(result[:3]))
+
+
+def corruption_error(exc: sqlite3.DatabaseError) -> StoreError:
+    """What to tell the user when SQLite reports corruption during a command."""
+    aside = check_or_move_aside()
+    if aside is None:
+        return StoreError(f"cache database error: {exc} (quick_check found no damage; try again)")
+    return StoreCorruptError(
+        f"the cache database was corrupt ({exc}); moved to {aside}; a new one is created on the next run"
+    )
 
 
 def translate(exc: sqlite3.Error) -> StoreError:

@@ -9,7 +9,9 @@ Importing this module must stay cheap: command modules import the core lazily wh
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -49,16 +51,26 @@ semantic_cmds.register(app)
 hook_cmds.register(app)
 
 
+def _fail(exc: AicacheError) -> NoReturn:
+    from aicache import output
+
+    if os.environ.get("AICACHE_DEBUG") == "1":
+        raise exc
+    output.error(str(exc))
+    sys.exit(exc.exit_code)
+
+
 def main() -> None:
     from aicache import output
 
     try:
         app()
     except AicacheError as exc:
-        if os.environ.get("AICACHE_DEBUG") == "1":
-            raise
-        output.error(str(exc))
-        sys.exit(exc.exit_code)
+        _fail(exc)
+    except sqlite3.DatabaseError as exc:
+        from aicache import db
+
+        _fail(db.corruption_error(exc) if db.is_corruption(exc) else db.translate(exc))
     except Exception as exc:
         if os.environ.get("AICACHE_DEBUG") == "1":
             raise
