@@ -56,6 +56,11 @@ def models_dir() -> Path:
     return data_dir() / "models"
 
 
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+"""Files shipped inside the package (word lists, templates, patterns). A plain path, not importlib.resources:
+aicache is never imported from a zip, and importlib.resources costs ~10 ms of every run to import."""
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (mode 0700) if missing; our files hold prompts and keys."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -11,15 +11,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 from aicache.errors import ConfigError
+from aicache.paths import PACKAGE_DATA
 
 
 @dataclass(frozen=True)
 class Pattern:
     name: str
-    regex: re.Pattern[str]
+    source: str
+    hints: tuple[str, ...] = ()  # lower-case substrings every match contains; none present: skip the pattern
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        return re.compile(self.source)  # re caches compiled patterns, so this compiles once per process
+
+    def may_match(self, lowered: str) -> bool:
+        return not self.hints or any(hint in lowered for hint in self.hints)
 
 
 @dataclass(frozen=True)
@@ -32,15 +40,16 @@ class Redaction:
 def builtin_patterns() -> tuple[Pattern, ...]:
     import tomllib
 
-    raw = resources.files("aicache").joinpath("data/redact.toml").read_text(encoding="utf-8")
-    return tuple(Pattern(p["name"], re.compile(p["regex"])) for p in tomllib.loads(raw)["pattern"])
+    raw = (PACKAGE_DATA / "redact.toml").read_text(encoding="utf-8")
+    return tuple(Pattern(p["name"], p["regex"], tuple(p.get("hints", ()))) for p in tomllib.loads(raw)["pattern"])
 
 
 def user_patterns(expressions: list[str]) -> tuple[Pattern, ...]:
     compiled = []
     for number, expression in enumerate(expressions, start=1):
         try:
-            compiled.append(Pattern(f"custom-{number}", re.compile(expression)))
+            re.compile(expression)
+            compiled.append(Pattern(f"custom-{number}", expression))
         except re.error as exc:
             raise ConfigError(f"redact.patterns[{number - 1}] is not a valid regex: {exc}") from None
     return tuple(compiled)
@@ -48,7 +57,10 @@ def user_patterns(expressions: list[str]) -> tuple[Pattern, ...]:
 
 def redact(text: str, extra: tuple[Pattern, ...] = ()) -> Redaction:
     found: list[str] = []
+    lowered = text.lower()
     for pattern in builtin_patterns() + extra:
+        if not pattern.may_match(lowered):
+            continue
 
         def replace(match: re.Match[str], name: str = pattern.name) -> str:
             found.append(name)

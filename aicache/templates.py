@@ -8,7 +8,6 @@ partition, so editing a template never serves answers made with the old one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 from aicache import paths
 from aicache.errors import ConfigError
@@ -46,7 +45,7 @@ def _parse(name: str, text: str) -> Template:
 
 
 def builtin_names() -> list[str]:
-    folder = resources.files("aicache").joinpath("data/templates")
+    folder = paths.PACKAGE_DATA / "templates"
     return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -54,7 +53,7 @@ def load(name: str) -> Template:
     user_file = paths.config_dir() / "templates" / f"{name}.toml"
     if user_file.exists():
         return _parse(name, user_file.read_text(encoding="utf-8"))
-    builtin = resources.files("aicache").joinpath(f"data/templates/{name}.toml")
+    builtin = paths.PACKAGE_DATA / "templates" / f"{name}.toml"
     if builtin.is_file():
         return _parse(name, builtin.read_text(encoding="utf-8"))
     known = ", ".join(builtin_names())
