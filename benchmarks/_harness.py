@@ -57,6 +57,8 @@ def fresh_home(name: str) -> Path:
 
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    # PYTHONDONTWRITEBYTECODE (set in some sandboxes and CI images) would make every run recompile every module
+    # it imports: measure what a user's machine does, with bytecode caching on.
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update({"AICACHE_HOME": str(home), "HF_HUB_OFFLINE": "1", **extra})
     return env
