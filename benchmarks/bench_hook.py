@@ -27,7 +27,6 @@ import uuid
 from pathlib import Path
 
 from _harness import ROOT, env_for, fresh_home, median, run_once
-
 from aicache import hooks
 from tests.fakellm import FakeLLM
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 
 from _harness import aicache_exe, env_for, fresh_home, median, run_once
-
 from tests.fakellm import FakeLLM
 
 ORIGINAL = "how do I undo my last commit but keep the changes"
