@@ -104,13 +104,5 @@ def _write(keys: dict[str, str]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    paths.fsync_dir(path.parent)
 
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable: after a crash the file is the old or the new version, not missing.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -322,11 +322,7 @@ def _install(source: Path, target: Path) -> None:
     with source.open("rb") as handle:
         os.fsync(handle.fileno())
     os.replace(source, target)
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    paths.fsync_dir(target.parent)
 
 
 @contextlib.contextmanager

@@ -292,7 +292,7 @@ class VectorIndex:
                 record = self._write(tmp)
             _commit_record(conn, record)
             os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            paths.fsync_dir(path.parent)
         except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -459,13 +459,6 @@ def vector_count(conn: sqlite3.Connection, model: str) -> int:
 # ---------------------------------------------------------------------------------------------------------
 # Files: checks, checksum, scrubbing
 
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _crc(fd: int) -> int:

@@ -65,3 +65,12 @@ def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (mode 0700) if missing; our files hold prompts and keys."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable: after a crash the file is the old or the new one, not missing."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -33,14 +33,16 @@ import random
 import re
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterator, Mapping
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aicache.errors import ConfigError, ProviderError
-from aicache.providers.base import HttpSettings
+from aicache.providers.base import Completion, HttpSettings, ProviderRequest, TextSink
 
 if TYPE_CHECKING:
     import httpx
@@ -440,3 +442,54 @@ def _describe(exc: BaseException, secrets: tuple[str, ...]) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+@dataclass
+class StreamProgress(ABC):
+    """What a provider's event stream has delivered so far; each protocol says how to ``feed`` it an event."""
+
+    pieces: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    model: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    @abstractmethod
+    def feed(self, event: SseEvent, on_text: TextSink) -> bool:
+        """Take one event, hand any text to ``on_text``; return True when the stream says it is finished."""
+
+
+def collect_stream(
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    request: ProviderRequest,
+    progress: StreamProgress,
+    on_text: TextSink,
+) -> Completion:
+    """Stream ``body`` to ``url`` and turn the events into a Completion.
+
+    A stream that ends, or breaks, before a finish reason arrived is an error carrying the text shown so far;
+    one that breaks after it only loses the usage counts, so its answer is complete.
+    """
+    try:
+        with closing(stream_sse(url, body, headers, request.http)) as events:
+            for event in events:
+                if progress.feed(event, on_text):
+                    break
+    except ProviderError as exc:
+        if progress.finish_reason is None:
+            raise ProviderError(str(exc), status=exc.status, partial=progress.text) from None
+    if progress.finish_reason is None:
+        raise ProviderError("stream ended before the answer was complete", partial=progress.text)
+    return Completion(
+        text=progress.text,
+        finish_reason=progress.finish_reason,
+        model=str(progress.model or request.model),
+        tokens_in=progress.tokens_in,
+        tokens_out=progress.tokens_out,
+    )

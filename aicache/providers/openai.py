@@ -14,8 +14,6 @@ the usage chunk or ``[DONE]`` costs only the token counts. ``finish_reason="leng
 from __future__ import annotations
 
 import json
-from contextlib import closing
-from dataclasses import dataclass, field
 from typing import Any
 
 from aicache.errors import ProviderError
@@ -73,19 +71,8 @@ def _from_json(data: dict[str, Any], request: ProviderRequest, on_text: TextSink
     )
 
 
-@dataclass
-class _Progress:
+class _Progress(http.StreamProgress):
     """What a stream has delivered so far."""
-
-    pieces: list[str] = field(default_factory=list)
-    finish_reason: str | None = None
-    model: str | None = None
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-
-    @property
-    def text(self) -> str:
-        return "".join(self.pieces)
 
     def feed(self, event: http.SseEvent, on_text: TextSink) -> bool:
         """Take one event; return True at ``[DONE]``."""
@@ -116,24 +103,7 @@ class _Progress:
 def _stream(
     url: str, body: dict[str, Any], headers: dict[str, str], request: ProviderRequest, on_text: TextSink
 ) -> Completion:
-    progress = _Progress()
-    try:
-        with closing(http.stream_sse(url, body, headers, request.http)) as events:
-            for event in events:
-                if progress.feed(event, on_text):
-                    break
-    except ProviderError as exc:
-        if progress.finish_reason is None:
-            raise ProviderError(str(exc), status=exc.status, partial=progress.text) from None
-    if progress.finish_reason is None:
-        raise ProviderError("stream ended before the answer was complete", partial=progress.text)
-    return Completion(
-        text=progress.text,
-        finish_reason=progress.finish_reason,
-        model=str(progress.model or request.model),
-        tokens_in=progress.tokens_in,
-        tokens_out=progress.tokens_out,
-    )
+    return http.collect_stream(url, body, headers, request, _Progress(), on_text)
 
 
 def _first_choice(data: dict[str, Any]) -> dict[str, Any] | None:
