@@ -21,7 +21,7 @@ from typing import Any
 from aicache import cache, memory
 from aicache.config import Settings
 from aicache.db import write_transaction
-from aicache.errors import AicacheError, CacheMissError, ProviderError
+from aicache.errors import AicacheError, CacheMissError, ProviderError, StoreError
 from aicache.gitinfo import repo_and_head
 from aicache.keys import content_hash
 from aicache.providers.base import Completion, TextSink
@@ -113,9 +113,14 @@ def _serve_hit(
     episode.answer = entry.answer
     episode.entry_id = entry.id
     episode.latency_ms = (time.perf_counter() - started) * 1000
-    with write_transaction(ctx.conn):
-        cache.note_hit(ctx.conn, entry.id)
-        episode_id = memory.insert(ctx.conn, episode)
+    try:
+        with write_transaction(ctx.conn):
+            cache.note_hit(ctx.conn, entry.id)
+            episode_id = memory.insert(ctx.conn, episode)
+    except StoreError as exc:
+        # The answer is already shown; a read-only or locked store must not turn a hit into a failure.
+        ctx.on_note(f"served from the cache, but the episode was not recorded: {exc}")
+        episode_id = 0
     return AskResult(
         answer=entry.answer,
         outcome=episode.outcome,

@@ -105,4 +105,3 @@ def _write(keys: dict[str, str]) -> None:
         tmp.unlink(missing_ok=True)
         raise
     paths.fsync_dir(path.parent)
-

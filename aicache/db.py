@@ -75,6 +75,27 @@ def connect(path: Path | None = None, *, readonly: bool = False) -> sqlite3.Conn
             raise StoreCorruptError(
                 f"the cache database was corrupt ({exc}); moved to {aside}; a new one is created on the next run"
             ) from None
+        if not os.access(path.parent, os.W_OK) and path.exists():
+            return _connect_immutable(path)
+        raise translate(exc) from None
+    return conn
+
+
+def _connect_immutable(path: Path) -> sqlite3.Connection:
+    """Read a store whose directory is read-only: hits still work, every write fails as read-only.
+
+    A WAL database needs its -shm file to be read; in a read-only directory SQLite cannot create it, so the
+    file is opened as immutable (no locking, no WAL). Nobody can write through a read-only directory, so
+    there is nothing to lock against.
+    """
+    conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    try:
+        from aicache import migrations
+
+        migrations.ensure_current(conn, readonly=True)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
         raise translate(exc) from None
     return conn
 

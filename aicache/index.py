@@ -460,7 +460,6 @@ def vector_count(conn: sqlite3.Connection, model: str) -> int:
 # Files: checks, checksum, scrubbing
 
 
-
 def _crc(fd: int) -> int:
     size = os.fstat(fd).st_size
     if size == 0:

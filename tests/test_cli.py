@@ -395,3 +395,50 @@ def test_unexpected_errors_are_one_line_and_debug_shows_traceback(aicache_home: 
     assert plain.returncode == 5 and len(plain.stderr.strip().splitlines()) == 1
     debug = run(aicache_home, None, "ask", "x", env={"AICACHE_DEBUG": "1"})
     assert b"Traceback" in debug.stderr
+
+
+DROP_AND_ASK = """
+import os, sys
+import tomllib, sqlite3, json, hashlib, shlex, unicodedata
+import aicache.cli, aicache.ask, aicache.cache, aicache.memory, aicache.prepare, aicache.providers.openai
+import aicache.config, aicache.db, aicache.migrations, aicache.credentials
+import aicache.redact, aicache.inputs, aicache.output
+from aicache.providers.http import import_httpx
+import_httpx()  # everything imported before dropping privileges: the interpreter's own files may be root-only
+import aicache.providers.command
+if os.geteuid() == 0:
+    os.setgid(65534)
+    os.setuid(65534)
+sys.argv = ["aicache", "ask", *sys.argv[1:]]
+aicache.cli.main()
+"""
+
+
+def test_hits_still_work_from_a_read_only_store(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    """RELIABILITY 9 at the CLI: the hit is served, the episode write fails with a note, writes fail clearly."""
+    assert ask(aicache_home, fake_llm, "cached question").returncode == 0
+    cfg = aicache_home / "config.toml"  # a miss through /bin/echo: no imports needed after dropping privileges
+    cfg.write_text(cfg.read_text() + '[providers.command]\nargv = ["/bin/echo", "from echo"]\n')
+    data = aicache_home / "data"
+    if os.geteuid() == 0:  # root ignores file modes: the child drops to nobody, who must own nothing here
+        for path in (aicache_home, data, *aicache_home.iterdir(), *data.iterdir()):
+            os.chown(path, 65534, 65534)
+        for parent in aicache_home.parents:
+            parent.chmod(parent.stat().st_mode | 0o055)
+    for path in data.iterdir():
+        path.chmod(0o444)
+    data.chmod(0o555)
+    env = cli_env(aicache_home, OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-x")
+    try:
+        hit = subprocess.run([sys.executable, "-c", DROP_AND_ASK, "cached question"], capture_output=True, env=env)
+        assert hit.returncode == 0, hit.stderr
+        assert hit.stdout == b"answer to: cached question\n" and b"not recorded" in hit.stderr
+        miss = subprocess.run(
+            [sys.executable, "-c", DROP_AND_ASK, "new question", "-p", "command"], capture_output=True, env=env
+        )
+        assert miss.returncode == 6, miss.stderr
+        assert b"read-only" in miss.stderr and b"Traceback" not in miss.stderr
+    finally:
+        data.chmod(0o700)
+        for path in data.iterdir():
+            path.chmod(0o600)

@@ -559,3 +559,21 @@ def test_a_read_only_data_directory_still_serves_lookups(read_only_home: Path) -
         assert "not writable" in result["save"]
         assert "read-only" in result["insert"]
     assert "index.hnsw" not in second["files"] and not any(".tmp-" in name for name in second["files"])
+
+
+def test_a_read_only_data_directory_without_wal_files_still_opens(read_only_home: Path) -> None:
+    # After a clean shutdown the -wal and -shm files are gone; SQLite cannot recreate them in a read-only
+    # directory, so the store is opened immutable: lookups work, writes fail clearly.
+    conn = db.connect()
+    vectors = unit(np.random.default_rng(9), 40, DIM)
+    small = insert(conn, "small", vectors)
+    index.sync(conn, MODEL, force=True)
+    conn.close()
+    assert not any(p.name.endswith(("-wal", "-shm")) for p in paths.data_dir().iterdir())
+    mode = _make_read_only(read_only_home)
+    code, out, err = run(READ_ONLY, mode, json.dumps([["small", small[5], 2000]]))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["found"] == {str(small[5]): small[5]}
+    assert result["writable"] is False
+    assert "read-only" in result["insert"]
