@@ -46,8 +46,8 @@ def move_aside(path: Path, reason: str) -> Path:
 def connect(path: Path | None = None, *, readonly: bool = False) -> sqlite3.Connection:
     """Open the store (creating it unless ``readonly``) and bring its schema up to date.
 
-    A file that fails ``quick_check`` is moved aside and ``StoreCorruptError`` raised: a corrupt store is never
-    silently replaced by an empty one.
+    A file whose header is damaged is moved aside and ``StoreCorruptError`` raised; deeper damage is caught by
+    ``corruption_error`` when a query meets it. A corrupt store is never silently replaced by an empty one.
     """
     path = path or paths.db_path()
     if readonly:

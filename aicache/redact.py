@@ -64,13 +64,12 @@ def redact(text: str, extra: tuple[Pattern, ...] = ()) -> Redaction:
 
         def replace(match: re.Match[str], name: str = pattern.name) -> str:
             found.append(name)
-            placeholder = f"[REDACTED:{name}]"
-            if "secret" in match.re.groupindex and match.group("secret") is not None:
-                start, end = match.span("secret")
-                whole_start = match.start()
-                text_ = match.group(0)
-                return text_[: start - whole_start] + placeholder + text_[end - whole_start :]
-            return placeholder
+            if "secret" not in match.re.groupindex or match.group("secret") is None:
+                return f"[REDACTED:{name}]"
+            # Keep what surrounds the secret ("DB_PASSWORD=") so the text still reads as it did.
+            offset = match.start()
+            start, end = match.start("secret") - offset, match.end("secret") - offset
+            return match.group(0)[:start] + f"[REDACTED:{name}]" + match.group(0)[end:]
 
         text = pattern.regex.sub(replace, text)
     return Redaction(text, tuple(found))

@@ -24,10 +24,10 @@ class Template:
     version: str
 
     def render(self, question: str, input_text: str | None) -> str:
-        if input_text is None or "{input}" not in self.prompt:
-            rendered = self.prompt.replace("{input}", "").replace("{question}", question)
-            return rendered.strip() if input_text is None else f"{input_text}\n\n{rendered.strip()}"
-        return self.prompt.replace("{question}", question).replace("{input}", input_text).strip()
+        rendered = self.prompt.replace("{question}", question).replace("{input}", input_text or "").strip()
+        if input_text is not None and "{input}" not in self.prompt:
+            return f"{input_text}\n\n{rendered}"  # a template that does not place the input: input first
+        return rendered
 
 
 def _parse(name: str, text: str) -> Template:

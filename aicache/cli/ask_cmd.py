@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from aicache import output
+
+if TYPE_CHECKING:
+    from aicache.ask import AskResult  # the module itself is imported only when a command runs
 
 
 def _parse_option(text: str) -> tuple[str, float | int]:
@@ -36,10 +40,7 @@ def _mode(no_cache: bool, refresh: bool, cache_only: bool) -> str:
     return chosen[0] if chosen else "normal"
 
 
-def _outcome_note(result: object) -> str:
-    from aicache.ask import AskResult
-
-    assert isinstance(result, AskResult)
+def _outcome_note(result: AskResult) -> str:
     if result.outcome == "exact_hit":
         return "cache: exact hit"
     if result.outcome == "semantic_hit":
@@ -108,10 +109,10 @@ def ask(
     output.note(_outcome_note(result))
 
 
-def _result_fields(result: object) -> dict[str, object]:
+def _result_fields(result: AskResult) -> dict[str, object]:
     from dataclasses import asdict
 
-    fields = asdict(result)  # type: ignore[call-overload]
+    fields = asdict(result)
     fields.pop("answer", None)
     return fields
 

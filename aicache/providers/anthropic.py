@@ -12,7 +12,6 @@ stream without it is a ``ProviderError`` carrying the text already shown.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aicache.errors import ProviderError
@@ -92,12 +91,7 @@ class _Progress(http.StreamProgress):
 
     def feed(self, event: http.SseEvent, on_text: TextSink) -> bool:
         """Take one event; return True at ``message_stop``."""
-        try:
-            data = json.loads(event.data)
-        except ValueError:
-            raise ProviderError(f"invalid event in the stream: {http.scrub(event.data[:200])}") from None
-        if not isinstance(data, dict):
-            raise ProviderError(f"invalid event in the stream: {http.scrub(event.data[:200])}")
+        data = event.json_object()
         kind = data.get("type") or event.event
         if kind == "error":  # e.g. overloaded_error after the stream has started
             raise ProviderError(f"the server reported an error mid-stream: {http.server_message(data)}")

@@ -68,6 +68,16 @@ class SseEvent:
     event: str
     data: str
 
+    def json_object(self) -> dict[str, Any]:
+        """The event's data as a JSON object; anything else is a broken stream."""
+        try:
+            value = json.loads(self.data)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise ProviderError(f"invalid event in the stream: {scrub(self.data[:200])}")
+        return value
+
 
 def import_httpx() -> ModuleType:
     """Import httpx without its command-line module.

@@ -13,7 +13,6 @@ the usage chunk or ``[DONE]`` costs only the token counts. ``finish_reason="leng
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aicache.errors import ProviderError
@@ -78,12 +77,7 @@ class _Progress(http.StreamProgress):
         """Take one event; return True at ``[DONE]``."""
         if event.data.strip() == "[DONE]":
             return True
-        try:
-            chunk = json.loads(event.data)
-        except ValueError:
-            raise ProviderError(f"invalid event in the stream: {http.scrub(event.data[:200])}") from None
-        if not isinstance(chunk, dict):
-            raise ProviderError(f"invalid event in the stream: {http.scrub(event.data[:200])}")
+        chunk = event.json_object()
         if "error" in chunk:  # OpenRouter and vLLM report failures mid-stream this way
             raise ProviderError(f"the server reported an error mid-stream: {http.server_message(chunk)}")
         self.model = self.model or chunk.get("model")
