@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +63,16 @@ def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
         return original(self, address)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture
+def conn(aicache_home: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to this test's store (created and migrated)."""
+    from aicache import db
+
+    connection = db.connect()
+    yield connection
+    connection.close()
 
 
 @pytest.fixture

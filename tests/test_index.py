@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -45,13 +44,6 @@ def stored_ids(conn: sqlite3.Connection, model: str = MODEL) -> set[int]:
 
 def top(idx: index.VectorIndex, vector: np.ndarray) -> index.Neighbour:
     return idx.search(vector, 1)[0]
-
-
-@pytest.fixture
-def conn() -> Iterator[sqlite3.Connection]:
-    connection = db.connect()
-    yield connection
-    connection.close()
 
 
 @pytest.fixture

@@ -74,13 +74,6 @@ def assert_index_matches_store(conn: sqlite3.Connection, probes: dict[int, np.nd
 
 
 @pytest.fixture
-def conn() -> Iterator[sqlite3.Connection]:
-    connection = db.connect()
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
 def store(conn: sqlite3.Connection) -> dict[int, np.ndarray]:
     """400 indexed entries; returns ten of them as probes (id -> vector)."""
     vectors = unit(np.random.default_rng(11), 400, DIM)
