@@ -18,7 +18,10 @@ from pathlib import Path
 from aicache import paths
 from aicache.errors import StoreBusyError, StoreCorruptError, StoreError
 
-BUSY_TIMEOUT_MS = int(os.environ.get("AICACHE_BUSY_TIMEOUT_MS", "30000"))
+
+def busy_timeout_ms() -> int:
+    """How long a writer waits for the lock; read per connection (a warm helper serves many environments)."""
+    return int(os.environ.get("AICACHE_BUSY_TIMEOUT_MS", "30000"))
 
 
 def _create_private(path: Path) -> None:
@@ -53,14 +56,14 @@ def connect(path: Path | None = None, *, readonly: bool = False) -> sqlite3.Conn
     if readonly:
         if not path.exists():
             raise StoreError(f"no cache database at {path}")
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=busy_timeout_ms() / 1000)
     else:
         if not path.exists():
             _create_private(path)
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn = sqlite3.connect(path, timeout=busy_timeout_ms() / 1000, isolation_level=None)
     conn.row_factory = sqlite3.Row
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -136,7 +139,7 @@ def corruption_error(exc: sqlite3.DatabaseError) -> StoreError:
 def translate(exc: sqlite3.Error) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return StoreBusyError(f"the cache database stayed locked for {BUSY_TIMEOUT_MS / 1000:g} s: {text}")
+        return StoreBusyError(f"the cache database stayed locked for {busy_timeout_ms() / 1000:g} s: {text}")
     if "readonly" in text or "read-only" in text:
         return StoreError(f"the cache database is read-only: {text}")
     if "disk" in text and "full" in text:

@@ -235,7 +235,12 @@ def model_id(settings: Settings) -> str:
 def is_prepared(settings: Settings) -> bool:
     """False when the next ``get_embedder`` will first export the model to ONNX (a few seconds, once)."""
     spec = model_spec(settings)
-    return spec.unsupported is not None or spec.onnx_path.is_file() or spec.unsupported_marker.is_file()
+    return (
+        spec.model_id in _EMBEDDERS  # loaded already (a warm helper), even if its file was removed since
+        or spec.unsupported is not None
+        or spec.onnx_path.is_file()
+        or spec.unsupported_marker.is_file()
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -244,19 +249,22 @@ def is_prepared(settings: Settings) -> bool:
 _EMBEDDERS: dict[str, Embedder] = {}
 
 
-def get_embedder(settings: Settings, on_prepare: Callable[[], None] | None = None) -> Embedder:
+def get_embedder(
+    settings: Settings, on_prepare: Callable[[], None] | None = None, threads: int | None = None
+) -> Embedder:
     """The embedder of the configured model, loaded once per process.
 
     ``on_prepare`` is called when this call is about to export the model to ONNX (first use only), so a
-    caller can tell the user why it takes a few seconds.
+    caller can tell the user why it takes a few seconds. ``threads`` caps onnxruntime's threads for the first
+    load; the warm helper loads with one, so the processes it forks never wait on a thread pool they lack.
     """
     spec = model_spec(settings)
     if spec.model_id not in _EMBEDDERS:
-        _EMBEDDERS[spec.model_id] = _load(spec, on_prepare)
+        _EMBEDDERS[spec.model_id] = _load(spec, on_prepare, threads or _threads())
     return _EMBEDDERS[spec.model_id]
 
 
-def _load(spec: ModelSpec, on_prepare: Callable[[], None] | None) -> Embedder:
+def _load(spec: ModelSpec, on_prepare: Callable[[], None] | None, threads: int) -> Embedder:
     if spec.unsupported is None and not spec.unsupported_marker.is_file():
         if not spec.onnx_path.is_file():
             if on_prepare is not None:
@@ -264,7 +272,7 @@ def _load(spec: ModelSpec, on_prepare: Callable[[], None] | None) -> Embedder:
             _prepare(spec)
         if spec.onnx_path.is_file():
             try:
-                return OnnxEmbedder(spec, spec.onnx_path)
+                return OnnxEmbedder(spec, spec.onnx_path, threads)
             except Exception:  # onnxruntime's errors (InvalidProtobuf, Fail, ...) derive from Exception only
                 # The file was checked when installed, so it was damaged since: the next run exports it again.
                 with contextlib.suppress(OSError):
@@ -442,12 +450,13 @@ def _normalise(matrix: Matrix) -> Matrix:
 class OnnxEmbedder:
     """The exported transformer in onnxruntime, tokenized by ``tokenizers``, pooled and normalised in numpy."""
 
-    def __init__(self, spec: ModelSpec, onnx_path: Path) -> None:
+    def __init__(self, spec: ModelSpec, onnx_path: Path, threads: int | None = None) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
+        onnxruntime.disable_telemetry_events()  # onnxruntime >= 1.31 reports usage to Microsoft by default
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = _threads()
+        options.intra_op_num_threads = threads or _threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # see _optimize
         self._session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])

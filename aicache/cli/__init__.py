@@ -8,15 +8,20 @@ Importing this module must stay cheap: command modules import the core lazily wh
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
+import typer.main
+
+if TYPE_CHECKING:
+    from typer._click.core import Command  # Typer vendors its own Click
 
 from aicache import __version__
-from aicache.cli import ask_cmd, config_cmds, hook_cmds, memory_cmds, semantic_cmds
+from aicache.cli import ask_cmd, config_cmds, helper_cmds, hook_cmds, memory_cmds, semantic_cmds
 from aicache.errors import AicacheError, ExitCode
 
 app = typer.Typer(
@@ -49,6 +54,7 @@ memory_cmds.register(app)
 config_cmds.register(app)
 semantic_cmds.register(app)
 hook_cmds.register(app)
+helper_cmds.register(app)
 
 
 def _fail(exc: AicacheError) -> NoReturn:
@@ -60,11 +66,21 @@ def _fail(exc: AicacheError) -> NoReturn:
     sys.exit(exc.exit_code)
 
 
+@functools.cache
+def command() -> Command:
+    """The Click command Typer builds from ``app``, built once per process.
+
+    Typer builds it on every call, reading every command's signature and type hints (~25 ms); the warm helper
+    builds it before it forks, so the commands it runs start parsing at once.
+    """
+    return typer.main.get_command(app)
+
+
 def main() -> None:
     from aicache import output
 
     try:
-        app()
+        command()(prog_name="aicache")
     except AicacheError as exc:
         _fail(exc)
     except sqlite3.DatabaseError as exc:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import codecs
 import json
 import math
+import os
 import random
 import re
 import sys
@@ -251,9 +252,24 @@ def _client(hx: Any, settings: HttpSettings, url: str) -> httpx.Client:
     # No redirects: following a POST elsewhere could hand the key to another host. That also means a plain
     # http:// endpoint (Ollama, llama.cpp, a local vLLM) never reaches TLS, so it skips loading the CA bundle,
     # which costs ~50 ms of the time to first byte; https:// endpoints are always verified.
-    verify = url.lower().startswith("https://")
+    verify = tls_context(hx) if url.lower().startswith("https://") else False
     client: httpx.Client = hx.Client(timeout=timeout, follow_redirects=False, verify=verify)
     return client
+
+
+_TLS_CONTEXTS: dict[tuple[str, str], Any] = {}
+
+
+def tls_context(hx: ModuleType) -> Any:
+    """httpx's verifying SSL context, built once per process (loading the CA bundle costs ~30 ms).
+
+    Keyed by the variables httpx reads (``SSL_CERT_FILE``, ``SSL_CERT_DIR``), so a warm helper serving
+    environments that differ in them still verifies each against its own bundle.
+    """
+    key = (os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", ""))
+    if key not in _TLS_CONTEXTS:
+        _TLS_CONTEXTS[key] = hx.create_ssl_context()
+    return _TLS_CONTEXTS[key]
 
 
 def _send(
