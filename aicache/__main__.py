@@ -1,3 +1,3 @@
-from aicache.cli import main
+from aicache.launch import main
 
 main()

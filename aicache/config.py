@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "judge": {"enabled": False, "model": "gpt-4o-mini", "max_candidates": 1},
     "hook": {"timeout": 5.0, "max_diff_bytes": 32_000, "template": "commit-message"},
     "redact": {"patterns": []},
+    "helper": {"enabled": True, "idle_minutes": 30},
 }
 
 

@@ -12,6 +12,10 @@ _aicache() {
             "config set") path="config set" ;;
             "config show") path="config show" ;;
             "eval") path="eval" ;;
+            "helper") path="helper" ;;
+            "helper start") path="helper start" ;;
+            "helper status") path="helper status" ;;
+            "helper stop") path="helper stop" ;;
             "hook") path="hook" ;;
             "hook install") path="hook install" ;;
             "hook run") path="hook run" ;;
@@ -29,13 +33,17 @@ _aicache() {
     done
     local words
     case "$path" in
-        "") words="ask config eval hook keys log reindex stats why --version --help" ;;
+        "") words="ask config eval helper hook keys log reindex stats why --version --help" ;;
         "ask") words="--attach --base-url --cache-only --json --key --max-tokens --model --no-cache --no-stdin --no-stream --option --provider --refresh --stream --system --temperature --template -a -m -o -p -s -t --help" ;;
         "config") words="path set show --help" ;;
         "config path") words="--help" ;;
         "config set") words="--help" ;;
         "config show") words="--json --help" ;;
         "eval") words="--json --sweep --threshold --help" ;;
+        "helper") words="start status stop --help" ;;
+        "helper start") words="--help" ;;
+        "helper status") words="--json --help" ;;
+        "helper stop") words="--help" ;;
         "hook") words="install run status uninstall --help" ;;
         "hook install") words="--global --help" ;;
         "hook run") words="--help" ;;

@@ -41,6 +41,15 @@ complete -c aicache -n '__fish_seen_subcommand_from eval' -l json
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l sweep
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l threshold
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l help
+complete -c aicache -n '__fish_use_subcommand' -a helper -d 'The warm helper: a background process that keeps aicache loaded so `ask` starts fast.'
+complete -c aicache -n '__fish_seen_subcommand_from helper && not __fish_seen_subcommand_from start status stop' -l help
+complete -c aicache -n '__fish_seen_subcommand_from helper && not __fish_seen_subcommand_from start status stop' -a start -d 'Start the helper now (it normally starts by itself after a cold `ask`) and wait until it serves.'
+complete -c aicache -n '__fish_seen_subcommand_from helper && __fish_seen_subcommand_from start' -l help
+complete -c aicache -n '__fish_seen_subcommand_from helper && not __fish_seen_subcommand_from start status stop' -a status -d 'Show whether a helper serves this store, its pid, memory and how many commands it ran.'
+complete -c aicache -n '__fish_seen_subcommand_from helper && __fish_seen_subcommand_from status' -l json
+complete -c aicache -n '__fish_seen_subcommand_from helper && __fish_seen_subcommand_from status' -l help
+complete -c aicache -n '__fish_seen_subcommand_from helper && not __fish_seen_subcommand_from start status stop' -a stop -d 'Stop the helper; the next `ask` runs in-process (and starts a new one).'
+complete -c aicache -n '__fish_seen_subcommand_from helper && __fish_seen_subcommand_from stop' -l help
 complete -c aicache -n '__fish_use_subcommand' -a hook -d 'Git hooks: a suggested commit message from the staged diff (cached per diff).'
 complete -c aicache -n '__fish_seen_subcommand_from hook && not __fish_seen_subcommand_from install run status uninstall' -l help
 complete -c aicache -n '__fish_seen_subcommand_from hook && not __fish_seen_subcommand_from install run status uninstall' -a install -d 'Install prepare-commit-msg and post-commit; an existing hook is kept and runs first.'

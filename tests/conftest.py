@@ -35,6 +35,8 @@ def aicache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AICACHE_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    # Commands run in-process unless a test is about the warm helper (tests/test_helper.py turns it on).
+    monkeypatch.setenv("AICACHE_HELPER", "0")
     for name in PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
     return home

@@ -1,0 +1,82 @@
+"""``aicache helper start | stop | status``: the warm background process that serves ``ask`` (``aicache.helper``).
+
+Nobody needs these to use aicache: a helper starts by itself after a cold ``ask`` and exits after
+``helper.idle_minutes`` without requests. They are for looking at it, for benchmarks, and for stopping it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import typer
+
+from aicache import output
+from aicache.errors import AicacheError, ConfigError
+
+helper_app = typer.Typer(
+    help="The warm helper: a background process that keeps aicache loaded so `ask` starts fast.",
+    no_args_is_help=True,
+)
+
+START_TIMEOUT = 60.0  # seconds: loading the model takes ~1 s; a first export is done by `ask`, not here
+
+
+def _describe(status: dict[str, Any]) -> str:
+    return (
+        f"helper running: pid {status['pid']}, up {status['uptime_s']:.0f} s, served {status['served']}, "
+        f"{status['rss_mb']:.0f} MB, stops after {status['idle_minutes']:g} idle min; socket {status['socket']}"
+    )
+
+
+@helper_app.command("start")
+def start() -> None:
+    """Start the helper now (it normally starts by itself after a cold `ask`) and wait until it serves."""
+    from aicache import config
+    from aicache.helper import client, wire
+
+    if os.environ.get(wire.DISABLE_ENV) == "0":
+        raise ConfigError(f"the helper is turned off by {wire.DISABLE_ENV}=0")
+    if not config.load().get("helper.enabled", True):
+        raise ConfigError("the helper is turned off (helper.enabled = false)")
+    status = client.query("status")
+    if status is None:
+        if client.start_in_background() is None:
+            raise AicacheError("could not start the helper process")
+        status = client.wait_until_ready(START_TIMEOUT)
+    if status is None:
+        raise AicacheError(f"the helper did not start within {START_TIMEOUT:g} s; its log: {_log_path()}")
+    output.note(_describe(status))
+
+
+@helper_app.command("stop")
+def stop() -> None:
+    """Stop the helper; the next `ask` runs in-process (and starts a new one)."""
+    from aicache.helper import client
+
+    status = client.query("stop")
+    output.note(f"stopped the helper (pid {status['pid']})" if status else "no helper is running")
+
+
+@helper_app.command("status")
+def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show whether a helper serves this store, its pid, memory and how many commands it ran."""
+    from aicache.helper import client
+
+    found = client.query("status")
+    if json_out:
+        output.emit_json({"helper": {"running": found is not None, **(found or {}), "log": _log_path()}})
+        return
+    print(_describe(found) if found else "helper not running")
+    print(f"log: {_log_path()}")
+
+
+def _log_path() -> str:
+    from aicache.helper import wire
+
+    path = wire.socket_path()
+    return path.removesuffix(".sock") + ".log" if path else "(no private runtime directory)"
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(helper_app, name="helper")

@@ -1,0 +1,290 @@
+"""The warm helper: `aicache ask` handed to a forked child of a background process (aicache/helper).
+
+Every test here runs the real console path (``python -m aicache``) against a real helper process listening on a
+real Unix socket, and checks that the result is what the in-process run gives: stdout, stderr, exit code,
+episodes, signals. The helper must also get out of the way: killed, stale, turned off.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import termios
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aicache.helper import server, wire
+from tests.conftest import AICACHE, cli_env
+from tests.fakellm import FakeLLM, Reply
+from tests.test_semantic import export_run, model_home, onnx_models  # noqa: F401  (session model fixtures)
+
+pytestmark = pytest.mark.slow
+
+
+def aicache(env: dict[str, str], *args: str, **kw: Any) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*AICACHE, *args], env=env, capture_output=True, timeout=120, **kw)
+
+
+def helper_status(env: dict[str, str]) -> dict[str, Any]:
+    out = aicache(env, "helper", "status", "--json")
+    assert out.returncode == 0, out.stderr
+    status: dict[str, Any] = json.loads(out.stdout)["helper"]
+    return status
+
+
+def rows(home: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(home / "data" / "aicache.db")
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def wait_for(condition: Any, seconds: float = 30.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture
+def env(aicache_home: Path, fake_llm: FakeLLM) -> Iterator[dict[str, str]]:
+    """This test's home with the helper allowed; whatever helper the test leaves is stopped afterwards."""
+    aicache_home.mkdir(parents=True, exist_ok=True)
+    config = aicache_home / "config.toml"
+    if not config.exists():
+        config.write_text("[cache]\nsemantic = false\n[helper]\nidle_minutes = 2\n[http]\nretries = 0\n")
+    environment = cli_env(
+        aicache_home, AICACHE_HELPER="1", OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-test-0123456789"
+    )
+    yield environment
+    status = helper_status(environment)
+    aicache(environment, "helper", "stop")
+    if status["running"]:
+        wait_for(lambda: gone(status["pid"]), 10)
+
+
+@pytest.fixture
+def warm(env: dict[str, str]) -> dict[str, str]:
+    started = aicache(env, "helper", "start")
+    assert started.returncode == 0, started.stderr
+    assert helper_status(env)["running"]
+    return env
+
+
+def test_ask_through_the_helper_behaves_like_in_process(
+    warm: dict[str, str], fake_llm: FakeLLM, aicache_home: Path, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "some project"
+    workdir.mkdir()
+    fake_llm.enqueue(Reply.text("git reset --soft HEAD~1"))
+    miss = aicache(warm, "ask", "how do I undo the last commit", cwd=workdir)
+    hit = aicache(warm, "ask", "how do I undo the last commit", cwd=workdir)
+    assert (miss.returncode, miss.stdout) == (0, b"git reset --soft HEAD~1\n"), miss.stderr
+    assert (hit.returncode, hit.stdout) == (0, b"git reset --soft HEAD~1\n"), hit.stderr
+    assert b"cache: miss" in miss.stderr and b"cache: exact hit" in hit.stderr
+    assert helper_status(warm)["served"] == 2  # both ran in the helper, not in-process
+    episodes = rows(aicache_home, "SELECT cwd, outcome FROM episodes ORDER BY id")
+    assert episodes == [(str(workdir), "miss"), (str(workdir), "exact_hit")]
+    assert len(fake_llm.requests) == 1
+
+
+def test_exit_codes_stdin_and_environment_pass_through(warm: dict[str, str], fake_llm: FakeLLM) -> None:
+    assert aicache(warm, "ask", "--cache-only", "never asked").returncode == 4
+    assert aicache(warm, "ask").returncode == 2  # nothing to ask
+    fake_llm.enqueue(Reply.status(401, "bad key"))
+    failed = aicache(warm, "ask", "who am I")
+    assert failed.returncode == 3 and b"401" in failed.stderr and b"sk-test" not in failed.stderr
+    fake_llm.enqueue(Reply.text("a summary"))
+    piped = aicache(warm, "ask", "summarise", input=b"the piped text")
+    assert piped.stdout == b"a summary\n"
+    assert "the piped text" in json.dumps(fake_llm.requests[-1].body)
+    # The helper's own environment does not leak in: this run's model and key are the ones sent.
+    fake_llm.enqueue(Reply.text("ok"))
+    aicache({**warm, "AICACHE_MODEL": "model-from-env", "OPENAI_API_KEY": "sk-other-0123456789"}, "ask", "q")
+    assert fake_llm.requests[-1].body["model"] == "model-from-env"
+    assert fake_llm.requests[-1].headers["authorization"] == "Bearer sk-other-0123456789"
+    assert helper_status(warm)["served"] == 5
+
+
+def test_ctrl_c_reaches_the_command(warm: dict[str, str], fake_llm: FakeLLM, aicache_home: Path) -> None:
+    fake_llm.enqueue(Reply.trickle("a b c d e f g h i j k l m n o p", interval=0.5))
+    proc = subprocess.Popen(
+        [*AICACHE, "ask", "stream slowly"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=warm
+    )
+    assert proc.stdout is not None
+    proc.stdout.read(1)  # the stream has started
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(0,)]
+    assert rows(aicache_home, "SELECT outcome, error FROM episodes") == [("error", "interrupted")]
+
+
+def on_a_terminal(env: dict[str, str], *args: str) -> tuple[int, bytes]:
+    """Run with stdout on a pseudo-terminal (80 columns); return the exit code and what the terminal got."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen([*AICACHE, *args], env=env, stdout=terminal, stderr=subprocess.DEVNULL)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # EIO: the last writer closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    return proc.wait(timeout=60), shown
+
+
+def test_a_terminal_gets_the_same_rendering(warm: dict[str, str], fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("# Title\n\nSome **bold** text and `code`."))
+    assert aicache(warm, "ask", "render me").returncode == 0
+    code, through_helper = on_a_terminal(warm, "ask", "render me")
+    in_process = on_a_terminal({**warm, "AICACHE_HELPER": "0"}, "ask", "render me")
+    assert code == 0 and (0, through_helper) == in_process
+    assert b"\x1b[" in through_helper and b"**bold**" not in through_helper  # Markdown rendered, not raw
+    assert helper_status(warm)["served"] == 2
+
+
+def test_a_killed_helper_is_replaced_and_no_command_is_lost(warm: dict[str, str], fake_llm: FakeLLM) -> None:
+    first = helper_status(warm)["pid"]
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: gone(first), 10)
+    fake_llm.enqueue(Reply.text("still answered"))
+    answered = aicache(warm, "ask", "after the crash")  # a dead socket file: runs in-process, starts a new helper
+    assert (answered.returncode, answered.stdout) == (0, b"still answered\n"), answered.stderr
+    replacement = wait_for(lambda: helper_status(warm).get("pid"))
+    assert replacement != first
+    assert aicache(warm, "ask", "after the crash").stdout == b"still answered\n"
+    assert helper_status(warm)["served"] == 1
+
+
+def test_turned_off_in_config_the_helper_stops_and_none_starts(warm: dict[str, str], fake_llm: FakeLLM) -> None:
+    pid = helper_status(warm)["pid"]
+    assert aicache(warm, "config", "set", "helper.enabled", "false").returncode == 0
+    fake_llm.enqueue(Reply.text("in-process"))
+    answered = aicache(warm, "ask", "q")
+    assert answered.stdout == b"in-process\n", answered.stderr
+    wait_for(lambda: gone(pid), 10)
+    time.sleep(1.0)  # a helper the run might have started would be listening by now
+    assert not helper_status(warm)["running"]
+    refused = aicache(warm, "helper", "start")
+    assert refused.returncode == 5 and b"helper.enabled = false" in refused.stderr
+
+
+def test_aicache_helper_0_never_starts_one(env: dict[str, str], fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("a"))
+    off = {**env, "AICACHE_HELPER": "0"}
+    assert aicache(off, "ask", "q").returncode == 0
+    time.sleep(1.5)
+    assert not helper_status(env)["running"]
+    assert aicache(off, "helper", "start").returncode == 5
+
+
+def test_a_cold_ask_starts_a_helper_for_the_next_one(env: dict[str, str], fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("a"))
+    assert aicache(env, "ask", "q").returncode == 0
+    wait_for(lambda: helper_status(env)["running"])
+    assert aicache(env, "ask", "q").stdout == b"a\n"
+    assert helper_status(env)["served"] == 1
+
+
+def test_eight_clients_at_once(warm: dict[str, str], fake_llm: FakeLLM, aicache_home: Path) -> None:
+    fake_llm.enqueue(*[Reply.text(f"answer {i}") for i in range(8)])
+    procs = [
+        subprocess.Popen([*AICACHE, "ask", f"question {i}"], env=warm, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for i in range(8)
+    ]
+    results = [proc.communicate(timeout=60) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 8, results
+    assert rows(aicache_home, "SELECT COUNT(*) FROM episodes WHERE outcome = 'miss'") == [(8,)]
+    assert helper_status(warm)["served"] == 8
+
+
+def test_garbage_on_the_socket_does_not_hurt_the_helper(warm: dict[str, str], fake_llm: FakeLLM) -> None:
+    path = helper_status(warm)["socket"]
+    for garbage in (b"", b"\x00\x00\x00\x05hello", b"\xff" * 100):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(path)
+            sock.sendall(garbage)
+    fake_llm.enqueue(Reply.text("fine"))
+    assert aicache(warm, "ask", "q").stdout == b"fine\n"
+    assert helper_status(warm)["served"] == 1
+
+
+def test_semantic_hit_through_the_helper(
+    model_home: Path,  # noqa: F811
+    fake_llm: FakeLLM,
+) -> None:
+    (model_home / "config.toml").write_text("[helper]\nidle_minutes = 2\n")
+    environment = cli_env(
+        model_home, AICACHE_HELPER="1", OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-test-0123456789"
+    )
+    try:
+        assert aicache(environment, "helper", "start").returncode == 0
+        fake_llm.enqueue(Reply.text("git reset --soft HEAD~1"))
+        assert aicache(environment, "ask", "how do I undo my last commit but keep the changes").returncode == 0
+        hit = aicache(environment, "ask", "how can I undo the last commit and keep my changes")
+        assert hit.stdout == b"git reset --soft HEAD~1\n" and b"semantic hit" in hit.stderr, hit.stderr
+        refused = aicache(environment, "ask", "how do I undo my last commit and discard the changes", "--cache-only")
+        assert refused.returncode == 4, refused.stderr
+        assert helper_status(environment)["served"] == 3
+    finally:
+        aicache(environment, "helper", "stop")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The parts, in-process
+
+
+def test_code_stamp_changes_when_a_file_changes(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    (package / "__pycache__").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    before = server.code_stamp(str(package))
+    (package / "__pycache__" / "a.cpython.pyc").write_bytes(b"compiled")
+    assert server.code_stamp(str(package)) == before  # bytecode caches are not code changes
+    (package / "a.py").write_text("x = 22\n")
+    assert server.code_stamp(str(package)) != before
+
+
+def test_the_socket_directory_must_be_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert wire.runtime_dir() == str(tmp_path / "aicache")
+    assert (tmp_path / "aicache").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "aicache").chmod(0o755)
+    assert wire.runtime_dir() is None
+    assert wire.socket_path() is None
+
+
+def test_one_helper_per_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AICACHE_HOME", str(tmp_path / "one"))
+    one = wire.store_key()
+    monkeypatch.setenv("AICACHE_HOME", str(tmp_path / "two"))
+    assert wire.store_key() != one
