@@ -17,6 +17,7 @@ import sqlite3
 import struct
 import subprocess
 import termios
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from aicache.helper import server, wire
+from aicache.helper import client, server, wire
 from tests.conftest import AICACHE, cli_env
 from tests.fakellm import FakeLLM, Reply
 from tests.test_semantic import export_run, model_home, onnx_models  # noqa: F401  (session model fixtures)
@@ -288,3 +289,49 @@ def test_one_helper_per_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     one = wire.store_key()
     monkeypatch.setenv("AICACHE_HOME", str(tmp_path / "two"))
     assert wire.store_key() != one
+
+
+@pytest.fixture
+def fake_helper(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
+    """A listener at this store's socket path that answers each request with the next scripted reply."""
+    monkeypatch.setattr(client, "ANSWER_TIMEOUT", 0.5)
+    path = wire.socket_path()
+    assert path is not None
+    replies: list[bytes] = []
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(4)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                _message, fds = wire.receive_request(conn)
+                for fd in fds:
+                    os.close(fd)
+                reply = replies.pop(0)
+                if reply:
+                    conn.sendall(reply)
+                time.sleep(1.0)  # longer than the client waits
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield replies
+    listener.close()
+    os.unlink(path)
+
+
+def test_a_refusal_or_a_closed_connection_leaves_the_command_to_the_client(fake_helper: list[bytes]) -> None:
+    fake_helper.extend([wire.REFUSED])
+    assert client.run(["ask", "q"]) is None
+
+
+def test_a_silent_helper_is_an_error_not_a_second_run(
+    fake_helper: list[bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_helper.append(b"")  # takes the request, never says whether it runs it
+    assert client.run(["ask", "q"]) == 1  # not None: running it here as well could run it twice
+    assert "did not answer within 0.5 s" in capsys.readouterr().err

@@ -26,6 +26,11 @@ PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 ROUTED = frozenset({"ask"})  # the commands worth a warm process: the ones on a user's or a script's hot path
 _FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
 _BROKEN = "aicache: the warm helper's process ended before the command finished (`aicache helper stop` resets it)"
+ANSWER_TIMEOUT = 30.0  # seconds for the helper to take a command (it answers in ms; loading a model takes ~1 s)
+
+
+class Unanswered(Exception):
+    """The helper took the request but did not say whether it runs it: running it here could run it twice."""
 
 
 def wanted(argv: list[str]) -> bool:
@@ -41,6 +46,12 @@ def run(argv: list[str]) -> int | None:
         if not _hand_over(sock, argv):
             return None
         return _wait(sock)
+    except Unanswered:
+        print(
+            f"aicache: the warm helper did not answer within {ANSWER_TIMEOUT:g} s (`aicache helper stop` resets it)",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         sock.close()
 
@@ -87,11 +98,19 @@ def _hand_over(sock: _socket.socket, argv: list[str]) -> bool:
         return False
     try:
         wire.send_request(sock, request, [0, 1, 2, cwd])  # EBADF when a stdio descriptor is closed
-        return sock.recv(1) == wire.ACCEPTED
     except OSError:
         return False
     finally:
         os.close(cwd)
+    sock.settimeout(ANSWER_TIMEOUT)
+    try:
+        answer = sock.recv(1)
+    except TimeoutError:
+        raise Unanswered from None
+    except OSError:
+        return False  # the helper went away before taking the command: nothing ran
+    sock.settimeout(None)
+    return answer == wire.ACCEPTED
 
 
 def _wait(sock: _socket.socket) -> int:
