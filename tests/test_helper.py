@@ -112,6 +112,20 @@ def test_ask_through_the_helper_behaves_like_in_process(
     assert len(fake_llm.requests) == 1
 
 
+def test_the_client_of_a_warm_helper_imports_almost_nothing(warm: dict[str, str], fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("an answer"))
+    assert aicache(warm, "ask", "q").returncode == 0
+    traced = subprocess.run(
+        [AICACHE[0], "-X", "importtime", *AICACHE[1:], "ask", "q"], env=warm, capture_output=True, timeout=60
+    )
+    assert traced.stdout == b"an answer\n", traced.stderr
+    imported = {line.split("|")[-1].strip() for line in traced.stderr.decode().splitlines() if "import time:" in line}
+    assert {"aicache.launch", "aicache.helper.client", "aicache.helper.wire"} <= imported
+    heavy = {"typer", "aicache.cli", "aicache.ask", "httpx", "numpy", "onnxruntime", "sqlite3", "json", "typing"}
+    assert not imported & heavy
+    assert helper_status(warm)["served"] == 2
+
+
 def test_exit_codes_stdin_and_environment_pass_through(warm: dict[str, str], fake_llm: FakeLLM) -> None:
     assert aicache(warm, "ask", "--cache-only", "never asked").returncode == 4
     assert aicache(warm, "ask").returncode == 2  # nothing to ask
