@@ -81,10 +81,19 @@ def env(aicache_home: Path, fake_llm: FakeLLM) -> Iterator[dict[str, str]]:
         aicache_home, AICACHE_HELPER="1", OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-test-0123456789"
     )
     yield environment
+    stop_and_clean_up(environment)
+
+
+def stop_and_clean_up(environment: dict[str, str]) -> None:
+    """Stop this test's helper, wait until it is gone, and remove its lock and log files."""
     status = helper_status(environment)
     aicache(environment, "helper", "stop")
     if status["running"]:
         wait_for(lambda: gone(status["pid"]), 10)
+    socket_path = wire.socket_path()  # this test's store: AICACHE_HOME is this test's here too
+    assert socket_path is not None
+    for suffix in (".lock", ".log"):
+        Path(socket_path.removesuffix(".sock") + suffix).unlink(missing_ok=True)
 
 
 @pytest.fixture
@@ -271,7 +280,7 @@ def test_semantic_hit_through_the_helper(
         assert refused.returncode == 4, refused.stderr
         assert helper_status(environment)["served"] == 3
     finally:
-        aicache(environment, "helper", "stop")
+        stop_and_clean_up(environment)
 
 
 # ---------------------------------------------------------------------------------------------------------
