@@ -174,6 +174,12 @@ def test_onnx_vectors_match_sentence_transformers(settings: config.Settings) -> 
     assert (together * expected).sum(axis=1).min() >= 0.999
     assert (one_by_one * expected).sum(axis=1).min() >= 0.999
     assert fast.encode([]).shape == (0, 384)
+    # A bulk call (>= BULK_MIN texts) takes the unpadded two-worker path: the same vectors, in the same order.
+    many = SENTENCES + [f"{sentence} ({i})" for i, sentence in enumerate(SENTENCES * 3)]
+    assert len(many) >= embeddings.BULK_MIN
+    bulk = fast.encode(many)
+    assert (bulk * np.vstack([fast.encode([s]) for s in many])).sum(axis=1).min() >= 0.9999
+    assert (bulk[: len(SENTENCES)] * expected).sum(axis=1).min() >= 0.999
 
 
 def test_the_fast_path_never_imports_torch(model_home: Path) -> None:
