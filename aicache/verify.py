@@ -137,6 +137,7 @@ def compare(query: Analysis, candidate: Analysis, lex: Lexicon) -> list[str]:
         *_opposite_words(query, candidate, lex),
         *_negation(query, candidate),
         *_numbers(query, candidate),
+        *_identifiers(query, candidate),
         *_different_versions(query, candidate),
         *_direction(query, candidate),
         *_different_action(query, candidate),
@@ -223,6 +224,29 @@ def _numbers(query: Analysis, candidate: Analysis) -> list[str]:
     if ours and theirs:
         return [f"different numbers: {_join(ours)} vs {_join(theirs)}"]
     return []
+
+
+def _identifiers(query: Analysis, candidate: Analysis) -> list[str]:
+    """Each question has a code the other lacks: error E1234 vs E5678, commit a1b2c3d vs 9f8e7d6, two UUIDs.
+
+    An identifier is a word that mixes letters and digits and is not a known name (those are canonical, like
+    ``python`` for "python3"); embeddings see two codes as near-identical, but they name different things.
+    """
+    ours, theirs = _codes(query) - _codes(candidate), _codes(candidate) - _codes(query)
+    if ours and theirs:
+        return [
+            f"different identifiers: {_join(query.surfaces.get(c, c) for c in ours)} vs "
+            f"{_join(candidate.surfaces.get(c, c) for c in theirs)}"
+        ]
+    return []
+
+
+def _codes(analysis: Analysis) -> set[str]:
+    return {
+        name
+        for name in analysis.content - analysis.numbers
+        if any(c.isdigit() for c in name) and any(c.isalpha() for c in name)
+    }
 
 
 def _different_versions(query: Analysis, candidate: Analysis) -> list[str]:

@@ -101,6 +101,21 @@ def test_numbers_and_versions() -> None:
     )
 
 
+def test_different_identifiers() -> None:
+    # Codes, hashes and ids: near-identical to an embedding, different things to the answer.
+    assert "different identifiers: e1234 vs e5678" in reasons_of(
+        "what does error E1234 mean", "what does error E5678 mean"
+    )
+    assert "different identifiers: a1b2c3d vs 9f8e7d6" in reasons_of("revert commit a1b2c3d", "revert commit 9f8e7d6")
+    assert "different identifiers:" in reasons_of(
+        "question 7e6e0088-1b0b-4de2-bedd-1182f5b50338", "question d75a9285-71f2-4f1e-84d2-13fed0000000"
+    )
+    # Known names with digits are names, not codes; a code on one side only is detail.
+    assert verify("install python3 on ubuntu", "how to install python 3 on ubuntu", 0.8).accepted
+    assert verify("convert utf8 to utf16", "convert utf-8 to utf-16", 0.9).accepted
+    assert verify("what does error E1234 mean in gcc", "what does gcc error E1234 mean", 0.9).accepted
+
+
 def test_opposite_direction() -> None:
     assert "opposite direction: integer to string vs string to integer" in reasons_of(
         "convert an int to a string in java", "convert a string to an int in java"
