@@ -463,6 +463,7 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(spec.transformer_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=spec.max_seq_length)
         self._unpadded = Tokenizer.from_str(self._tokenizer.to_str())  # for _encode_bulk: same, never padded
+        self._unpadded.no_padding()  # tokenizer.json may bring its own (all-MiniLM-L6-v2 pads to 128)
         pad_id, pad_token = _pad_token(spec, self._tokenizer)
         self._tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the longest in the batch
         self._bulk: tuple[Any, ThreadPoolExecutor] | None = None
