@@ -133,6 +133,8 @@ class Log:
 
 
 class Helper:
+    """The accept loop: answers ``status`` and ``stop`` itself, forks a child for each ``run`` it accepts."""
+
     def __init__(
         self, path: str, lock: int, log: Log, stamp: tuple[tuple[str, int, int], ...], idle_seconds: float
     ) -> None:
