@@ -13,7 +13,6 @@ import os
 import pty
 import signal
 import socket
-import sqlite3
 import struct
 import subprocess
 import termios
@@ -28,6 +27,7 @@ import pytest
 from aicache.helper import client, server, wire
 from tests.conftest import AICACHE, cli_env
 from tests.fakellm import FakeLLM, Reply
+from tests.test_cli import rows
 from tests.test_semantic import export_run, model_home, onnx_models  # noqa: F401  (session model fixtures)
 
 pytestmark = pytest.mark.slow
@@ -42,14 +42,6 @@ def helper_status(env: dict[str, str]) -> dict[str, Any]:
     assert out.returncode == 0, out.stderr
     status: dict[str, Any] = json.loads(out.stdout)["helper"]
     return status
-
-
-def rows(home: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(home / "data" / "aicache.db")
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def wait_for(condition: Any, seconds: float = 30.0) -> Any:
