@@ -222,9 +222,11 @@ def _default_sigint() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
-def test_ctrl_c_while_streaming_exits_130_and_leaves_no_entry_or_lock(aicache_home: Path, fake_llm: FakeLLM) -> None:
+def assert_ctrl_c_while_streaming_exits_130_and_stores_nothing(
+    home: Path, fake_llm: FakeLLM, env: dict[str, str]
+) -> None:
+    """Ctrl-C once the answer streams: exit 130, no entry, an episode that says so (also used by test_helper)."""
     fake_llm.enqueue(Reply.trickle("a b c d e f g h i j k l m n o p", interval=0.5))
-    env = cli_env(aicache_home, OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-x")
     proc = subprocess.Popen(
         [*AICACHE, "ask", "stream slowly"],
         stdout=subprocess.PIPE,
@@ -238,8 +240,13 @@ def test_ctrl_c_while_streaming_exits_130_and_leaves_no_entry_or_lock(aicache_ho
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(0,)]
-    assert rows(aicache_home, "SELECT outcome, error FROM episodes") == [("error", "interrupted")]
+    assert rows(home, "SELECT COUNT(*) FROM entries") == [(0,)]
+    assert rows(home, "SELECT outcome, error FROM episodes") == [("error", "interrupted")]
+
+
+def test_ctrl_c_while_streaming_exits_130_and_leaves_no_entry_or_lock(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    env = cli_env(aicache_home, OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-x")
+    assert_ctrl_c_while_streaming_exits_130_and_stores_nothing(aicache_home, fake_llm, env)
     fake_llm.enqueue(Reply.text("done"))
     assert ask(aicache_home, fake_llm, "stream slowly").stdout == b"done\n"
 

@@ -27,7 +27,7 @@ import pytest
 from aicache.helper import client, server, wire
 from tests.conftest import AICACHE, cli_env
 from tests.fakellm import FakeLLM, Reply
-from tests.test_cli import rows
+from tests.test_cli import assert_ctrl_c_while_streaming_exits_130_and_stores_nothing, rows
 from tests.test_semantic import export_run, model_home, onnx_models  # noqa: F401  (session model fixtures)
 
 pytestmark = pytest.mark.slow
@@ -85,7 +85,7 @@ def stop_and_clean_up(environment: dict[str, str]) -> None:
     socket_path = wire.socket_path()  # this test's store: AICACHE_HOME is this test's here too
     assert socket_path is not None
     for suffix in (".lock", ".log"):
-        Path(socket_path.removesuffix(".sock") + suffix).unlink(missing_ok=True)
+        Path(wire.companion(socket_path, suffix)).unlink(missing_ok=True)
 
 
 @pytest.fixture
@@ -146,17 +146,8 @@ def test_exit_codes_stdin_and_environment_pass_through(warm: dict[str, str], fak
 
 
 def test_ctrl_c_reaches_the_command(warm: dict[str, str], fake_llm: FakeLLM, aicache_home: Path) -> None:
-    fake_llm.enqueue(Reply.trickle("a b c d e f g h i j k l m n o p", interval=0.5))
-    proc = subprocess.Popen(
-        [*AICACHE, "ask", "stream slowly"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=warm
-    )
-    assert proc.stdout is not None
-    proc.stdout.read(1)  # the stream has started
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(0,)]
-    assert rows(aicache_home, "SELECT outcome, error FROM episodes") == [("error", "interrupted")]
+    assert_ctrl_c_while_streaming_exits_130_and_stores_nothing(aicache_home, fake_llm, warm)
+    assert helper_status(warm)["served"] == 1  # it ran in the helper, and the signal got there
 
 
 def on_a_terminal(env: dict[str, str], *args: str) -> tuple[int, bytes]:

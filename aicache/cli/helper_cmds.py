@@ -75,7 +75,7 @@ def _log_path() -> str:
     from aicache.helper import wire
 
     path = wire.socket_path()
-    return path.removesuffix(".sock") + ".log" if path else "(no private runtime directory)"
+    return wire.companion(path, ".log") if path else "(no private runtime directory)"
 
 
 def register(app: typer.Typer) -> None:

@@ -32,10 +32,10 @@ def main() -> None:
     path = wire.socket_path()
     if path is None:
         sys.exit(1)
-    lock = _take_lock(path.removesuffix(".sock") + ".lock")
+    lock = _take_lock(wire.companion(path, ".lock"))
     if lock is None:
         return  # another helper serves (or is starting to serve) this store
-    log = Log(path.removesuffix(".sock") + ".log")
+    log = Log(wire.companion(path, ".log"))
     try:
         from aicache import config
 
@@ -98,8 +98,7 @@ def _preload(settings: Any) -> None:
         import hnswlib  # noqa: F401
 
         verify.load_lexicon()
-        if embeddings.is_prepared(settings):
-            embeddings.get_embedder(settings, threads=1)
+        _load_embedder(settings)
     os.chdir("/")  # hold no user directory open
 
 
@@ -222,17 +221,20 @@ class Helper:
         }
 
     def _run(self, conn: socket.socket, message: dict[str, Any], fds: list[int]) -> None:
-        refusal = self._refusal(message, fds)
-        if refusal is not None:
+        settings, refusal = None, self._refusal(message, fds)
+        if refusal is None:
+            settings, refusal = self._settings()
+        if settings is None or refusal is not None:
             conn.sendall(wire.REFUSED)
             self.log.write(f"left a command to its client: {refusal}" + ("; stopping" if self.stopping else ""))
             return
+        _load_embedder(settings)  # once a command has exported the model, later children find it loaded
         if os.fork() == 0:
             _child(conn, message, fds, (self.listener.fileno(), self.lock), self.log)
         self.served += 1
 
     def _refusal(self, message: dict[str, Any], fds: list[int]) -> str | None:
-        """Why this helper should not run the request (the client then runs it itself), or None."""
+        """Why this helper should not run this request (the client then runs it itself), or None."""
         if code_stamp() != self.stamp:  # first: a newer client's request may look malformed to old code
             self.stopping = True
             return "aicache was changed on disk since this helper started"
@@ -240,25 +242,29 @@ class Helper:
             return "another aicache installation"
         if len(fds) != 4 or not isinstance(message.get("argv"), list) or not isinstance(message.get("env"), dict):
             return "malformed request"
+        return None
+
+    def _settings(self) -> tuple[Any, str | None]:
+        """The settings now, or why no command should run here (the config can change while the helper runs)."""
         from aicache import config
         from aicache.errors import ConfigError
 
         try:
             settings = config.load()
         except ConfigError:
-            return "the config file cannot be read"  # the in-process run reports it properly
+            return None, "the config file cannot be read"  # the in-process run reports it properly
         if not settings.get("helper.enabled", True):
             self.stopping = True
-            return "helper.enabled is false"
-        self._warm_embedder(settings)
-        return None
+            return None, "helper.enabled is false"
+        return settings, None
 
-    def _warm_embedder(self, settings: Any) -> None:
-        """Load the model once a command has exported it, so later children do not each load it."""
-        from aicache import embeddings
 
-        if settings.get("cache.semantic", True) and embeddings.is_prepared(settings):
-            embeddings.get_embedder(settings, threads=1)
+def _load_embedder(settings: Any) -> None:
+    """The model with one onnxruntime thread (fork-safe), if the semantic tier is on and the model exported."""
+    from aicache import embeddings
+
+    if settings.get("cache.semantic", True) and embeddings.is_prepared(settings):
+        embeddings.get_embedder(settings, threads=1)
 
 
 def _rss_mb() -> float:

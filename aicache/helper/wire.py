@@ -75,6 +75,11 @@ def socket_path() -> str | None:
     return os.path.join(directory, f"{store_key()}.sock") if directory is not None else None
 
 
+def companion(socket: str, suffix: str) -> str:
+    """The helper's lock (``.lock``) or log (``.log``) file, next to its socket."""
+    return socket.removesuffix(".sock") + suffix
+
+
 def encode(message: dict[str, Any]) -> bytes:
     body = marshal.dumps(message)
     return _LENGTH.pack(len(body)) + body
