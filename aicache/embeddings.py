@@ -352,7 +352,7 @@ def _offline() -> None:
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
-def _load_sentence_transformer(spec: ModelSpec, **kwargs: Any) -> Any:
+def load_sentence_transformer(spec: ModelSpec, **kwargs: Any) -> Any:
     _offline()
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
@@ -364,18 +364,29 @@ def _load_sentence_transformer(spec: ModelSpec, **kwargs: Any) -> Any:
 
 def _export(spec: ModelSpec, target: Path) -> str | None:
     """Export the transformer to ``target``; return why the result cannot be used, or None when it matches."""
+    # Eager attention: the SDPA path traces a data-dependent branch into a constant.
+    st_model = load_sentence_transformer(spec, model_kwargs={"attn_implementation": "eager"})
+    raw = target.with_name("raw.onnx")
+    export_raw(st_model, raw)
+    if len(list(target.parent.iterdir())) != 1:
+        return "the model needs ONNX external data files (over 2 GB)"
+    save_optimized(raw, target)
+    raw.unlink()
+    return _compare(spec, target, st_model)
+
+
+def export_raw(st_model: Any, raw: Path) -> None:
+    """The plain ONNX graph of ``st_model``'s transformer, up to ``last_hidden_state``, before any optimization
+    (``benchmarks/bench_embedding_options.py`` starts from it too)."""
     import inspect
 
     import torch
 
-    # Eager attention: the SDPA path traces a data-dependent branch into a constant.
-    st_model = _load_sentence_transformer(spec, model_kwargs={"attn_implementation": "eager"})
     hf_model = st_model[0].auto_model.eval()
     inputs = ["input_ids", "attention_mask"]
     if "token_type_ids" in inspect.signature(hf_model.forward).parameters:
         inputs.append("token_type_ids")
     dummy = tuple(torch.ones((1, 8), dtype=torch.long) for _ in inputs)
-    raw = target.with_name("raw.onnx")
     torch.onnx.export(
         _hidden_states_only(hf_model, inputs),
         dummy,
@@ -386,14 +397,9 @@ def _export(spec: ModelSpec, target: Path) -> str | None:
         opset_version=17,
         dynamo=False,
     )
-    if len(list(target.parent.iterdir())) != 1:
-        return "the model needs ONNX external data files (over 2 GB)"
-    _optimize(raw, target)
-    raw.unlink()
-    return _compare(spec, target, st_model)
 
 
-def _optimize(raw: Path, target: Path) -> None:
+def save_optimized(raw: Path, target: Path) -> None:
     """Save the graph as onnxruntime optimizes it, so each run can load it without optimizing again.
 
     Loading with optimizations on costs ~270 ms of every semantic lookup; a pre-optimized file loaded with them
@@ -545,7 +551,7 @@ def _session(onnx_path: Path, threads: int) -> Any:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # see _optimize
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # see save_optimized
     return onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
@@ -578,7 +584,7 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, spec: ModelSpec) -> None:
         with _quiet():
-            self._model = _load_sentence_transformer(spec)
+            self._model = load_sentence_transformer(spec)
         self.model_id = spec.model_id
         dimension = getattr(self._model, "get_embedding_dimension", None) or (
             self._model.get_sentence_embedding_dimension
