@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -64,9 +65,11 @@ def median(values: list[float]) -> float:
 
 
 def fresh_home(name: str) -> Path:
+    """An empty AICACHE_HOME for this run, removed when the benchmark exits (it holds a ~90 MB model export)."""
     home = Path("/tmp") / f"aicache-bench-{name}-{os.getpid()}"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     return home
 
 

@@ -12,8 +12,10 @@ point that keeps every wrong-answer rate at or under 1%. The README quotes these
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -67,7 +69,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="also write benchmarks/out/eval.json")
     args = parser.parse_args()
     # A home of its own: the run must not read the user's settings or write into their cache.
-    os.environ.setdefault("AICACHE_HOME", tempfile.mkdtemp(prefix="aicache-bench-eval-"))
+    if "AICACHE_HOME" not in os.environ:
+        os.environ["AICACHE_HOME"] = tempfile.mkdtemp(prefix="aicache-bench-eval-")
+        atexit.register(shutil.rmtree, os.environ["AICACHE_HOME"], ignore_errors=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results = {path.name: describe(path) for path in args.files}
     if args.json:
