@@ -655,6 +655,16 @@ def open_index(conn: sqlite3.Connection, model: str, dim: int, *, locked: bool =
     return _replace_file(conn, model, dim, "the file kept changing while it was read", locked=locked)
 
 
+def load_sound(conn: sqlite3.Connection, model: str, dim: int) -> VectorIndex | None:
+    """The index file loaded and caught up with SQLite; None when there is none or it needs a repair.
+
+    For a process that keeps an index for others (the warm helper): it never writes, and leaves a repair to a
+    command, which can tell its user.
+    """
+    loaded = _load_file(conn, paths.index_path(), model, dim)
+    return loaded if isinstance(loaded, VectorIndex) and loaded.catch_up(conn) else None
+
+
 def _replace_file(conn: sqlite3.Connection, model: str, dim: int, problem: str | None, *, locked: bool) -> VectorIndex:
     """Rebuild from SQLite; save it (moving a damaged file aside) when this process can take the lock."""
     damaged = problem is not None and problem != _MODEL_CHANGED
@@ -775,6 +785,14 @@ def partition_size(conn: sqlite3.Connection, partition_key: str, model: str, lim
         (partition_key, model, limit),
     ).fetchone()
     return int(row[0])
+
+
+def largest_partition(conn: sqlite3.Connection, model: str) -> int:
+    """Vectors of ``model`` in its largest partition (a scan of every entry: not for the lookup path)."""
+    row = conn.execute(
+        "SELECT max(n) FROM (SELECT count(*) AS n FROM entries WHERE embed_model = ? GROUP BY partition_key)", (model,)
+    ).fetchone()
+    return int(row[0] or 0)
 
 
 def nearest(

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from aicache import db, embeddings, judge
+from aicache import db, embeddings, judge, paths
 from aicache import index as vector_index
 from aicache.config import Settings
 from aicache.errors import StoreError
@@ -184,6 +184,47 @@ def _index(conn: sqlite3.Connection, model: str, dim: int) -> VectorIndex:
         index = _OPEN.get(key) or vector_index.open_index(conn, model, dim)
         _OPEN[key] = index
         return index
+
+
+def keep_index_warm(settings: Settings) -> int | None:
+    """Hold the index in this process, caught up with SQLite, when a lookup would load it (some partition is
+    larger than ``cache.exact_scan_max``); returns the vectors held, or None.
+
+    For the warm helper, between forks: each child then starts with the index in memory (copy-on-write) and
+    replays only the changes since, instead of loading the file (0.24 s at 100,000 entries). It uses its own
+    read-only connection, closed before returning, so no connection crosses a fork.
+    """
+    if not settings.get("cache.semantic", True) or not paths.db_path().exists():
+        return None
+    model = model_id(settings)
+    conn = db.connect(readonly=True)
+    try:
+        key = (_database_path(conn), model)
+        with _OPEN_LOCK:
+            held = _OPEN.pop(key, None)
+            if held is None or not held.catch_up(conn):
+                held = _worth_holding(conn, settings, model)
+            if held is not None:
+                _OPEN[key] = held
+            return held.count if held is not None else None
+    finally:
+        conn.close()
+
+
+def _worth_holding(conn: sqlite3.Connection, settings: Settings, model: str) -> VectorIndex | None:
+    dim = vector_index.stored_dim(conn, model)
+    exact_max = int(settings.get("cache.exact_scan_max", vector_index.EXACT_MAX))
+    if dim is None or vector_index.vector_count(conn, model) <= exact_max:
+        return None  # every partition is small enough to scan in SQLite: lookups never load the index
+    if vector_index.largest_partition(conn, model) <= exact_max:
+        return None
+    return vector_index.load_sound(conn, model, dim)
+
+
+def forget_indexes() -> None:
+    """Drop every index this process holds (the next lookup loads the file again)."""
+    with _OPEN_LOCK:
+        _OPEN.clear()
 
 
 def _take_rebuilt(index: VectorIndex | None) -> bool:

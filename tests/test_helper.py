@@ -269,6 +269,33 @@ def test_semantic_hit_through_the_helper(
         stop_and_clean_up(environment)
 
 
+def test_the_helper_keeps_a_large_index_warm_and_its_children_catch_up(
+    model_home: Path,  # noqa: F811
+    fake_llm: FakeLLM,
+) -> None:
+    # exact_scan_max = 2: a partition of three entries is searched through the index, as 2,000 would be.
+    (model_home / "config.toml").write_text("[cache]\nexact_scan_max = 2\n[helper]\nidle_minutes = 2\n")
+    environment = cli_env(
+        model_home, AICACHE_HELPER="1", OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-test-0123456789"
+    )
+    cold = {**environment, "AICACHE_HELPER": "0"}
+    try:
+        for question in ("how do I rename a git branch", "delete a git tag", "list docker images on this host"):
+            fake_llm.enqueue(Reply.text(f"answer: {question}"))
+            assert aicache(cold, "ask", question).returncode == 0
+        assert aicache(environment, "helper", "start").returncode == 0
+        assert helper_status(environment)["index_vectors"] == 3  # loaded before the first command
+        fake_llm.enqueue(Reply.text("answer: undo the last commit"))
+        assert aicache(cold, "ask", "how do I undo my last commit but keep the changes").returncode == 0  # not seen
+        hit = aicache(environment, "ask", "how can I undo the last commit and keep my changes")
+        assert hit.stdout == b"answer: undo the last commit\n" and b"semantic hit" in hit.stderr, hit.stderr
+        assert wait_for(lambda: helper_status(environment)["index_vectors"] == 4, 10)
+        again = aicache(environment, "ask", "show every docker image on this host")
+        assert again.stdout == b"answer: list docker images on this host\n", again.stderr
+    finally:
+        stop_and_clean_up(environment)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The parts, in-process
 

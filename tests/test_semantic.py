@@ -347,6 +347,37 @@ def test_a_rebuilt_index_is_reported_once(conn: sqlite3.Connection, settings: co
     assert len(list(paths.data_dir().glob("index.hnsw.corrupt-*"))) == 1
 
 
+def test_keep_index_warm_holds_the_index_once_a_lookup_would_load_it(
+    conn: sqlite3.Connection, settings: config.Settings
+) -> None:
+    small_scans = with_cache(settings, exact_scan_max=1)
+    store(conn, settings, "p", "how do I rename a git branch")
+    store(conn, settings, "q", "how do I delete a git branch")
+    semantic.forget_indexes()  # as the warm helper starts: nothing held
+    assert semantic.keep_index_warm(small_scans) is None  # partitions of one: lookups scan them in SQLite
+    assert semantic.keep_index_warm(settings) is None
+    store(conn, settings, "p", "how do I merge a git branch")
+    semantic.forget_indexes()
+    assert semantic.keep_index_warm(small_scans) == 3
+    held = list(semantic._OPEN.values())
+    # Under the key this store's lookups use (its read-only connection names the same file).
+    assert list(semantic._OPEN) == [(semantic._database_path(conn), semantic.model_id(settings))]
+    new = store(conn, settings, "p", "list all docker images on this machine")
+    assert semantic.keep_index_warm(small_scans) == 4
+    assert list(semantic._OPEN.values()) == held  # caught up in place, not loaded again
+    assert semantic.lookup(conn, small_scans, "p", "show every docker image on my machine").entry_id == new
+
+
+def test_keep_index_warm_never_repairs_a_damaged_file(conn: sqlite3.Connection, settings: config.Settings) -> None:
+    for q in ("rename a git branch", "delete a git branch", "list docker images"):
+        store(conn, settings, "p", q)
+    semantic.forget_indexes()
+    paths.index_path().write_bytes(b"\0" * 100)
+    assert semantic.keep_index_warm(with_cache(settings, exact_scan_max=1)) is None
+    assert paths.index_path().read_bytes() == b"\0" * 100  # not repaired (nor moved aside) here: it never writes
+    assert not list(paths.data_dir().glob("index.hnsw.corrupt-*"))
+
+
 def test_a_skipped_lookup_loads_nothing_heavy(
     conn: sqlite3.Connection, settings: config.Settings, model_home: Path
 ) -> None:

@@ -1,9 +1,9 @@
 """The warm helper process: load once, then fork a child per command (see ``aicache.helper``).
 
-Fork safety: the parent never opens the store (every connection belongs to one child), runs one thread, and
-loads onnxruntime with a single thread, so a child inherits no lock held by a thread that does not exist in
-it. ``TOKENIZERS_PARALLELISM`` and ``OPENBLAS_NUM_THREADS`` are set before those libraries load for the same
-reason.
+Fork safety: the parent holds no store connection when it forks (every connection belongs to one child; its
+own, to keep the vector index warm, is read-only and closed again), runs one thread, and loads onnxruntime
+with a single thread, so a child inherits no lock held by a thread that does not exist in it.
+``TOKENIZERS_PARALLELISM`` and ``OPENBLAS_NUM_THREADS`` are set before those libraries load for the same reason.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def main() -> None:
         _preload(settings)
         idle_seconds = float(settings.get("helper.idle_minutes", 30)) * 60
         helper = Helper(path, lock, log, stamp, idle_seconds)
+        helper.keep_index_warm(settings)
         log.write(f"started, pid {os.getpid()}, ready in {time.monotonic() - started:.2f} s")
         helper.serve()
     except Exception as exc:  # a helper that cannot start leaves the commands to run in-process
@@ -144,6 +145,7 @@ class Helper:
         self.stamp = stamp
         self.started = time.time()
         self.served = 0
+        self.index_vectors: int | None = None
         self.stopping = False
         self.listener = self._listen()
 
@@ -218,6 +220,7 @@ class Helper:
             "served": self.served,
             "rss_mb": _rss_mb(),
             "idle_minutes": self.idle_seconds / 60,
+            "index_vectors": self.index_vectors,
         }
 
     def _run(self, conn: socket.socket, message: dict[str, Any], fds: list[int]) -> None:
@@ -232,6 +235,18 @@ class Helper:
         if os.fork() == 0:
             _child(conn, message, fds, (self.listener.fileno(), self.lock), self.log)
         self.served += 1
+        self.keep_index_warm(settings)  # while the child works: the next child then finds the index up to date
+
+    def keep_index_warm(self, settings: Any) -> None:
+        """Hold the store's vector index for the children once it is large enough that they would load it."""
+        from aicache import semantic
+
+        try:
+            self.index_vectors = semantic.keep_index_warm(settings)
+        except Exception as exc:  # a store in trouble: the children meet it themselves and tell their user
+            self.index_vectors = None
+            semantic.forget_indexes()
+            self.log.write(f"not keeping the vector index: {type(exc).__name__}: {exc}")
 
     def _refusal(self, message: dict[str, Any], fds: list[int]) -> str | None:
         """Why this helper should not run this request (the client then runs it itself), or None."""
