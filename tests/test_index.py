@@ -248,3 +248,22 @@ def test_moving_an_entry_to_another_partition_is_seen(conn: sqlite3.Connection, 
     found = index.nearest(conn, vectors[3], "a", MODEL, k=3, min_similarity=-1.0, load=lambda: loaded, index=loaded)
     assert ids[3] not in {n.entry_id for n in found.neighbours}
     assert ids[3] not in set(loaded.members(conn, "a").tolist())
+
+
+def _file_backed_rss_kb() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("RssFile:"))
+
+
+def test_a_loaded_index_does_not_keep_its_file_resident(conn: sqlite3.Connection, rng: np.random.Generator) -> None:
+    # Checksumming and reading the labels touch every page of the file; a process holding the index (the warm
+    # helper, a long-lived library user) should not count the whole file in its RSS on top of hnswlib's copy.
+    insert(conn, "p", unit(rng, 3000, dim=384))
+    index.sync(conn, MODEL, force=True)
+    file_kb = paths.index_path().stat().st_size // 1024
+    before = _file_backed_rss_kb()
+    loaded = index.open_index(conn, MODEL, 384)
+    assert _file_backed_rss_kb() - before < file_kb // 4, f"the {file_kb} kB file stayed mapped in"
+    query = unit(rng, 1, dim=384)[0]
+    exact = index.nearest(conn, query, "p", MODEL, k=3, min_similarity=-1.0, load=lambda: loaded, index=loaded)
+    assert exact.neighbours[0].similarity == pytest.approx(top(loaded, query).similarity, abs=1e-5)
