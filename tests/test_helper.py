@@ -290,6 +290,7 @@ def test_the_helper_keeps_a_large_index_warm_and_its_children_catch_up(
         hit = aicache(environment, "ask", "how can I undo the last commit and keep my changes")
         assert hit.stdout == b"answer: undo the last commit\n" and b"semantic hit" in hit.stderr, hit.stderr
         assert wait_for(lambda: helper_status(environment)["index_vectors"] == 4, 10)
+        assert b"holds the vector index (4 vectors)" in aicache(environment, "helper", "status").stdout
         again = aicache(environment, "ask", "show every docker image on this host")
         assert again.stdout == b"answer: list docker images on this host\n", again.stderr
     finally:

@@ -23,9 +23,11 @@ START_TIMEOUT = 60.0  # seconds: loading the model takes ~1 s; a first export is
 
 
 def _describe(status: dict[str, Any]) -> str:
+    vectors = status.get("index_vectors")  # absent from a helper started by an older version
+    holds = f", holds the vector index ({vectors:,} vectors)" if vectors is not None else ""
     return (
         f"helper running: pid {status['pid']}, up {status['uptime_s']:.0f} s, served {status['served']}, "
-        f"{status['rss_mb']:.0f} MB, stops after {status['idle_minutes']:g} idle min; socket {status['socket']}"
+        f"{status['rss_mb']:.0f} MB{holds}, stops after {status['idle_minutes']:g} idle min; socket {status['socket']}"
     )
 
 
