@@ -11,9 +11,10 @@ twenty-five of 1% (other models and system prompts), and the rest in partitions 
   ``--sample`` questions; that sample is then inserted and indexed like any write, giving the bulk insert rate
   including embedding (the median of ``--runs`` inserts into empty stores). The synthetic questions are long
   (~22 tokens: a template plus a unique number), so the same is measured on the questions of the labelled
-  sets in tests/data, as developers ask them (~11 tokens). Embedding all N questions would take N / rate seconds (printed), so the other N - sample
-  vectors are synthetic: each is a random mix of two real embeddings (of N / 50 distinct template questions)
-  plus noise, normalised, which keeps real neighbourhoods rather than uniform noise. Said again in the output.
+  sets in tests/data, as developers ask them (~11 tokens). Embedding all N questions would take N / rate seconds
+  (printed), so the other N - sample vectors are synthetic: each is a random mix of two real embeddings (of N / 50
+  distinct template questions) plus noise, normalised, which keeps real neighbourhoods rather than uniform noise.
+  Said again in the output.
   The pool grows with N because hundreds of noisy copies of one embedding form a star around it, which HNSW
   handles badly: with a fixed pool of 2,000 at 1,000,000 entries it found the true nearest for about half of
   the queries, against all of them at 50 copies an embedding.
