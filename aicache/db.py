@@ -84,6 +84,12 @@ def connect(path: Path | None = None, *, readonly: bool = False) -> sqlite3.Conn
     return conn
 
 
+def store_id(conn: sqlite3.Connection) -> str:
+    """The random id given to this database file when it was created (or first migrated)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'store.id'").fetchone()
+    return str(row[0]) if row else ""
+
+
 def _connect_immutable(path: Path) -> sqlite3.Connection:
     """Read a store whose directory is read-only: hits still work, every write fails as read-only.
 

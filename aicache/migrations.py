@@ -108,7 +108,15 @@ def m002_index_log(db: Any) -> None:
     db["entries"].create_index(["partition_key", "embed_model"])
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_index_log]
+def m003_store_id(db: Any) -> None:
+    """A random id for this database file (``db.store_id``): a process that keeps state read from a store (the warm
+    helper's vector index) tells the store it read from one created later at the same path."""
+    import uuid
+
+    db.execute("INSERT INTO meta (key, value) VALUES ('store.id', ?)", [uuid.uuid4().hex])
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_index_log, m003_store_id]
 
 
 def ensure_current(conn: sqlite3.Connection, *, readonly: bool = False) -> None:

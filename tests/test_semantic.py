@@ -361,11 +361,34 @@ def test_keep_index_warm_holds_the_index_once_a_lookup_would_load_it(
     assert semantic.keep_index_warm(small_scans) == 3
     held = list(semantic._OPEN.values())
     # Under the key this store's lookups use (its read-only connection names the same file).
-    assert list(semantic._OPEN) == [(semantic._database_path(conn), semantic.model_id(settings))]
+    assert list(semantic._OPEN) == [semantic._key(conn, semantic.model_id(settings))]
     new = store(conn, settings, "p", "list all docker images on this machine")
     assert semantic.keep_index_warm(small_scans) == 4
     assert list(semantic._OPEN.values()) == held  # caught up in place, not loaded again
     assert semantic.lookup(conn, small_scans, "p", "show every docker image on my machine").entry_id == new
+
+
+def test_an_index_held_from_a_replaced_store_is_not_caught_up_with_the_new_one(
+    model_home: Path, settings: config.Settings
+) -> None:
+    small_scans = with_cache(settings, exact_scan_max=1)
+    old = db.connect()
+    for q in ("rename a git branch", "delete a git branch", "list docker images", "undo the last commit"):
+        store(old, settings, "p", q)
+    old.close()
+    semantic.forget_indexes()
+    assert semantic.keep_index_warm(small_scans) == 4
+    # The store is deleted by hand (or moved aside as corrupt) and a new one starts at the same path: its
+    # change log starts again at 1, so replaying it onto the held index would keep the old store's vectors.
+    for leftover in paths.data_dir().glob("aicache.db*"):
+        leftover.unlink()
+    paths.index_path().unlink()
+    new = db.connect()
+    fresh = [store(new, settings, "p", q) for q in ("squash two commits", "rebase onto main", "cherry-pick a commit")]
+    assert semantic.keep_index_warm(small_scans) == 3
+    (held,) = semantic._OPEN.values()
+    assert held.labels() == set(fresh)
+    new.close()
 
 
 def test_keep_index_warm_never_repairs_a_damaged_file(conn: sqlite3.Connection, settings: config.Settings) -> None:

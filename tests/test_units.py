@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aicache import redact
+from aicache import db, redact
 from aicache.completions import SCRIPTS
 from aicache.config import Settings, load
 from aicache.errors import ConfigError, ExitCode, UsageError
@@ -172,3 +172,14 @@ def test_completion_scripts_match_the_current_commands() -> None:
     for name, make in SCRIPTS.items():
         committed = (ROOT / "completions" / name).read_text(encoding="utf-8")
         assert committed == make(), f"completions/{name} is stale: run `make completions`"
+
+
+def test_each_store_file_gets_its_own_id(tmp_path: Path) -> None:
+    first, second = db.connect(tmp_path / "a.db"), db.connect(tmp_path / "b.db")
+    known = db.store_id(first)
+    assert len(known) == 32 and known != db.store_id(second)
+    first.close()
+    again = db.connect(tmp_path / "a.db")
+    assert db.store_id(again) == known  # kept for the life of the file
+    again.close()
+    second.close()
