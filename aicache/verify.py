@@ -263,7 +263,8 @@ def _direction(query: Analysis, candidate: Analysis) -> list[str]:
     reasons = []
     for source, target in sorted(query.directions):
         if (target, source) in candidate.directions and (source, target) not in candidate.directions:
-            reasons.append(f"opposite direction: {source} to {target} vs {target} to {source}")
+            ours, theirs = query.surfaces.get(source, source), query.surfaces.get(target, target)
+            reasons.append(f"opposite direction: {ours} to {theirs} vs {theirs} to {ours}")
     if reasons:
         return reasons
     for name in sorted(query.roles.keys() & candidate.roles.keys()):
@@ -585,16 +586,29 @@ def _roles(concepts: list[Concept]) -> dict[str, str]:
 
 
 def _directions(concepts: list[Concept]) -> frozenset[tuple[str, str]]:
-    """(source, target) for every "X to Y", "X into Y" and "Y from X" between two named things."""
+    """(source, target) for every "X to Y", "X into Y" and "Y from X": between the nearest named things on
+    each side ("convert a string in python to an int"), and between the words right next to the preposition
+    ("redirect stderr to stdout", "merge develop into main"), which need not be names anyone listed."""
     pairs = set()
     for i, concept in enumerate(concepts):
         if concept.kind != STOP or concept.name not in _TOWARDS | {"from"}:
             continue
-        before = next((c.name for c in reversed(concepts[:i]) if c.kind == TERM), None)
-        after = next((c.name for c in concepts[i + 1 :] if c.kind == TERM), None)
-        if before and after and before != after:
-            pairs.add((after, before) if concept.name == "from" else (before, after))
+        named_before = next((c.name for c in reversed(concepts[:i]) if c.kind == TERM), None)
+        named_after = next((c.name for c in concepts[i + 1 :] if c.kind == TERM), None)
+        for before, after in ((named_before, named_after), (_next_to(concepts, i, -1), _next_to(concepts, i, 1))):
+            if before and after and before != after:
+                pairs.add((after, before) if concept.name == "from" else (before, after))
     return frozenset(pairs)
+
+
+def _next_to(concepts: list[Concept], i: int, step: int) -> str | None:
+    """The word or name next to ``concepts[i]`` on one side, across articles; None if another word is there."""
+    j = i + step
+    while 0 <= j < len(concepts) and concepts[j].kind == STOP and concepts[j].name in _ARTICLES:
+        j += step
+    if 0 <= j < len(concepts) and concepts[j].kind in (TERM, WORD):
+        return concepts[j].name
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------------

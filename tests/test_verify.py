@@ -117,12 +117,28 @@ def test_different_identifiers() -> None:
 
 
 def test_opposite_direction() -> None:
-    assert "opposite direction: integer to string vs string to integer" in reasons_of(
+    assert "opposite direction: int to string vs string to int" in reasons_of(
         "convert an int to a string in java", "convert a string to an int in java"
     )
-    assert "opposite direction: to remote vs from remote" in reasons_of(
+    assert "opposite direction: file to remote vs remote to file" in reasons_of(
         "copy a file to a remote server", "copy a file from a remote server to local"
     )
+    assert "opposite direction: to remote vs from remote" in reasons_of(
+        "upload to the remote server", "download it from the remote server"
+    )
+
+
+def test_swapped_words_around_a_preposition() -> None:
+    # Same words, roles swapped (a PAWS-style trap): the similarity is ~1.0, the answer is the opposite.
+    assert "opposite direction: stderr to stdout vs stdout to stderr" in reasons_of(
+        "redirect stderr to stdout in bash", "redirect stdout to stderr in bash"
+    )
+    assert "opposite direction: develop to main vs main to develop" in reasons_of(
+        "merge develop into main", "merge main into develop"
+    )
+    # Symmetric wording is no swap, and an infinitive "to" pairs nothing that a paraphrase would reverse.
+    assert verify("difference between a tuple and a list", "difference between a list and a tuple", HIGH).accepted
+    assert verify("what is the way to reverse a list in python", "python way to reverse a list", HIGH).accepted
 
 
 def test_different_action() -> None:
