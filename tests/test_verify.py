@@ -39,6 +39,9 @@ def test_opposite_words_are_named() -> None:
     assert "opposite words: optional vs required" in reasons_of(
         "make all properties optional in typescript", "make all properties required in typescript"
     )
+    assert "opposite words: new vs existing" in reasons_of(
+        "move the last commit to a new branch", "move the last commit to an existing branch"
+    )
 
 
 def test_opposite_by_prefix() -> None:
