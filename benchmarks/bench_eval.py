@@ -21,7 +21,8 @@ from pathlib import Path
 
 from _harness import ROOT
 
-DEFAULT_FILES = (ROOT / "tests/data/dev-pairs.jsonl", ROOT / "tests/data/heldout-pairs.jsonl")
+SETS = ("dev-pairs.jsonl", "heldout-pairs.jsonl", "trap-pairs.jsonl")
+DEFAULT_FILES = tuple(ROOT / "tests" / "data" / name for name in SETS)
 
 
 def fmt(rate: object) -> str:

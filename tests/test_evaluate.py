@@ -182,3 +182,14 @@ def test_heldout_set_is_safe_and_useful_with_the_real_model(aicache_home: Path) 
         pytest.skip(f"the full path could not run: {report.method}")
     in_memory = next(p.scores for p in report.sweep if p.threshold == report.threshold)
     assert in_memory == overall, "the in-memory evaluator must agree with the real tiers"
+
+
+@pytest.mark.slow
+def test_trap_pairs_get_no_wrong_answer_with_the_real_model() -> None:
+    # tests/data/trap-pairs.jsonl: hand-written traps (swapped roles, opposite words, versions, units) and
+    # paraphrases, several of which the verifier got wrong before its direction and opposite-word fixes.
+    report = evaluate.run_eval(evaluate.load_pairs(DATA / "trap-pairs.jsonl"))
+    overall = report.overall
+    assert overall.negatives_wrong.count == 0, overall.negatives_wrong
+    assert overall.paraphrases_wrong.count == 0, overall.paraphrases_wrong
+    assert overall.paraphrases_served.count >= 5, overall.paraphrases_served  # measured 7/16
