@@ -309,12 +309,23 @@ def _different_question(query: Analysis, candidate: Analysis, lex: Lexicon) -> l
     # python"), is rewording; adding anything else narrows the question.
     unsaid = {n for n in ours if _in_kind(n, query, lex, "implicit")}
     tasks = set(query.actions) if not candidate.actions else set()
-    qualifiers = ours - unsaid - tasks
+    qualifiers = ours - unsaid - tasks - _kinds_of_shared_names(ours, query, candidate, lex)
     if not reasons and qualifiers and not theirs:
         reasons.append(f"the question adds: {_words(qualifiers, query)}")
     if not reasons and theirs and query.exclusive:
         reasons.append(f"the question says '{query.exclusive}', the cached one also: {_words(theirs, candidate)}")
     return reasons
+
+
+def _kinds_of_shared_names(words: Iterable[str], query: Analysis, candidate: Analysis, lex: Lexicon) -> set[str]:
+    """Of ``words``, those that only say what kind of thing a name both questions use is: "the vim editor",
+    "a mysql database"."""
+    kinds = {
+        lex.categories[category].label
+        for category, names in query.closure.items()
+        if names & candidate.closure.get(category, frozenset())
+    }
+    return {word for word in words if query.surfaces.get(word, word) in kinds}
 
 
 def _in_kind(name: str, analysis: Analysis, lex: Lexicon, flag: str) -> bool:

@@ -197,6 +197,9 @@ def test_reworded_pair_needs_higher_similarity_and_is_gray() -> None:
         ("cron expression to run each 5 minutes", "run a cron job every 5 minutes"),
         ("bash iterate through all files in a folder", "loop over files in a directory in bash"),
         ("password protect a file with gpg -c", "encrypt a file with gpg password"),
+        # Naming the kind of a thing both questions name adds nothing: vim is an editor, mysql a database.
+        ("how to quit the vim editor", "how do I exit vim"),
+        ("list every table in a mysql database", "mysql show all tables"),
     ],
 )
 def test_true_paraphrases_are_accepted(query: str, candidate: str) -> None:
