@@ -192,4 +192,4 @@ def test_trap_pairs_get_no_wrong_answer_with_the_real_model() -> None:
     overall = report.overall
     assert overall.negatives_wrong.count == 0, overall.negatives_wrong
     assert overall.paraphrases_wrong.count == 0, overall.paraphrases_wrong
-    assert overall.paraphrases_served.count >= 7, overall.paraphrases_served  # measured 9/16
+    assert overall.paraphrases_served.count >= 13, overall.paraphrases_served  # measured 16/26
