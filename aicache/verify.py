@@ -305,6 +305,8 @@ def _different_question(query: Analysis, candidate: Analysis, lex: Lexicon) -> l
     named_theirs = {n for n in _named(theirs, candidate) if not _in_kind(n, candidate, lex, "background")}
     if not reasons and ((named_ours and theirs) or (named_theirs and ours)):
         reasons.append(f"different subject: {_words(ours, query)} vs {_words(theirs, candidate)}")
+    if not reasons:
+        reasons.extend(_one_word_replaced(query, candidate))
     # Naming the task when the cached question named none, or saying what is usually left unsaid ("... in
     # python"), is rewording; adding anything else narrows the question.
     unsaid = {n for n in ours if _in_kind(n, query, lex, "implicit")}
@@ -315,6 +317,27 @@ def _different_question(query: Analysis, candidate: Analysis, lex: Lexicon) -> l
     if not reasons and theirs and query.exclusive:
         reasons.append(f"the question says '{query.exclusive}', the cached one also: {_words(theirs, candidate)}")
     return reasons
+
+
+def _one_word_replaced(query: Analysis, candidate: Analysis) -> list[str]:
+    """The same question with one word put in another's place, everything else in the same order: "why is the
+    sky blue" vs "why is the ocean blue", "can dogs eat chocolate" vs "can cats ...". Rewordings change more
+    than one word, and synonyms the word lists know never get here (they share a name). Measured: allowing two
+    words refused 5 of 159 held-out paraphrases, and two words swapping places ("tom hit jerry") 7."""
+    ours, theirs = _content_in_order(query), _content_in_order(candidate)
+    if len(ours) != len(theirs) or len(ours) < 2:
+        return []
+    replaced = [(a, b) for a, b in zip(ours, theirs, strict=True) if a != b]
+    if len(replaced) != 1:
+        return []
+    word, other = replaced[0]
+    if word in query.actions or other in candidate.actions:
+        return []  # naming the task in other words is rewording; two different tasks are _different_action's
+    return [f"one word replaced: {query.surfaces.get(word, word)} vs {candidate.surfaces.get(other, other)}"]
+
+
+def _content_in_order(analysis: Analysis) -> list[str]:
+    return [c.name for c in analysis.concepts if c.name in analysis.content]
 
 
 def _kinds_of_shared_names(words: Iterable[str], query: Analysis, candidate: Analysis, lex: Lexicon) -> set[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from _harness import ROOT
 
-SETS = ("dev-pairs.jsonl", "heldout-pairs.jsonl", "trap-pairs.jsonl")
+SETS = ("dev-pairs.jsonl", "heldout-pairs.jsonl", "trap-pairs.jsonl", "general-trap-pairs.jsonl")
 DEFAULT_FILES = tuple(ROOT / "tests" / "data" / name for name in SETS)
 
 

@@ -157,7 +157,7 @@ def test_dev_set_is_safe_and_useful_with_the_real_model() -> None:
     assert overall.negatives_wrong.rate <= 0.01, overall.negatives_wrong
     assert overall.unrelated_wrong.rate <= 0.01, overall.unrelated_wrong
     assert overall.paraphrases_wrong.rate <= 0.01, overall.paraphrases_wrong
-    # Measured 36/240 (15.0%) at the defaults; cosine similarity alone serves none within the same bound.
+    # Measured 35/240 (14.6%) at the defaults; cosine similarity alone serves none within the same bound.
     assert overall.paraphrases_served.rate >= 0.12, overall.paraphrases_served
     assert len(report.sweep) == len(evaluate.SWEEP)
 
@@ -193,3 +193,14 @@ def test_trap_pairs_get_no_wrong_answer_with_the_real_model() -> None:
     assert overall.negatives_wrong.count == 0, overall.negatives_wrong
     assert overall.paraphrases_wrong.count == 0, overall.paraphrases_wrong
     assert overall.paraphrases_served.count >= 13, overall.paraphrases_served  # measured 16/26
+
+
+@pytest.mark.slow
+def test_general_language_traps_stay_within_the_two_known_failures() -> None:
+    # tests/data/general-trap-pairs.jsonl: everyday questions (PAWS/QQP-like), outside the word lists. Two
+    # known wrong answers remain: "capital of australia" vs "largest city of australia" (two words for one)
+    # and "tom hit jerry" vs "jerry hit tom" (roles swapped without a preposition); see the README.
+    report = evaluate.run_eval(evaluate.load_pairs(DATA / "general-trap-pairs.jsonl"))
+    assert report.overall.negatives_wrong.count <= 2, report.overall.negatives_wrong
+    assert report.overall.paraphrases_wrong.count == 0, report.overall.paraphrases_wrong
+    assert report.overall.paraphrases_served.count >= 5, report.overall.paraphrases_served  # measured 6/9

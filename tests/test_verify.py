@@ -144,6 +144,14 @@ def test_swapped_words_around_a_preposition() -> None:
     assert verify("what is the way to reverse a list in python", "python way to reverse a list", HIGH).accepted
 
 
+def test_one_word_replaced_in_the_same_question() -> None:
+    assert "one word replaced: ocean vs sky" in reasons_of("why is the ocean blue", "why is the sky blue")
+    assert "one word replaced: cats vs dogs" in reasons_of("can cats eat chocolate", "can dogs eat chocolate")
+    # A word the lists know as a synonym is the same word; a reworded task is rewording, not a new subject.
+    assert verify("remove all unused docker images", "delete all unused docker images", HIGH).accepted
+    assert verify("get the second highest salary in sql", "sql query for the 2nd highest salary", HIGH).accepted
+
+
 def test_different_action() -> None:
     assert "different action: publish vs install" in reasons_of(
         "publish a package to the npm registry", "install a package from the npm registry"
