@@ -152,6 +152,13 @@ def test_one_word_replaced_in_the_same_question() -> None:
     assert verify("get the second highest salary in sql", "sql query for the 2nd highest salary", HIGH).accepted
 
 
+def test_plain_words_trading_places() -> None:
+    assert "roles swapped: jerry, tom" in reasons_of("jerry hit tom", "tom hit jerry")
+    # Names and tasks move freely in paraphrases, and "and" makes the order free.
+    assert verify("sort a python dictionary by value", "sort a dictionary by value in python", HIGH).accepted
+    assert verify("difference between a tuple and a list", "difference between a list and a tuple", HIGH).accepted
+
+
 def test_different_action() -> None:
     assert "different action: publish vs install" in reasons_of(
         "publish a package to the npm registry", "install a package from the npm registry"
