@@ -12,7 +12,9 @@ How (the fork-server pattern of Bazel's and Gradle's daemons, and of multiproces
   argv, environment and umask. Pipes, terminals, ``isatty`` and colours therefore behave exactly as in-process.
 * ``server`` holds the imports, the embedding session (one thread, so forking is safe) and the verifier's
   word lists. For each request it forks; the child takes the client's descriptors, environment and directory
-  and runs the ordinary CLI, then reports the exit code. The store is only ever opened in the children.
+  and runs the ordinary CLI, then reports the exit code. Commands open the store only in the children; the
+  server itself only reads it, to hold a large store's vector index for them (``semantic.keep_index_warm``),
+  with a read-only connection it closes before forking again.
 * The client forwards SIGINT/SIGTERM/SIGHUP to the child and exits with its code. When no helper answers (not
   running, disabled, a different aicache version), the command runs in-process, exactly as without a helper,
   and a helper is started in the background for the next run. ``AICACHE_HELPER=0`` or ``helper.enabled =
