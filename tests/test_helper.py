@@ -248,14 +248,17 @@ def test_garbage_on_the_socket_does_not_hurt_the_helper(warm: dict[str, str], fa
     assert helper_status(warm)["served"] == 1
 
 
+def semantic_env(home: Path, fake_llm: FakeLLM, config: str) -> dict[str, str]:
+    """A home with the exported model, the semantic tier on, and the helper allowed."""
+    (home / "config.toml").write_text(config + "[helper]\nidle_minutes = 2\n")
+    return cli_env(home, AICACHE_HELPER="1", OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-test-0123456789")
+
+
 def test_semantic_hit_through_the_helper(
     model_home: Path,  # noqa: F811
     fake_llm: FakeLLM,
 ) -> None:
-    (model_home / "config.toml").write_text("[helper]\nidle_minutes = 2\n")
-    environment = cli_env(
-        model_home, AICACHE_HELPER="1", OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-test-0123456789"
-    )
+    environment = semantic_env(model_home, fake_llm, "")
     try:
         assert aicache(environment, "helper", "start").returncode == 0
         fake_llm.enqueue(Reply.text("git reset --soft HEAD~1"))
@@ -274,10 +277,7 @@ def test_the_helper_keeps_a_large_index_warm_and_its_children_catch_up(
     fake_llm: FakeLLM,
 ) -> None:
     # exact_scan_max = 2: a partition of three entries is searched through the index, as 2,000 would be.
-    (model_home / "config.toml").write_text("[cache]\nexact_scan_max = 2\n[helper]\nidle_minutes = 2\n")
-    environment = cli_env(
-        model_home, AICACHE_HELPER="1", OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-test-0123456789"
-    )
+    environment = semantic_env(model_home, fake_llm, "[cache]\nexact_scan_max = 2\n")
     cold = {**environment, "AICACHE_HELPER": "0"}
     try:
         for question in ("how do I rename a git branch", "delete a git tag", "list docker images on this host"):
