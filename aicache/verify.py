@@ -349,8 +349,8 @@ def _roles_swapped(query: Analysis, candidate: Analysis) -> list[str]:
     if len(moved) != 2:
         return []
     plain = {c.name for c in query.concepts if c.kind == WORD} - set(query.actions)
-    stops = {c.name for c in (*query.concepts, *candidate.concepts) if c.kind == STOP}
-    if not all(ours[i] in plain for i in moved) or stops & _SYMMETRIC:
+    said = set(re.findall(r"[a-z]+", f"{query.text} {candidate.text}".lower()))
+    if not all(ours[i] in plain for i in moved) or said & _SYMMETRIC:
         return []
     return [f"roles swapped: {_words([ours[i] for i in moved], query)}"]
 

@@ -203,4 +203,4 @@ def test_general_language_traps_stay_within_the_one_known_failure() -> None:
     report = evaluate.run_eval(evaluate.load_pairs(DATA / "general-trap-pairs.jsonl"))
     assert report.overall.negatives_wrong.count <= 1, report.overall.negatives_wrong
     assert report.overall.paraphrases_wrong.count == 0, report.overall.paraphrases_wrong
-    assert report.overall.paraphrases_served.count >= 5, report.overall.paraphrases_served  # measured 6/9
+    assert report.overall.paraphrases_served.count >= 9, report.overall.paraphrases_served  # measured 11/16

@@ -157,6 +157,7 @@ def test_plain_words_trading_places() -> None:
     # Names and tasks move freely in paraphrases, and "and" makes the order free.
     assert verify("sort a python dictionary by value", "sort a dictionary by value in python", HIGH).accepted
     assert verify("difference between a tuple and a list", "difference between a list and a tuple", HIGH).accepted
+    assert verify("is a tomato a vegetable or a fruit", "is a tomato a fruit or a vegetable", HIGH).accepted
 
 
 def test_different_action() -> None:
