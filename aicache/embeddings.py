@@ -315,7 +315,7 @@ def _export_checked(spec: ModelSpec) -> None:
     work = spec.cache_dir / f"tmp-{os.getpid()}"
     work.mkdir()
     try:
-        with _quiet():
+        with quiet():
             try:
                 reason = _export(spec, work / "model.onnx")
             except OSError:
@@ -338,7 +338,7 @@ def _install(source: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """The core never prints: swallow the exporter's warnings and the loaders' progress bars."""
     sink = io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
@@ -583,7 +583,7 @@ class SentenceTransformerEmbedder:
     """sentence-transformers itself: for models the fast path cannot reproduce. Slow to import (4 s)."""
 
     def __init__(self, spec: ModelSpec) -> None:
-        with _quiet():
+        with quiet():
             self._model = load_sentence_transformer(spec)
         self.model_id = spec.model_id
         dimension = getattr(self._model, "get_embedding_dimension", None) or (

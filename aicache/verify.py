@@ -325,7 +325,7 @@ def _one_word_replaced(query: Analysis, candidate: Analysis) -> list[str]:
     sky blue" vs "why is the ocean blue", "can dogs eat chocolate" vs "can cats ...". Rewordings change more
     than one word, and synonyms the word lists know never get here (they share a name). Measured: allowing two
     words refused 5 of 159 held-out paraphrases."""
-    ours, theirs = _content_in_order(query), _content_in_order(candidate)
+    ours, theirs = query.ordered, candidate.ordered
     if len(ours) != len(theirs) or len(ours) < 2:
         return []
     replaced = [(a, b) for a, b in zip(ours, theirs, strict=True) if a != b]
@@ -342,21 +342,16 @@ def _roles_swapped(query: Analysis, candidate: Analysis) -> list[str]:
     a paraphrase often moves a name ("sort a dictionary by value in python" vs "sort a python dictionary by
     value") or a task, and judging those by position refused 7 of 159 held-out paraphrases; and not when an
     "and", "or" or "vs" makes the order free ("a list and a tuple")."""
-    ours, theirs = _content_in_order(query), _content_in_order(candidate)
+    ours, theirs = query.ordered, candidate.ordered
     if ours == theirs or sorted(ours) != sorted(theirs):
         return []
     moved = [i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b]
     if len(moved) != 2:
         return []
     plain = {c.name for c in query.concepts if c.kind == WORD} - set(query.actions)
-    said = set(re.findall(r"[a-z]+", f"{query.text} {candidate.text}".lower()))
-    if not all(ours[i] in plain for i in moved) or said & _SYMMETRIC:
+    if not all(ours[i] in plain for i in moved) or query.symmetric or candidate.symmetric:
         return []
     return [f"roles swapped: {_words([ours[i] for i in moved], query)}"]
-
-
-def _content_in_order(analysis: Analysis) -> list[str]:
-    return [c.name for c in analysis.concepts if c.name in analysis.content]
 
 
 def _kinds_of_shared_names(words: Iterable[str], query: Analysis, candidate: Analysis, lex: Lexicon) -> set[str]:
@@ -434,6 +429,8 @@ class Analysis:
     content: frozenset[str]  # names of the concepts that carry meaning (named things, words, numbers)
     hard: frozenset[str]  # content that changes an answer when only one question has it
     surfaces: Mapping[str, str] = field(default_factory=dict)  # content name -> how the question wrote it
+    ordered: tuple[str, ...] = ()  # the content names in the order the question says them
+    symmetric: bool = False  # an "and", "or", "vs" or "between" makes the order of its words free
 
 
 @dataclass(frozen=True)
@@ -567,6 +564,7 @@ class Lexicon:
         ]
         # Named things count with everything they imply, so "kubectl" meets "kubernetes secret".
         named = {name for names in closure.values() for name in names} - self.tables.light
+        meaning = frozenset(c.name for c in content) | named
         return Analysis(
             text=text,
             concepts=concepts,
@@ -579,10 +577,12 @@ class Lexicon:
             exclusive=next((c.surface for c in everything if c.surface in self.tables.exclusive), ""),
             directions=_directions(everything),
             roles=_roles(everything),
-            content=frozenset(c.name for c in content) | named,
+            content=meaning,
             hard=frozenset(self._hard(concepts, closure)),
             surfaces={**{n: n for n in named}, **{c.name: c.surface for c in concepts if c.kind == TERM}}
             | {c.name: c.surface for c in content},
+            ordered=tuple(c.name for c in concepts if c.name in meaning),
+            symmetric=any(c.surface.lower() in _SYMMETRIC for c in everything),
         )
 
     def _hard(self, concepts: Iterable[Concept], closure: Mapping[str, set[str]]) -> Iterable[str]:

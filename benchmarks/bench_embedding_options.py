@@ -89,7 +89,7 @@ def main() -> None:
 
     texts = [question(int(i)) for i in np.random.default_rng(1).permutation(100_000)[: args.sample]]
     spec = embeddings.model_spec(config.load())
-    with embeddings._quiet():
+    with embeddings.quiet():
         st_model = embeddings.load_sentence_transformer(spec, model_kwargs={"attn_implementation": "eager"})
 
     def st_encode(batch: list[str]) -> object:
@@ -99,13 +99,13 @@ def main() -> None:
     print(f"{args.sample:,} questions ({CHUNK} per call), median of {args.runs} runs:")
     with tempfile.TemporaryDirectory(prefix="aicache-bench-embed-") as scratch:
         raw = Path(scratch) / "raw.onnx"
-        with embeddings._quiet():
+        with embeddings.quiet():
             embeddings.export_raw(st_model, raw)
         for number, (name, transform) in enumerate(VARIANTS.items()):
             source = raw
             if transform is not None:
                 source = Path(scratch) / "variant.onnx"
-                with embeddings._quiet():
+                with embeddings.quiet():
                     transform(raw, source)
             target = Path(scratch) / f"optimized-{number}.onnx"
             embeddings.save_optimized(source, target)

@@ -30,6 +30,8 @@ def _add_synthetic(count: int) -> None:
 
     from aicache import config, db, index, semantic
 
+    if count == 0:
+        return
     settings = config.load()
     conn = db.connect()
     model = semantic.model_id(settings)
