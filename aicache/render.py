@@ -139,27 +139,29 @@ def progress(label: str) -> Iterator[Callable[[int, int], None]]:
         yield advance
 
 
-def _rate_cell(rate: Any) -> str:
+def _rate_cell(rate: Any, *, bound: bool = False) -> str:
     if not rate.total:
         return "-"
     low, high = rate.interval
-    return f"{rate.count}/{rate.total} = {rate.rate:.1%} [{low:.1%}, {high:.1%}]"
+    cell = f"{rate.count}/{rate.total} = {rate.rate:.1%} [{low:.1%}, {high:.1%}]"
+    return f"{cell} ≤{rate.upper:.1%}" if bound else cell
 
 
 def _scores_rows(table: Table, label: str, scores: Any) -> None:
     table.add_row(
         label,
         _rate_cell(scores.paraphrases_served),
-        _rate_cell(scores.paraphrases_wrong),
-        _rate_cell(scores.negatives_wrong),
-        _rate_cell(scores.unrelated_wrong),
+        _rate_cell(scores.paraphrases_wrong, bound=True),
+        _rate_cell(scores.negatives_wrong, bound=True),
+        _rate_cell(scores.unrelated_wrong, bound=True),
     )
 
 
 def eval_report(report: Any) -> None:
+    protocol = "pairwise (each probe against its own stored question)" if report.pairwise else "store all, ask all"
     console.print(
-        f"[bold]{report.source}[/bold]: {report.stored} questions stored, {report.probes} probes, "
-        f"threshold {report.threshold:.2f}, verifier {'on' if report.verifier else 'off'}, "
+        f"[bold]{report.source}[/bold]: {report.stored} questions stored, {report.probes} probes, {protocol}; "
+        f"decision {report.decision} at {report.threshold:.2f} (candidates from similarity {report.floor:.2f}), "
         f"model {report.model}, {report.method}, {report.seconds:.1f} s"
     )
     table = Table(box=None, header_style="bold")
@@ -169,10 +171,13 @@ def eval_report(report: Any) -> None:
     for category, scores in report.categories:
         _scores_rows(table, category, scores)
     console.print(table)
-    console.print("[dim]count/total = rate [95% Wilson interval]; wrong = another question's answer served[/dim]")
+    console.print(
+        "[dim]count/total = rate [95% Wilson interval]; wrong rates also show ≤ their one-sided 95% "
+        "Clopper–Pearson upper bound; wrong = another question's answer served[/dim]"
+    )
     if not report.sweep:
         return
-    sweep = Table(title="threshold sweep", box=None, header_style="bold", title_justify="left")
+    sweep = Table(title="operating point sweep", box=None, header_style="bold", title_justify="left")
     for column in ("threshold", "paraphrases served", "near-misses wrong", "unrelated wrong"):
         sweep.add_column(column)
     for point in report.sweep:
@@ -180,7 +185,7 @@ def eval_report(report: Any) -> None:
         sweep.add_row(
             f"{point.threshold:.2f}",
             _rate_cell(s.paraphrases_served),
-            _rate_cell(s.negatives_wrong),
-            _rate_cell(s.unrelated_wrong),
+            _rate_cell(s.negatives_wrong, bound=True),
+            _rate_cell(s.unrelated_wrong, bound=True),
         )
     console.print(sweep)

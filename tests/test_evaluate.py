@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from aicache import config
 from aicache.errors import UsageError
-from aicache.semantic import evaluate
+from aicache.semantic import decide, evaluate
 from aicache.semantic.evaluate import NEGATIVE, PARAPHRASE, UNRELATED, EvalSet, Probe, Rate, Served
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -105,7 +106,7 @@ def test_scoring_counts_each_outcome() -> None:
         ),
     )
     served = {"right": 0, "wrong": 1, "near-miss served": 0, "unrelated served": 1}
-    overall, categories = evaluate.score(evalset, lambda text: Served(served.get(text), 0.8))
+    overall, categories = evaluate.score(evalset, lambda text, _i: Served(served.get(text), 0.8))
     assert overall.paraphrases_served == Rate(1, 3)
     assert overall.paraphrases_wrong == Rate(1, 3)
     assert overall.negatives_wrong == Rate(1, 2)
@@ -121,8 +122,10 @@ def test_report_json_is_versioned() -> None:
         source="x.jsonl",
         method="in-memory",
         model="m@1",
+        decision="rules",
         threshold=0.5,
-        verifier=True,
+        floor=0.5,
+        pairwise=False,
         stored=2,
         probes=6,
         overall=scores,
@@ -130,24 +133,65 @@ def test_report_json_is_versioned() -> None:
         sweep=(evaluate.SweepPoint(0.5, scores),),
     )
     shape = report.to_json()
-    assert shape["schema"] == evaluate.SCHEMA == "aicache.eval/1"
+    assert shape["schema"] == evaluate.SCHEMA == "aicache.eval/2"
     assert shape["overall"]["paraphrases_served"] == {
         "count": 1,
         "total": 2,
         "rate": 0.5,
         "low": pytest.approx(0.0945, abs=1e-4),
         "high": pytest.approx(0.9055, abs=1e-4),
+        "upper95": pytest.approx(0.9747, abs=1e-4),
     }
+    assert shape["decision"] == "rules" and shape["pairwise"] is False
     assert shape["categories"]["sql"]["negatives_wrong"]["total"] == 3
     assert shape["sweep"][0]["threshold"] == 0.5
     json.dumps(shape)
 
 
-def test_best_safe_point_keeps_wrong_answers_under_the_bound() -> None:
-    safe = evaluate.SweepPoint(0.8, evaluate.Scores(Rate(10, 100), Rate(0, 100), Rate(1, 100), Rate(0, 10)))
-    greedy = evaluate.SweepPoint(0.6, evaluate.Scores(Rate(50, 100), Rate(0, 100), Rate(5, 100), Rate(0, 10)))
+def test_best_safe_point_keeps_the_bound_on_wrong_answers_within_budget() -> None:
+    # 0 wrong of 400 near-misses bounds the rate at 0.75%; 1 of 100 seen is 1%, but its bound is 4.7%.
+    safe = evaluate.SweepPoint(0.8, evaluate.Scores(Rate(10, 100), Rate(0, 100), Rate(0, 400), Rate(0, 0)))
+    greedy = evaluate.SweepPoint(0.6, evaluate.Scores(Rate(50, 100), Rate(0, 100), Rate(1, 100), Rate(0, 0)))
     assert evaluate.best_safe_point([greedy, safe]) == safe
     assert evaluate.best_safe_point([greedy]) is None
+
+
+def test_a_probe_that_repeats_another_stored_question_is_owed_its_answer(tmp_path: Path) -> None:
+    # The b of one pair is the a of another: stored, it is served its own answer, which is not a wrong answer.
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {"a": "How do I open a savings account?", "b": "How do I close a savings account?", "same_answer": False},
+        {"a": "how do i close a savings account", "b": "What closes a savings account?", "same_answer": True},
+    ]
+    pairs.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    evalset = evaluate._owed_repeats(evaluate.load_pairs(pairs))
+    repeat = next(p for p in evalset.probes if p.text == "How do I close a savings account?")
+    assert repeat.kind == evaluate.REPEAT and repeat.expected == 1
+    overall, _ = evaluate.score(evalset, lambda text, _i: Served(1 if "close" in text.lower() else None, 1.0))
+    assert overall.negatives_wrong.total == 0 and overall.repeats_wrong == Rate(0, 1)
+
+
+def test_pairwise_probes_know_the_question_they_were_written_against(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {"question": "q one", "paraphrases": ["p one"], "negatives": ["n one"]},
+        {"a": "q two", "b": "p two", "same_answer": True},
+    ]
+    pairs.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    evalset = evaluate.load_pairs(pairs)
+    assert [evalset.stored[i] for i in evalset.pairs] == ["q one", "q one", "q two"]
+
+
+def test_clopper_pearson_bound_matches_the_beta_quantile() -> None:
+    from aicache import stats
+
+    # Reference values: scipy.stats.beta.ppf(0.95, k + 1, n - k)
+    assert stats.upper_bound(0, 300) == pytest.approx(0.0099361, abs=1e-6)
+    assert stats.upper_bound(1, 669) == pytest.approx(0.0070712, abs=1e-6)
+    assert stats.upper_bound(52, 669) == pytest.approx(0.0969294, abs=1e-6)
+    assert stats.upper_bound(0, 0) == 1.0
+    threshold, wrong, total = stats.most_permissive([0.9, 0.8, 0.1] * 200, 0.01) or (0, 0, 0)
+    assert (wrong, total) == (0, 600) and 0.9 < threshold < 0.91
 
 
 @pytest.mark.slow
@@ -159,7 +203,7 @@ def test_dev_set_is_safe_and_useful_with_the_real_model() -> None:
     assert overall.paraphrases_wrong.rate <= 0.01, overall.paraphrases_wrong
     # Measured 35/240 (14.6%) at the defaults; cosine similarity alone serves none within the same bound.
     assert overall.paraphrases_served.rate >= 0.12, overall.paraphrases_served
-    assert len(report.sweep) == len(evaluate.SWEEP)
+    assert len(report.sweep) == len(evaluate.sweep_points(decide.load(config.load())))
 
 
 @pytest.mark.slow
@@ -172,7 +216,8 @@ def test_heldout_set_is_safe_and_useful_with_the_real_model(aicache_home: Path) 
     assert overall.unrelated_wrong.rate <= 0.01, overall.unrelated_wrong
     # Measured 81/159 (50.9%) at the defaults.
     assert overall.paraphrases_served.rate >= 0.45, overall.paraphrases_served
-    assert done[-1] == (report.probes * 11, report.probes * 11)
+    points = len(report.sweep) + 1
+    assert done[-1] == (report.probes * points, report.probes * points)
     assert {name for name, _ in report.categories} >= {"sql", "docker", "kubernetes", "rust", "go", "css"}
     # The temporary store lived under its own home: the user's has no store or index, and the variable is back.
     assert os.environ["AICACHE_HOME"] == str(aicache_home)

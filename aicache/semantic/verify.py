@@ -118,6 +118,17 @@ def compare(query: Analysis, candidate: Analysis, lex: Lexicon) -> list[str]:
     return reasons or _different_question(query, candidate, lex)
 
 
+def exact_differences(query: str, candidate: str, lexicon: Lexicon | None = None) -> list[str]:
+    """The rules that are exact, not judgement: different numbers, versions or identifiers (error codes, hashes).
+
+    A learned decision can miss "E0382" vs "E0384" (one character); these rules cannot, so they stay as vetoes
+    in front of it. Every other rule here rests on word lists, which do not generalise to words no list names.
+    """
+    lex = lexicon or load_lexicon()
+    ours, theirs = lex.analyse(query), lex.analyse(candidate)
+    return [*_numbers(ours, theirs), *_identifiers(ours, theirs), *_different_versions(ours, theirs)]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The rules
 
