@@ -10,6 +10,7 @@ pays for none of them. Nothing here prints: notes for the user go to ``on_note``
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
@@ -18,11 +19,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from aicache import cache, memory
+from aicache import cache, labels, memory
 from aicache.cachekeys import content_hash
 from aicache.config import Settings
 from aicache.db import write_transaction
-from aicache.errors import AicacheError, CacheMissError, ProviderError, StoreError
+from aicache.errors import AicacheError, CacheMissError, ProviderError, StoreError, UsageError
 from aicache.hooks.gitinfo import repo_and_head
 from aicache.providers.base import Completion, TextSink
 from aicache.request import AskRequest
@@ -64,6 +65,7 @@ class _Semantic:
     threshold: float | None = None
     verdicts: list[dict[str, Any]] | None = None
     vector: bytes | None = None
+    decision: str | None = None
 
 
 @dataclass
@@ -161,7 +163,9 @@ def _semantic_lookup(request: AskRequest, ctx: AskContext) -> _Semantic:
         return _Semantic()
     if result.rebuilt_index:
         ctx.on_note("the vector index was missing or damaged and has been rebuilt from the database")
-    return _Semantic(result.entry_id, result.similarity, result.threshold, result.verdicts, result.vector)
+    return _Semantic(
+        result.entry_id, result.similarity, result.threshold, result.verdicts, result.vector, result.decision
+    )
 
 
 def _call_provider(
@@ -223,15 +227,18 @@ def ask(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
     found = _Semantic()
     if ctx.mode in (CacheMode.NORMAL, CacheMode.CACHE_ONLY):
         entry = cache.lookup_exact(ctx.conn, request.exact_key)
+        if entry is not None and labels.is_negative(ctx.conn, request.exact_key, entry.id):
+            entry = None  # marked wrong for this question: ask again (the new answer replaces it)
         if entry is not None:
             episode.outcome = "exact_hit"
             _replay(entry.answer, ctx.stream, on_text)
             return _serve_hit(request, ctx, episode, entry, started)
         found = _semantic_lookup(request, ctx)
-        episode.similarity, episode.threshold, episode.verdicts = (
+        episode.similarity, episode.threshold, episode.verdicts, episode.decision = (
             found.similarity,
             found.threshold,
             found.verdicts,
+            found.decision,
         )
         hit = cache.get_entry(ctx.conn, found.entry_id) if found.entry_id is not None else None
         if hit is not None:
@@ -285,13 +292,13 @@ def _ask_provider(
         ctx.on_note(f"the answer was cut short (finish reason {completion.finish_reason}); not cached")
     entry_id = None
     with write_transaction(ctx.conn):
+        if ctx.mode is CacheMode.REFRESH:
+            _label_refreshed_hit(ctx, request)  # before the store replaces the answer the label is about
         if cacheable:
             entry_id = cache.store(ctx.conn, request, completion, cost=cost, vector=vector, embed_model=embed_model)
         episode.entry_id = entry_id
         episode.latency_ms = (time.perf_counter() - started) * 1000
         episode_id = memory.insert(ctx.conn, episode)
-        if ctx.mode is CacheMode.REFRESH:
-            memory.mark_last_hit_wrong(ctx.conn, request.partition_key, request.question, episode_id)
     if entry_id is not None and vector is not None:
         _index_new_entry(ctx)
     return AskResult(
@@ -308,6 +315,14 @@ def _ask_provider(
         cost=cost,
         cached=entry_id is not None,
     )
+
+
+def _label_refreshed_hit(ctx: AskContext, request: AskRequest) -> None:
+    """``--refresh`` right after a hit says that hit was wrong: label it, for the negative list and ``learn``."""
+    wrong_hit = memory.last_hit(ctx.conn, request.partition_key, request.question)
+    if wrong_hit is not None:
+        with contextlib.suppress(UsageError):  # its answer is gone (forgotten): nothing left to label
+            labels.label_episode(ctx.conn, wrong_hit, good=False, source="refresh")
 
 
 def _index_new_entry(ctx: AskContext) -> None:

@@ -44,6 +44,7 @@ class Episode:
     cost: float | None = None
     feedback: str | None = None
     source: str = "cli"
+    decision: str | None = None  # which hit decision judged the candidates (``decide.Decision.name``)
     ts: float = field(default_factory=time.time)
 
     def row(self) -> dict[str, Any]:
@@ -66,17 +67,14 @@ def record(conn: sqlite3.Connection, episode: Episode) -> int:
         return insert(conn, episode)
 
 
-def mark_last_hit_wrong(conn: sqlite3.Connection, partition_key: str, question: str, refresh_id: int) -> int | None:
-    """``--refresh`` right after a hit says the hit was wrong: note it on that hit's episode for ``learn``."""
+def last_hit(conn: sqlite3.Connection, partition_key: str, question: str) -> int | None:
+    """The newest hit episode of this question in this partition (what ``--refresh`` says was wrong)."""
     row = conn.execute(
         "SELECT id FROM episodes WHERE partition_key = ? AND question = ? AND outcome IN (?, ?) "
-        "AND id < ? ORDER BY id DESC LIMIT 1",
-        (partition_key, question, *HIT_OUTCOMES, refresh_id),
+        "ORDER BY id DESC LIMIT 1",
+        (partition_key, question, *HIT_OUTCOMES),
     ).fetchone()
-    if row is None:
-        return None
-    conn.execute("UPDATE episodes SET feedback = ? WHERE id = ?", (f"wrong: refreshed by {refresh_id}", row[0]))
-    return int(row[0])
+    return int(row[0]) if row is not None else None
 
 
 def get(conn: sqlite3.Connection, episode_id: int) -> dict[str, Any] | None:

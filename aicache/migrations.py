@@ -63,6 +63,7 @@ def m001_initial(db: Any) -> None:
             "error": str,
             "outcome": str,  # exact_hit | semantic_hit | miss | refresh | error | bypass
             "entry_id": int,
+            "entry_created": float,  # the labelled answer's version: a refreshed entry keeps its id, not its label
             "similarity": float,
             "threshold": float,
             "verdicts": str,  # JSON: the verifier's and the judge's verdicts
@@ -116,7 +117,36 @@ def m003_store_id(db: Any) -> None:
     db.execute("INSERT INTO meta (key, value) VALUES ('store.id', ?)", [uuid.uuid4().hex])
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_index_log, m003_store_id]
+def m004_labels(db: Any) -> None:
+    """What the user (or a check) said about an answer, and which hit decision judged each episode.
+
+    A label is about one (question, stored entry) pair: ``exact_key`` is the asking request's exact key (its
+    partition and normalised question), so a bad label is also the negative list: that entry is never served
+    again for that question, by either tier. ``learn`` calibrates the hit decision from labels with a score.
+    """
+    db["labels"].create(
+        {
+            "id": int,
+            "episode_id": int,
+            "exact_key": str,
+            "entry_id": int,
+            "entry_created": float,  # the labelled answer's version: a refreshed entry keeps its id, not its label
+            "similarity": float,
+            "score": float,
+            "decision": str,
+            "good": int,
+            "source": str,  # feedback | refresh | shadow | pairs
+            "ts": float,
+        },
+        pk="id",
+        not_null={"exact_key", "good", "source", "ts"},
+    )
+    db["labels"].create_index(["exact_key", "entry_id"])
+    db["labels"].create_index(["episode_id"])
+    db["episodes"].add_column("decision", str)
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_index_log, m003_store_id, m004_labels]
 
 
 def ensure_current(conn: sqlite3.Connection, *, readonly: bool = False) -> None:

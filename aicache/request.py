@@ -20,6 +20,11 @@ from aicache.templates import DEFAULT_PROMPT, Template
 Params = tuple[tuple[str, float | int], ...]
 
 
+def exact_key(partition_key: str, question: str) -> str:
+    """The exact tier's key: the partition and the normalised question (recomputable from an episode)."""
+    return versioned_hash({"partition": partition_key, "question": normalize_question(question)})
+
+
 @dataclass(frozen=True)
 class AskRequest:
     question: str
@@ -59,7 +64,7 @@ class AskRequest:
 
     @cached_property
     def exact_key(self) -> str:
-        return versioned_hash({"partition": self.partition_key, "question": self.normalized_question})
+        return exact_key(self.partition_key, self.question)
 
     def user_message(self) -> str:
         if self.template is not None:

@@ -143,7 +143,8 @@ def test_no_cache_refresh_and_cache_only(aicache_home: Path, fake_llm: FakeLLM) 
     assert refreshed.stdout == b"new\n"
     assert ask(aicache_home, fake_llm, "q1", "--cache-only").stdout == b"new\n"
     feedback = rows(aicache_home, "SELECT feedback FROM episodes WHERE outcome = 'exact_hit' ORDER BY id LIMIT 1")
-    assert feedback[0][0].startswith("wrong")
+    assert feedback == [("bad",)]
+    assert rows(aicache_home, "SELECT source, good FROM labels") == [("refresh", 0)]
     assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(1,)]
 
 

@@ -26,9 +26,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from aicache import db, paths
+from aicache import db, labels, paths
 from aicache.config import Settings
 from aicache.errors import StoreError
+from aicache.request import exact_key
 from aicache.semantic import decide, embeddings, judge
 from aicache.semantic import index as vector_index
 
@@ -105,7 +106,9 @@ def lookup(conn: sqlite3.Connection, settings: Settings, partition_key: str, que
         index=_loaded(conn, model),
         exact_max=int(settings.get("cache.exact_scan_max", vector_index.EXACT_MAX)),
     )
-    verdicts = _judge(conn, decision, question, partition_key, found.neighbours)
+    refused = labels.negatives(conn, exact_key(partition_key, question))
+    neighbours = [n for n in found.neighbours if n.entry_id not in refused]  # marked wrong for this question
+    verdicts = _judge(conn, decision, question, partition_key, neighbours)
     if judge.enabled(settings):
         verdicts = judge.decide_gray_zone(conn, settings, question, verdicts)
     accepted = [v for v in verdicts if v["accepted"]]

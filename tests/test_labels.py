@@ -1,0 +1,64 @@
+"""Feedback labels and the negative list: an answer marked wrong is never served again for that question."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fakellm import FakeLLM, Reply
+from tests.test_cli import ask, rows, run
+
+
+def test_feedback_bad_on_an_exact_hit_asks_again_and_keeps_the_new_answer(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    fake_llm.enqueue(Reply.text("wrong answer"), Reply.text("right answer"))
+    assert ask(aicache_home, fake_llm, "what port does postgres use").stdout == b"wrong answer\n"
+    assert ask(aicache_home, fake_llm, "what port does postgres use").stdout == b"wrong answer\n"
+    marked = run(aicache_home, None, "feedback", "bad")  # the newest episode of this directory: the hit
+    assert marked.returncode == 0, marked.stderr
+    assert b"marked wrong" in marked.stderr
+    again = ask(aicache_home, fake_llm, "what port does postgres use")
+    assert again.stdout == b"right answer\n" and b"cache: miss" in again.stderr
+    assert ask(aicache_home, fake_llm, "what port does postgres use").stdout == b"right answer\n"
+    assert len(fake_llm.requests) == 2
+    assert rows(aicache_home, "SELECT source, good FROM labels") == [("feedback", 0)]
+
+
+def test_feedback_names_an_episode_and_can_change_its_mind(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("5432"))
+    ask(aicache_home, fake_llm, "default postgres port")
+    episode = rows(aicache_home, "SELECT id FROM episodes")[0][0]
+    assert run(aicache_home, None, "feedback", str(episode), "bad").returncode == 0
+    good = run(aicache_home, None, "feedback", str(episode), "good", "--json")
+    assert good.returncode == 0 and b'"good": true' in good.stdout
+    assert rows(aicache_home, "SELECT good FROM labels") == [(1,)]  # the later word replaces the earlier one
+    assert rows(aicache_home, "SELECT feedback FROM episodes") == [("good",)]
+    assert ask(aicache_home, fake_llm, "default postgres port").stdout == b"5432\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["maybe"], b"usage: aicache feedback"),
+        (["12", "34", "bad"], b"usage: aicache feedback"),
+        (["first", "bad"], b"must be an episode id"),
+        (["999", "bad"], b"no episode 999"),
+        (["bad"], b"no episode was recorded in"),
+    ],
+)
+def test_feedback_refuses_what_it_cannot_label(
+    aicache_home: Path, fake_llm: FakeLLM, args: list[str], message: bytes
+) -> None:
+    result = run(aicache_home, None, "feedback", *args)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_failed_ask_has_no_answer_to_label(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.status(400, "bad request"))
+    assert ask(aicache_home, fake_llm, "a question").returncode != 0
+    result = run(aicache_home, None, "feedback", "bad")
+    assert result.returncode == 2 and b"stored no answer to label" in result.stderr
+    assert rows(aicache_home, "SELECT COUNT(*) FROM labels") == [(0,)]
