@@ -156,7 +156,8 @@ def _semantic_lookup(request: AskRequest, ctx: AskContext) -> _Semantic:
     _announce_model_export(ctx)
 
     try:
-        result = tier.lookup(ctx.conn, ctx.settings, request.partition_key, request.question)
+        template = request.template.name if request.template else None
+        result = tier.lookup(ctx.conn, ctx.settings, request.partition_key, request.question, template)
     except AicacheError as exc:
         # The semantic tier is an optimisation: if it cannot run, the question is still answered.
         ctx.on_note(f"semantic tier skipped: {exc}")
@@ -222,6 +223,59 @@ def _record_failure(ctx: AskContext, episode: memory.Episode, error: str, partia
 
 def ask(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
     """Answer ``request`` from the cache or the provider; ``on_text`` receives the answer as it comes."""
+    result = _answer(request, ctx, on_text)
+    if result.outcome in ("semantic_hit", "miss") and result.episode_id:
+        _maybe_shadow_check(request, ctx, result)
+    return result
+
+
+def _maybe_shadow_check(request: AskRequest, ctx: AskContext, result: AskResult) -> None:
+    """Start a shadow check (``learn/shadow.py``) for ``learn.shadow_rate`` of the asks the semantic tier judged,
+    detached and after the answer was shown: the user never waits for it."""
+    rate = float(ctx.settings.get("learn.shadow_rate", 0) or 0)
+    if rate <= 0 or not ctx.settings.get("judge.model") or ctx.mode is not CacheMode.NORMAL:
+        return
+    import random
+
+    if random.random() >= rate:
+        return
+    import json
+    import subprocess
+    import sys
+
+    job = {
+        "kind": "hit" if result.outcome == "semantic_hit" else "miss",
+        "episode": result.episode_id,
+        "entry": result.entry_id,
+        "key": ctx.api_key,
+        "request": {
+            "question": request.question,
+            "provider": request.provider,
+            "model": request.model,
+            "base_url": request.base_url,
+            "system": request.system,
+            "input_text": request.input_text,
+            "template": request.template.name if request.template else None,
+            "params": list(request.params),
+        },
+    }
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "aicache.learn.shadow"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=str(ctx.cwd),
+        )
+        assert child.stdin is not None
+        child.stdin.write(json.dumps(job).encode("utf-8"))
+        child.stdin.close()
+    except OSError as exc:
+        ctx.on_note(f"shadow check not started: {exc.strerror or exc}")
+
+
+def _answer(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
     started = time.perf_counter()
     episode = _base_episode(request, ctx)
     found = _Semantic()

@@ -50,13 +50,13 @@ def negatives(conn: sqlite3.Connection, key: str) -> set[int]:
     return {int(r[0]) for r in conn.execute(_NEGATIVE, (key,))}
 
 
-def _served_pair(episode: sqlite3.Row) -> tuple[float | None, float | None]:
-    """The similarity and score the hit decision gave the entry an episode served, from its verdicts."""
+def _judged(episode: sqlite3.Row, entry_id: int) -> tuple[float | None, float | None]:
+    """The similarity and score the hit decision gave an entry when the episode was asked, from its verdicts."""
     verdicts: list[dict[str, Any]] = json.loads(episode["verdicts"] or "[]")
-    served = next((v for v in verdicts if v.get("entry_id") == episode["entry_id"]), None)
-    if served is None:
+    judged = next((v for v in verdicts if v.get("entry_id") == entry_id), None)
+    if judged is None:
         return None, None
-    return served.get("similarity"), served.get("score")
+    return judged.get("similarity"), judged.get("score")
 
 
 def label_episode(conn: sqlite3.Connection, episode_id: int, good: bool, source: str) -> Label:
@@ -65,6 +65,48 @@ def label_episode(conn: sqlite3.Connection, episode_id: int, good: bool, source:
     A later label of the same episode from the same source replaces the earlier one (the user changed their
     mind). An episode that showed no stored answer (an error, an answer not cached) cannot be labelled.
     """
+    episode = _episode(conn, episode_id)
+    if episode["entry_id"] is None or episode["partition_key"] is None:
+        raise UsageError(f"episode {episode_id} ({episode['outcome']}) stored no answer to label")
+    label = label_pair(conn, episode_id, int(episode["entry_id"]), good, source)
+    conn.execute("UPDATE episodes SET feedback = ? WHERE id = ?", (GOOD if good else BAD, episode_id))
+    return label
+
+
+def label_pair(conn: sqlite3.Connection, episode_id: int, entry_id: int, good: bool, source: str) -> Label:
+    """Label whether entry ``entry_id``'s answer is right for the question episode ``episode_id`` asked (the
+    entry it served, or a candidate it refused, as a shadow check judges it); inside the caller's transaction."""
+    episode = _episode(conn, episode_id)
+    if episode["partition_key"] is None:
+        raise UsageError(f"episode {episode_id} ({episode['outcome']}) has no cache partition to label")
+    similarity, score = _judged(episode, entry_id)
+    created = conn.execute("SELECT created_at FROM entries WHERE id = ?", (entry_id,)).fetchone()
+    if created is None:
+        raise UsageError(f"the answer of episode {episode_id} is no longer in the cache (forgotten or replaced)")
+    label = Label(episode_id, entry_id, good, source, similarity, score, episode["decision"])
+    conn.execute(
+        "DELETE FROM labels WHERE episode_id = ? AND entry_id = ? AND source = ?", (episode_id, entry_id, source)
+    )
+    conn.execute(
+        "INSERT INTO labels (episode_id, exact_key, entry_id, entry_created, similarity, score, decision, good, "
+        "source, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            episode_id,
+            exact_key(str(episode["partition_key"]), str(episode["question"])),
+            entry_id,
+            float(created[0]),
+            similarity,
+            score,
+            label.decision,
+            int(good),
+            source,
+            time.time(),
+        ),
+    )
+    return label
+
+
+def _episode(conn: sqlite3.Connection, episode_id: int) -> sqlite3.Row:
     conn.row_factory = sqlite3.Row
     try:
         episode = conn.execute(
@@ -75,32 +117,7 @@ def label_episode(conn: sqlite3.Connection, episode_id: int, good: bool, source:
         conn.row_factory = None
     if episode is None:
         raise UsageError(f"no episode {episode_id} (see `aicache log`)")
-    if episode["entry_id"] is None or episode["partition_key"] is None:
-        raise UsageError(f"episode {episode_id} ({episode['outcome']}) stored no answer to label")
-    similarity, score = _served_pair(episode) if episode["outcome"] == "semantic_hit" else (None, None)
-    created = conn.execute("SELECT created_at FROM entries WHERE id = ?", (episode["entry_id"],)).fetchone()
-    if created is None:
-        raise UsageError(f"the answer of episode {episode_id} is no longer in the cache (forgotten or replaced)")
-    label = Label(episode_id, int(episode["entry_id"]), good, source, similarity, score, episode["decision"])
-    conn.execute("DELETE FROM labels WHERE episode_id = ? AND source = ?", (episode_id, source))
-    conn.execute(
-        "INSERT INTO labels (episode_id, exact_key, entry_id, entry_created, similarity, score, decision, good, "
-        "source, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            episode_id,
-            exact_key(str(episode["partition_key"]), str(episode["question"])),
-            label.entry_id,
-            float(created[0]),
-            similarity,
-            score,
-            label.decision,
-            int(good),
-            source,
-            time.time(),
-        ),
-    )
-    conn.execute("UPDATE episodes SET feedback = ? WHERE id = ?", (GOOD if good else BAD, episode_id))
-    return label
+    return episode
 
 
 def newest_episode(conn: sqlite3.Connection, cwd: str) -> int:

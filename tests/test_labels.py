@@ -8,6 +8,7 @@ import pytest
 
 from tests.fakellm import FakeLLM, Reply
 from tests.test_cli import ask, rows, run
+from tests.test_semantic import export_run, model_home, onnx_models  # noqa: F401  (fixtures)
 
 
 def test_feedback_bad_on_an_exact_hit_asks_again_and_keeps_the_new_answer(
@@ -62,3 +63,40 @@ def test_a_failed_ask_has_no_answer_to_label(aicache_home: Path, fake_llm: FakeL
     result = run(aicache_home, None, "feedback", "bad")
     assert result.returncode == 2 and b"stored no answer to label" in result.stderr
     assert rows(aicache_home, "SELECT COUNT(*) FROM labels") == [(0,)]
+
+
+def _wait_for(home: Path, sql: str, deadline: float = 120.0) -> list[tuple[object, ...]]:
+    """Poll the store until ``sql`` returns rows (a shadow check runs detached, on its own time)."""
+    import time
+
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        found = rows(home, sql)
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"nothing came of: {sql}")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("model_home")  # the session's exported model, linked into this test's home
+def test_shadow_checks_label_a_refused_candidate_and_a_semantic_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    home = aicache_home
+    (home / "config.toml").write_text(
+        '[cache]\nsemantic = true\n[judge]\nmodel = "gpt-4o-mini"\n[learn]\nshadow_rate = 1.0\n'
+        "[http]\nretries = 0\nread_timeout = 10\n"
+    )
+    fake_llm.enqueue(Reply.text("git branch -m new-name"), Reply.text("git branch -d name"), Reply.text("NO"))
+    assert ask(home, fake_llm, "how do I rename a git branch").returncode == 0
+    assert ask(home, fake_llm, "how do I delete a git branch").returncode == 0
+    refused = _wait_for(home, "SELECT good, source, entry_id FROM labels")
+    assert refused == [(0, "shadow", 1)]  # the rename answer, judged wrong for the delete question
+    judge_prompt = fake_llm.requests[-1].body["messages"][-1]["content"]
+    assert "how do I delete a git branch" in judge_prompt and "git branch -d name" in judge_prompt
+
+    fake_llm.enqueue(Reply.text("git branch -m new-name"), Reply.text("YES"))
+    hit = ask(home, fake_llm, "how can I rename a branch in git")
+    assert hit.returncode == 0 and b"semantic hit" in hit.stderr, hit.stderr
+    good = _wait_for(home, "SELECT good FROM labels WHERE good = 1")
+    assert good == [(1,)]
+    assert len(fake_llm.requests) == 5  # two asks, one judge; then the shadow's provider call and its judge

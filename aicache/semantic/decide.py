@@ -157,8 +157,9 @@ def _below(what: str, value: float, threshold: float) -> str:
     return f"{what} {value:.2f} below threshold {threshold:.2f}"
 
 
-def load(settings: Settings) -> Decision:
-    """The decision the settings ask for (``decision.kind``), at its configured or calibrated operating point."""
+def load(settings: Settings, template: str | None = None) -> Decision:
+    """The decision the settings ask for (``decision.kind``), at its configured or calibrated operating point
+    (``decision.templates.<template>.threshold`` first, when ``learn`` found one for the request's template)."""
     kind = str(settings.get("decision.kind", DEFAULT_KIND))
     floor = settings.get("cache.threshold")
     if kind == "rules":
@@ -171,19 +172,19 @@ def load(settings: Settings) -> Decision:
 
     model = pairmodel.load(settings)
     return ModelDecision(
-        threshold=_threshold_for(settings, model.version, model.threshold),
+        threshold=_threshold_for(settings, model.version, model.threshold, template),
         floor=float(floor) if floor is not None else model.floor,
         version=model.version,
         scorer=model.score,
     )
 
 
-def _threshold_for(settings: Settings, version: str, calibrated: float) -> float:
-    """``decision.threshold`` when it was set for this model version; the shipped calibration otherwise."""
-    configured = settings.get("decision.threshold")
-    if configured is None:
-        return calibrated
+def _threshold_for(settings: Settings, version: str, calibrated: float, template: str | None) -> float:
+    """``decision.threshold`` (or the template's) when set for this model version; the shipped calibration
+    otherwise."""
     made_for = settings.get("decision.model")
     if made_for is not None and str(made_for) != version:
         return calibrated  # learned for another model: its scores mean something else
-    return float(configured)
+    by_template = settings.get(f"decision.templates.{template}.threshold") if template else None
+    configured = by_template if by_template is not None else settings.get("decision.threshold")
+    return calibrated if configured is None else float(configured)

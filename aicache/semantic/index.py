@@ -175,6 +175,7 @@ class VectorIndex:
         self._fresh: dict[int, Vector] = {}  # vectors added or changed since that file was written (unit length)
         self._members: dict[str, Any] = {}  # partition -> its labels; dropped on every change
         self._lock = threading.Lock()  # hnswlib: no add during a query, also between threads
+        self.ef_search = EF_SEARCH  # the search's breadth (setting ``index.ef_search``): recall against speed
 
     @property
     def count(self) -> int:
@@ -196,7 +197,7 @@ class VectorIndex:
         with self._lock:
             k = min(k, self.count)
             while k > 0:
-                self._hnsw.set_ef(max(EF_SEARCH, k))
+                self._hnsw.set_ef(max(self.ef_search, k))
                 try:
                     labels, distances = self._hnsw.knn_query(vector, k=k, num_threads=1, filter=allowed)
                 except RuntimeError:

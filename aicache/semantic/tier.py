@@ -88,12 +88,14 @@ def embed_question(settings: Settings, question: str) -> bytes:
 
 
 @_store_errors
-def lookup(conn: sqlite3.Connection, settings: Settings, partition_key: str, question: str) -> SemanticResult:
+def lookup(
+    conn: sqlite3.Connection, settings: Settings, partition_key: str, question: str, template: str | None = None
+) -> SemanticResult:
     """Serve an entry of ``partition_key`` whose cached answer the hit decision says is right for ``question``."""
     model = model_id(settings)
     if vector_index.partition_size(conn, partition_key, model, 1) == 0:
         return SemanticResult(None, None, None, None, skipped=True)  # no decision loaded: nothing to judge
-    decision = decide.load(settings)
+    decision = decide.load(settings, template)
     vector = embeddings.get_embedder(settings).encode([question])[0]
     found = vector_index.nearest(
         conn,
@@ -102,8 +104,8 @@ def lookup(conn: sqlite3.Connection, settings: Settings, partition_key: str, que
         model,
         k=int(settings.get("cache.candidates", CANDIDATES)),
         min_similarity=decision.floor,
-        load=lambda: _index(conn, model, vector.size),
-        index=_loaded(conn, model),
+        load=lambda: _tuned(_index(conn, model, vector.size), settings),
+        index=_maybe_tuned(_loaded(conn, model), settings),
         exact_max=int(settings.get("cache.exact_scan_max", vector_index.EXACT_MAX)),
     )
     refused = labels.negatives(conn, exact_key(partition_key, question))
@@ -188,6 +190,15 @@ def _index(conn: sqlite3.Connection, model: str, dim: int) -> VectorIndex:
         index = _OPEN.get(key) or vector_index.open_index(conn, model, dim)
         _OPEN[key] = index
         return index
+
+
+def _tuned(index: VectorIndex, settings: Settings) -> VectorIndex:
+    index.ef_search = int(settings.get("index.ef_search", vector_index.EF_SEARCH))
+    return index
+
+
+def _maybe_tuned(index: VectorIndex | None, settings: Settings) -> VectorIndex | None:
+    return None if index is None else _tuned(index, settings)
 
 
 def keep_index_warm(settings: Settings) -> int | None:
