@@ -24,6 +24,7 @@ __all__ = [
     "AskResult",
     "CacheMode",
     "ExitCode",
+    "Outcome",
     "__version__",
     "ask",
 ]
@@ -36,6 +37,7 @@ _LAZY = {
     "AskRequest": "aicache.request",
     "AicacheError": "aicache.errors",
     "ExitCode": "aicache.errors",
+    "Outcome": "aicache.memory",
 }
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 
     from aicache.errors import AicacheError, ExitCode
     from aicache.flow import AskContext, AskResult, CacheMode, ask
+    from aicache.memory import Outcome
     from aicache.request import AskRequest
 
 

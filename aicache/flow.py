@@ -24,6 +24,7 @@ from aicache.config import Settings
 from aicache.db import write_transaction
 from aicache.errors import AicacheError, CacheMissError, ProviderError, StoreError
 from aicache.hooks.gitinfo import repo_and_head
+from aicache.memory import Outcome
 from aicache.providers.base import Completion, TextSink
 from aicache.request import AskRequest
 
@@ -37,10 +38,13 @@ class CacheMode(StrEnum):
     CACHE_ONLY = "cache_only"  # never call a provider
 
 
+_PROVIDER_OUTCOMES = {CacheMode.REFRESH: Outcome.REFRESH, CacheMode.NO_CACHE: Outcome.BYPASS}
+
+
 @dataclass(frozen=True)
 class AskResult:
     answer: str
-    outcome: str
+    outcome: Outcome
     episode_id: int
     entry_id: int | None
     provider: str
@@ -93,7 +97,7 @@ def _base_episode(request: AskRequest, ctx: AskContext) -> memory.Episode:
     root, head = repo_and_head(ctx.cwd)
     return memory.Episode(
         question=request.question,
-        outcome="error",
+        outcome=Outcome.ERROR,
         provider=request.provider,
         model=request.model,
         partition_key=request.partition_key,
@@ -206,7 +210,7 @@ def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) ->
 
 
 def _record_failure(ctx: AskContext, episode: memory.Episode, error: str, partial: str, started: float) -> None:
-    episode.outcome = "error"
+    episode.outcome = Outcome.ERROR
     episode.error = error
     episode.answer = partial or None
     episode.latency_ms = (time.perf_counter() - started) * 1000
@@ -224,7 +228,7 @@ def ask(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
     if ctx.mode in (CacheMode.NORMAL, CacheMode.CACHE_ONLY):
         entry = cache.lookup_exact(ctx.conn, request.exact_key)
         if entry is not None:
-            episode.outcome = "exact_hit"
+            episode.outcome = Outcome.EXACT_HIT
             _replay(entry.answer, ctx.stream, on_text)
             return _serve_hit(request, ctx, episode, entry, started)
         found = _semantic_lookup(request, ctx)
@@ -235,11 +239,11 @@ def ask(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
         )
         hit = cache.get_entry(ctx.conn, found.entry_id) if found.entry_id is not None else None
         if hit is not None:
-            episode.outcome = "semantic_hit"
+            episode.outcome = Outcome.SEMANTIC_HIT
             _replay(hit.answer, ctx.stream, on_text)
             return _serve_hit(request, ctx, episode, hit, started)
     if ctx.mode is CacheMode.CACHE_ONLY:
-        episode.outcome = "cache_miss"
+        episode.outcome = Outcome.CACHE_MISS
         episode.latency_ms = (time.perf_counter() - started) * 1000
         memory.record(ctx.conn, episode)
         raise CacheMissError("not in the cache (--cache-only)")
@@ -276,7 +280,7 @@ def _ask_provider(
     )
     cacheable = completion.complete and ctx.mode is not CacheMode.NO_CACHE
     vector, embed_model = _vector_for_store(request, ctx, found) if cacheable else (None, None)
-    episode.outcome = {CacheMode.REFRESH: "refresh", CacheMode.NO_CACHE: "bypass"}.get(ctx.mode, "miss")
+    episode.outcome = _PROVIDER_OUTCOMES.get(ctx.mode, Outcome.MISS)
     episode.answer = completion.text
     episode.ttfb_ms = ttfb
     episode.tokens_in, episode.tokens_out, episode.cost = completion.tokens_in, completion.tokens_out, cost

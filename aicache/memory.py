@@ -10,18 +10,41 @@ import json
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from aicache.db import write_transaction
+from aicache.errors import UsageError
 
-OUTCOMES = ("exact_hit", "semantic_hit", "miss", "refresh", "bypass", "cache_miss", "error")
-HIT_OUTCOMES = ("exact_hit", "semantic_hit")
+
+class Outcome(StrEnum):
+    """How one ask ended. The values are what the ``episodes.outcome`` column holds: never change one."""
+
+    EXACT_HIT = "exact_hit"  # the same normalized question in the same partition was cached
+    SEMANTIC_HIT = "semantic_hit"  # a close enough cached question, accepted by the verifier
+    MISS = "miss"  # the provider answered
+    REFRESH = "refresh"  # --refresh: the provider answered and the entry was replaced
+    BYPASS = "bypass"  # --no-cache: the provider answered, the cache was neither read nor written
+    CACHE_MISS = "cache_miss"  # --cache-only and nothing cached
+    ERROR = "error"  # the provider failed or the user interrupted
+
+
+HIT_OUTCOMES = (Outcome.EXACT_HIT, Outcome.SEMANTIC_HIT)
+
+
+def parse_outcome(text: str) -> Outcome:
+    """``text`` as an outcome, or a usage error listing the valid ones (``log --outcome``)."""
+    try:
+        return Outcome(text)
+    except ValueError:
+        known = ", ".join(o.value for o in Outcome)
+        raise UsageError(f"unknown outcome {text!r}; known outcomes: {known}") from None
 
 
 @dataclass
 class Episode:
     question: str
-    outcome: str
+    outcome: Outcome
     provider: str | None = None
     model: str | None = None
     partition_key: str | None = None
@@ -98,7 +121,7 @@ def _fts_query(text: str) -> str:
 
 
 def search(
-    conn: sqlite3.Connection, query: str | None = None, limit: int = 20, outcome: str | None = None
+    conn: sqlite3.Connection, query: str | None = None, limit: int = 20, outcome: Outcome | None = None
 ) -> list[dict[str, Any]]:
     """Newest episodes first; ``query`` is full-text over question, answer and error."""
     where, args = [], []
@@ -107,7 +130,7 @@ def search(
         args.append(_fts_query(query))
     if outcome:
         where.append("outcome = ?")
-        args.append(outcome)
+        args.append(outcome.value)
     sql = "SELECT * FROM episodes"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -140,26 +163,26 @@ def stats(conn: sqlite3.Connection, since: float | None = None) -> list[ModelSta
         """
         WITH made AS (
             SELECT entry_id, MAX(latency_ms) AS latency_ms FROM episodes
-            WHERE outcome IN ('miss', 'refresh') AND entry_id IS NOT NULL GROUP BY entry_id
+            WHERE outcome IN (:miss, :refresh) AND entry_id IS NOT NULL GROUP BY entry_id
         )
         SELECT e.provider, e.model, COUNT(*) AS total,
-            SUM(e.outcome = 'exact_hit') AS exact_hits,
-            SUM(e.outcome = 'semantic_hit') AS semantic_hits,
-            SUM(e.outcome IN ('miss', 'refresh')) AS misses,
-            SUM(e.outcome = 'error') AS errors,
-            SUM(CASE WHEN e.outcome IN ('exact_hit', 'semantic_hit')
+            SUM(e.outcome = :exact_hit) AS exact_hits,
+            SUM(e.outcome = :semantic_hit) AS semantic_hits,
+            SUM(e.outcome IN (:miss, :refresh)) AS misses,
+            SUM(e.outcome = :error) AS errors,
+            SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit)
                 THEN COALESCE(n.tokens_in, 0) + COALESCE(n.tokens_out, 0) ELSE 0 END) AS tokens_saved,
-            SUM(CASE WHEN e.outcome IN ('exact_hit', 'semantic_hit')
+            SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit)
                 THEN MAX(COALESCE(m.latency_ms, 0) - COALESCE(e.latency_ms, 0), 0) ELSE 0 END) / 1000.0
                 AS seconds_saved,
-            SUM(CASE WHEN e.outcome IN ('exact_hit', 'semantic_hit') THEN COALESCE(n.cost, 0) ELSE 0 END)
+            SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit) THEN COALESCE(n.cost, 0) ELSE 0 END)
                 AS cost_saved
         FROM episodes e
         LEFT JOIN entries n ON n.id = e.entry_id
         LEFT JOIN made m ON m.entry_id = e.entry_id
-        WHERE (? IS NULL OR e.ts >= ?)
+        WHERE (:since IS NULL OR e.ts >= :since)
         GROUP BY e.provider, e.model ORDER BY total DESC
         """,
-        (since, since),
+        {"since": since, **{o.name.lower(): o.value for o in Outcome}},
     ).fetchall()
     return [ModelStats(**dict(r)) for r in rows]

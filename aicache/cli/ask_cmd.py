@@ -41,9 +41,11 @@ def _mode(no_cache: bool, refresh: bool, cache_only: bool) -> str:
 
 
 def _outcome_note(result: AskResult) -> str:
-    if result.outcome == "exact_hit":
+    from aicache.memory import Outcome
+
+    if result.outcome is Outcome.EXACT_HIT:
         return "cache: exact hit"
-    if result.outcome == "semantic_hit":
+    if result.outcome is Outcome.SEMANTIC_HIT:
         return f"cache: semantic hit ({result.similarity:.2f})"
     stored = "stored" if result.cached else "not stored"
     return f"cache: {result.outcome.replace('_', ' ')} ({stored})"

@@ -21,6 +21,7 @@ from aicache.hooks.git import LOCAL_GIT_ENV, git_out, run_git
 from aicache.hooks.install import HOOK_NAMES
 
 if TYPE_CHECKING:
+    from aicache.memory import Outcome
     from aicache.prepare import Prepared, RawAsk
 
 NoteSink = Callable[[str], None]
@@ -127,7 +128,7 @@ def _prepared(raw: RawAsk, settings: Settings) -> tuple[Prepared, str | None]:
 class _Suggestion:
     text: str
     episode_id: int
-    outcome: str
+    outcome: Outcome
     warnings: tuple[str, ...]
 
 
