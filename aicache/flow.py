@@ -22,9 +22,10 @@ from aicache import cache, memory
 from aicache.cachekeys import content_hash
 from aicache.config import Settings
 from aicache.db import write_transaction
-from aicache.errors import AicacheError, CacheMissError, ProviderError, StoreError
+from aicache.errors import AicacheError, CacheMissError, ProviderError, StoreError, UsageError
 from aicache.hooks.gitinfo import repo_and_head
 from aicache.memory import Outcome
+from aicache.normalize import EMPTY_QUESTION, has_content
 from aicache.providers.base import Completion, TextSink
 from aicache.request import AskRequest
 
@@ -221,7 +222,12 @@ def _record_failure(ctx: AskContext, episode: memory.Episode, error: str, partia
 
 
 def ask(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
-    """Answer ``request`` from the cache or the provider; ``on_text`` receives the answer as it comes."""
+    """Answer ``request`` from the cache or the provider; ``on_text`` receives the answer as it comes.
+
+    ``request`` must come from ``prepare.prepare`` (redaction, key, partition): ``aicache.ask`` is the public way in.
+    """
+    if not has_content(request.question):
+        raise UsageError(EMPTY_QUESTION)  # checked here too, so no caller can send or cache an empty question
     started = time.perf_counter()
     episode = _base_episode(request, ctx)
     found = _Semantic()
