@@ -44,6 +44,8 @@ _PROVIDER_OUTCOMES = {CacheMode.REFRESH: Outcome.REFRESH, CacheMode.NO_CACHE: Ou
 
 @dataclass(frozen=True)
 class AskResult:
+    """What one ask gave: the answer, how it was found (``outcome``) and what it cost."""
+
     answer: str
     outcome: Outcome
     episode_id: int
@@ -58,6 +60,7 @@ class AskResult:
     tokens_out: int | None = None
     cost: float | None = None
     cached: bool = False  # whether the answer is now in the cache
+    warnings: tuple[str, ...] = ()  # what prepare changed or withheld before sending (redactions, a withheld key)
 
 
 @dataclass

@@ -123,3 +123,110 @@ def test_the_flow_refuses_an_empty_question_built_by_hand(aicache_home: Path) ->
             run_flow(AskRequest(question=question, provider="openai", model="m"), ctx, lambda _text: None)
     assert rows(aicache_home, "SELECT COUNT(*) FROM episodes") == [(0,)]
     conn.close()
+
+
+# --- aicache.ask ------------------------------------------------------------------------------------------------
+
+KEY = "sk-test-envkey-0123456789abcdef"
+SECRET = "sk-proj-LIBRARYSECRET0123456789abcdefXYZ"
+
+
+def _docstring_example() -> str:
+    import aicache
+
+    doc = aicache.__doc__ or ""
+    block = doc.split("::\n\n", 1)[1].split("\n\n", 2)
+    lines = "\n\n".join(block[:2]).splitlines()
+    return "\n".join(line[4:] for line in lines)
+
+
+def _stored_bytes(home: Path) -> bytes:
+    """Every file of the store: the database, its WAL and shared memory, the index."""
+    return b"".join(p.read_bytes() for p in (home / "data").rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def library_env(aicache_home: Path, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> FakeLLM:
+    aicache_home.mkdir(parents=True, exist_ok=True)
+    (aicache_home / "config.toml").write_text("[cache]\nsemantic = false\n")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_llm.openai_url)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    return fake_llm
+
+
+def test_the_package_docstring_example_runs(library_env: FakeLLM, capsys: pytest.CaptureFixture[str]) -> None:
+    example = _docstring_example()
+    assert "aicache.ask(" in example
+    exec(compile(example, "aicache.__doc__", "exec"), {})
+    exec(compile(example, "aicache.__doc__", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    question = "how do I undo the last commit but keep the changes?"
+    assert printed == [f"answer to: {question}", "miss", f"answer to: {question}", "exact_hit"]
+    (request,) = library_env.requests  # the second run was a hit
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_a_secret_in_the_question_never_leaves_the_library_call(aicache_home: Path, library_env: FakeLLM) -> None:
+    import aicache
+
+    example = _docstring_example().replace(
+        "how do I undo the last commit but keep the changes?", f"why is my key {SECRET} refused?"
+    )
+    assert SECRET in example
+    scope: dict[str, Any] = {}
+    exec(compile(example, "aicache.__doc__", "exec"), scope)
+    result = scope["result"]
+    assert result.outcome is aicache.Outcome.MISS and result.cached
+    assert any("redacted 1 secret(s) from the question" in w for w in result.warnings)
+    (request,) = library_env.requests
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert SECRET.encode() not in request.raw
+    assert b"[REDACTED:openai-key]" in request.raw
+    assert SECRET not in result.answer
+    assert SECRET.encode() not in _stored_bytes(aicache_home)
+
+
+def test_the_library_and_the_command_share_one_cache(aicache_home: Path, library_env: FakeLLM) -> None:
+    import aicache
+
+    seen: list[str] = []
+    first = aicache.ask(
+        "list the files in the last commit",
+        system="answer with one command",
+        params={"temperature": 0},
+        input_text="context from a pipe\n",
+        on_text=seen.append,
+    )
+    assert first.outcome is aicache.Outcome.MISS and "".join(seen) == first.answer
+    cli = run_cli(
+        aicache_home,
+        "ask",
+        "list the files in the last commit",
+        "-s",
+        "answer with one command",
+        "-o",
+        "temperature=0",
+        stdin=b"context from a pipe\n",
+        OPENAI_BASE_URL=library_env.openai_url,
+        OPENAI_API_KEY=KEY,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert b"cache: exact hit" in cli.stderr and cli.stdout.decode() == first.answer + "\n"
+    sources = rows(aicache_home, "SELECT source, outcome FROM episodes ORDER BY id")
+    assert sources == [("library", "miss"), ("cli", "exact_hit")]
+
+
+def test_library_errors_carry_the_command_line_exit_codes(library_env: FakeLLM) -> None:
+    import aicache
+    from aicache.errors import CacheMissError, ConfigError
+
+    with pytest.raises(UsageError, match="nothing to ask"):
+        aicache.ask("   ")
+    with pytest.raises(UsageError, match="unknown cache mode 'sometimes'"):
+        aicache.ask("a question", mode="sometimes")
+    with pytest.raises(CacheMissError) as missed:
+        aicache.ask("never asked before", mode="cache_only")
+    assert missed.value.exit_code == aicache.ExitCode.CACHE_MISS
+    with pytest.raises(ConfigError):
+        aicache.ask("a question", provider="openia")
+    assert library_env.requests == []
