@@ -90,8 +90,8 @@ def _endpoint_label(settings: Settings, provider: str, base_url: str | None) -> 
 
 
 def prepare(raw: RawAsk, settings: Settings) -> Prepared:
-    """Build the request and pick the key it may be sent with (``providers.resolve_endpoint``)."""
-    from aicache.providers import resolve_endpoint
+    """Build the request and pick the key it may be sent with (``providers.endpoint``)."""
+    from aicache.providers import endpoint
 
     warnings: list[str] = []
     limit = int(settings.get("limits.max_input_bytes", 1_000_000))
@@ -109,7 +109,10 @@ def prepare(raw: RawAsk, settings: Settings) -> Prepared:
         question_text, input_text = input_text.strip(), None
     extra = redact.user_patterns(list(settings.get("redact.patterns", [])))
     provider, model = resolve_model(settings, raw.model, raw.provider)
-    base_url, api_key = resolve_endpoint(settings, provider, raw.base_url, raw.key)
+    found = endpoint(settings, provider, raw.base_url, raw.key)
+    base_url, api_key = found.base_url, found.api_key
+    if found.withheld:
+        warnings.append(found.withheld)
     request = AskRequest(
         question=_redacted(question_text, extra, warnings, "the question") or "",
         provider=provider,

@@ -230,3 +230,26 @@ def test_library_errors_carry_the_command_line_exit_codes(library_env: FakeLLM) 
     with pytest.raises(ConfigError):
         aicache.ask("a question", provider="openia")
     assert library_env.requests == []
+
+
+# --- withheld keys ----------------------------------------------------------------------------------------------
+
+
+def test_a_withheld_key_is_named_and_the_environment_pair_is_sent(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    from aicache import credentials
+
+    aicache_home.mkdir(parents=True, exist_ok=True)
+    (aicache_home / "config.toml").write_text("[cache]\nsemantic = false\n")
+    flag = run_cli(aicache_home, "ask", "first question", "--base-url", fake_llm.openai_url, OPENAI_API_KEY=KEY)
+    assert flag.returncode == 0, flag.stderr
+    warning, outcome = flag.stderr.decode().strip().splitlines()
+    assert warning.startswith(f"aicache: warning: no key sent to {fake_llm.openai_url}: OPENAI_API_KEY is meant")
+    assert "providers.openai.send_key_to_custom_base_url = true" in warning and KEY not in warning
+    assert outcome == "cache: miss (stored)"
+    assert "authorization" not in fake_llm.requests[-1].headers
+
+    credentials.set_key("openai", "sk-file-key-0123456789abcdef")
+    paired = run_cli(aicache_home, "ask", "second question", OPENAI_API_KEY=KEY, OPENAI_BASE_URL=fake_llm.openai_url)
+    assert paired.returncode == 0, paired.stderr
+    assert paired.stderr.decode().strip().splitlines() == ["cache: miss (stored)"]
+    assert fake_llm.requests[-1].headers["authorization"] == f"Bearer {KEY}"
