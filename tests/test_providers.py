@@ -240,7 +240,7 @@ def test_retry_after_parsing() -> None:
 
 def test_scrub_removes_given_secrets_and_key_shapes() -> None:
     assert scrub("token abc123 here", ("abc123",)) == "token [redacted] here"
-    assert scrub("bad key sk-ant-api03-ZZZZZZZZZZZZZZZZ") == "bad key [redacted]"
+    assert scrub("bad key sk-ant-api03-ZZZZZZZZZZZZZZZZ") == "bad key [REDACTED:anthropic-key]"
 
 
 # --- timeouts and broken connections ----------------------------------------------------------------------------
