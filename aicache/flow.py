@@ -118,12 +118,14 @@ def _base_episode(request: AskRequest, ctx: AskContext) -> memory.Episode:
 def _serve_hit(
     request: AskRequest, ctx: AskContext, episode: memory.Episode, entry: cache.Entry, started: float
 ) -> AskResult:
-    episode.answer = entry.answer
     episode.entry_id = entry.id
     episode.latency_ms = (time.perf_counter() - started) * 1000
     try:
         with write_transaction(ctx.conn):
             cache.note_hit(ctx.conn, entry.id)
+            # Reference the episode that stored this answer rather than copy it; copy only if there is none.
+            episode.answer_from = memory.answer_source(ctx.conn, entry.id, entry.answer)
+            episode.answer = None if episode.answer_from is not None else entry.answer
             episode_id = memory.insert(ctx.conn, episode)
     except StoreError as exc:
         # The answer is already shown; a read-only or locked store must not turn a hit into a failure.

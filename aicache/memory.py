@@ -54,7 +54,8 @@ class Episode:
     repo_head: str | None = None
     input_bytes: int | None = None
     input_hash: str | None = None
-    answer: str | None = None
+    answer: str | None = None  # None on a hit that references the answer through ``answer_from``
+    answer_from: int | None = None  # a hit: the miss or refresh episode whose answer it served
     error: str | None = None
     entry_id: int | None = None
     similarity: float | None = None
@@ -89,6 +90,15 @@ def record(conn: sqlite3.Connection, episode: Episode) -> int:
         return insert(conn, episode)
 
 
+def answer_source(conn: sqlite3.Connection, entry_id: int, answer: str) -> int | None:
+    """The episode that stored ``answer`` in entry ``entry_id``: what a hit's episode references (migration 4)."""
+    row = conn.execute(
+        "SELECT id FROM episodes WHERE entry_id = ? AND outcome IN (?, ?) AND answer = ? ORDER BY id DESC LIMIT 1",
+        (entry_id, Outcome.MISS, Outcome.REFRESH, answer),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
 def mark_last_hit_wrong(conn: sqlite3.Connection, partition_key: str, question: str, refresh_id: int) -> int | None:
     """``--refresh`` right after a hit says the hit was wrong: note it on that hit's episode for ``learn``."""
     row = conn.execute(
@@ -102,13 +112,23 @@ def mark_last_hit_wrong(conn: sqlite3.Connection, partition_key: str, question: 
     return int(row[0])
 
 
+# Readers see a hit's answer as if it were copied: it is read from the episode it references.
+_SELECT = (
+    "SELECT episodes.*, source.answer AS served_answer FROM episodes "
+    "LEFT JOIN episodes AS source ON source.id = episodes.answer_from"
+)
+
+
 def get(conn: sqlite3.Connection, episode_id: int) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM episodes WHERE id = ?", (episode_id,)).fetchone()
+    row = conn.execute(f"{_SELECT} WHERE episodes.id = ?", (episode_id,)).fetchone()
     return _decoded(row) if row else None
 
 
 def _decoded(row: sqlite3.Row) -> dict[str, Any]:
     data = dict(row)
+    served = data.pop("served_answer", None)
+    if data.get("answer") is None:
+        data["answer"] = served
     if data.get("verdicts"):
         data["verdicts"] = json.loads(data["verdicts"])
     return data
@@ -121,20 +141,24 @@ def _fts_query(text: str) -> str:
 
 
 def search(
-    conn: sqlite3.Connection, query: str | None = None, limit: int = 20, outcome: Outcome | None = None
+    conn: sqlite3.Connection, query: str | None = None, limit: int = 20, outcome: Outcome | str | None = None
 ) -> list[dict[str, Any]]:
-    """Newest episodes first; ``query`` is full-text over question, answer and error."""
+    """Newest episodes first; ``query`` is full-text over question, answer and error.
+
+    A hit's answer is indexed once, with the episode it references: a hit matches when that episode's answer does.
+    """
     where, args = [], []
     if query:
-        where.append("episodes.id IN (SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ?)")
-        args.append(_fts_query(query))
+        matched = "SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ?"
+        where.append(f"(episodes.id IN ({matched}) OR episodes.answer_from IN ({matched}))")
+        args += [_fts_query(query)] * 2
     if outcome:
-        where.append("outcome = ?")
-        args.append(outcome.value)
-    sql = "SELECT * FROM episodes"
+        where.append("episodes.outcome = ?")
+        args.append(parse_outcome(outcome).value)
+    sql = _SELECT
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ?"
+    sql += " ORDER BY episodes.id DESC LIMIT ?"
     return [_decoded(r) for r in conn.execute(sql, (*args, limit))]
 
 

@@ -31,6 +31,15 @@ def rows(home: Path, sql: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def execute(home: Path, sql: str) -> None:
+    conn = sqlite3.connect(home / "data" / "aicache.db", isolation_level=None)
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(sql)
+    finally:
+        conn.close()
+
+
 # --- outcomes ---------------------------------------------------------------------------------------------------
 
 
@@ -253,3 +262,114 @@ def test_a_withheld_key_is_named_and_the_environment_pair_is_sent(aicache_home: 
     assert paired.returncode == 0, paired.stderr
     assert paired.stderr.decode().strip().splitlines() == ["cache: miss (stored)"]
     assert fake_llm.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+
+
+# --- episodes of hits reference their answer ----------------------------------------------------------------------
+
+
+def _used_bytes(home: Path) -> int:
+    """Bytes of pages in use, as the store's connections see it (the WAL included)."""
+    conn = sqlite3.connect(home / "data" / "aicache.db")
+    try:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return int(pages * conn.execute("PRAGMA page_size").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _big_answer(size: int) -> str:
+    words = [f"w{i:x}q" for i in range(size // 8)]  # distinct words: the full-text index grows with every copy
+    return " ".join(words)[:size]
+
+
+def test_hits_do_not_copy_a_large_answer(aicache_home: Path, library_env: FakeLLM) -> None:
+    import aicache
+    from tests.fakellm import Reply
+
+    answer = _big_answer(1_000_000)
+    library_env.enqueue(Reply.text(answer))
+    first = aicache.ask("print the big table", stream=False)
+    assert first.outcome is aicache.Outcome.MISS and first.answer == answer
+    before = _used_bytes(aicache_home)
+    hits = [aicache.ask("print the big table", stream=False) for _ in range(3)]
+    assert all(h.outcome is aicache.Outcome.EXACT_HIT and h.answer == answer for h in hits)
+    grown = _used_bytes(aicache_home) - before
+    assert grown < len(answer) // 10, f"3 hits grew the store by {grown} bytes"
+    assert rows(aicache_home, "SELECT answer IS NULL, answer_from FROM episodes WHERE id > 1") == [(1, 1)] * 3
+
+
+def test_a_hit_still_shows_its_answer_everywhere(aicache_home: Path, library_env: FakeLLM) -> None:
+    import aicache
+    from tests.fakellm import Reply
+
+    library_env.enqueue(Reply.text("use git stash pop to restore"), Reply.text("use git stash apply instead"))
+    aicache.ask("bring my stash back")
+    hit = aicache.ask("bring my stash back")
+    refreshed = aicache.ask("bring my stash back", mode="refresh")
+    later = aicache.ask("bring my stash back")
+    assert (hit.outcome, refreshed.outcome, later.outcome) == ("exact_hit", "refresh", "exact_hit")
+    assert later.answer == "use git stash apply instead"
+
+    # the entry is deleted later: each hit keeps the answer it was served
+    execute(aicache_home, "DELETE FROM entries")
+    logged = json.loads(run_cli(aicache_home, "log", "--json").stdout)["episodes"]
+    assert [(e["outcome"], e["answer"]) for e in logged] == [
+        ("exact_hit", "use git stash apply instead"),
+        ("refresh", "use git stash apply instead"),
+        ("exact_hit", "use git stash pop to restore"),
+        ("miss", "use git stash pop to restore"),
+    ]
+    found = json.loads(run_cli(aicache_home, "log", "-q", "pop", "--json").stdout)["episodes"]
+    assert [e["id"] for e in found] == [hit.episode_id, 1]  # full-text search finds the hit by its answer
+    why = json.loads(run_cli(aicache_home, "why", str(hit.episode_id), "--json").stdout)
+    assert why["episode"]["answer"] == "use git stash pop to restore"
+    table = run_cli(aicache_home, "log", COLUMNS="200").stdout.decode()
+    assert table.count("pop to restore") == 2 and table.count("apply instead") == 2, table
+
+    # the episode it came from is deleted: the reference is cleared, nothing dangles
+    execute(aicache_home, "DELETE FROM episodes WHERE id = 1")
+    assert memory.get(_connect(aicache_home), hit.episode_id)["answer"] is None  # type: ignore[index]
+
+
+def _connect(home: Path) -> sqlite3.Connection:
+    from aicache import db
+
+    return db.connect(home / "data" / "aicache.db")
+
+
+def test_migration_4_converts_copied_hits(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    from aicache import migrations
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    old = sqlite_utils.Database(conn)
+    for number, migration in enumerate(migrations.MIGRATIONS[:3], start=1):
+        migration(old)
+        conn.execute(f"PRAGMA user_version = {number}")
+    insert = "INSERT INTO episodes (id, question, outcome, entry_id, answer) VALUES (?, 'q', ?, ?, ?)"
+    for values in [
+        (1, "miss", 7, "first answer"),
+        (2, "exact_hit", 7, "first answer"),
+        (3, "refresh", 7, "second answer"),
+        (4, "semantic_hit", 7, "second answer"),
+        (5, "exact_hit", 8, "an answer whose episode is gone"),
+        (6, "error", None, "partial"),
+    ]:
+        conn.execute(insert, values)
+    migrations.ensure_current(conn)
+    got = conn.execute("SELECT id, answer, answer_from FROM episodes ORDER BY id").fetchall()
+    assert got == [
+        (1, "first answer", None),
+        (2, None, 1),
+        (3, "second answer", None),
+        (4, None, 3),
+        (5, "an answer whose episode is gone", None),
+        (6, "partial", None),
+    ]
+    conn.row_factory = sqlite3.Row
+    assert memory.get(conn, 4)["answer"] == "second answer"  # type: ignore[index]
+    assert [e["id"] for e in memory.search(conn, "first")] == [2, 1]
+    conn.close()
