@@ -25,6 +25,8 @@ from aicache.config import Settings
 from aicache.db import write_transaction
 from aicache.errors import AicacheError, CacheMissError, ProviderError, StoreError, UsageError
 from aicache.hooks.gitinfo import repo_and_head
+from aicache.memory import Outcome
+from aicache.normalize import EMPTY_QUESTION, has_content
 from aicache.providers.base import Completion, TextSink
 from aicache.request import AskRequest
 
@@ -38,10 +40,15 @@ class CacheMode(StrEnum):
     CACHE_ONLY = "cache_only"  # never call a provider
 
 
+_PROVIDER_OUTCOMES = {CacheMode.REFRESH: Outcome.REFRESH, CacheMode.NO_CACHE: Outcome.BYPASS}
+
+
 @dataclass(frozen=True)
 class AskResult:
+    """What one ask gave: the answer, how it was found (``outcome``) and what it cost."""
+
     answer: str
-    outcome: str
+    outcome: Outcome
     episode_id: int
     entry_id: int | None
     provider: str
@@ -54,6 +61,7 @@ class AskResult:
     tokens_out: int | None = None
     cost: float | None = None
     cached: bool = False  # whether the answer is now in the cache
+    warnings: tuple[str, ...] = ()  # what prepare changed or withheld before sending (redactions, a withheld key)
 
 
 @dataclass
@@ -95,7 +103,7 @@ def _base_episode(request: AskRequest, ctx: AskContext) -> memory.Episode:
     root, head = repo_and_head(ctx.cwd)
     return memory.Episode(
         question=request.question,
-        outcome="error",
+        outcome=Outcome.ERROR,
         provider=request.provider,
         model=request.model,
         partition_key=request.partition_key,
@@ -112,12 +120,14 @@ def _base_episode(request: AskRequest, ctx: AskContext) -> memory.Episode:
 def _serve_hit(
     request: AskRequest, ctx: AskContext, episode: memory.Episode, entry: cache.Entry, started: float
 ) -> AskResult:
-    episode.answer = entry.answer
     episode.entry_id = entry.id
     episode.latency_ms = (time.perf_counter() - started) * 1000
     try:
         with write_transaction(ctx.conn):
             cache.note_hit(ctx.conn, entry.id)
+            # Reference the episode that stored this answer rather than copy it; copy only if there is none.
+            episode.answer_from = memory.answer_source(ctx.conn, entry.id, entry.answer)
+            episode.answer = None if episode.answer_from is not None else entry.answer
             episode_id = memory.insert(ctx.conn, episode)
     except StoreError as exc:
         # The answer is already shown; a read-only or locked store must not turn a hit into a failure.
@@ -211,7 +221,7 @@ def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) ->
 
 
 def _record_failure(ctx: AskContext, episode: memory.Episode, error: str, partial: str, started: float) -> None:
-    episode.outcome = "error"
+    episode.outcome = Outcome.ERROR
     episode.error = error
     episode.answer = partial or None
     episode.latency_ms = (time.perf_counter() - started) * 1000
@@ -222,9 +232,14 @@ def _record_failure(ctx: AskContext, episode: memory.Episode, error: str, partia
 
 
 def ask(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
-    """Answer ``request`` from the cache or the provider; ``on_text`` receives the answer as it comes."""
+    """Answer ``request`` from the cache or the provider; ``on_text`` receives the answer as it comes.
+
+    ``request`` must come from ``prepare.prepare`` (redaction, key, partition): ``aicache.ask`` is the public way in.
+    """
+    if not has_content(request.question):
+        raise UsageError(EMPTY_QUESTION)  # checked here too, so no caller can send or cache an empty question
     result = _answer(request, ctx, on_text)
-    if result.outcome in ("semantic_hit", "miss") and result.episode_id:
+    if result.outcome in (Outcome.SEMANTIC_HIT, Outcome.MISS) and result.episode_id:
         _maybe_shadow_check(request, ctx, result)
     return result
 
@@ -244,7 +259,7 @@ def _maybe_shadow_check(request: AskRequest, ctx: AskContext, result: AskResult)
     import sys
 
     job = {
-        "kind": "hit" if result.outcome == "semantic_hit" else "miss",
+        "kind": "hit" if result.outcome == Outcome.SEMANTIC_HIT else "miss",
         "episode": result.episode_id,
         "entry": result.entry_id,
         "key": ctx.api_key,
@@ -284,7 +299,7 @@ def _answer(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResul
         if entry is not None and labels.is_negative(ctx.conn, request.exact_key, entry.id):
             entry = None  # marked wrong for this question: ask again (the new answer replaces it)
         if entry is not None:
-            episode.outcome = "exact_hit"
+            episode.outcome = Outcome.EXACT_HIT
             _replay(entry.answer, ctx.stream, on_text)
             return _serve_hit(request, ctx, episode, entry, started)
         found = _semantic_lookup(request, ctx)
@@ -296,11 +311,11 @@ def _answer(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResul
         )
         hit = cache.get_entry(ctx.conn, found.entry_id) if found.entry_id is not None else None
         if hit is not None:
-            episode.outcome = "semantic_hit"
+            episode.outcome = Outcome.SEMANTIC_HIT
             _replay(hit.answer, ctx.stream, on_text)
             return _serve_hit(request, ctx, episode, hit, started)
     if ctx.mode is CacheMode.CACHE_ONLY:
-        episode.outcome = "cache_miss"
+        episode.outcome = Outcome.CACHE_MISS
         episode.latency_ms = (time.perf_counter() - started) * 1000
         memory.record(ctx.conn, episode)
         raise CacheMissError("not in the cache (--cache-only)")
@@ -337,7 +352,7 @@ def _ask_provider(
     )
     cacheable = completion.complete and ctx.mode is not CacheMode.NO_CACHE
     vector, embed_model = _vector_for_store(request, ctx, found) if cacheable else (None, None)
-    episode.outcome = {CacheMode.REFRESH: "refresh", CacheMode.NO_CACHE: "bypass"}.get(ctx.mode, "miss")
+    episode.outcome = _PROVIDER_OUTCOMES.get(ctx.mode, Outcome.MISS)
     episode.answer = completion.text
     episode.ttfb_ms = ttfb
     episode.tokens_in, episode.tokens_out, episode.cost = completion.tokens_in, completion.tokens_out, cost

@@ -10,18 +10,41 @@ import json
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from aicache.db import write_transaction
+from aicache.errors import UsageError
 
-OUTCOMES = ("exact_hit", "semantic_hit", "miss", "refresh", "bypass", "cache_miss", "error")
-HIT_OUTCOMES = ("exact_hit", "semantic_hit")
+
+class Outcome(StrEnum):
+    """How one ask ended. The values are what the ``episodes.outcome`` column holds: never change one."""
+
+    EXACT_HIT = "exact_hit"  # the same normalized question in the same partition was cached
+    SEMANTIC_HIT = "semantic_hit"  # a close enough cached question, accepted by the verifier
+    MISS = "miss"  # the provider answered
+    REFRESH = "refresh"  # --refresh: the provider answered and the entry was replaced
+    BYPASS = "bypass"  # --no-cache: the provider answered, the cache was neither read nor written
+    CACHE_MISS = "cache_miss"  # --cache-only and nothing cached
+    ERROR = "error"  # the provider failed or the user interrupted
+
+
+HIT_OUTCOMES = (Outcome.EXACT_HIT, Outcome.SEMANTIC_HIT)
+
+
+def parse_outcome(text: str) -> Outcome:
+    """``text`` as an outcome, or a usage error listing the valid ones (``log --outcome``)."""
+    try:
+        return Outcome(text)
+    except ValueError:
+        known = ", ".join(o.value for o in Outcome)
+        raise UsageError(f"unknown outcome {text!r}; known outcomes: {known}") from None
 
 
 @dataclass
 class Episode:
     question: str
-    outcome: str
+    outcome: Outcome
     provider: str | None = None
     model: str | None = None
     partition_key: str | None = None
@@ -31,7 +54,8 @@ class Episode:
     repo_head: str | None = None
     input_bytes: int | None = None
     input_hash: str | None = None
-    answer: str | None = None
+    answer: str | None = None  # None on a hit that references the answer through ``answer_from``
+    answer_from: int | None = None  # a hit: the miss or refresh episode whose answer it served
     error: str | None = None
     entry_id: int | None = None
     similarity: float | None = None
@@ -67,6 +91,15 @@ def record(conn: sqlite3.Connection, episode: Episode) -> int:
         return insert(conn, episode)
 
 
+def answer_source(conn: sqlite3.Connection, entry_id: int, answer: str) -> int | None:
+    """The episode that stored ``answer`` in entry ``entry_id``: what a hit's episode references (migration 4)."""
+    row = conn.execute(
+        "SELECT id FROM episodes WHERE entry_id = ? AND outcome IN (?, ?) AND answer = ? ORDER BY id DESC LIMIT 1",
+        (entry_id, Outcome.MISS, Outcome.REFRESH, answer),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
 def last_hit(conn: sqlite3.Connection, partition_key: str, question: str) -> int | None:
     """The newest hit episode of this question in this partition (what ``--refresh`` says was wrong)."""
     row = conn.execute(
@@ -77,13 +110,23 @@ def last_hit(conn: sqlite3.Connection, partition_key: str, question: str) -> int
     return int(row[0]) if row is not None else None
 
 
+# Readers see a hit's answer as if it were copied: it is read from the episode it references.
+_SELECT = (
+    "SELECT episodes.*, source.answer AS served_answer FROM episodes "
+    "LEFT JOIN episodes AS source ON source.id = episodes.answer_from"
+)
+
+
 def get(conn: sqlite3.Connection, episode_id: int) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM episodes WHERE id = ?", (episode_id,)).fetchone()
+    row = conn.execute(f"{_SELECT} WHERE episodes.id = ?", (episode_id,)).fetchone()
     return _decoded(row) if row else None
 
 
 def _decoded(row: sqlite3.Row) -> dict[str, Any]:
     data = dict(row)
+    served = data.pop("served_answer", None)
+    if data.get("answer") is None:
+        data["answer"] = served
     if data.get("verdicts"):
         data["verdicts"] = json.loads(data["verdicts"])
     return data
@@ -96,20 +139,24 @@ def _fts_query(text: str) -> str:
 
 
 def search(
-    conn: sqlite3.Connection, query: str | None = None, limit: int = 20, outcome: str | None = None
+    conn: sqlite3.Connection, query: str | None = None, limit: int = 20, outcome: Outcome | str | None = None
 ) -> list[dict[str, Any]]:
-    """Newest episodes first; ``query`` is full-text over question, answer and error."""
+    """Newest episodes first; ``query`` is full-text over question, answer and error.
+
+    A hit's answer is indexed once, with the episode it references: a hit matches when that episode's answer does.
+    """
     where, args = [], []
     if query:
-        where.append("episodes.id IN (SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ?)")
-        args.append(_fts_query(query))
+        matched = "SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ?"
+        where.append(f"(episodes.id IN ({matched}) OR episodes.answer_from IN ({matched}))")
+        args += [_fts_query(query)] * 2
     if outcome:
-        where.append("outcome = ?")
-        args.append(outcome)
-    sql = "SELECT * FROM episodes"
+        where.append("episodes.outcome = ?")
+        args.append(parse_outcome(outcome).value)
+    sql = _SELECT
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ?"
+    sql += " ORDER BY episodes.id DESC LIMIT ?"
     return [_decoded(r) for r in conn.execute(sql, (*args, limit))]
 
 
@@ -138,26 +185,26 @@ def stats(conn: sqlite3.Connection, since: float | None = None) -> list[ModelSta
         """
         WITH made AS (
             SELECT entry_id, MAX(latency_ms) AS latency_ms FROM episodes
-            WHERE outcome IN ('miss', 'refresh') AND entry_id IS NOT NULL GROUP BY entry_id
+            WHERE outcome IN (:miss, :refresh) AND entry_id IS NOT NULL GROUP BY entry_id
         )
         SELECT e.provider, e.model, COUNT(*) AS total,
-            SUM(e.outcome = 'exact_hit') AS exact_hits,
-            SUM(e.outcome = 'semantic_hit') AS semantic_hits,
-            SUM(e.outcome IN ('miss', 'refresh')) AS misses,
-            SUM(e.outcome = 'error') AS errors,
-            SUM(CASE WHEN e.outcome IN ('exact_hit', 'semantic_hit')
+            SUM(e.outcome = :exact_hit) AS exact_hits,
+            SUM(e.outcome = :semantic_hit) AS semantic_hits,
+            SUM(e.outcome IN (:miss, :refresh)) AS misses,
+            SUM(e.outcome = :error) AS errors,
+            SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit)
                 THEN COALESCE(n.tokens_in, 0) + COALESCE(n.tokens_out, 0) ELSE 0 END) AS tokens_saved,
-            SUM(CASE WHEN e.outcome IN ('exact_hit', 'semantic_hit')
+            SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit)
                 THEN MAX(COALESCE(m.latency_ms, 0) - COALESCE(e.latency_ms, 0), 0) ELSE 0 END) / 1000.0
                 AS seconds_saved,
-            SUM(CASE WHEN e.outcome IN ('exact_hit', 'semantic_hit') THEN COALESCE(n.cost, 0) ELSE 0 END)
+            SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit) THEN COALESCE(n.cost, 0) ELSE 0 END)
                 AS cost_saved
         FROM episodes e
         LEFT JOIN entries n ON n.id = e.entry_id
         LEFT JOIN made m ON m.entry_id = e.entry_id
-        WHERE (? IS NULL OR e.ts >= ?)
+        WHERE (:since IS NULL OR e.ts >= :since)
         GROUP BY e.provider, e.model ORDER BY total DESC
         """,
-        (since, since),
+        {"since": since, **{o.name.lower(): o.value for o in Outcome}},
     ).fetchall()
     return [ModelStats(**dict(r)) for r in rows]

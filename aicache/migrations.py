@@ -117,7 +117,30 @@ def m003_store_id(db: Any) -> None:
     db.execute("INSERT INTO meta (key, value) VALUES ('store.id', ?)", [uuid.uuid4().hex])
 
 
-def m004_labels(db: Any) -> None:
+def m004_hits_reference_answers(db: Any) -> None:
+    """An episode of a hit names the episode whose answer it served (``answer_from``) instead of copying it.
+
+    A hit used to copy the whole answer, so a large answer grew the store (and the full-text index) by its size on
+    every hit. The reference is to the miss or refresh episode that stored the answer, not to the entry: an entry
+    replaced by ``--refresh`` or deleted later leaves the hit's answer as it was served. Deleting that episode
+    clears the reference (the hit then has no answer, as the episode it came from). Existing hits whose copy
+    equals such an episode's answer are converted. The outcome values are written out: a migration never changes.
+    """
+    db.execute("ALTER TABLE episodes ADD COLUMN answer_from INTEGER REFERENCES episodes(id) ON DELETE SET NULL")
+    db.execute("CREATE INDEX episodes_answer_from ON episodes (answer_from)")
+    db.execute(
+        """UPDATE episodes SET answer_from = (
+            SELECT source.id FROM episodes AS source
+            WHERE source.entry_id = episodes.entry_id AND source.outcome IN ('miss', 'refresh')
+                AND source.answer = episodes.answer AND source.id < episodes.id
+            ORDER BY source.id DESC LIMIT 1
+        )
+        WHERE outcome IN ('exact_hit', 'semantic_hit') AND entry_id IS NOT NULL AND answer IS NOT NULL"""
+    )
+    db.execute("UPDATE episodes SET answer = NULL WHERE answer_from IS NOT NULL")
+
+
+def m005_labels(db: Any) -> None:
     """What the user (or a check) said about an answer, and which hit decision judged each episode.
 
     A label is about one (question, stored entry) pair: ``exact_key`` is the asking request's exact key (its
@@ -146,7 +169,13 @@ def m004_labels(db: Any) -> None:
     db["episodes"].add_column("decision", str)
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_index_log, m003_store_id, m004_labels]
+MIGRATIONS: list[Migration] = [
+    m001_initial,
+    m002_index_log,
+    m003_store_id,
+    m004_hits_reference_answers,
+    m005_labels,
+]
 
 
 def ensure_current(conn: sqlite3.Connection, *, readonly: bool = False) -> None:

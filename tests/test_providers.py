@@ -23,7 +23,7 @@ import pytest
 from aicache import config, credentials
 from aicache.config import Settings
 from aicache.errors import ConfigError, ProviderError, UsageError
-from aicache.providers import PROVIDERS, get_provider, resolve_endpoint
+from aicache.providers import PROVIDERS, Endpoint, endpoint, get_provider, resolve_endpoint
 from aicache.providers.anthropic import AnthropicProvider
 from aicache.providers.base import Completion, HttpSettings, Message, ProviderRequest
 from aicache.providers.command import CommandProvider, flatten_prompt
@@ -240,7 +240,7 @@ def test_retry_after_parsing() -> None:
 
 def test_scrub_removes_given_secrets_and_key_shapes() -> None:
     assert scrub("token abc123 here", ("abc123",)) == "token [redacted] here"
-    assert scrub("bad key sk-ant-api03-ZZZZZZZZZZZZZZZZ") == "bad key [redacted]"
+    assert scrub("bad key sk-ant-api03-ZZZZZZZZZZZZZZZZ") == "bad key [REDACTED:anthropic-key]"
 
 
 # --- timeouts and broken connections ----------------------------------------------------------------------------
@@ -610,9 +610,34 @@ def test_env_base_url_and_env_key_set_together_are_paired(monkeypatch: pytest.Mo
     monkeypatch.setenv("OPENAI_BASE_URL", "https://openrouter.example/api/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     assert resolve_endpoint(_settings(), "openai", None, None) == ("https://openrouter.example/api/v1", "sk-env")
-    # ... but a key from the key file is still meant for OpenAI itself.
+    # ... and that pair wins over the key file's key, which stays meant for OpenAI itself.
     credentials.set_key("openai", "sk-file")
-    assert resolve_endpoint(_settings(), "openai", None, None)[1] is None
+    assert resolve_endpoint(_settings(), "openai", None, None)[1] == "sk-env"
+
+
+def test_a_withheld_key_is_explained_with_the_setting_that_would_send_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    custom = "http://127.0.0.1:9/v1"
+    setting = "set providers.openai.send_key_to_custom_base_url = true"
+    assert endpoint(_settings(), "openai", custom, None) == Endpoint(custom)  # no key at all: nothing to explain
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    flag = endpoint(_settings(), "openai", custom, None)
+    assert flag.api_key is None and flag.withheld is not None and "\n" not in flag.withheld
+    assert flag.withheld.startswith(f"no key sent to {custom}: OPENAI_API_KEY is meant for api.openai.com;")
+    assert "export OPENAI_BASE_URL instead of --base-url" in flag.withheld and setting in flag.withheld
+    assert "sk-env" not in flag.withheld
+    credentials.set_key("openai", "sk-file")
+    configured = endpoint(_settings(providers__openai__base_url=f'"{custom}"'), "openai", None, None)
+    assert configured.withheld is not None and "the key file's openai key" in configured.withheld
+    assert setting in configured.withheld and "--base-url" not in configured.withheld
+    for sent in (
+        endpoint(_settings(providers__openai__send_key_to_custom_base_url="true"), "openai", custom, None),
+        endpoint(_settings(), "openai", custom, "sk-flag"),
+        endpoint(_settings(), "openai", None, None),  # the provider's own service
+    ):
+        assert sent.api_key and sent.withheld is None
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-env")
+    proxied = endpoint(_settings(providers__anthropic__base_url='"http://proxy.example"'), "anthropic", None, None)
+    assert proxied.withheld is not None and "providers.anthropic.send_key_to_custom_base_url" in proxied.withheld
 
 
 def test_ollama_endpoint_and_no_key(monkeypatch: pytest.MonkeyPatch) -> None:

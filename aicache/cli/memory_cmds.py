@@ -22,7 +22,8 @@ def log(
     """List and search recorded episodes, newest first."""
     from aicache import db, memory
 
-    episodes = memory.search(db.connect(), query, limit, outcome)
+    wanted = memory.parse_outcome(outcome) if outcome else None
+    episodes = memory.search(db.connect(), query, limit, wanted)
     if json_out:
         output.emit_json({"episodes": episodes})
         return

@@ -73,7 +73,7 @@ def _preload(settings: Any) -> None:
     import aicache.cli
 
     aicache.cli.command()  # Typer and every command module, and the Click command built from them
-    from aicache import flow, prepare  # noqa: F401
+    from aicache import api, flow, prepare  # noqa: F401
     from aicache.hooks import gitinfo  # noqa: F401
     from aicache.providers import anthropic, command, http, openai  # noqa: F401
     from aicache.semantic import embeddings, judge, tier, verify  # noqa: F401
