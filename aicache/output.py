@@ -12,7 +12,15 @@ import os
 import sys
 from typing import Any, TextIO
 
-JSON_VERSION = 1  # bump when a --json shape changes incompatibly
+JSON_VERSION = 2  # bump when a --json shape changes incompatibly (2: `cached` means served from the cache)
+
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """``--quiet``: notes are not shown; warnings and errors still are."""
+    global _quiet
+    _quiet = quiet
 
 
 def colour(stream: TextIO) -> bool:
@@ -20,7 +28,9 @@ def colour(stream: TextIO) -> bool:
 
 
 def note(message: str) -> None:
-    """A status line on stderr, dimmed on a terminal."""
+    """A status line on stderr, dimmed on a terminal; hidden by ``--quiet``."""
+    if _quiet:
+        return
     if colour(sys.stderr):
         message = f"\x1b[2m{message}\x1b[0m"
     print(message, file=sys.stderr, flush=True)
@@ -38,6 +48,11 @@ def error(message: str) -> None:
 
 def emit_json(payload: dict[str, Any]) -> None:
     print(json.dumps({"version": JSON_VERSION, **payload}, ensure_ascii=False, default=str), flush=True)
+
+
+def emit_json_error(message: str, exit_code: int) -> None:
+    """The ``--json`` shape of a failure, on stdout where the caller reads the JSON: ``error`` and ``exit_code``."""
+    emit_json({"error": message, "exit_code": int(exit_code)})
 
 
 class AnswerWriter:

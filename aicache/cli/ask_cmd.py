@@ -44,8 +44,8 @@ def _outcome_note(result: AskResult) -> str:
     if result.outcome == "exact_hit":
         return "cache: exact hit"
     if result.outcome == "semantic_hit":
-        return f"cache: semantic hit ({result.similarity:.2f})"
-    stored = "stored" if result.cached else "not stored"
+        return f"cache: semantic hit (similarity {result.similarity:.2f})"
+    stored = "stored" if result.entry_id is not None else "not stored"
     return f"cache: {result.outcome.replace('_', ' ')} ({stored})"
 
 
@@ -67,6 +67,7 @@ def ask(
     cache_only: bool = typer.Option(False, "--cache-only", help="Never call a provider; exit 4 on a miss."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the answer."),
     no_stdin: bool = typer.Option(False, "--no-stdin", help="Do not read piped stdin."),
+    quiet: bool = typer.Option(False, "--quiet", help="No notes on stderr (warnings and errors still show)."),
 ) -> None:
     """Ask a question, answered from the cache when it can be."""
     from aicache import config, db
@@ -74,6 +75,8 @@ def ask(
     from aicache.flow import ask as run_ask
     from aicache.prepare import RawAsk, prepare
 
+    if quiet:
+        output.set_quiet(True)
     settings = config.load()
     params = [_parse_option(o) for o in option or []]
     params += [(n, v) for n, v in (("temperature", temperature), ("max_tokens", max_tokens)) if v is not None]
@@ -110,10 +113,16 @@ def ask(
 
 
 def _result_fields(result: AskResult) -> dict[str, object]:
+    """The --json fields besides the answer; each means one thing whatever the outcome (see the README)."""
     from dataclasses import asdict
 
     fields = asdict(result)
     fields.pop("answer", None)
+    hit = result.outcome in ("exact_hit", "semantic_hit")
+    fields["cached"] = hit  # served from the cache
+    fields["stored"] = not hit and result.entry_id is not None  # this ask wrote a new cache entry
+    if hit:
+        fields["cost"] = 0.0  # what this ask paid; the entry's own cost is in `aicache show`
     return fields
 
 
