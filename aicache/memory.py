@@ -7,12 +7,14 @@ summary in ``stats`` use the FTS5 table that migration 1 keeps in sync with trig
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aicache.db import write_transaction
+from aicache.errors import UsageError
 
 OUTCOMES = ("exact_hit", "semantic_hit", "miss", "refresh", "bypass", "cache_miss", "error")
 HIT_OUTCOMES = ("exact_hit", "semantic_hit")
@@ -91,20 +93,34 @@ def _decoded(row: sqlite3.Row) -> dict[str, Any]:
     return data
 
 
-def _fts_query(text: str) -> str:
-    # Quote every word so user input such as "c++" or "don't" is never FTS5 syntax.
-    words = [w.replace('"', '""') for w in text.split()]
-    return " ".join(f'"{w}"' for w in words)
+# A query with any of these is FTS5 syntax (`stash OR rebase`, `reb*`, `"exact phrase"`, `NEAR(a b)`); any other
+# is plain words, each quoted, so that "c++" or "don't" never trips the FTS5 parser.
+_FTS_ERRORS = ("fts5", "syntax error", "unterminated string", "no such column", "unknown special query")
+_FTS_SYNTAX = re.compile(r'["*()^]|\b(?:OR|AND|NOT|NEAR)\b')
+
+
+def fts_query(text: str) -> str:
+    """The FTS5 MATCH expression for a ``log -q`` query: as written when it uses FTS5 syntax, else quoted words."""
+    if _FTS_SYNTAX.search(text):
+        return text
+    return " ".join('"' + w.replace('"', '""') + '"' for w in text.split())
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM episodes").fetchone()[0])
 
 
 def search(
     conn: sqlite3.Connection, query: str | None = None, limit: int = 20, outcome: str | None = None
 ) -> list[dict[str, Any]]:
-    """Newest episodes first; ``query`` is full-text over question, answer and error."""
+    """Newest episodes first; ``query`` is full-text over question, answer and error (FTS5 syntax allowed).
+
+    A malformed FTS5 query is a ``UsageError`` naming the query and what FTS5 said.
+    """
     where, args = [], []
     if query:
         where.append("episodes.id IN (SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ?)")
-        args.append(_fts_query(query))
+        args.append(fts_query(query))
     if outcome:
         where.append("outcome = ?")
         args.append(outcome)
@@ -112,7 +128,14 @@ def search(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY id DESC LIMIT ?"
-    return [_decoded(r) for r in conn.execute(sql, (*args, limit))]
+    try:
+        return [_decoded(r) for r in conn.execute(sql, (*args, limit))]
+    except sqlite3.OperationalError as exc:
+        if query and any(word in str(exc) for word in _FTS_ERRORS):
+            raise UsageError(
+                f'cannot search for {query!r}: {exc} (FTS5 syntax: words, "a phrase", pre*, a OR b, a NOT b, NEAR(a b))'
+            ) from None
+        raise
 
 
 @dataclass(frozen=True)

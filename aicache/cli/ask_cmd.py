@@ -108,6 +108,7 @@ def ask(
         output.emit_json({"answer": result.answer, **_result_fields(result)})
         return
     with output.AnswerWriter() as writer:
+        ctx.on_note = writer.note  # a note that comes while the answer streams waits for its end
         result = run_ask(prepared.request, ctx, writer.write)
     output.note(_outcome_note(result))
 
