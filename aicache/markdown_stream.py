@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.live import Live
 from rich.markdown import Markdown
 from rich.segment import Segment
@@ -46,26 +46,39 @@ class RenderStats:
 
 
 class _Tail:
-    """The live region's renderable: the unfinished block, read under the stream's lock at each refresh."""
+    """The live region's renderable: the unfinished block, read under the stream's lock at each refresh.
+
+    Every print above the live region redraws it too; the last rendering is kept and reused while the block
+    and the width are unchanged.
+    """
 
     def __init__(self, owner: MarkdownStream) -> None:
         self.owner = owner
+        self._last: tuple[tuple[str, bool, int, int], list[list[Segment]]] | None = None
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         max_lines = max(1, (options.height or console.height) - 1)
         text, as_markdown = self.owner.snapshot(max_lines * max(options.max_width, 1))
+        key = (text, as_markdown, options.max_width, max_lines)
+        if self._last is not None and self._last[0] == key:
+            lines = self._last[1]
+        else:
+            lines = self._render(console, options, text, as_markdown)[-max_lines:]
+            self._last = (key, lines)
+        for number, line in enumerate(lines):
+            if number:
+                yield Segment.line()
+            yield from line
+
+    def _render(self, console: Console, options: ConsoleOptions, text: str, as_markdown: bool) -> list[list[Segment]]:
         stats = self.owner.stats
         stats.live_renders += 1
         stats.live_chars_max = max(stats.live_chars_max, len(text))
         if not text.strip():
-            return
+            return []
         shown = visible_controls(text)
         renderable = Markdown(shown, hyperlinks=False) if as_markdown else Text(shown.rstrip("\n"), style="dim")
-        lines = console.render_lines(renderable, options.update(height=None), pad=False)
-        for number, line in enumerate(lines[-max_lines:]):
-            if number:
-                yield Segment.line()
-            yield from line
+        return console.render_lines(renderable, options.update(height=None), pad=False)
 
 
 class MarkdownStream:
@@ -188,8 +201,8 @@ class MarkdownStream:
         return block
 
     def _print(self, block: str) -> None:
-        if self._printed:
-            self.console.print()  # the blank line rich puts between blocks of one document
-        self.console.print(Markdown(visible_controls(block), hyperlinks=False))
+        rendered = Markdown(visible_controls(block), hyperlinks=False)
+        # The blank line rich puts between the blocks of one document; one print, so one redraw of the live region.
+        self.console.print(Group(Text(), rendered) if self._printed else rendered)
         self.stats.settled.append(len(block))
         self._printed = True

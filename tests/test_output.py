@@ -169,7 +169,7 @@ def test_a_long_unfinished_block_costs_at_most_a_screenful_per_refresh() -> None
         for i in range(0, len(code), 50):
             stream.feed(code[i : i + 50])
             stream.refresh()  # the worst case: a refresh after every chunk
-    assert stream.stats.live_renders >= len(code) // 50
+    assert stream.stats.live_renders >= len(code) // 50 // 2  # the text changed at least every other chunk
     assert stream.stats.live_chars_max <= max(LIVE_MARKDOWN_CHARS, 80 * 23)
     assert stream.stats.settled == [len(code)]  # the block itself is rendered once, when complete
 
