@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from typer._click.core import Command
 
 from aicache import __version__
-from aicache.cli import ask_cmd, config_cmds, helper_cmds, hook_cmds, memory_cmds, semantic_cmds
+from aicache.cli import ask_cmd, complete_cmd, config_cmds, helper_cmds, hook_cmds, memory_cmds, semantic_cmds
 from aicache.errors import AicacheError, ExitCode
 
 app = typer.Typer(
@@ -65,6 +65,7 @@ config_cmds.register(app)
 semantic_cmds.register(app)
 hook_cmds.register(app)
 helper_cmds.register(app)
+complete_cmd.register(app)
 
 
 def _wants_json(args: list[str]) -> bool:
