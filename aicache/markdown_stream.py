@@ -1,7 +1,7 @@
 """Markdown rendered on a terminal as it streams, in time linear in the answer's length.
 
-Re-rendering the whole answer as Markdown on every chunk costs time quadratic in its length (a 300 KB answer
-never finished). Instead the text is cut into blocks at blank lines outside fenced code: a block is *settled*
+Re-rendering the whole answer as Markdown on every chunk costs time quadratic in its length, so long answers
+never finished. Instead the text is cut into blocks at blank lines outside fenced code: a block is *settled*
 once the next block begins, and is then rendered once and printed above a small live region. The live region
 shows only the unfinished last block: as Markdown while it is short, and as its last lines of plain text while it
 is too long to re-render, until it settles and is rendered once like the others. Markdown spans blocks only in

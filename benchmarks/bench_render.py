@@ -9,7 +9,7 @@ wall time). A pipe run of the same answer (no rendering) is measured for compari
 process's fixed start-up cost.
 
 Usage: python benchmarks/bench_render.py [--runs 5] [--sizes 10,100,300] [--timeout 300]
-Before linear rendering (issue 9): 10 KB 1.7-5 s, 100 KB 112 s, 300 KB never finished.
+The figures, and the old renderer's for comparison, are in the README's Benchmarks table.
 """
 
 from __future__ import annotations
