@@ -377,6 +377,8 @@ def _ask_provider(
         entry_id=entry_id,
         provider=request.provider,
         model=completion.model or request.model,
+        similarity=episode.similarity,  # the nearest cached question's, when the semantic tier looked
+        threshold=episode.threshold,
         latency_ms=episode.latency_ms,
         ttfb_ms=ttfb,
         tokens_in=completion.tokens_in,

@@ -7,6 +7,7 @@ summary in ``stats`` use the FTS5 table that migration 1 keeps in sync with trig
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
@@ -132,24 +133,36 @@ def _decoded(row: sqlite3.Row) -> dict[str, Any]:
     return data
 
 
-def _fts_query(text: str) -> str:
-    # Quote every word so user input such as "c++" or "don't" is never FTS5 syntax.
-    words = [w.replace('"', '""') for w in text.split()]
-    return " ".join(f'"{w}"' for w in words)
+# A query with any of these is FTS5 syntax (`stash OR rebase`, `reb*`, `"exact phrase"`, `NEAR(a b)`); any other
+# is plain words, each quoted, so that "c++" or "don't" never trips the FTS5 parser.
+_FTS_ERRORS = ("fts5", "syntax error", "unterminated string", "no such column", "unknown special query")
+_FTS_SYNTAX = re.compile(r'["*()^]|\b(?:OR|AND|NOT|NEAR)\b')
+
+
+def fts_query(text: str) -> str:
+    """The FTS5 MATCH expression for a ``log -q`` query: as written when it uses FTS5 syntax, else quoted words."""
+    if _FTS_SYNTAX.search(text):
+        return text
+    return " ".join('"' + w.replace('"', '""') + '"' for w in text.split())
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM episodes").fetchone()[0])
 
 
 def search(
     conn: sqlite3.Connection, query: str | None = None, limit: int = 20, outcome: Outcome | str | None = None
 ) -> list[dict[str, Any]]:
-    """Newest episodes first; ``query`` is full-text over question, answer and error.
+    """Newest episodes first; ``query`` is full-text over question, answer and error (FTS5 syntax allowed).
 
     A hit's answer is indexed once, with the episode it references: a hit matches when that episode's answer does.
+    A malformed FTS5 query is a ``UsageError`` naming the query and what FTS5 said.
     """
     where, args = [], []
     if query:
         matched = "SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ?"
         where.append(f"(episodes.id IN ({matched}) OR episodes.answer_from IN ({matched}))")
-        args += [_fts_query(query)] * 2
+        args += [fts_query(query)] * 2
     if outcome:
         where.append("episodes.outcome = ?")
         args.append(parse_outcome(outcome).value)
@@ -157,7 +170,14 @@ def search(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY episodes.id DESC LIMIT ?"
-    return [_decoded(r) for r in conn.execute(sql, (*args, limit))]
+    try:
+        return [_decoded(r) for r in conn.execute(sql, (*args, limit))]
+    except sqlite3.OperationalError as exc:
+        if query and any(word in str(exc) for word in _FTS_ERRORS):
+            raise UsageError(
+                f'cannot search for {query!r}: {exc} (FTS5 syntax: words, "a phrase", pre*, a OR b, a NOT b, NEAR(a b))'
+            ) from None
+        raise
 
 
 @dataclass(frozen=True)

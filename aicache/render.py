@@ -1,20 +1,33 @@
 """Tables for reports (``log``, ``stats``, ``config show``, ``keys list``), rendered with rich.
 
 Separate from ``output.py`` so that the hot path never imports rich: only report commands load this module.
-rich writes plain text when stdout is not a terminal and honours ``NO_COLOR``.
+rich writes plain text when stdout is not a terminal and honours ``NO_COLOR``. Stored text (questions, answers,
+errors from servers) goes into cells as ``Text``, never as markup, and on a terminal with its control characters
+made visible (``output.visible_controls``). In a pipe, ``log`` is one unwrapped line per episode.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
+from rich.text import Text
+
+from aicache.output import note, visible_controls
 
 console = Console()
+
+
+def _safe(text: object) -> Text:
+    """Stored text as a cell: never read as markup; on a terminal, no control sequence reaches it raw."""
+    value = "" if text is None else str(text)
+    return Text(visible_controls(value) if console.is_terminal else value)
 
 
 def _when(ts: float | None) -> str:
@@ -26,9 +39,27 @@ def _short(text: str | None, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def episodes_table(episodes: list[dict[str, Any]]) -> None:
+def _flat(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _outcome(e: dict[str, Any]) -> str:
+    return e["outcome"] + (f" (similarity {e['similarity']:.2f})" if e.get("similarity") is not None else "")
+
+
+def episodes_table(episodes: list[dict[str, Any]], empty: str = "no episodes yet") -> None:
+    """A table on a terminal; in a pipe one tab-separated line per episode, whole (id, when, outcome, model,
+    ms, question, answer or error, each with its whitespace runs made single spaces)."""
     if not episodes:
-        console.print("no episodes yet", style="dim")
+        note(empty)
+        return
+    if not console.is_terminal:
+        for e in episodes:
+            ms = f"{e['latency_ms']:.0f}" if e.get("latency_ms") is not None else ""
+            fields = (str(e["id"]), _when(e["ts"]), _outcome(e), e.get("model") or "", ms)
+            text = (_flat(e["question"]), _flat(e.get("error") or e.get("answer")))
+            sys.stdout.write("\t".join((*fields, *text)) + "\n")
+        sys.stdout.flush()
         return
     table = Table(box=None, header_style="bold")
     for column in ("id", "when", "outcome", "model", "ms", "question", "answer / error"):
@@ -37,13 +68,64 @@ def episodes_table(episodes: list[dict[str, Any]]) -> None:
         table.add_row(
             str(e["id"]),
             _when(e["ts"]),
-            e["outcome"] + (f" (sim {e['similarity']:.2f})" if e.get("similarity") else ""),
-            e.get("model") or "",
+            _outcome(e),
+            _safe(e.get("model")),
             f"{e['latency_ms']:.0f}" if e.get("latency_ms") is not None else "",
-            _short(e["question"], 50),
-            _short(e.get("error") or e.get("answer"), 50),
+            _safe(_short(e["question"], 50)),
+            _safe(_short(e.get("error") or e.get("answer"), 50)),
         )
     console.print(table)
+
+
+def episode_detail(episode: dict[str, Any], entry: Any) -> None:
+    """``show``: one episode in full. The answer is Markdown on a terminal, the exact stored text in a pipe."""
+    e = episode
+    tokens = "" if e.get("tokens_in") is None else f"{e['tokens_in']} in, {e.get('tokens_out')} out"
+    cost = e.get("cost")
+    if e["outcome"] in ("exact_hit", "semantic_hit") and entry is not None:
+        tokens = tokens or f"{entry.tokens_in} in, {entry.tokens_out} out (the entry's)"
+        cost_text = f"$0 (served from the cache; the entry cost ${entry.cost:.6f})" if entry.cost else "$0"
+    else:
+        cost_text = f"${cost:.6f}" if cost is not None else "unknown (no price for this model)"
+    timing = f"{e['latency_ms']:.0f} ms" if e.get("latency_ms") is not None else ""
+    if e.get("ttfb_ms") is not None:
+        timing += f", first text after {e['ttfb_ms']:.0f} ms"
+    fields: dict[str, object] = {
+        "episode": e["id"],
+        "when": _when(e["ts"]),
+        "outcome": _outcome(e),
+        "provider / model": f"{e.get('provider') or ''} / {e.get('model') or ''}",
+        "entry": e.get("entry_id") or "",
+        "threshold": f"{e['threshold']:.3f}" if e.get("threshold") is not None else "",
+        "time": timing,
+        "tokens": tokens,
+        "cost": cost_text,
+        "template": e.get("template") or "",
+        "directory": e.get("cwd") or "",
+        "feedback": e.get("feedback") or "",
+        "error": e.get("error") or "",
+    }
+    for verdict in sorted(e.get("verdicts") or [], key=lambda v: -(v.get("similarity") or 0)):
+        decided = "accepted" if verdict.get("accepted") else "refused"
+        reasons = "; ".join(verdict.get("reasons", []))
+        fields[f"verdict on entry {verdict.get('entry_id', '')}"] = (
+            f"{decided}, similarity {verdict.get('similarity', 0):.3f}" + (f": {reasons}" if reasons else "")
+        )
+    shown = {name: value for name, value in fields.items() if value not in ("", None)}
+    if not console.is_terminal:
+        out = sys.stdout
+        for name, value in shown.items():
+            out.write(f"{name}: {value}\n")
+        out.write(f"\nquestion:\n{e['question']}\n\nanswer:\n{e.get('answer') or ''}\n")
+        out.flush()
+        return
+    key_values(f"episode {e['id']}", shown)
+    console.print()
+    console.print(Text("question", style="bold"))
+    console.print(_safe(e["question"]))
+    console.print()
+    console.print(Text("answer", style="bold"))
+    console.print(Markdown(visible_controls(e.get("answer") or ""), hyperlinks=False))
 
 
 def stats_table(rows: list[Any]) -> None:
@@ -87,16 +169,16 @@ def key_values(title: str, values: dict[str, Any]) -> None:
     table.add_column(style="bold")
     table.add_column()
     for name, value in values.items():
-        table.add_row(name, str(value))
+        table.add_row(name, _safe(value))
     console.print(table)
 
 
 def explanation(found: Any) -> None:
     episode = found.episode
-    console.print(f"[bold]episode {episode['id']}[/bold]: {found.summary}")
-    console.print(f"question: {episode['question']}")
+    console.print(Text.assemble((f"episode {episode['id']}", "bold"), ": ", _safe(found.summary)))
+    console.print(Text.assemble("question: ", _safe(episode["question"])))
     if found.entry is not None:
-        console.print(f"entry {found.entry.id}: {_short(found.entry.question, 100)}")
+        console.print(Text.assemble(f"entry {found.entry.id}: ", _safe(_short(found.entry.question, 100))))
     if episode.get("threshold") is not None:
         console.print(f"threshold: {episode['threshold']:.3f}")
     if found.partition:
@@ -111,8 +193,8 @@ def explanation(found: Any) -> None:
             str(c.get("entry_id", "")),
             f"{c.get('similarity', 0):.3f}",
             "accepted" if c.get("accepted") else "refused",
-            _short(c.get("question"), 50),
-            "; ".join(c.get("reasons", [])),
+            _safe(_short(c.get("question"), 50)),
+            _safe("; ".join(c.get("reasons", []))),
         )
     console.print(table)
 

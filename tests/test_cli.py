@@ -126,9 +126,49 @@ def test_json_output(aicache_home: Path, fake_llm: FakeLLM) -> None:
     fake_llm.enqueue(Reply.text("use git stash", usage=(11, 22)))
     result = ask(aicache_home, fake_llm, "save my work for later", "--json")
     payload = json.loads(result.stdout)
-    assert payload["version"] == 1 and payload["answer"] == "use git stash"
+    assert payload["version"] == 2 and payload["answer"] == "use git stash"
     assert payload["outcome"] == "miss" and payload["tokens_in"] == 11 and payload["tokens_out"] == 22
-    assert isinstance(payload["episode_id"], int) and payload["cached"] is True
+    assert isinstance(payload["episode_id"], int)
+    # `cached`: served from the cache; `stored`: this ask wrote an entry; `cost`: what this ask paid.
+    assert (payload["cached"], payload["stored"]) == (False, True)
+    hit = json.loads(ask(aicache_home, fake_llm, "save my work for later", "--json").stdout)
+    assert (hit["outcome"], hit["cached"], hit["stored"], hit["cost"]) == ("exact_hit", True, False, 0.0)
+
+
+def test_usage_errors_are_one_line_in_clicks_words_exit_2(aicache_home: Path) -> None:
+    for args, words in (
+        (["ask", "--bogus"], "No such option: --bogus"),
+        (["log", "-n", "x"], "Invalid value for '-n' / '--limit': 'x' is not a valid"),
+        (["nope"], "No such command 'nope'."),
+    ):
+        proc = run(aicache_home, None, *args)
+        lines = proc.stderr.decode().splitlines()
+        assert proc.returncode == 2 and proc.stdout == b"", (args, proc.stderr)
+        assert len(lines) == 1 and lines[0].startswith("aicache: error: ") and words in lines[0], lines
+
+
+def test_with_json_every_failure_is_a_json_object(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    miss = ask(aicache_home, fake_llm, "--cache-only", "--json", "never asked")
+    assert miss.returncode == 4
+    assert json.loads(miss.stdout) == {"version": 2, "error": "not in the cache (--cache-only)", "exit_code": 4}
+    fake_llm.enqueue(Reply.status(401))
+    refused = ask(aicache_home, fake_llm, "--json", "who are you")
+    assert refused.returncode == 3 and json.loads(refused.stdout)["exit_code"] == 3
+    usage = run(aicache_home, None, "log", "--json", "-n", "x")
+    assert usage.returncode == 2 and "-n" in json.loads(usage.stdout)["error"]
+    # After `--`, "--json" is a word of the question, not the option.
+    assert ask(aicache_home, fake_llm, "--cache-only", "--", "--json").stdout == b""
+
+
+def test_quiet_hides_the_notes_but_not_the_errors(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("hi"))
+    miss = ask(aicache_home, fake_llm, "--quiet", "hello")
+    assert (miss.returncode, miss.stdout, miss.stderr) == (0, b"hi\n", b"")
+    hit = run(aicache_home, fake_llm, "--quiet", "ask", "hello")
+    assert (hit.returncode, hit.stdout, hit.stderr) == (0, b"hi\n", b"")
+    assert b"cache: exact hit" in ask(aicache_home, fake_llm, "hello").stderr
+    failed = ask(aicache_home, fake_llm, "--quiet", "--cache-only", "other")
+    assert failed.returncode == 4 and failed.stderr == b"aicache: error: not in the cache (--cache-only)\n"
 
 
 def test_no_cache_refresh_and_cache_only(aicache_home: Path, fake_llm: FakeLLM) -> None:

@@ -409,6 +409,23 @@ def test_global_hooks_directory(sandbox: Git) -> None:
     assert refused.returncode == 2 and "already" in refused.stderr and not shared.joinpath("post-commit").exists()
 
 
+def test_status_inside_a_repository_names_a_global_hooks_directory_global(sandbox: Git) -> None:
+    shared = sandbox.tmp / "global-hooks"
+    sandbox.aicache(sandbox.tmp, "hook", "install", "--global", str(shared))
+    repo = sandbox.repo(install=False)
+    shown = sandbox.aicache(repo, "hook", "status").stdout
+    assert f"hooks directory: {shared} (global)\n" in shown, shown
+    assert "core.hooksPath: global: " in shown and "prepare-commit-msg: installed" in shown
+    assert json.loads(sandbox.aicache(repo, "hook", "status", "--json").stdout)["hooks"]["scope"] == "global"
+    sandbox.git(repo, "config", "core.hooksPath", ".githooks")  # the repository's own setting wins
+    assert f"hooks directory: {repo / '.githooks'} (repository)" in sandbox.aicache(repo, "hook", "status").stdout
+
+
+def test_hook_alone_shows_its_help_and_exits_0(sandbox: Git) -> None:
+    shown = sandbox.aicache(sandbox.tmp, "hook")
+    assert "install" in shown.stdout and "status" in shown.stdout and shown.stderr == ""
+
+
 # -- safety inside git (RELIABILITY 23) ---------------------------------------------------------------------
 
 

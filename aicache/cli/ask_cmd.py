@@ -47,8 +47,8 @@ def _outcome_note(result: AskResult) -> str:
     if result.outcome is Outcome.EXACT_HIT:
         return "cache: exact hit"
     if result.outcome is Outcome.SEMANTIC_HIT:
-        return f"cache: semantic hit ({result.similarity:.2f})"
-    stored = "stored" if result.cached else "not stored"
+        return f"cache: semantic hit (similarity {result.similarity:.2f})"
+    stored = "stored" if result.entry_id is not None else "not stored"
     return f"cache: {result.outcome.replace('_', ' ')} ({stored})"
 
 
@@ -70,17 +70,20 @@ def ask(
     cache_only: bool = typer.Option(False, "--cache-only", help="Never call a provider; exit 4 on a miss."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the answer."),
     no_stdin: bool = typer.Option(False, "--no-stdin", help="Do not read piped stdin."),
+    quiet: bool = typer.Option(False, "--quiet", help="No notes on stderr (warnings and errors still show)."),
 ) -> None:
     """Ask a question, answered from the cache when it can be."""
     from aicache import config
     from aicache.api import ask as library_ask
 
+    if quiet:
+        output.set_quiet(True)
     settings = config.load()
     params = [_parse_option(o) for o in option or []]
     params += [(n, v) for n, v in (("temperature", temperature), ("max_tokens", max_tokens)) if v is not None]
     stdin = _read_stdin(no_stdin, int(settings.get("limits.max_input_bytes", 1_000_000)))
 
-    def run(on_text: Callable[[str], None]) -> AskResult:
+    def run(on_text: Callable[[str], None], on_note: Callable[[str], None] = output.note) -> AskResult:
         # The library's entry point, so the command and ``aicache.ask`` cannot drift apart.
         return library_ask(
             " ".join(question or []),
@@ -96,7 +99,7 @@ def ask(
             mode=_mode(no_cache, refresh, cache_only),
             stream=stream,
             on_text=on_text,
-            on_note=output.note,
+            on_note=on_note,
             on_warning=output.warn,
             settings=settings,
             source="cli",
@@ -107,15 +110,23 @@ def ask(
         output.emit_json({"answer": result.answer, **_result_fields(result)})
         return
     with output.AnswerWriter() as writer:
-        result = run(writer.write)
+        result = run(writer.write, writer.note)  # a note that comes while the answer streams waits for its end
     output.note(_outcome_note(result))
 
 
 def _result_fields(result: AskResult) -> dict[str, object]:
+    """The --json fields besides the answer; each means one thing whatever the outcome (see the README)."""
     from dataclasses import asdict
+
+    from aicache.memory import Outcome
 
     fields = asdict(result)
     fields.pop("answer", None)
+    hit = result.outcome in (Outcome.EXACT_HIT, Outcome.SEMANTIC_HIT)
+    fields["cached"] = hit  # served from the cache
+    fields["stored"] = not hit and result.entry_id is not None  # this ask wrote a new cache entry
+    if hit:
+        fields["cost"] = 0.0  # what this ask paid; the entry's own cost is in `aicache show`
     return fields
 
 

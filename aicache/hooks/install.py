@@ -30,7 +30,7 @@ ENTRY = "import sys; sys.path.insert(0, sys.argv.pop(1)); from aicache.hooks imp
 @dataclass(frozen=True)
 class HooksDir:
     path: Path
-    scope: str  # "repository" or "global"
+    scope: str  # "repository", "global" or "system": whose config chose this directory
     hooks_path_setting: str | None  # core.hooksPath as configured, with its scope ("local: .githooks")
 
 
@@ -46,7 +46,10 @@ def locate(cwd: Path) -> HooksDir:
     if proc.returncode != 0:
         raise UsageError("not inside a git repository: run this in one, or use --global DIR")
     path = Path(os.path.normpath(cwd / proc.stdout.rstrip("\n")))
-    return HooksDir(path, "repository", _hooks_path_setting(cwd, env))
+    setting = _hooks_path_setting(cwd, env)
+    # A core.hooksPath from the global (or system) config serves every repository: say so, not "repository".
+    scope = setting.split(":", 1)[0] if setting and setting.startswith(("global:", "system:")) else "repository"
+    return HooksDir(path, scope, setting)
 
 
 def _global_hooks_path() -> str | None:
