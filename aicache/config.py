@@ -15,7 +15,18 @@ from typing import Any
 
 from aicache import paths
 from aicache.errors import ConfigError
-from aicache.providers.base import HttpSettings
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP providers' timeouts and retries (``[http]``); defined here so the config needs no provider."""
+
+    connect_timeout: float = 5.0
+    read_timeout: float = 120.0
+    retries: int = 3  # extra attempts after the first, on connection errors, 408, 429 and 5xx
+    backoff: float = 0.5  # first backoff in seconds, doubled each attempt, with jitter
+    max_retry_after: float = 30.0  # a longer Retry-After is an error, not a wait
+
 
 DEFAULTS: dict[str, Any] = {
     "provider": "openai",
