@@ -134,6 +134,8 @@ def save_value(dotted: str, raw_value: str) -> Path:
     """Set ``dotted`` (e.g. ``providers.openai.base_url``) in the config file, keeping everything else."""
     import tomli_w
 
+    from aicache import files
+
     path = paths.config_file()
     data = read_file(path)
     parts = dotted.split(".")
@@ -149,7 +151,5 @@ def save_value(dotted: str, raw_value: str) -> Path:
         node = child
     node[parts[-1]] = parse_value(raw_value)
     paths.ensure_private_dir(path.parent)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+    files.write_atomic(path, tomli_w.dumps(data))
     return path

@@ -3,20 +3,18 @@
 A name is a provider ("openai", "anthropic") or an exact base URL ("https://openrouter.ai/api/v1"): a key
 stored under a base URL is sent to that endpoint only (see ``providers.resolve_endpoint``).
 
-The file is private from its first byte: it is written to a new temporary file opened with mode 0600
-(``O_CREAT | O_EXCL``, then ``fchmod`` in case the umask is odd), flushed to disk and renamed over the old one,
-so there is never a moment when a key sits in a world-readable file or a half-written one. A file that is not
+The file is private from its first byte: it is replaced with ``files.write_atomic`` (a new temporary file
+created with mode 0600, flushed to disk and renamed over the old one), so there is never a moment when a key
+sits in a world-readable file or a half-written one. A file that is not
 a JSON object of strings is an error naming the file, never silently replaced: that would lose the user's keys.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 
-from aicache import paths
+from aicache import files, paths
 from aicache.errors import ConfigError, UsageError
 
 
@@ -91,17 +89,4 @@ def _read() -> dict[str, str]:
 def _write(keys: dict[str, str]) -> None:
     path = keys_path()
     paths.ensure_private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(fd, 0o600)  # the umask can only remove bits; this also undoes one that removed ours
-            json.dump(keys, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    paths.fsync_dir(path.parent)
+    files.write_atomic(path, json.dumps(keys, indent=2, sort_keys=True) + "\n", mode=0o600)

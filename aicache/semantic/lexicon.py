@@ -619,17 +619,14 @@ def _read_cache(path: Path) -> _Tables | None:
 
 
 def _write_cache(path: Path, tables: _Tables) -> None:
-    import os
     import pickle
 
-    from aicache import paths
+    from aicache import files, paths
 
     try:
         paths.ensure_private_dir(path.parent)
         for stale in path.parent.glob("lexicon-*.pickle"):
             stale.unlink(missing_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(tmp, path)
+        files.write_atomic(path, pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
     except OSError:
         pass  # a read-only or full data directory only costs the next run the parse
