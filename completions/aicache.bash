@@ -8,9 +8,10 @@ _aicache() {
         case "$path${path:+ }$w" in
             "ask") path="ask" ;;
             "config") path="config" ;;
-            "config path") path="config path" ;;
+            "config get") path="config get" ;;
             "config set") path="config set" ;;
             "config show") path="config show" ;;
+            "config unset") path="config unset" ;;
             "eval") path="eval" ;;
             "helper") path="helper" ;;
             "helper start") path="helper start" ;;
@@ -35,10 +36,11 @@ _aicache() {
     case "$path" in
         "") words="ask config eval helper hook keys log reindex stats why --version --help" ;;
         "ask") words="--attach --base-url --cache-only --json --key --max-tokens --model --no-cache --no-stdin --no-stream --option --provider --refresh --stream --system --temperature --template -a -m -o -p -s -t --help" ;;
-        "config") words="path set show --help" ;;
-        "config path") words="--help" ;;
+        "config") words="get set show unset --help" ;;
+        "config get") words="--json --help" ;;
         "config set") words="--help" ;;
         "config show") words="--json --help" ;;
+        "config unset") words="--help" ;;
         "eval") words="--json --sweep --threshold --help" ;;
         "helper") words="start status stop --help" ;;
         "helper start") words="--help" ;;

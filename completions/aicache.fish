@@ -28,14 +28,17 @@ complete -c aicache -n '__fish_seen_subcommand_from ask' -s s
 complete -c aicache -n '__fish_seen_subcommand_from ask' -s t
 complete -c aicache -n '__fish_seen_subcommand_from ask' -l help
 complete -c aicache -n '__fish_use_subcommand' -a config -d 'Show and change settings (a TOML file).'
-complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from path set show' -l help
-complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from path set show' -a path -d 'Print the path of the config file.'
-complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from path' -l help
-complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from path set show' -a set -d 'Change one setting in the config file.'
+complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -l help
+complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -a get -d 'Print the value in effect of one setting (strings without quotes; nothing if unset with no default).'
+complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from get' -l json
+complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from get' -l help
+complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -a set -d 'Change one setting in the config file, checked against its type and range; comments are kept.'
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from set' -l help
-complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from path set show' -a show -d 'Show every setting with its current value (defaults, config file and environment merged).'
+complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -a show -d 'Show every setting: its value, its default and where the value comes from; and the endpoint in use.'
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l json
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l help
+complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -a unset -d 'Remove one setting from the config file, so its default applies again; comments are kept.'
+complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from unset' -l help
 complete -c aicache -n '__fish_use_subcommand' -a eval -d 'How safe is this cache on labelled pairs? Runs them through a fresh temporary cache.'
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l json
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l sweep

@@ -75,6 +75,8 @@ def ask(
     from aicache.prepare import RawAsk, prepare
 
     settings = config.load()
+    for warning in settings.warnings:
+        output.warn(warning)
     params = [_parse_option(o) for o in option or []]
     params += [(n, v) for n, v in (("temperature", temperature), ("max_tokens", max_tokens)) if v is not None]
     raw = RawAsk(
