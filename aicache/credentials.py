@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aicache import files, paths
 from aicache.errors import ConfigError, UsageError
+from aicache.schema import KEYED_PROVIDERS
 
 
 def keys_path() -> Path:
@@ -35,10 +36,31 @@ def set_key(name: str, key: str) -> Path:
         raise UsageError("an API key cannot be empty or contain spaces")
     if not _normalize(name):
         raise UsageError("a key needs a provider name or base URL to be stored under")
+    _check_name(name)
     keys = _read()
     keys[_normalize(name)] = key
     _write(keys)
     return keys_path()
+
+
+def _check_name(name: str) -> None:
+    """Only names a key is ever looked up under: a stored key under a misspelt name would never be sent."""
+    from urllib.parse import urlsplit
+
+    normalized = _normalize(name)
+    if "://" in normalized:
+        try:
+            parts = urlsplit(normalized)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+        except ValueError:  # a bad port
+            valid = False
+        if not valid:
+            raise UsageError(f"{name!r} is not an http:// or https:// base URL")
+    elif normalized not in KEYED_PROVIDERS:
+        raise ConfigError(
+            f"no provider takes a stored key named {name!r}: use {' or '.join(KEYED_PROVIDERS)}, or the base URL "
+            "the key is for (aicache keys set https://openrouter.ai/api/v1)"
+        )
 
 
 def delete_key(name: str) -> bool:

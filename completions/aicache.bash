@@ -25,6 +25,7 @@ _aicache() {
             "keys") path="keys" ;;
             "keys list") path="keys list" ;;
             "keys path") path="keys path" ;;
+            "keys remove") path="keys remove" ;;
             "keys set") path="keys set" ;;
             "log") path="log" ;;
             "reindex") path="reindex" ;;
@@ -51,9 +52,10 @@ _aicache() {
         "hook run") words="--help" ;;
         "hook status") words="--global --json --help" ;;
         "hook uninstall") words="--global --help" ;;
-        "keys") words="list path set --help" ;;
+        "keys") words="list path remove set --help" ;;
         "keys list") words="--help" ;;
         "keys path") words="--help" ;;
+        "keys remove") words="--help" ;;
         "keys set") words="--key --help" ;;
         "log") words="--json --limit --outcome --query -n -q --help" ;;
         "reindex") words="--help" ;;

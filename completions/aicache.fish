@@ -68,12 +68,14 @@ complete -c aicache -n '__fish_seen_subcommand_from hook && not __fish_seen_subc
 complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from uninstall' -l global
 complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from uninstall' -l help
 complete -c aicache -n '__fish_use_subcommand' -a keys -d 'Store API keys in a private key file (mode 0600).'
-complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path set' -l help
-complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path set' -a list -d 'List stored keys, masked.'
+complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path remove set' -l help
+complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path remove set' -a list -d 'List stored keys, masked.'
 complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from list' -l help
-complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path set' -a path -d 'Print the path of the key file.'
+complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path remove set' -a path -d 'Print the path of the key file.'
 complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from path' -l help
-complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path set' -a set -d 'Store an API key (prompted without echo on a terminal, or read from stdin).'
+complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path remove set' -a remove -d 'Delete a stored API key.'
+complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from remove' -l help
+complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path remove set' -a set -d 'Store an API key (prompted without echo on a terminal, or read from stdin).'
 complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from set' -l key
 complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from set' -l help
 complete -c aicache -n '__fish_use_subcommand' -a log -d 'List and search recorded episodes, newest first.'

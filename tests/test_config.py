@@ -235,3 +235,29 @@ def test_only_the_commands_that_write_the_file_import_tomlkit(aicache_home: Path
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, env=cli_env(aicache_home))
     assert result.stderr.strip().splitlines()[-1] == b"False"
+
+
+# -- keys ---------------------------------------------------------------------------------------------------
+
+
+def test_keys_set_refuses_names_no_provider_reads(aicache_home: Path) -> None:
+    for name, code in (("opneai", ExitCode.CONFIG), ("ollama", ExitCode.CONFIG), ("ftp://host", ExitCode.USAGE)):
+        result = run(aicache_home, "keys", "set", name, stdin=b"sk-some-key-0123456789\n")
+        assert result.returncode == code, (name, result.stderr)
+        assert name in one_line_error(result)
+    assert not (aicache_home / "keys.json").exists()
+    for name in ("anthropic", "https://openrouter.ai/api/v1/"):
+        assert run(aicache_home, "keys", "set", name, stdin=b"sk-some-key-0123456789\n").returncode == 0
+    stored = json.loads((aicache_home / "keys.json").read_text())
+    assert sorted(stored) == ["anthropic", "https://openrouter.ai/api/v1"]
+
+
+def test_keys_remove(aicache_home: Path) -> None:
+    assert run(aicache_home, "keys", "set", "openai", stdin=b"sk-first-key-0123456789\n").returncode == 0
+    assert run(aicache_home, "keys", "set", "anthropic", stdin=b"sk-ant-key-0123456789\n").returncode == 0
+    removed = run(aicache_home, "keys", "remove", "openai")
+    assert removed.returncode == 0 and b"removed the openai key" in removed.stderr
+    assert json.loads((aicache_home / "keys.json").read_text()) == {"anthropic": "sk-ant-key-0123456789"}
+    assert (aicache_home / "keys.json").stat().st_mode & 0o777 == 0o600
+    again = run(aicache_home, "keys", "remove", "openai")
+    assert again.returncode == ExitCode.CONFIG and "no key is stored for 'openai'" in one_line_error(again)

@@ -98,7 +98,7 @@ def config_unset(name: str = typer.Argument(..., help="Dotted setting name, e.g.
 
 @keys_app.command("set")
 def keys_set(
-    provider: str = typer.Argument(..., help="openai or anthropic (or any name a config refers to)."),
+    provider: str = typer.Argument(..., help="openai, anthropic, or the base URL the key is for."),
     key: str = typer.Option(None, "--key", help="The key; read from stdin or prompted for when omitted."),
 ) -> None:
     """Store an API key (prompted without echo on a terminal, or read from stdin)."""
@@ -113,6 +113,16 @@ def keys_set(
         raise typer.BadParameter("the key is empty")
     credentials.set_key(provider, key)
     output.note(f"saved {provider} key in {credentials.keys_path()}")
+
+
+@keys_app.command("remove")
+def keys_remove(provider: str = typer.Argument(..., help="The provider or base URL the key is stored under.")) -> None:
+    """Delete a stored API key."""
+    from aicache import credentials
+
+    if not credentials.delete_key(provider):
+        raise ConfigError(f"no key is stored for {provider!r} in {credentials.keys_path()}")
+    output.note(f"removed the {provider} key from {credentials.keys_path()}")
 
 
 @keys_app.command("list")
