@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 #: the providers aicache speaks to (``-p``, ``provider``, ``judge.provider``, ``hook.provider``)
@@ -32,7 +33,7 @@ class Setting:
     help: str
     default_text: str = ""
 
-    @property
+    @cached_property  # read for every name of the file on every load: split once
     def parts(self) -> tuple[str, ...]:
         return tuple(self.name.split("."))
 
@@ -193,14 +194,23 @@ def _matches(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
     return len(pattern) == len(parts) and all(p in ("*", q) for p, q in zip(pattern, parts, strict=True))
 
 
+# Indexes, because every name in the file is looked up on every load (a command's start-up).
+_EXACT = {s.parts: s for s in SETTINGS if "*" not in s.parts}
+_PATTERNS = tuple(s for s in SETTINGS if "*" in s.parts)
+_SECTIONS = frozenset(s.parts[:n] for s in _EXACT.values() for n in range(1, len(s.parts)))
+
+
 def find(parts: tuple[str, ...]) -> Setting | None:
     """The setting a name stands for, if it is one."""
-    return next((s for s in SETTINGS if _matches(s.parts, parts)), None)
+    found = _EXACT.get(parts)
+    return found if found is not None else next((s for s in _PATTERNS if _matches(s.parts, parts)), None)
 
 
 def is_section(parts: tuple[str, ...]) -> bool:
     """Whether ``parts`` names a table that holds settings (``cache``, ``providers.openai``, ``prices."x"``)."""
-    return any(len(s.parts) > len(parts) and _matches(s.parts[: len(parts)], parts) for s in SETTINGS)
+    return parts in _SECTIONS or any(
+        len(s.parts) > len(parts) and _matches(s.parts[: len(parts)], parts) for s in _PATTERNS
+    )
 
 
 def suggest(parts: tuple[str, ...]) -> str:
