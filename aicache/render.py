@@ -173,6 +173,31 @@ def key_values(title: str, values: dict[str, Any]) -> None:
     console.print(table)
 
 
+def settings_table(title: str, views: list[Any]) -> None:
+    """``config show``: one row per setting (a ``config.SettingView``); in a pipe, one tab-separated line each
+    (name, value, default, source), never wrapped, for grep and cut."""
+    from aicache.schema import format_value
+
+    def shown(value: Any) -> str:
+        return "" if value is None else value if isinstance(value, str) else format_value(value)
+
+    if not console.is_terminal:
+        for view in views:
+            print(f"{view.name}\t{shown(view.value)}\t{view.default}\t{view.source}")
+        return
+    table = Table(title=title, box=None, header_style="bold", title_justify="left")
+    table.add_column("setting", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("from", overflow="fold", style="dim")
+    for view in views:
+        # The default is shown only where another value replaces it, to keep the table narrow.
+        source = (
+            view.source if view.source == "default" or not view.default else f"{view.source}; default {view.default}"
+        )
+        table.add_row(view.name, shown(view.value) if view.value is not None else f"({view.default})", source)
+    console.print(table)
+
+
 def explanation(found: Any) -> None:
     episode = found.episode
     console.print(Text.assemble((f"episode {episode['id']}", "bold"), ": ", _safe(found.summary)))

@@ -13,8 +13,8 @@ from functools import cached_property
 from typing import Any
 
 from aicache.cachekeys import content_hash, versioned_hash
+from aicache.llmtypes import Message
 from aicache.normalize import normalize_question
-from aicache.providers.base import Message
 from aicache.templates import DEFAULT_PROMPT, Template
 
 Params = tuple[tuple[str, float | int], ...]

@@ -9,9 +9,10 @@ _aicache() {
         case "$path${path:+ }$w" in
             "ask") path="ask" ;;
             "config") path="config" ;;
-            "config path") path="config path" ;;
+            "config get") path="config get" ;;
             "config set") path="config set" ;;
             "config show") path="config show" ;;
+            "config unset") path="config unset" ;;
             "eval") path="eval" ;;
             "feedback") path="feedback" ;;
             "helper") path="helper" ;;
@@ -26,6 +27,7 @@ _aicache() {
             "keys") path="keys" ;;
             "keys list") path="keys list" ;;
             "keys path") path="keys path" ;;
+            "keys remove") path="keys remove" ;;
             "keys set") path="keys set" ;;
             "log") path="log" ;;
             "reindex") path="reindex" ;;
@@ -41,8 +43,11 @@ _aicache() {
         "ask|-m"|"ask|--model") values="$(aicache complete models 2>/dev/null)" ;;
         "ask|-p"|"ask|--provider") values="openai anthropic ollama command" ;;
         "ask|-t"|"ask|--template") values="$(aicache complete templates 2>/dev/null)" ;;
+        "config get|") values="aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream" ;;
         "config set|") values="aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream" ;;
+        "config unset|") values="aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream" ;;
         "hook run|") values="prepare-commit-msg post-commit" ;;
+        "keys remove|") values="openai anthropic ollama command" ;;
         "keys set|") values="openai anthropic ollama command" ;;
         "log|--outcome") values="exact_hit semantic_hit miss refresh bypass cache_miss error" ;;
     esac
@@ -54,10 +59,11 @@ _aicache() {
     case "$path" in
         "") words="ask config eval feedback helper hook keys log reindex show stats why --quiet --version --help" ;;
         "ask") words="--attach --base-url --cache-only --json --key --max-tokens --model --no-cache --no-stdin --no-stream --option --provider --quiet --refresh --stream --system --temperature --template -a -m -o -p -s -t --help" ;;
-        "config") words="path set show --help" ;;
-        "config path") words="--help" ;;
+        "config") words="get set show unset --help" ;;
+        "config get") words="--json --help" ;;
         "config set") words="--help" ;;
         "config show") words="--json --help" ;;
+        "config unset") words="--help" ;;
         "eval") words="--decision --json --pairwise --sweep --threshold --help" ;;
         "feedback") words="--json --help" ;;
         "helper") words="start status stop --help" ;;
@@ -69,9 +75,10 @@ _aicache() {
         "hook run") words="--help" ;;
         "hook status") words="--global --json --help" ;;
         "hook uninstall") words="--global --help" ;;
-        "keys") words="list path set --help" ;;
+        "keys") words="list path remove set --help" ;;
         "keys list") words="--help" ;;
         "keys path") words="--help" ;;
+        "keys remove") words="--help" ;;
         "keys set") words="--key --help" ;;
         "log") words="--json --limit --outcome --query -n -q --help" ;;
         "reindex") words="--help" ;;

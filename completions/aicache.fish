@@ -30,15 +30,20 @@ complete -c aicache -n '__fish_seen_subcommand_from ask' -s s
 complete -c aicache -n '__fish_seen_subcommand_from ask' -s t -x -a '(aicache complete templates 2>/dev/null)'
 complete -c aicache -n '__fish_seen_subcommand_from ask' -l help
 complete -c aicache -n '__fish_use_subcommand' -a config -d 'Show and change settings (a TOML file).'
-complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from path set show' -l help
-complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from path set show' -a path -d 'Print the path of the config file.'
-complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from path' -l help
-complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from path set show' -a set -d 'Change one setting in the config file.'
+complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -l help
+complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -a get -d 'Print the value in effect of one setting (strings without quotes; nothing if unset with no default).'
+complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from get' -l json
+complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from get' -l help
+complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from get' -x -a 'aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream'
+complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -a set -d 'Change one setting in the config file, checked against its type and range; comments are kept.'
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from set' -l help
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from set' -x -a 'aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream'
-complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from path set show' -a show -d 'Show every setting with its current value (defaults, config file and environment merged).'
+complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -a show -d 'Show every setting: its value, its default and where the value comes from; and the endpoint in use.'
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l json
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l help
+complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -a unset -d 'Remove one setting from the config file, so its default applies again; comments are kept.'
+complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from unset' -l help
+complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from unset' -x -a 'aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream'
 complete -c aicache -n '__fish_use_subcommand' -a eval -d 'How safe is this cache on labelled pairs? Runs them through a fresh temporary cache.'
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l decision
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l json
@@ -74,12 +79,15 @@ complete -c aicache -n '__fish_seen_subcommand_from hook && not __fish_seen_subc
 complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from uninstall' -l global
 complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from uninstall' -l help
 complete -c aicache -n '__fish_use_subcommand' -a keys -d 'Store API keys in a private key file (mode 0600).'
-complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path set' -l help
-complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path set' -a list -d 'List stored keys, masked.'
+complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path remove set' -l help
+complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path remove set' -a list -d 'List stored keys, masked.'
 complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from list' -l help
-complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path set' -a path -d 'Print the path of the key file.'
+complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path remove set' -a path -d 'Print the path of the key file.'
 complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from path' -l help
-complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path set' -a set -d 'Store an API key (prompted without echo on a terminal, or read from stdin).'
+complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path remove set' -a remove -d 'Delete a stored API key.'
+complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from remove' -l help
+complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from remove' -x -a 'openai anthropic ollama command'
+complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subcommand_from list path remove set' -a set -d 'Store an API key (prompted without echo on a terminal, or read from stdin).'
 complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from set' -l key
 complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from set' -l help
 complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from set' -x -a 'openai anthropic ollama command'

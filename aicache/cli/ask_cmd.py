@@ -79,6 +79,8 @@ def ask(
     if quiet:
         output.set_quiet(True)
     settings = config.load()
+    for warning in settings.warnings:
+        output.warn(warning)
     params = [_parse_option(o) for o in option or []]
     params += [(n, v) for n, v in (("temperature", temperature), ("max_tokens", max_tokens)) if v is not None]
     stdin = _read_stdin(no_stdin, int(settings.get("limits.max_input_bytes", 1_000_000)))

@@ -9,15 +9,16 @@ with a single thread, so a child inherits no lock held by a thread that does not
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
+from aicache.files import FileLock
 from aicache.helper import wire
 from aicache.helper.client import PACKAGE_DIR, peer_uid
 
@@ -57,14 +58,12 @@ def main() -> None:
 
 
 def _take_lock(path: str) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    """The lock's descriptor, held for the helper's life (and closed in each child), or None if another has it."""
+    lock = FileLock(Path(path), blocking=False)
     for _ in range(LOCK_ATTEMPTS):
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            time.sleep(0.1)
-    os.close(fd)
+        if lock.acquire():
+            return lock.fd
+        time.sleep(0.1)
     return None
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aicache import files
 from aicache.errors import AicacheError, UsageError
 from aicache.hooks.git import git_out, run_git, scrubbed_env
 
@@ -151,13 +152,6 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     return data
 
 
-def _write_atomically(path: Path, text: str, mode: int) -> None:
-    tmp = path.with_name(path.name + ".aicache-tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
 def package_root() -> str:
     """The directory ``import aicache`` was resolved from, baked into the scripts."""
     return str(Path(__file__).resolve().parents[2])
@@ -217,14 +211,14 @@ def _install(hooks: HooksDir, python: str) -> Report:
     for name in HOOK_NAMES:
         actions.append(_install_one(directory, name, python, manifest))
     manifest.update(python=python, root=package_root())
-    _write_atomically(directory / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n", 0o644)
+    files.write_atomic(directory / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n", mode=0o644)
     return Report(directory, hooks.scope, tuple(actions), tuple(warnings))
 
 
 def _install_one(directory: Path, name: str, python: str, manifest: dict[str, Any]) -> str:
     target, chained = directory / name, directory / (name + CHAINED_SUFFIX)
     if is_ours(target):
-        _write_atomically(target, script(name, python, package_root()), 0o755)
+        files.write_atomic(target, script(name, python, package_root()), mode=0o755)
         return f"updated {name}" + (f" (still runs {chained.name} first)" if os.path.lexists(chained) else "")
     entry: dict[str, Any] = {"chained": None, "installed_at": time.time()}
     action = f"installed {name}"
@@ -232,7 +226,7 @@ def _install_one(directory: Path, name: str, python: str, manifest: dict[str, An
         entry["chained"] = {"name": chained.name, **_fingerprint(target)}
         os.rename(target, chained)  # a rename: bytes, mode and times stay exactly as they were
         action += f"; your existing hook is kept as {chained.name} and runs first"
-    _write_atomically(target, script(name, python, package_root()), 0o755)
+    files.write_atomic(target, script(name, python, package_root()), mode=0o755)
     manifest["hooks"][name] = entry
     return action
 

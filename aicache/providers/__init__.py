@@ -29,12 +29,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aicache.errors import ConfigError
+from aicache.schema import PROVIDERS
 
 if TYPE_CHECKING:
     from aicache.config import Settings
     from aicache.providers.base import Provider
-
-PROVIDERS = ("openai", "anthropic", "ollama", "command")
 
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
@@ -173,3 +172,20 @@ def _env(name: str) -> str | None:
     # An empty variable (OPENAI_API_KEY= in a .env file) means unset, not an empty key.
     value = os.environ.get(name, "").strip()
     return value or None
+
+
+def endpoint_in_use(settings: Settings, provider_name: str) -> tuple[str, str]:
+    """Where requests to ``provider_name`` go when no ``--base-url`` is given, and which setting says so."""
+    if provider_name == "command":
+        import shlex
+
+        argv = settings.provider_settings("command").get("argv") or []
+        return (shlex.join(argv) if argv else "no command set"), "providers.command.argv"
+    # An explicit key makes resolve_endpoint skip the key lookup: only the URL is wanted, and reading the key
+    # file here would make `config show` fail on a damaged key file.
+    base_url, _ = resolve_endpoint(settings, provider_name, None, "unused")
+    variable = {"openai": "OPENAI_BASE_URL", "ollama": "OLLAMA_HOST"}.get(provider_name)
+    if variable is not None and _env(variable) is not None:
+        return str(base_url), f"env {variable}"
+    name = "providers.ollama.host" if provider_name == "ollama" else f"providers.{provider_name}.base_url"
+    return str(base_url), f"{name} ({settings.source(tuple(name.split('.')))})"

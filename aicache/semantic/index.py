@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import mmap
 import os
@@ -62,7 +61,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aicache import db, paths
+from aicache import db, files, paths
 from aicache.errors import StoreError
 
 if TYPE_CHECKING:
@@ -121,30 +120,27 @@ class WriterLock:
 
     def __init__(self, *, blocking: bool = True) -> None:
         self.blocking = blocking
-        self._fd: int | None = None
+        self._lock: files.FileLock | None = None
 
     def acquire(self) -> bool:
         """Take the lock; False if it is busy and this lock does not wait. ``StoreError`` if it cannot exist."""
         path = paths.data_dir() / "index.lock"
+        lock = files.FileLock(path, blocking=self.blocking)
         try:
             paths.ensure_private_dir(path.parent)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            taken = lock.acquire()
         except OSError as exc:
             raise StoreError(
                 f"cannot update the vector index: {path.parent} is not writable ({exc.strerror})"
             ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
+        if taken:
+            self._lock = lock
+        return taken
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # releases the lock; the kernel does the same if the process dies
-            self._fd = None
+        if self._lock is not None:
+            self._lock.release()  # the kernel does the same if the process dies
+            self._lock = None
 
     def __enter__(self) -> WriterLock:
         if not self.acquire():
@@ -286,21 +282,16 @@ class VectorIndex:
     def save(self, conn: sqlite3.Connection, path: Path | None = None) -> FileRecord:
         """Write the file atomically and record it in SQLite; the caller holds the ``WriterLock``."""
         path = path or paths.index_path()
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        for stale in path.parent.glob(f"{path.name}.tmp-*"):  # from killed writers: we hold the lock
-            stale.unlink(missing_ok=True)
         try:
-            with self._lock:
-                record = self._write(tmp)
-            _commit_record(conn, record)
-            os.replace(tmp, path)
-            paths.fsync_dir(path.parent)
-        except BaseException as exc:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            if isinstance(exc, OSError):
-                raise StoreError(f"could not save the vector index: {_describe(exc)}") from None
-            raise
+            files.remove_stale_temps(path)  # from killed writers: we hold the lock
+            # The record is committed before the rename: a crash in between leaves a recorded file that is not
+            # in place, which the next open detects and replaces (never a file in place that SQLite disowns).
+            with files.replacing(path) as tmp:
+                with self._lock:
+                    record = self._write(tmp)
+                _commit_record(conn, record)
+        except OSError as exc:
+            raise StoreError(f"could not save the vector index: {_describe(exc)}") from None
         self.saved_seq = record.seq
         self._map(path)
         return record
