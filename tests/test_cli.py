@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import AICACHE, cli_env
 from tests.fakellm import FakeLLM, Reply
 
-HEAVY = ("torch", "sentence_transformers", "transformers", "hnswlib", "onnxruntime", "numpy", "httpx")
+HEAVY = ("torch", "sentence_transformers", "transformers", "hnswlib", "onnxruntime", "numpy", "httpx", "matplotlib")
 
 
 def run(
