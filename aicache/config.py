@@ -102,7 +102,9 @@ class Settings:
 
 
 def load() -> Settings:
-    data = _merge(DEFAULTS, read_file(paths.config_file()))
+    from aicache.learn.settings_repo import learned_settings
+
+    data = _merge(_merge(DEFAULTS, learned_settings()), read_file(paths.config_file()))
     if model := os.environ.get("AICACHE_MODEL"):
         data["model"] = model
     if provider := os.environ.get("AICACHE_PROVIDER"):
