@@ -26,6 +26,12 @@ _aicache() {
             "keys path") path="keys path" ;;
             "keys set") path="keys set" ;;
             "log") path="log" ;;
+            "proposals") path="proposals" ;;
+            "proposals apply") path="proposals apply" ;;
+            "proposals list") path="proposals list" ;;
+            "proposals reject") path="proposals reject" ;;
+            "proposals revert") path="proposals revert" ;;
+            "proposals show") path="proposals show" ;;
             "reindex") path="reindex" ;;
             "stats") path="stats" ;;
             "why") path="why" ;;
@@ -33,13 +39,13 @@ _aicache() {
     done
     local words
     case "$path" in
-        "") words="ask config eval helper hook keys log reindex stats why --version --help" ;;
+        "") words="ask config eval helper hook keys log proposals reindex stats why --version --help" ;;
         "ask") words="--attach --base-url --cache-only --json --key --max-tokens --model --no-cache --no-stdin --no-stream --option --provider --refresh --stream --system --temperature --template -a -m -o -p -s -t --help" ;;
         "config") words="path set show --help" ;;
         "config path") words="--help" ;;
         "config set") words="--help" ;;
         "config show") words="--json --help" ;;
-        "eval") words="--json --sweep --threshold --help" ;;
+        "eval") words="--decision --json --pairwise --sweep --threshold --help" ;;
         "helper") words="start status stop --help" ;;
         "helper start") words="--help" ;;
         "helper status") words="--json --help" ;;
@@ -54,6 +60,12 @@ _aicache() {
         "keys path") words="--help" ;;
         "keys set") words="--key --help" ;;
         "log") words="--json --limit --outcome --query -n -q --help" ;;
+        "proposals") words="apply list reject revert show --help" ;;
+        "proposals apply") words="--json --help" ;;
+        "proposals list") words="--json --status --help" ;;
+        "proposals reject") words="--json --why --help" ;;
+        "proposals revert") words="--json --help" ;;
+        "proposals show") words="--json --help" ;;
         "reindex") words="--help" ;;
         "stats") words="--days --json --help" ;;
         "why") words="--json --help" ;;

@@ -37,7 +37,9 @@ complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_su
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l json
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l help
 complete -c aicache -n '__fish_use_subcommand' -a eval -d 'How safe is this cache on labelled pairs? Runs them through a fresh temporary cache.'
+complete -c aicache -n '__fish_seen_subcommand_from eval' -l decision
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l json
+complete -c aicache -n '__fish_seen_subcommand_from eval' -l pairwise
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l sweep
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l threshold
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l help
@@ -81,6 +83,25 @@ complete -c aicache -n '__fish_seen_subcommand_from log' -l query
 complete -c aicache -n '__fish_seen_subcommand_from log' -s n
 complete -c aicache -n '__fish_seen_subcommand_from log' -s q
 complete -c aicache -n '__fish_seen_subcommand_from log' -l help
+complete -c aicache -n '__fish_use_subcommand' -a proposals -d 'Review learned settings proposed as git branches: list, show, apply, reject, revert.'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -l help
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a apply -d 'Merge a proposal into the live learned settings (a project's .aicache/ is written, for you to commit).'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from apply' -l json
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from apply' -l help
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a list -d 'List proposals, newest first.'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from list' -l json
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from list' -l status
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from list' -l help
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a reject -d 'Delete a proposal's branch and record that it was rejected, and why.'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from reject' -l json
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from reject' -l why
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from reject' -l help
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a revert -d 'Undo an applied proposal (a revert commit; in a project, .aicache/ put back for you to commit).'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from revert' -l json
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from revert' -l help
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a show -d 'Show a proposal: its record, its commit's message (the evidence) and its diff.'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from show' -l json
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from show' -l help
 complete -c aicache -n '__fish_use_subcommand' -a reindex -d 'Rebuild the vector index from the store (re-embedding entries made with another model).'
 complete -c aicache -n '__fish_seen_subcommand_from reindex' -l help
 complete -c aicache -n '__fish_use_subcommand' -a stats -d 'Hit rates by kind, time and tokens saved, per model.'

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from typer._click.core import Command  # Typer vendors its own Click
 
 from aicache import __version__
-from aicache.cli import ask_cmd, config_cmds, helper_cmds, hook_cmds, memory_cmds, semantic_cmds
+from aicache.cli import ask_cmd, config_cmds, helper_cmds, hook_cmds, learn_cmds, memory_cmds, semantic_cmds
 from aicache.errors import AicacheError, ExitCode
 
 app = typer.Typer(
@@ -55,6 +55,7 @@ config_cmds.register(app)
 semantic_cmds.register(app)
 hook_cmds.register(app)
 helper_cmds.register(app)
+learn_cmds.register(app)
 
 
 def _fail(exc: AicacheError) -> NoReturn:

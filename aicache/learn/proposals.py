@@ -51,6 +51,8 @@ IDENTITY = {
     "GIT_COMMITTER_EMAIL": "aicache@localhost",
 }
 #: files in a git directory that say an operation is half-way; proposing on top of it would base on a moving HEAD
+#: for aicache's own repository: no hook (a global core.hooksPath) runs there, no commit waits for an editor
+_NO_HOOKS = ("-c", "core.hooksPath=/dev/null", "-c", "core.editor=true")
 BUSY = {
     "rebase-merge": "a rebase",
     "rebase-apply": "a rebase (or git am)",
@@ -216,7 +218,9 @@ def _git_environment() -> Iterator[None]:
 class _Git:
     """One repository, driven through GitPython's command runner and object database."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, own: bool) -> None:
+        # aicache's own repository runs no hooks at all: nothing there is the user's to check or veto
+        self.config = _NO_HOOKS if own else ()
         try:
             import git
         except ImportError as exc:  # GitPython raises ImportError when no git executable works
@@ -232,7 +236,7 @@ class _Git:
     def run(self, *args: str, env: Mapping[str, str] | None = None, check: bool = True) -> tuple[int, str, str]:
         # GIT_OPTIONAL_LOCKS=0: read-only commands such as status must not refresh and rewrite the index.
         status, out, err = self.repo.git.execute(
-            ["git", *args],
+            ["git", *self.config, *args],
             env={"GIT_OPTIONAL_LOCKS": "0", **(env or {})},
             with_extended_output=True,
             with_exceptions=False,
@@ -301,9 +305,9 @@ class _Git:
 
 
 @contextmanager
-def _opened(root: Path) -> Iterator[_Git]:
+def _opened(repo: SettingsRepo) -> Iterator[_Git]:
     with _git_environment():
-        g = _Git(root)
+        g = _Git(repo.root, own=repo.kind == DEFAULT)
         try:
             yield g
         finally:
@@ -320,7 +324,7 @@ def _init_default(repo: SettingsRepo) -> None:
     import git
 
     git.Repo.init(repo.root, initial_branch=LIVE_BRANCH).close()
-    with _opened(repo.root) as g:
+    with _opened(repo) as g:
         if g.resolve(f"refs/heads/{LIVE_BRANCH}") is None:
             first = g.commit_tree(g.write_tree(None, {}), None, "aicache: learned settings repository")
             g.create_ref(f"refs/heads/{LIVE_BRANCH}", first, "aicache: create")  # a concurrent creator may win
@@ -444,14 +448,19 @@ def propose(
     _check_files(files)
     _check_message(message)
     check_evidence(evidence)
+    own_conn = conn is None
     conn = conn or db.connect()
-    if repo.kind == DEFAULT:
-        with _git_environment():
-            _init_default(repo)
-    with _opened(repo.root) as g:
-        commit, _ = _make_commit(g, repo, files, commit_message(message, slug, evidence))
-        branch = _free_branch(g, slug)
-        return _publish(conn, g, repo, branch, commit, slug, evidence, episode_ids, run_id)
+    try:
+        if repo.kind == DEFAULT:
+            with _git_environment():
+                _init_default(repo)
+        with _opened(repo) as g:
+            commit, _ = _make_commit(g, repo, files, commit_message(message, slug, evidence))
+            branch = _free_branch(g, slug)
+            return _publish(conn, g, repo, branch, commit, slug, evidence, episode_ids, run_id)
+    finally:
+        if own_conn:
+            conn.close()
 
 
 def _publish(
@@ -538,7 +547,7 @@ def preview(repo: SettingsRepo, files: Mapping[str, bytes]) -> str:
     _check_files(files)
     old: dict[str, bytes | None] = dict.fromkeys(files)
     if (repo.root / ".git").exists():
-        with _opened(repo.root) as g:
+        with _opened(repo) as g:
             base = _live_commit(g, repo)
             old = {name: g.blob_at(base, repo.tree_path(name)) for name in files}
     return "".join(_text_diff(repo.tree_path(name), old[name], files[name]) for name in sorted(files))
@@ -547,10 +556,9 @@ def preview(repo: SettingsRepo, files: Mapping[str, bytes]) -> str:
 def show(conn: sqlite3.Connection, proposal_id: int) -> Detail:
     """The record, and the commit's message and diff while the repository still has the commit."""
     proposal = get(conn, proposal_id)
-    root = proposal.settings_repo.root
-    if not (root / ".git").exists():
+    if not (proposal.settings_repo.root / ".git").exists():
         return Detail(proposal, False, "", "")
-    with _opened(root) as g:
+    with _opened(proposal.settings_repo) as g:
         exists = g.resolve(f"refs/heads/{proposal.branch}") is not None
         status, message, _ = g.run("log", "-1", "--format=%B", proposal.commit, check=False)
         if status != 0:
@@ -596,11 +604,6 @@ def _own_repo_ready(g: _Git, repo: SettingsRepo) -> None:
         raise ProposalError(f"{repo.root} has local changes; commit or discard them first")
 
 
-#: aicache's own repository is merged and reverted with porcelain; no hook of the user's (a global
-#: core.hooksPath) runs there, and a commit never waits for an editor
-_OWN = ("-c", "core.hooksPath=/dev/null", "-c", "core.editor=true")
-
-
 def _write_atomic(path: Path, data: bytes | None) -> None:
     if data is None:
         path.unlink(missing_ok=True)
@@ -633,7 +636,7 @@ def apply(conn: sqlite3.Connection, proposal_id: int) -> Outcome:
     user to review and commit; the user's index and HEAD are left alone.
     """
     repo = get(conn, proposal_id).settings_repo
-    with _opened(repo.root) as g, db.write_transaction(conn):
+    with _opened(repo) as g, db.write_transaction(conn):
         proposal = get(conn, proposal_id)  # again, under the write lock: another apply may have won
         _expect(proposal, PROPOSED, "apply")
         g.refuse_if_busy()
@@ -641,7 +644,7 @@ def apply(conn: sqlite3.Connection, proposal_id: int) -> Outcome:
         if repo.kind == DEFAULT:
             _own_repo_ready(g, repo)
             merge = ("merge", "--no-edit", "--no-gpg-sign", "-m", f"aicache: apply {proposal.branch}")
-            status, _, _ = g.run(*_OWN, *merge, proposal.commit, env=IDENTITY, check=False)
+            status, _, _ = g.run(*merge, proposal.commit, env=IDENTITY, check=False)
             if status != 0:
                 g.run("merge", "--abort", check=False)
                 raise ProposalError(f"proposal {proposal.id} conflicts with the live settings; nothing applied")
@@ -675,13 +678,13 @@ def apply(conn: sqlite3.Connection, proposal_id: int) -> Outcome:
 
 def reject(conn: sqlite3.Connection, proposal_id: int, why: str | None = None) -> Outcome:
     """Delete a proposal's branch and record the rejection and why."""
-    root = get(conn, proposal_id).settings_repo.root
+    repo = get(conn, proposal_id).settings_repo
     with db.write_transaction(conn):
         proposal = get(conn, proposal_id)
         _expect(proposal, PROPOSED, "reject")
         action = f"branch {proposal.branch} was already gone"
-        if (root / ".git").exists():
-            with _opened(root) as g:
+        if (repo.root / ".git").exists():
+            with _opened(repo) as g:
                 tip = g.resolve(f"refs/heads/{proposal.branch}")
                 if tip is not None and tip != proposal.commit:
                     raise ProposalError(
@@ -697,7 +700,7 @@ def revert(conn: sqlite3.Connection, proposal_id: int) -> Outcome:
     """Undo an applied proposal: a revert commit on ``main`` of aicache's own repository, or, in a project,
     ``.aicache/``'s files put back as they were before it (for the user to commit)."""
     repo = get(conn, proposal_id).settings_repo
-    with _opened(repo.root) as g, db.write_transaction(conn):
+    with _opened(repo) as g, db.write_transaction(conn):
         proposal = get(conn, proposal_id)
         _expect(proposal, APPLIED, "revert")
         g.refuse_if_busy()
@@ -705,9 +708,8 @@ def revert(conn: sqlite3.Connection, proposal_id: int) -> Outcome:
             raise ProposalError(f"the commit of proposal {proposal.id} is gone from {repo.root}")
         if repo.kind == DEFAULT:
             _own_repo_ready(g, repo)
-            status, _, _ = g.run(
-                *_OWN, "revert", "--no-edit", "--no-gpg-sign", proposal.commit, env=IDENTITY, check=False
-            )
+            revert = ("revert", "--no-edit", "--no-gpg-sign", proposal.commit)
+            status, _, _ = g.run(*revert, env=IDENTITY, check=False)
             if status != 0:
                 g.run("revert", "--abort", check=False)
                 raise ProposalError(f"reverting proposal {proposal.id} conflicts with later changes; nothing reverted")
