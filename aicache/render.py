@@ -197,9 +197,10 @@ def proposals_table(found: list[Any]) -> None:
         return
     table = Table(box=None, header_style="bold")
     for column in ("id", "created", "status", "branch", "repository", "why"):
-        table.add_column(column, overflow="fold", no_wrap=column != "why")
+        table.add_column(column, overflow="fold", no_wrap=column in ("id", "created", "status"))
     for p in found:
-        table.add_row(str(p.id), _when(p.created), p.status, p.branch, p.repo, _short(p.why, 40))
+        where = "aicache's own" if p.repo_kind == "default" else p.repo
+        table.add_row(str(p.id), _when(p.created), p.status, p.branch, where, _short(p.why, 40))
     console.print(table)
 
 
