@@ -222,6 +222,7 @@ from pathlib import Path
 from aicache.errors import AicacheError
 from aicache.learn import proposals, settings_repo
 go = Path(sys.argv[2])
+Path(f"{go}-ready-{sys.argv[4]}").touch()  # imports done: start together, not staggered by start-up
 while not go.exists():
     time.sleep(0.001)
 try:
@@ -254,6 +255,8 @@ def test_two_proposals_at_once_never_overwrite_each_other(tmp_path: Path) -> Non
                 ),
             )
         )
+    while not all(Path(f"{go}-ready-{n}").exists() or proc.poll() is not None for n, (_, proc) in enumerate(racers)):
+        time.sleep(0.01)
     go.touch()
     made = {}
     for content, proc in racers:
@@ -502,3 +505,38 @@ def test_reading_learned_settings_imports_no_git(aicache_home: Path) -> None:
         [sys.executable, "-c", code], env=cli_env(aicache_home), capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["0.8", "False"]
+
+
+def test_reject_keeps_a_branch_that_gained_commits_and_revert_keeps_the_users_edits(
+    tmp_path: Path, aicache_home: Path
+) -> None:
+    user = make_repo(tmp_path / "user")
+    kept = propose(settings_repo.project_repo(user), slug="kept")
+    git(user, "checkout", "-q", kept.branch)
+    (user / "app.py").write_text("print('my work on the proposal branch')\n")
+    git(user, "commit", "-q", "-am", "mine")
+    git(user, "checkout", "-q", "trunk")
+    refused = cli(aicache_home, "reject", str(kept.id))
+    assert refused.returncode == ExitCode.PROPOSAL and "moved since it was proposed" in refused.stderr
+    assert kept.branch in branches(user)
+
+    made = propose(settings_repo.project_repo(user))
+    assert cli(aicache_home, "apply", str(made.id)).returncode == 0
+    (user / ".aicache" / "learned.toml").write_text("[cache]\nthreshold = 0.6\n")  # the user tuned it further
+    clash = cli(aicache_home, "revert", str(made.id))
+    assert clash.returncode == ExitCode.PROPOSAL and "changed since proposal" in clash.stderr
+    assert (user / ".aicache" / "learned.toml").read_text() == "[cache]\nthreshold = 0.6\n"
+    assert proposals.get(db.connect(), made.id).status == "applied"
+
+
+def test_a_learn_run_records_its_episodes_and_its_proposals(aicache_home: Path) -> None:
+    conn = db.connect()
+    run = proposals.start_run(conn, "aicache learn", [7, 5, 6])
+    made = propose(settings_repo.default_repo(), run_id=run, conn=conn)
+    proposals.finish_run(conn, run, {"proposals": 1, "episodes": 3})
+    with pytest.raises(UsageError, match="free text"):
+        proposals.finish_run(conn, run, {"best": "how do I undo a commit"})
+    row = conn.execute("SELECT * FROM learn_runs").fetchone()
+    assert (row["id"], json.loads(row["episode_ids"]), row["dry_run"]) == (run, [5, 6, 7], 0)
+    assert json.loads(row["summary"]) == {"episodes": 3, "proposals": 1} and row["finished"] >= row["started"]
+    assert made.run_id == run and conn.execute("SELECT COUNT(*) FROM learn_runs").fetchone()[0] == 1
