@@ -540,3 +540,13 @@ def test_a_learn_run_records_its_episodes_and_its_proposals(aicache_home: Path) 
     assert (row["id"], json.loads(row["episode_ids"]), row["dry_run"]) == (run, [5, 6, 7], 0)
     assert json.loads(row["summary"]) == {"episodes": 3, "proposals": 1} and row["finished"] >= row["started"]
     assert made.run_id == run and conn.execute("SELECT COUNT(*) FROM learn_runs").fetchone()[0] == 1
+
+
+def test_a_branch_name_git_cannot_create_is_a_clear_error(tmp_path: Path) -> None:
+    user = make_repo(tmp_path / "user")
+    git(user, "branch", "aicache")  # refs/heads/aicache is a file, so refs/heads/aicache/learn/... cannot exist
+    before = checkout_state(user)
+    with pytest.raises(ProposalError, match=r"cannot create branch aicache/learn/.*'refs/heads/aicache' exists"):
+        propose(settings_repo.project_repo(user))
+    assert checkout_state(user) == before
+    assert db.connect().execute("SELECT COUNT(*) FROM proposals").fetchone()[0] == 0

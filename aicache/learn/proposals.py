@@ -295,10 +295,15 @@ class _Git:
         parents = ["-p", parent] if parent else []
         return self.out("commit-tree", "--no-gpg-sign", tree, *parents, "-m", message.rstrip("\n"), env=IDENTITY)
 
-    def create_ref(self, ref: str, sha: str, reason: str) -> bool:
-        """Create ``ref`` at ``sha`` only if it does not exist; False when it does (a lost race or a taken name)."""
-        status, _, _ = self.run("update-ref", "-m", reason, ref, sha, ZERO, check=False)
-        return status == 0
+    def create_ref(self, ref: str, sha: str, reason: str) -> str | None:
+        """Create ``ref`` at ``sha`` only if it does not exist; None when done, else why not."""
+        status, _, err = self.run("update-ref", "-m", reason, ref, sha, ZERO, check=False)
+        if status == 0:
+            return None
+        if self.resolve(ref) is not None:
+            return "exists"  # a lost race, or a name taken since it was checked
+        lines = err.strip().splitlines()
+        return lines[-1] if lines else f"git update-ref exited with {status}"
 
     def porcelain(self, *paths: str) -> str:
         return self.out("status", "--porcelain", "--untracked-files=all", "--", *paths)
@@ -508,11 +513,14 @@ def _publish(
                     json.dumps(evidence, sort_keys=True),
                 ],
             )
-            if not g.create_ref(ref, commit, f"aicache learn: propose {slug}"):
+            failure = g.create_ref(ref, commit, f"aicache learn: propose {slug}")
+            if failure == "exists":
                 raise ProposalError(
                     f"branch {branch} was created by someone else meanwhile (another learn run?); "
                     "nothing was overwritten: run it again"
                 )
+            if failure is not None:
+                raise ProposalError(f"cannot create branch {branch}: {failure}")
             created = True
     except BaseException:
         if created:
