@@ -130,12 +130,15 @@ def test_a_proposal_is_one_branch_with_one_commit_holding_the_evidence_and_the_f
 
 
 def test_aicache_creates_its_own_settings_repository(aicache_home: Path) -> None:
-    made = propose(settings_repo.default_repo())
+    artefact = bytes(range(256)) * 4  # a model file: binary, kept byte for byte
+    made = propose(settings_repo.default_repo(), {"learned.toml": LEARNED, "models/head.bin": artefact})
     own = aicache_home / "learned"
     assert made.repo == str(own) and made.repo_kind == "default"
     assert git(own, "rev-list", "--count", made.branch) == "2"  # the repository's empty first commit, then ours
     assert git(own, "rev-parse", f"{made.branch}^") == git(own, "rev-parse", "main")
-    assert git(own, "ls-tree", "--name-only", made.branch) == "learned.toml"
+    assert git(own, "ls-tree", "-r", "--name-only", made.branch).split() == ["learned.toml", "models/head.bin"]
+    blob = subprocess.run(["git", "cat-file", "blob", f"{made.branch}:models/head.bin"], cwd=own, capture_output=True)
+    assert blob.stdout == artefact
     assert not (own / "learned.toml").exists()  # proposed, not applied
     assert config.load().get("cache.threshold") is None
 
@@ -396,6 +399,7 @@ def test_apply_reject_revert_round_trip(aicache_home: Path) -> None:
 
     unknown = cli(aicache_home, "apply", "999")
     assert unknown.returncode == ExitCode.USAGE and "no proposal 999" in unknown.stderr
+    assert cli(aicache_home, "list", "--status", "done").returncode == ExitCode.USAGE
 
 
 def test_apply_of_a_deleted_branch_and_a_conflict_fail_clearly(aicache_home: Path) -> None:

@@ -413,6 +413,8 @@ def get(conn: sqlite3.Connection, proposal_id: int) -> Proposal:
 
 def list_proposals(conn: sqlite3.Connection, status: str | None = None) -> list[Proposal]:
     """Proposals, newest first; only those with ``status`` when given."""
+    if status is not None and status not in (PROPOSED, APPLIED, REJECTED, REVERTED):
+        raise UsageError(f"unknown status {status!r}: use {PROPOSED}, {APPLIED}, {REJECTED} or {REVERTED}")
     where, args = ("WHERE status = ?", [status]) if status else ("", [])
     return [_row(r) for r in conn.execute(f"SELECT * FROM proposals {where} ORDER BY id DESC", args)]
 
