@@ -17,6 +17,7 @@ must not be able to redirect a provider or its key.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,16 +65,19 @@ def find_project_root(start: Path | None = None) -> Path | None:
     """The top of the git work tree holding ``start`` (default: the working directory), found without git.
 
     The nearest directory with a ``.git`` entry (a directory, or the file of a linked worktree or submodule),
-    which is where git itself stops.
+    which is where git itself stops. Plain ``os.path`` calls: this runs in every command's ``config.load``.
     """
     try:
-        here = (start or Path.cwd()).resolve()
-    except OSError:
+        here = os.path.abspath(start) if start is not None else os.getcwd()
+    except OSError:  # the working directory was deleted
         return None
-    for directory in (here, *here.parents):
-        if (directory / ".git").exists():
-            return directory
-    return None
+    while True:
+        if os.path.lexists(os.path.join(here, ".git")):
+            return Path(here)
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
 
 
 def project_repo(start: Path | None = None) -> SettingsRepo:
@@ -97,7 +101,7 @@ def live_files(start: Path | None = None) -> list[Path]:
     root = find_project_root(start)
     if root is not None:
         found.append(root / PROJECT_DIR / LEARNED_FILE)
-    return [path for path in found if path.is_file()]
+    return [path for path in found if os.path.isfile(path)]
 
 
 def read_learned(path: Path) -> dict[str, Any]:
