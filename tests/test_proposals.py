@@ -474,10 +474,10 @@ def test_evidence_with_free_text_is_refused_and_nothing_is_written(aicache_home:
     assert differences(before, snapshot([aicache_home])) == []
 
 
-def test_evidence_of_aggregates_passes() -> None:
-    proposals.check_evidence(
-        EVIDENCE | {"generated": "2026-12-03T19:30:00Z", "partition_kind": "template:commit-message", "ok": True}
-    )
+def test_evidence_of_aggregates_is_kept_as_given() -> None:
+    evidence = EVIDENCE | {"generated": "2026-12-03T19:30:00Z", "partition_kind": "template:commit-message", "ok": True}
+    made = proposals.propose(settings_repo.default_repo(), "x", {"learned.toml": LEARNED}, "learn: x", evidence, [])
+    assert made.evidence == evidence
 
 
 def test_learned_files_may_set_only_learnable_sections(aicache_home: Path) -> None:
