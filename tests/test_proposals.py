@@ -475,18 +475,25 @@ def test_evidence_with_free_text_is_refused_and_nothing_is_written(aicache_home:
 
 
 def test_evidence_of_aggregates_is_kept_as_given() -> None:
-    evidence = EVIDENCE | {"generated": "2026-12-03T19:30:00Z", "partition_kind": "template:commit-message", "ok": True}
+    evidence = EVIDENCE | {
+        "generated": "2026-12-03T19:30:00Z",
+        "window_days": "2026-11-01..2026-12-03",
+        "decision": "model:pairmodel-v3",
+        "calibrations": [{"group": "commit-message", "newer_served_after": "31/40", "threshold_after": None}],
+        "changes": {"decision.templates.commit-message.threshold": 0.81, "index.ef_search": 64},
+        "ok": True,
+    }
     made = proposals.propose(settings_repo.default_repo(), "x", {"learned.toml": LEARNED}, "learn: x", evidence, [])
     assert made.evidence == evidence
 
 
 def test_learned_files_may_set_only_learnable_sections(aicache_home: Path) -> None:
-    with pytest.raises(UsageError, match="only the sections cache, learn"):
+    with pytest.raises(UsageError, match="only the sections cache, decision, index, learn"):
         propose(settings_repo.default_repo(), {"learned.toml": b'[providers.openai]\nbase_url = "http://evil"\n'})
     own = aicache_home / "learned"
     own.mkdir(parents=True)
     (own / "learned.toml").write_text('provider = "command"\n')
-    with pytest.raises(ConfigError, match="only the sections cache, learn may be learned"):
+    with pytest.raises(ConfigError, match="only the sections cache, decision, index, learn may be learned"):
         config.load()
 
 

@@ -28,8 +28,9 @@ from aicache.errors import ConfigError
 LEARNED_FILE = "learned.toml"
 PROJECT_DIR = ".aicache"
 LIVE_BRANCH = "main"
-#: the top-level sections a learned.toml may set; anything else is refused, not ignored
-LEARNABLE = ("cache", "learn")
+#: the top-level sections a learned.toml may set (the hit decision, the index, the cache, learning itself);
+#: anything else (providers, keys, the judge, redaction) is refused, not ignored
+LEARNABLE = ("cache", "decision", "index", "learn")
 
 DEFAULT = "default"
 PROJECT = "project"
