@@ -561,3 +561,21 @@ def test_a_branch_name_git_cannot_create_is_a_clear_error(tmp_path: Path) -> Non
         propose(settings_repo.project_repo(user))
     assert checkout_state(user) == before
     assert db.connect().execute("SELECT COUNT(*) FROM proposals").fetchone()[0] == 0
+
+
+def test_git_processes_see_the_hook_guard_and_none_of_the_callers_git_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hook of the user's repository that git runs for our update-ref shows the environment aicache gave git."""
+    user = make_repo(tmp_path / "user")
+    seen = tmp_path / "seen-env"
+    hook = user / ".git" / "hooks" / "reference-transaction"
+    hook.write_text(f'#!/bin/sh\nenv | grep -E "^(GIT_|AICACHE_IN_HOOK)" | sort >> "{seen}"\ncat >/dev/null\n')
+    hook.chmod(0o755)
+    monkeypatch.setenv("GIT_INDEX_FILE", str(user / ".git" / "index"))
+    monkeypatch.setenv("GIT_DIR", str(user / ".git"))
+
+    propose(settings_repo.project_repo(user))
+    names = {line.split("=", 1)[0] for line in seen.read_text().splitlines()}
+    assert "AICACHE_IN_HOOK" in names  # aicache's own hooks would do nothing
+    assert "GIT_INDEX_FILE" not in names  # the caller's index is named to no git process

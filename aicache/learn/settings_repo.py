@@ -10,7 +10,7 @@ Two kinds of repository hold them:
   index or working tree by itself (``apply`` writes files into ``.aicache/`` only when that folder is clean).
 
 ``learned_settings`` is on every command's path (``config.load``), so it reads ``learned.toml`` from the working
-tree as a plain file: no git process, no GitPython import (~100 ms), and ``tomllib`` only when a file exists.
+tree as a plain file: no git process, no GitPython import, and ``tomllib`` only when a file exists.
 Learned files may set only the sections learning owns (``LEARNABLE``): a cloned repository's ``.aicache/``
 must not be able to redirect a provider or its key.
 """
