@@ -579,3 +579,16 @@ def test_git_processes_see_the_hook_guard_and_none_of_the_callers_git_variables(
     names = {line.split("=", 1)[0] for line in seen.read_text().splitlines()}
     assert "AICACHE_IN_HOOK" in names  # aicache's own hooks would do nothing
     assert "GIT_INDEX_FILE" not in names  # the caller's index is named to no git process
+
+
+def test_a_proposal_whose_repository_was_deleted_fails_in_one_line(tmp_path: Path, aicache_home: Path) -> None:
+    import shutil
+
+    user = make_repo(tmp_path / "user")
+    made = propose(settings_repo.project_repo(user))
+    shutil.rmtree(user)
+    result = cli(aicache_home, "apply", str(made.id))
+    assert result.returncode == ExitCode.PROPOSAL and result.stderr.count("\n") == 1
+    assert "is not a git repository" in result.stderr
+    rejected = cli(aicache_home, "reject", str(made.id), "--why", "project gone")
+    assert rejected.returncode == 0 and "already gone" in rejected.stderr

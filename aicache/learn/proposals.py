@@ -313,8 +313,12 @@ class _Git:
 def _opened(repo: SettingsRepo) -> Iterator[_Git]:
     with _git_environment():
         g = _Git(repo.root, own=repo.kind == DEFAULT)
+        import git
+
         try:
             yield g
+        except git.GitError as exc:  # GitPython's own failures (a missing object, a damaged repository)
+            raise ProposalError(f"git failed in {repo.root}: {str(exc).strip().splitlines()[-1]}") from None
         finally:
             g.close()
 
@@ -328,7 +332,10 @@ def _init_default(repo: SettingsRepo) -> None:
     paths.ensure_private_dir(repo.root)
     import git
 
-    git.Repo.init(repo.root, initial_branch=LIVE_BRANCH).close()
+    try:
+        git.Repo.init(repo.root, initial_branch=LIVE_BRANCH).close()
+    except git.GitError as exc:
+        raise ProposalError(f"cannot create {repo.root}: {str(exc).strip().splitlines()[-1]}") from None
     with _opened(repo) as g:
         if g.resolve(f"refs/heads/{LIVE_BRANCH}") is None:
             first = g.commit_tree(g.write_tree(None, {}), None, "aicache: learned settings repository")
