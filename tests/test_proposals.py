@@ -403,6 +403,7 @@ def test_apply_reject_revert_round_trip(aicache_home: Path) -> None:
 
 
 def test_apply_of_a_deleted_branch_and_a_conflict_fail_clearly(aicache_home: Path) -> None:
+    git(aicache_home.parent, "config", "--global", "merge.ff", "only")  # the user's taste, not for aicache's repo
     own = settings_repo.default_repo()
     gone = propose(own, slug="gone")
     git(own.root, "branch", "-D", gone.branch)
@@ -411,7 +412,11 @@ def test_apply_of_a_deleted_branch_and_a_conflict_fail_clearly(aicache_home: Pat
 
     one = propose(own, {"learned.toml": b"[cache]\nthreshold = 0.7\n"}, slug="one")
     two = propose(own, {"learned.toml": b"[cache]\nthreshold = 0.9\n"}, slug="two")
+    other = propose(own, {"index.toml": b"[index]\nef_search = 64\n"}, slug="other")
     assert cli(aicache_home, "apply", str(one.id)).returncode == 0
+    merged = cli(aicache_home, "apply", str(other.id))  # based on the same commit as one: a merge commit
+    assert merged.returncode == 0, merged.stderr
+    assert git(own.root, "rev-list", "--count", "--merges", "main") == "1"
     main_before = git(own.root, "rev-parse", "main")
     clash = cli(aicache_home, "apply", str(two.id))
     assert clash.returncode == ExitCode.PROPOSAL and "conflicts" in clash.stderr

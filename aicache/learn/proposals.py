@@ -660,11 +660,18 @@ def apply(conn: sqlite3.Connection, proposal_id: int) -> Outcome:
         _branch_tip(g, proposal)
         if repo.kind == DEFAULT:
             _own_repo_ready(g, repo)
-            merge = ("merge", "--no-edit", "--no-gpg-sign", "-m", f"aicache: apply {proposal.branch}")
-            status, _, _ = g.run(*merge, proposal.commit, env=IDENTITY, check=False)
+            # --ff and --no-verify-signatures: a global merge.ff=only or merge.verifySignatures is for the
+            # user's own repositories, not for this one
+            merge = ("merge", "--ff", "--no-verify-signatures", "--no-edit", "--no-gpg-sign")
+            message = f"aicache: apply {proposal.branch}"
+            status, _, err = g.run(*merge, "-m", message, proposal.commit, env=IDENTITY, check=False)
             if status != 0:
+                conflicted = (Path(g.repo.git_dir) / "MERGE_HEAD").exists()
                 g.run("merge", "--abort", check=False)
-                raise ProposalError(f"proposal {proposal.id} conflicts with the live settings; nothing applied")
+                if conflicted:
+                    raise ProposalError(f"proposal {proposal.id} conflicts with the live settings; nothing applied")
+                lines = err.strip().splitlines()
+                raise ProposalError(f"git merge failed in {repo.root}: {lines[-1] if lines else status}")
             head = g.out("rev-parse", "HEAD")
             actions: tuple[str, ...] = (f"merged {proposal.branch} into {LIVE_BRANCH} of {repo.root} ({head[:10]})",)
             return Outcome(_decide(conn, proposal, APPLIED, applied_sha=head), actions)
