@@ -143,7 +143,10 @@ def load() -> Settings:
         unknown, problem = schema.validate(file_data, str(path))
         if problem is not None:
             raise ConfigError(f"invalid setting: {problem}")
-    data = _merge(DEFAULTS, file_data)
+    from aicache.learn.settings_repo import learned_settings
+
+    # learned settings (``aicache learn``, applied by the user) rank above the defaults and below the user's file
+    data = _merge(_merge(DEFAULTS, learned_settings()), file_data)
     environment = {}
     for name, variable in ENVIRONMENT.items():
         if value := os.environ.get(variable):

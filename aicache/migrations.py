@@ -169,12 +169,59 @@ def m005_labels(db: Any) -> None:
     db["episodes"].add_column("decision", str)
 
 
+def m006_learn_runs_and_proposals(db: Any) -> None:
+    """What ``learn`` did and what it proposed (``aicache.learn.proposals``).
+
+    ``learn_runs``: one row per run, with the ids of the episodes it used (JSON) and a summary of its result (JSON).
+    ``proposals``: one row per branch a run created; ``repo`` is the settings folder, ``repo_kind`` says whether it
+    is aicache's own repository or a project's ``.aicache/``; ``status`` moves from ``proposed`` to ``applied`` or
+    ``rejected``, and from ``applied`` to ``reverted``. Evidence holds aggregates only, never a question or answer.
+    """
+    db["learn_runs"].create(
+        {
+            "id": int,
+            "started": float,
+            "finished": float,
+            "command": str,
+            "dry_run": int,
+            "episode_ids": str,
+            "summary": str,
+        },
+        pk="id",
+        not_null={"started", "command"},
+        defaults={"dry_run": 0},
+    )
+    db["proposals"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "repo": str,
+            "repo_kind": str,
+            "branch": str,
+            "commit_sha": str,
+            "slug": str,
+            "created": float,
+            "status": str,
+            "why": str,
+            "evidence": str,
+            "applied_sha": str,
+            "reverted_sha": str,
+            "decided": float,
+        },
+        pk="id",
+        not_null={"repo", "repo_kind", "branch", "commit_sha", "slug", "created", "status", "evidence"},
+        foreign_keys=[("run_id", "learn_runs", "id")],
+    )
+    db["proposals"].create_index(["status"])
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_index_log,
     m003_store_id,
     m004_hits_reference_answers,
     m005_labels,
+    m006_learn_runs_and_proposals,
 ]
 
 

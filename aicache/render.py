@@ -296,3 +296,38 @@ def eval_report(report: Any) -> None:
             _rate_cell(s.unrelated_wrong, bound=True),
         )
     console.print(sweep)
+
+
+def proposals_table(found: list[Any]) -> None:
+    if not found:
+        console.print("no proposals yet", style="dim")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "created", "status", "branch", "repository", "why"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("id", "created", "status"))
+    for p in found:
+        where = "aicache's own" if p.repo_kind == "default" else p.repo
+        table.add_row(str(p.id), _when(p.created), p.status, p.branch, where, _short(p.why, 40))
+    console.print(table)
+
+
+def proposal_detail(detail: Any) -> None:
+    p = detail.proposal
+    gone = "" if detail.branch_exists else " (branch gone)"
+    key_values(
+        f"proposal {p.id}",
+        {
+            "status": p.status + (f": {p.why}" if p.why else ""),
+            "branch": p.branch + gone,
+            "commit": p.commit,
+            "repository": f"{p.repo} ({p.repo_kind})",
+            "created": _when(p.created),
+            **({"applied as": p.applied_commit} if p.applied_commit else {}),
+            **({"reverted by": p.reverted_commit} if p.reverted_commit else {}),
+        },
+    )
+    # The message and diff are printed as they are: rich markup in them must not be interpreted.
+    if detail.message:
+        console.print(detail.message, markup=False, highlight=False)
+    if detail.diff:
+        console.print(detail.diff, markup=False, highlight=False)

@@ -29,7 +29,14 @@ _aicache() {
             "keys path") path="keys path" ;;
             "keys remove") path="keys remove" ;;
             "keys set") path="keys set" ;;
+            "learn") path="learn" ;;
             "log") path="log" ;;
+            "proposals") path="proposals" ;;
+            "proposals apply") path="proposals apply" ;;
+            "proposals list") path="proposals list" ;;
+            "proposals reject") path="proposals reject" ;;
+            "proposals revert") path="proposals revert" ;;
+            "proposals show") path="proposals show" ;;
             "reindex") path="reindex" ;;
             "show") path="show" ;;
             "stats") path="stats" ;;
@@ -43,9 +50,9 @@ _aicache() {
         "ask|-m"|"ask|--model") values="$(aicache complete models 2>/dev/null)" ;;
         "ask|-p"|"ask|--provider") values="openai anthropic ollama command" ;;
         "ask|-t"|"ask|--template") values="$(aicache complete templates 2>/dev/null)" ;;
-        "config get|") values="aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream" ;;
-        "config set|") values="aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream" ;;
-        "config unset|") values="aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream" ;;
+        "config get|") values="aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model learn.max_wrong learn.shadow_rate limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream" ;;
+        "config set|") values="aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model learn.max_wrong learn.shadow_rate limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream" ;;
+        "config unset|") values="aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model learn.max_wrong learn.shadow_rate limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream" ;;
         "hook run|") values="prepare-commit-msg post-commit" ;;
         "keys remove|") values="openai anthropic ollama command" ;;
         "keys set|") values="openai anthropic ollama command" ;;
@@ -57,7 +64,7 @@ _aicache() {
     fi
     local words
     case "$path" in
-        "") words="ask config eval feedback helper hook keys log reindex show stats why --quiet --version --help" ;;
+        "") words="ask config eval feedback helper hook keys learn log proposals reindex show stats why --quiet --version --help" ;;
         "ask") words="--attach --base-url --cache-only --json --key --max-tokens --model --no-cache --no-stdin --no-stream --option --provider --quiet --refresh --stream --system --temperature --template -a -m -o -p -s -t --help" ;;
         "config") words="get set show unset --help" ;;
         "config get") words="--json --help" ;;
@@ -80,7 +87,14 @@ _aicache() {
         "keys path") words="--help" ;;
         "keys remove") words="--help" ;;
         "keys set") words="--key --help" ;;
+        "learn") words="--dry-run --json --max-wrong --pairs --repo --report --help" ;;
         "log") words="--json --limit --outcome --query -n -q --help" ;;
+        "proposals") words="apply list reject revert show --help" ;;
+        "proposals apply") words="--json --help" ;;
+        "proposals list") words="--json --status --help" ;;
+        "proposals reject") words="--json --why --help" ;;
+        "proposals revert") words="--json --help" ;;
+        "proposals show") words="--json --help" ;;
         "reindex") words="--help" ;;
         "show") words="--json --help" ;;
         "stats") words="--days --json --help" ;;

@@ -34,16 +34,16 @@ complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_su
 complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -a get -d 'Print the value in effect of one setting (strings without quotes; nothing if unset with no default).'
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from get' -l json
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from get' -l help
-complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from get' -x -a 'aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream'
+complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from get' -x -a 'aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model learn.max_wrong learn.shadow_rate limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream'
 complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -a set -d 'Change one setting in the config file, checked against its type and range; comments are kept.'
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from set' -l help
-complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from set' -x -a 'aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream'
+complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from set' -x -a 'aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model learn.max_wrong learn.shadow_rate limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream'
 complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -a show -d 'Show every setting: its value, its default and where the value comes from; and the endpoint in use.'
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l json
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from show' -l help
 complete -c aicache -n '__fish_seen_subcommand_from config && not __fish_seen_subcommand_from get set show unset' -a unset -d 'Remove one setting from the config file, so its default applies again; comments are kept.'
 complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from unset' -l help
-complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from unset' -x -a 'aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream'
+complete -c aicache -n '__fish_seen_subcommand_from config && __fish_seen_subcommand_from unset' -x -a 'aliases. cache.candidates cache.embedding_model cache.exact_scan_max cache.semantic cache.threshold helper.enabled helper.idle_minutes hook.max_diff_bytes hook.model hook.provider hook.template hook.timeout http.backoff http.connect_timeout http.max_retry_after http.read_timeout http.retries judge.enabled judge.max_candidates judge.model learn.max_wrong learn.shadow_rate limits.max_input_bytes model prices. provider providers.anthropic.base_url providers.anthropic.max_tokens providers.anthropic.send_key_to_custom_base_url providers.command.argv providers.command.prompt_via providers.command.timeout providers.ollama.host providers.openai.base_url providers.openai.send_key_to_custom_base_url redact.patterns stream'
 complete -c aicache -n '__fish_use_subcommand' -a eval -d 'How safe is this cache on labelled pairs? Runs them through a fresh temporary cache.'
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l decision
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l json
@@ -91,6 +91,14 @@ complete -c aicache -n '__fish_seen_subcommand_from keys && not __fish_seen_subc
 complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from set' -l key
 complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from set' -l help
 complete -c aicache -n '__fish_seen_subcommand_from keys && __fish_seen_subcommand_from set' -x -a 'openai anthropic ollama command'
+complete -c aicache -n '__fish_use_subcommand' -a learn -d 'Learn from labelled episodes; propose changed settings as a git branch for you to review.'
+complete -c aicache -n '__fish_seen_subcommand_from learn' -l dry-run
+complete -c aicache -n '__fish_seen_subcommand_from learn' -l json
+complete -c aicache -n '__fish_seen_subcommand_from learn' -l max-wrong
+complete -c aicache -n '__fish_seen_subcommand_from learn' -l pairs
+complete -c aicache -n '__fish_seen_subcommand_from learn' -l repo
+complete -c aicache -n '__fish_seen_subcommand_from learn' -l report
+complete -c aicache -n '__fish_seen_subcommand_from learn' -l help
 complete -c aicache -n '__fish_use_subcommand' -a log -d 'List and search recorded episodes, newest first.'
 complete -c aicache -n '__fish_seen_subcommand_from log' -l json
 complete -c aicache -n '__fish_seen_subcommand_from log' -l limit
@@ -99,6 +107,25 @@ complete -c aicache -n '__fish_seen_subcommand_from log' -l query
 complete -c aicache -n '__fish_seen_subcommand_from log' -s n
 complete -c aicache -n '__fish_seen_subcommand_from log' -s q
 complete -c aicache -n '__fish_seen_subcommand_from log' -l help
+complete -c aicache -n '__fish_use_subcommand' -a proposals -d 'Review learned settings proposed as git branches: list, show, apply, reject, revert.'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -l help
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a apply -d 'Merge a proposal into the live learned settings (a project's .aicache/ is written, for you to commit).'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from apply' -l json
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from apply' -l help
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a list -d 'List proposals, newest first.'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from list' -l json
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from list' -l status
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from list' -l help
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a reject -d 'Delete a proposal's branch and record that it was rejected, and why.'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from reject' -l json
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from reject' -l why
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from reject' -l help
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a revert -d 'Undo an applied proposal (a revert commit; in a project, .aicache/ put back for you to commit).'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from revert' -l json
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from revert' -l help
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a show -d 'Show a proposal: its record, its commit's message (the evidence) and its diff.'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from show' -l json
+complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from show' -l help
 complete -c aicache -n '__fish_use_subcommand' -a reindex -d 'Rebuild the vector index from the store (re-embedding entries made with another model).'
 complete -c aicache -n '__fish_seen_subcommand_from reindex' -l help
 complete -c aicache -n '__fish_use_subcommand' -a show -d 'One episode in full: question, answer, outcome, timing, tokens, cost and the verifier's verdicts.'

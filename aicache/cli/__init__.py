@@ -31,6 +31,8 @@ from aicache.cli import (
     feedback_cmd,
     helper_cmds,
     hook_cmds,
+    learn_cmd,
+    learn_cmds,
     memory_cmds,
     semantic_cmds,
 )
@@ -76,6 +78,8 @@ semantic_cmds.register(app)
 hook_cmds.register(app)
 helper_cmds.register(app)
 complete_cmd.register(app)
+learn_cmd.register(app)
+learn_cmds.register(app)
 
 
 def _wants_json(args: list[str]) -> bool:
