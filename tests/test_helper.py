@@ -312,6 +312,23 @@ def test_code_stamp_changes_when_a_file_changes(tmp_path: Path) -> None:
     assert server.code_stamp(str(package)) != before
 
 
+def test_code_stamp_sees_a_same_size_edit_with_the_mtime_put_back(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    module = package / "a.py"
+    module.write_text("x = 1\n")
+    before = server.code_stamp(str(package))
+    old = module.stat()
+    # The kernel's file clock ticks every few ms: wait until a new write would get a later ctime, as any real
+    # edit made after the helper started does.
+    probe = tmp_path / "probe"
+    wait_for(lambda: probe.write_text("tick") and probe.stat().st_ctime_ns > old.st_ctime_ns, 5)
+    module.write_text("x = 2\n")  # same size
+    os.utime(module, ns=(old.st_atime_ns, old.st_mtime_ns))  # and the modification time put back
+    assert (module.stat().st_size, module.stat().st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+    assert server.code_stamp(str(package)) != before
+
+
 def test_the_socket_directory_must_be_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     assert wire.runtime_dir() == str(tmp_path / "aicache")

@@ -105,14 +105,24 @@ def _preload(settings: Any) -> None:
     os.chdir("/")  # hold no user directory open
 
 
-def code_stamp(package_dir: str = PACKAGE_DIR) -> tuple[tuple[str, int, int], ...]:
-    """Name, size and mtime of every file of the package: a change means this helper runs old code."""
+Stamp = tuple[tuple[str, int, int, int, int], ...]
+
+
+def code_stamp(package_dir: str = PACKAGE_DIR) -> Stamp:
+    """Name, size, mtime, ctime and inode of every file of the package: a change means this helper runs old code.
+
+    The mtime alone can be put back (``touch -d``, ``cp -p``, a checkout tool), so a same-size edit would go
+    unseen; the ctime moves on every write and every change of the mtime and cannot be set from user space, and
+    the inode changes when an editor or an installer replaces the file. All come from the ``stat`` the check
+    makes anyway: hashing the files instead would read the whole package on every request.
+    """
     stamp = []
     for directory, subdirs, files in os.walk(package_dir):
         subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
         for name in sorted(files):
-            info = os.stat(os.path.join(directory, name))
-            stamp.append((os.path.join(directory, name), info.st_size, info.st_mtime_ns))
+            path = os.path.join(directory, name)
+            info = os.stat(path)
+            stamp.append((path, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
     return tuple(stamp)
 
 
@@ -137,9 +147,7 @@ class Log:
 class Helper:
     """The accept loop: answers ``status`` and ``stop`` itself, forks a child for each ``run`` it accepts."""
 
-    def __init__(
-        self, path: str, lock: int, log: Log, stamp: tuple[tuple[str, int, int], ...], idle_seconds: float
-    ) -> None:
+    def __init__(self, path: str, lock: int, log: Log, stamp: Stamp, idle_seconds: float) -> None:
         self.path = path
         self.lock = lock
         self.log = log
