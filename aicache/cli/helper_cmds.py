@@ -20,6 +20,7 @@ helper_app = typer.Typer(
 )
 
 START_TIMEOUT = 60.0  # seconds: loading the model takes ~1 s; a first export is done by `ask`, not here
+STOP_ASK_TIMEOUT = 2.0  # seconds for a helper to answer `stop` (it does within ms) before it counts as stuck
 
 
 def _describe(status: dict[str, Any]) -> str:
@@ -53,11 +54,19 @@ def start() -> None:
 
 @helper_app.command("stop")
 def stop() -> None:
-    """Stop the helper; the next `ask` runs in-process (and starts a new one)."""
+    """Stop the helper, also one that no longer answers; the next `ask` runs in-process (and starts a new one)."""
     from aicache.helper import client
 
-    status = client.query("stop")
-    output.note(f"stopped the helper (pid {status['pid']})" if status else "no helper is running")
+    status = client.query("stop", timeout=STOP_ASK_TIMEOUT)
+    if status:
+        output.note(f"stopped the helper (pid {status['pid']})")
+        return
+    pid = client.lock_holder()  # a helper that holds its lock but does not answer is stuck (or still starting)
+    if pid is None:
+        output.note("no helper is running")
+        return
+    how = client.end(pid)
+    output.note(f"ended the helper (pid {pid}), which did not answer, with {how}" if how else "no helper is running")
 
 
 @helper_app.command("status")
