@@ -283,15 +283,8 @@ def _ask_provider(
     if not completion.complete:
         episode.error = f"incomplete answer (finish reason {completion.finish_reason}); not cached"
         ctx.on_note(f"the answer was cut short (finish reason {completion.finish_reason}); not cached")
-    entry_id = None
-    with write_transaction(ctx.conn):
-        if cacheable:
-            entry_id = cache.store(ctx.conn, request, completion, cost=cost, vector=vector, embed_model=embed_model)
-        episode.entry_id = entry_id
-        episode.latency_ms = (time.perf_counter() - started) * 1000
-        episode_id = memory.insert(ctx.conn, episode)
-        if ctx.mode is CacheMode.REFRESH:
-            memory.mark_last_hit_wrong(ctx.conn, request.partition_key, request.question, episode_id)
+    episode.latency_ms = (time.perf_counter() - started) * 1000
+    entry_id, episode_id = _record_answer(request, ctx, completion, episode, cost, cacheable, (vector, embed_model))
     if entry_id is not None and vector is not None:
         _index_new_entry(ctx)
     return AskResult(
@@ -308,6 +301,37 @@ def _ask_provider(
         cost=cost,
         cached=entry_id is not None,
     )
+
+
+def _record_answer(
+    request: AskRequest,
+    ctx: AskContext,
+    completion: Completion,
+    episode: memory.Episode,
+    cost: float | None,
+    cacheable: bool,
+    embedding: tuple[bytes | None, str | None],
+) -> tuple[int | None, int]:
+    """Store the entry (if cacheable) and the episode in one transaction; returns their ids.
+
+    The provider has answered and the user has paid for it: a store that cannot be written (full disk, read-only,
+    locked past its timeout) must not lose the answer too. The transaction rolls back whole, the user is told in
+    one line, and the answer is still returned, not cached (entry None, episode 0).
+    """
+    entry_id = None
+    vector, embed_model = embedding
+    try:
+        with write_transaction(ctx.conn):
+            if cacheable:
+                entry_id = cache.store(ctx.conn, request, completion, cost=cost, vector=vector, embed_model=embed_model)
+            episode.entry_id = entry_id
+            episode_id = memory.insert(ctx.conn, episode)
+            if ctx.mode is CacheMode.REFRESH:
+                memory.mark_last_hit_wrong(ctx.conn, request.partition_key, request.question, episode_id)
+    except StoreError as exc:
+        ctx.on_note(f"warning: the answer was not saved (not cached, no episode): {exc}")
+        return None, 0
+    return entry_id, episode_id
 
 
 def _index_new_entry(ctx: AskContext) -> None:
