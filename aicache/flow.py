@@ -243,7 +243,37 @@ def ask(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
         episode.latency_ms = (time.perf_counter() - started) * 1000
         memory.record(ctx.conn, episode)
         raise CacheMissError("not in the cache (--cache-only)")
+    if ctx.mode is CacheMode.NORMAL:
+        return _ask_once(request, ctx, on_text, episode, found, started)
     return _ask_provider(request, ctx, on_text, episode, found, started)
+
+
+def _ask_once(
+    request: AskRequest,
+    ctx: AskContext,
+    on_text: TextSink,
+    episode: memory.Episode,
+    found: _Semantic,
+    started: float,
+) -> AskResult:
+    """A miss, asked of the provider by one process at a time per exact key (``inflight``): a process that waited
+    for another one serves what it stored, as an exact hit, and asks itself only if nothing was stored."""
+    from aicache import inflight
+
+    http = ctx.settings.http
+    wait = http.connect_timeout + http.read_timeout  # as long as the first one may go without a byte
+
+    def waiting() -> None:
+        ctx.on_note("the same question is being asked by another aicache process: waiting for its answer")
+
+    with inflight.single_flight(request.exact_key, wait, waiting) as waited:
+        entry = cache.lookup_exact(ctx.conn, request.exact_key) if waited else None
+        if entry is not None:
+            episode.outcome = "exact_hit"
+            episode.similarity = episode.threshold = episode.verdicts = None  # the exact tier served it
+            _replay(entry.answer, ctx.stream, on_text)
+            return _serve_hit(request, ctx, episode, entry, started)
+        return _ask_provider(request, ctx, on_text, episode, found, started)
 
 
 def _ask_provider(

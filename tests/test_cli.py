@@ -520,3 +520,47 @@ def test_an_answer_is_shown_even_when_the_disk_is_full(
     # Nothing half-written: the first ask's entry and episode, and nothing of the second.
     assert rows(home, "SELECT question FROM entries") == [("a first question",)]
     assert rows(home, "SELECT question FROM episodes") == [("a first question",)]
+
+
+def slow_model_config(home: Path) -> None:
+    """No retries, and a read timeout far above the fake model's delay: one request per provider call."""
+    (home / "config.toml").write_text("[cache]\nsemantic = false\n[http]\nretries = 0\nread_timeout = 60\n")
+
+
+def test_identical_concurrent_misses_call_the_provider_once(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    slow_model_config(aicache_home)
+    fake_llm.delay = 3.0  # the other seven start while the first one waits for its answer
+    env = cli_env(aicache_home, OPENAI_API_KEY="sk-test-0123456789", OPENAI_BASE_URL=fake_llm.openai_url)
+    procs = [
+        subprocess.Popen(
+            [*AICACHE, "ask", "how do I squash the last three commits"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(8)
+    ]
+    results = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 8, results
+    assert {out for out, _err in results} == {b"answer to: how do I squash the last three commits\n"}
+    assert len(fake_llm.requests) == 1
+    outcomes = rows(aicache_home, "SELECT outcome, COUNT(*) FROM episodes GROUP BY outcome ORDER BY outcome")
+    assert outcomes == [("exact_hit", 7), ("miss", 1)]
+
+
+def test_a_waiter_asks_itself_when_the_first_identical_miss_fails(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    # Whichever process asks first gets the error (after a while); the other then asks and gets the answer.
+    slow_model_config(aicache_home)
+    fake_llm.enqueue(Reply.status(401, "bad key", delay=3.0), Reply.text("the answer"))
+    env = cli_env(aicache_home, OPENAI_API_KEY="sk-test-0123456789", OPENAI_BASE_URL=fake_llm.openai_url)
+    procs = [
+        subprocess.Popen(
+            [*AICACHE, "ask", "--json", "how do I squash"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    results = [proc.communicate(timeout=120) for proc in procs]
+    assert sorted(proc.returncode for proc in procs) == [0, 3], results
+    answered = next(json.loads(out) for out, _err in results if out)
+    assert answered["answer"] == "the answer" and answered["outcome"] == "miss"
+    assert len(fake_llm.requests) == 2
