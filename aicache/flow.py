@@ -64,6 +64,7 @@ class _Semantic:
     threshold: float | None = None
     verdicts: list[dict[str, Any]] | None = None
     vector: bytes | None = None
+    one_time_s: float = 0.0  # spent preparing the embedding model for this lookup: not the question's latency
 
 
 @dataclass
@@ -76,7 +77,6 @@ class AskContext:
     source: str = "cli"
     cwd: Path = field(default_factory=Path.cwd)
     on_note: NoteSink = lambda _note: None
-    announced_export: bool = False
 
 
 def _chunks(text: str) -> list[str]:
@@ -137,13 +137,28 @@ def _serve_hit(
     )
 
 
-def _announce_model_export(ctx: AskContext) -> None:
-    """The first semantic use exports the embedding model to ONNX (~15 s, once): say so before the wait."""
-    from aicache.semantic import embeddings
+class _OneTime:
+    """Tells the user when the embedding model is being prepared (exported to ONNX, once per model), at the moment
+    it starts, and how long it took; and measures it, because a one-time cost is not this question's latency
+    (nor, through the misses' latencies, time a later hit saves)."""
 
-    if not ctx.announced_export and not embeddings.is_prepared(ctx.settings):
-        ctx.announced_export = True
-        ctx.on_note("preparing the embedding model for the semantic tier (one time, about 15 s)")
+    def __init__(self, ctx: AskContext) -> None:
+        self.ctx = ctx
+        self.began: float | None = None
+        self.seconds = 0.0
+
+    def starting(self) -> None:
+        self.began = time.perf_counter()
+        self.ctx.on_note("semantic tier: preparing the embedding model (exporting it to ONNX, once per model)...")
+
+    def __enter__(self) -> _OneTime:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.began is not None:
+            self.seconds = time.perf_counter() - self.began
+            self.began = None
+            self.ctx.on_note(f"semantic tier: the embedding model is ready (took {self.seconds:.1f} s)")
 
 
 def _semantic_lookup(request: AskRequest, ctx: AskContext) -> _Semantic:
@@ -151,17 +166,19 @@ def _semantic_lookup(request: AskRequest, ctx: AskContext) -> _Semantic:
         return _Semantic()
     from aicache.semantic import tier
 
-    _announce_model_export(ctx)
-
+    one_time = _OneTime(ctx)  # a lookup needs the model only when the partition has vectors: rarely the first run
     try:
-        result = tier.lookup(ctx.conn, ctx.settings, request.partition_key, request.question)
+        with one_time:
+            result = tier.lookup(ctx.conn, ctx.settings, request.partition_key, request.question, one_time.starting)
     except AicacheError as exc:
         # The semantic tier is an optimisation: if it cannot run, the question is still answered.
         ctx.on_note(f"semantic tier skipped: {exc}")
-        return _Semantic()
+        return _Semantic(one_time_s=one_time.seconds)
     if result.rebuilt_index:
         ctx.on_note("the vector index was missing or damaged and has been rebuilt from the database")
-    return _Semantic(result.entry_id, result.similarity, result.threshold, result.verdicts, result.vector)
+    found = _Semantic(result.entry_id, result.similarity, result.threshold, result.verdicts, result.vector)
+    found.one_time_s = one_time.seconds
+    return found
 
 
 def _call_provider(
@@ -191,18 +208,21 @@ def _call_provider(
     return completion, (first_byte[0] if first_byte else None)
 
 
-def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) -> tuple[bytes | None, str | None]:
+def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) -> tuple[bytes | None, str | None, float]:
+    """The question's vector and model id for the new entry, and the seconds spent preparing the model (the first
+    stored answer exports it: only then, once an answer is there to store, is the model needed)."""
     if not ctx.settings.get("cache.semantic", True):
-        return None, None
+        return None, None, 0.0
     from aicache.semantic import tier
 
-    _announce_model_export(ctx)
+    one_time = _OneTime(ctx)
     try:
-        vector = found.vector or tier.embed_question(ctx.settings, request.question)
-        return vector, tier.model_id(ctx.settings)
+        with one_time:
+            vector = found.vector or tier.embed_question(ctx.settings, request.question, one_time.starting)
+        return vector, tier.model_id(ctx.settings), one_time.seconds
     except AicacheError as exc:
         ctx.on_note(f"answer cached for exact repeats only: {exc}")
-        return None, None
+        return None, None, one_time.seconds
 
 
 def _record_failure(ctx: AskContext, episode: memory.Episode, error: str, partial: str, started: float) -> None:
@@ -228,6 +248,7 @@ def ask(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
             _replay(entry.answer, ctx.stream, on_text)
             return _serve_hit(request, ctx, episode, entry, started)
         found = _semantic_lookup(request, ctx)
+        started += found.one_time_s  # from here on, latency is measured as if the model had been ready
         episode.similarity, episode.threshold, episode.verdicts = (
             found.similarity,
             found.threshold,
@@ -305,7 +326,8 @@ def _ask_provider(
         completion.tokens_out,
     )
     cacheable = completion.complete and ctx.mode is not CacheMode.NO_CACHE
-    vector, embed_model = _vector_for_store(request, ctx, found) if cacheable else (None, None)
+    vector, embed_model, one_time_s = _vector_for_store(request, ctx, found) if cacheable else (None, None, 0.0)
+    started += one_time_s
     episode.outcome = {CacheMode.REFRESH: "refresh", CacheMode.NO_CACHE: "bypass"}.get(ctx.mode, "miss")
     episode.answer = completion.text
     episode.ttfb_ms = ttfb

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import signal
 import sqlite3
@@ -564,3 +565,34 @@ def test_a_waiter_asks_itself_when_the_first_identical_miss_fails(aicache_home: 
     answered = next(json.loads(out) for out, _err in results if out)
     assert answered["answer"] == "the answer" and answered["outcome"] == "miss"
     assert len(fake_llm.requests) == 2
+
+
+@pytest.mark.slow
+def test_first_run_prepares_the_model_only_to_store_an_answer_and_leaves_its_time_out(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    (aicache_home / "config.toml").write_text("[http]\nretries = 0\n")  # the semantic tier on, no model exported
+    models = aicache_home / "data" / "models"
+    fake_llm.enqueue(Reply.status(401, "bad key"))
+    failed = ask(aicache_home, fake_llm, "how do I undo the last commit")
+    assert failed.returncode == 3, failed.stderr
+    bypass = ask(aicache_home, fake_llm, "--no-cache", "how do I undo the last commit")
+    assert bypass.returncode == 0, bypass.stderr
+    for nothing_to_store in (failed, bypass):
+        assert b"embedding model" not in nothing_to_store.stderr
+    assert not list(models.rglob("model.onnx"))
+    fake_llm.enqueue(Reply.text("git reset --soft HEAD~1"))
+    first = ask(aicache_home, fake_llm, "how do I undo the last commit")
+    assert (first.returncode, first.stdout) == (0, b"git reset --soft HEAD~1\n"), first.stderr
+    notes = first.stderr.decode()
+    assert notes.count("preparing the embedding model") == 1, notes
+    took = re.search(r"the embedding model is ready \(took ([0-9.]+) s\)", notes)
+    assert took is not None, notes
+    assert list(models.rglob("model.onnx"))
+    hit = ask(aicache_home, fake_llm, "how do I undo the last commit")
+    assert b"cache: exact hit" in hit.stderr and b"embedding model" not in hit.stderr
+    # The export's time is neither the miss's latency nor time the hit saved.
+    [(latency_ms,)] = rows(aicache_home, "SELECT latency_ms FROM episodes WHERE outcome = 'miss'")
+    assert latency_ms / 1000 < float(took.group(1))
+    stats = json.loads(run(aicache_home, None, "stats", "--json").stdout)["models"]
+    assert sum(model["seconds_saved"] for model in stats) < float(took.group(1))

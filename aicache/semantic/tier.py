@@ -84,19 +84,27 @@ def model_id(settings: Settings) -> str:
     return embeddings.model_id(settings)
 
 
-def embed_question(settings: Settings, question: str) -> bytes:
-    """The question's vector as float32 bytes, for ``entries.embedding``."""
-    return bytes(embeddings.get_embedder(settings).encode([question])[0].tobytes())
+def embed_question(settings: Settings, question: str, on_prepare: Callable[[], None] | None = None) -> bytes:
+    """The question's vector as float32 bytes, for ``entries.embedding``; ``on_prepare`` as in ``get_embedder``."""
+    return bytes(embeddings.get_embedder(settings, on_prepare).encode([question])[0].tobytes())
 
 
 @_store_errors
-def lookup(conn: sqlite3.Connection, settings: Settings, partition_key: str, question: str) -> SemanticResult:
-    """Serve an entry of ``partition_key`` whose question means the same as ``question``, if the verifier agrees."""
+def lookup(
+    conn: sqlite3.Connection,
+    settings: Settings,
+    partition_key: str,
+    question: str,
+    on_prepare: Callable[[], None] | None = None,
+) -> SemanticResult:
+    """Serve an entry of ``partition_key`` whose question means the same as ``question``, if the verifier agrees.
+
+    ``on_prepare`` is called if the model must first be exported (see ``embeddings.get_embedder``)."""
     limit = threshold(settings)
     model = model_id(settings)
     if vector_index.partition_size(conn, partition_key, model, 1) == 0:
         return SemanticResult(None, None, limit, None, skipped=True)
-    vector = embeddings.get_embedder(settings).encode([question])[0]
+    vector = embeddings.get_embedder(settings, on_prepare).encode([question])[0]
     found = vector_index.nearest(
         conn,
         vector,
