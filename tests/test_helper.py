@@ -401,6 +401,9 @@ def test_a_stuck_helper_is_passed_by_and_stop_ends_it(
         answered = aicache(warm, "ask", "while the helper is stopped")
         assert (answered.returncode, answered.stdout) == (0, b"answered anyway\n"), answered.stderr
         assert answered.stderr.count(b"did not take the command") == 1, answered.stderr
+        assert helper_status(warm)["not_answering_pid"] == pid
+        refused = aicache(warm, "helper", "start")
+        assert refused.returncode == 1 and f"(pid {pid}) is running but does not answer".encode() in refused.stderr
         stopped = aicache(warm, "helper", "stop")
         assert stopped.returncode == 0, stopped.stderr
         assert f"ended the helper (pid {pid}), which did not answer".encode() in stopped.stderr, stopped.stderr

@@ -44,6 +44,9 @@ def start() -> None:
         raise ConfigError("the helper is turned off (helper.enabled = false)")
     status = client.query("status")
     if status is None:
+        stuck = client.lock_holder()
+        if stuck is not None:
+            raise AicacheError(f"a helper (pid {stuck}) is running but does not answer; `aicache helper stop` ends it")
         if client.start_in_background() is None:
             raise AicacheError("could not start the helper process")
         status = client.wait_until_ready(START_TIMEOUT)
@@ -75,10 +78,15 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
     from aicache.helper import client
 
     found = client.query("status")
+    stuck = client.lock_holder() if found is None else None  # running, but not answering
     if json_out:
-        output.emit_json({"helper": {"running": found is not None, **(found or {}), "log": _log_path()}})
+        extra = {"not_answering_pid": stuck} if stuck is not None else {}
+        output.emit_json({"helper": {"running": found is not None, **(found or {}), **extra, "log": _log_path()}})
         return
-    print(_describe(found) if found else "helper not running")
+    if stuck is not None:
+        print(f"helper not answering: pid {stuck} (`aicache helper stop` ends it)")
+    else:
+        print(_describe(found) if found else "helper not running")
     print(f"log: {_log_path()}")
 
 
