@@ -74,6 +74,7 @@ class _Semantic:
     verdicts: list[dict[str, Any]] | None = None
     vector: bytes | None = None
     decision: str | None = None
+    one_time_s: float = 0.0  # spent preparing the embedding model for this lookup: not the question's latency
 
 
 @dataclass
@@ -86,7 +87,6 @@ class AskContext:
     source: str = "cli"
     cwd: Path = field(default_factory=Path.cwd)
     on_note: NoteSink = lambda _note: None
-    announced_export: bool = False
 
 
 def _chunks(text: str) -> list[str]:
@@ -149,13 +149,28 @@ def _serve_hit(
     )
 
 
-def _announce_model_export(ctx: AskContext) -> None:
-    """The first semantic use exports the embedding model to ONNX (~15 s, once): say so before the wait."""
-    from aicache.semantic import embeddings
+class _OneTime:
+    """Tells the user when the embedding model is being prepared (exported to ONNX, once per model), at the moment
+    it starts, and how long it took; and measures it, because a one-time cost is not this question's latency
+    (nor, through the misses' latencies, time a later hit saves)."""
 
-    if not ctx.announced_export and not embeddings.is_prepared(ctx.settings):
-        ctx.announced_export = True
-        ctx.on_note("preparing the embedding model for the semantic tier (one time, about 15 s)")
+    def __init__(self, ctx: AskContext) -> None:
+        self.ctx = ctx
+        self.began: float | None = None
+        self.seconds = 0.0
+
+    def starting(self) -> None:
+        self.began = time.perf_counter()
+        self.ctx.on_note("semantic tier: preparing the embedding model (exporting it to ONNX, once per model)...")
+
+    def __enter__(self) -> _OneTime:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.began is not None:
+            self.seconds = time.perf_counter() - self.began
+            self.began = None
+            self.ctx.on_note(f"semantic tier: the embedding model is ready (took {self.seconds:.1f} s)")
 
 
 def _semantic_lookup(request: AskRequest, ctx: AskContext) -> _Semantic:
@@ -163,20 +178,24 @@ def _semantic_lookup(request: AskRequest, ctx: AskContext) -> _Semantic:
         return _Semantic()
     from aicache.semantic import tier
 
-    _announce_model_export(ctx)
-
+    one_time = _OneTime(ctx)  # a lookup needs the model only when the partition has vectors: rarely the first run
     try:
         template = request.template.name if request.template else None
-        result = tier.lookup(ctx.conn, ctx.settings, request.partition_key, request.question, template)
+        with one_time:
+            result = tier.lookup(
+                ctx.conn, ctx.settings, request.partition_key, request.question, template, one_time.starting
+            )
     except AicacheError as exc:
         # The semantic tier is an optimisation: if it cannot run, the question is still answered.
         ctx.on_note(f"semantic tier skipped: {exc}")
-        return _Semantic()
+        return _Semantic(one_time_s=one_time.seconds)
     if result.rebuilt_index:
         ctx.on_note("the vector index was missing or damaged and has been rebuilt from the database")
-    return _Semantic(
+    found = _Semantic(
         result.entry_id, result.similarity, result.threshold, result.verdicts, result.vector, result.decision
     )
+    found.one_time_s = one_time.seconds
+    return found
 
 
 def _call_provider(
@@ -206,18 +225,21 @@ def _call_provider(
     return completion, (first_byte[0] if first_byte else None)
 
 
-def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) -> tuple[bytes | None, str | None]:
+def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) -> tuple[bytes | None, str | None, float]:
+    """The question's vector and model id for the new entry, and the seconds spent preparing the model (the first
+    stored answer exports it: only then, once an answer is there to store, is the model needed)."""
     if not ctx.settings.get("cache.semantic", True):
-        return None, None
+        return None, None, 0.0
     from aicache.semantic import tier
 
-    _announce_model_export(ctx)
+    one_time = _OneTime(ctx)
     try:
-        vector = found.vector or tier.embed_question(ctx.settings, request.question)
-        return vector, tier.model_id(ctx.settings)
+        with one_time:
+            vector = found.vector or tier.embed_question(ctx.settings, request.question, one_time.starting)
+        return vector, tier.model_id(ctx.settings), one_time.seconds
     except AicacheError as exc:
         ctx.on_note(f"answer cached for exact repeats only: {exc}")
-        return None, None
+        return None, None, one_time.seconds
 
 
 def _record_failure(ctx: AskContext, episode: memory.Episode, error: str, partial: str, started: float) -> None:
@@ -303,6 +325,7 @@ def _answer(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResul
             _replay(entry.answer, ctx.stream, on_text)
             return _serve_hit(request, ctx, episode, entry, started)
         found = _semantic_lookup(request, ctx)
+        started += found.one_time_s  # from here on, latency is measured as if the model had been ready
         episode.similarity, episode.threshold, episode.verdicts, episode.decision = (
             found.similarity,
             found.threshold,
@@ -319,7 +342,37 @@ def _answer(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResul
         episode.latency_ms = (time.perf_counter() - started) * 1000
         memory.record(ctx.conn, episode)
         raise CacheMissError("not in the cache (--cache-only)")
+    if ctx.mode is CacheMode.NORMAL:
+        return _ask_once(request, ctx, on_text, episode, found, started)
     return _ask_provider(request, ctx, on_text, episode, found, started)
+
+
+def _ask_once(
+    request: AskRequest,
+    ctx: AskContext,
+    on_text: TextSink,
+    episode: memory.Episode,
+    found: _Semantic,
+    started: float,
+) -> AskResult:
+    """A miss, asked of the provider by one process at a time per exact key (``inflight``): a process that waited
+    for another one serves what it stored, as an exact hit, and asks itself only if nothing was stored."""
+    from aicache import inflight
+
+    http = ctx.settings.http
+    wait = http.connect_timeout + http.read_timeout  # as long as the first one may go without a byte
+
+    def waiting() -> None:
+        ctx.on_note("the same question is being asked by another aicache process: waiting for its answer")
+
+    with inflight.single_flight(request.exact_key, wait, waiting) as waited:
+        entry = cache.lookup_exact(ctx.conn, request.exact_key) if waited else None
+        if entry is not None:
+            episode.outcome = Outcome.EXACT_HIT
+            episode.similarity = episode.threshold = episode.verdicts = None  # the exact tier served it
+            _replay(entry.answer, ctx.stream, on_text)
+            return _serve_hit(request, ctx, episode, entry, started)
+        return _ask_provider(request, ctx, on_text, episode, found, started)
 
 
 def _ask_provider(
@@ -351,7 +404,8 @@ def _ask_provider(
         completion.tokens_out,
     )
     cacheable = completion.complete and ctx.mode is not CacheMode.NO_CACHE
-    vector, embed_model = _vector_for_store(request, ctx, found) if cacheable else (None, None)
+    vector, embed_model, one_time_s = _vector_for_store(request, ctx, found) if cacheable else (None, None, 0.0)
+    started += one_time_s
     episode.outcome = _PROVIDER_OUTCOMES.get(ctx.mode, Outcome.MISS)
     episode.answer = completion.text
     episode.ttfb_ms = ttfb
@@ -359,15 +413,8 @@ def _ask_provider(
     if not completion.complete:
         episode.error = f"incomplete answer (finish reason {completion.finish_reason}); not cached"
         ctx.on_note(f"the answer was cut short (finish reason {completion.finish_reason}); not cached")
-    entry_id = None
-    with write_transaction(ctx.conn):
-        if ctx.mode is CacheMode.REFRESH:
-            _label_refreshed_hit(ctx, request)  # before the store replaces the answer the label is about
-        if cacheable:
-            entry_id = cache.store(ctx.conn, request, completion, cost=cost, vector=vector, embed_model=embed_model)
-        episode.entry_id = entry_id
-        episode.latency_ms = (time.perf_counter() - started) * 1000
-        episode_id = memory.insert(ctx.conn, episode)
+    episode.latency_ms = (time.perf_counter() - started) * 1000
+    entry_id, episode_id = _record_answer(request, ctx, completion, episode, cost, cacheable, (vector, embed_model))
     if entry_id is not None and vector is not None:
         _index_new_entry(ctx)
     return AskResult(
@@ -394,6 +441,37 @@ def _label_refreshed_hit(ctx: AskContext, request: AskRequest) -> None:
     if wrong_hit is not None:
         with contextlib.suppress(UsageError):  # its answer is gone (forgotten): nothing left to label
             labels.label_episode(ctx.conn, wrong_hit, good=False, source="refresh")
+
+
+def _record_answer(
+    request: AskRequest,
+    ctx: AskContext,
+    completion: Completion,
+    episode: memory.Episode,
+    cost: float | None,
+    cacheable: bool,
+    embedding: tuple[bytes | None, str | None],
+) -> tuple[int | None, int]:
+    """Store the entry (if cacheable) and the episode in one transaction; returns their ids.
+
+    The provider has answered and the user has paid for it: a store that cannot be written (full disk, read-only,
+    locked past its timeout) must not lose the answer too. The transaction rolls back whole, the user is told in
+    one line, and the answer is still returned, not cached (entry None, episode 0).
+    """
+    entry_id = None
+    vector, embed_model = embedding
+    try:
+        with write_transaction(ctx.conn):
+            if ctx.mode is CacheMode.REFRESH:
+                _label_refreshed_hit(ctx, request)  # before the store replaces the answer the label is about
+            if cacheable:
+                entry_id = cache.store(ctx.conn, request, completion, cost=cost, vector=vector, embed_model=embed_model)
+            episode.entry_id = entry_id
+            episode_id = memory.insert(ctx.conn, episode)
+    except StoreError as exc:
+        ctx.on_note(f"warning: the answer was not saved (not cached, no episode): {exc}")
+        return None, 0
+    return entry_id, episode_id
 
 
 def _index_new_entry(ctx: AskContext) -> None:

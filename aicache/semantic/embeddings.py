@@ -236,7 +236,7 @@ def model_id(settings: Settings) -> str:
 
 
 def is_prepared(settings: Settings) -> bool:
-    """False when the next ``get_embedder`` will first export the model to ONNX (a few seconds, once)."""
+    """False when the next ``get_embedder`` first exports the model to ONNX (once; it loads torch, the slow part)."""
     spec = model_spec(settings)
     return (
         spec.model_id in _EMBEDDERS  # loaded already (a warm helper), even if its file was removed since
@@ -258,8 +258,9 @@ def get_embedder(
     """The embedder of the configured model, loaded once per process.
 
     ``on_prepare`` is called when this call is about to export the model to ONNX (first use only), so a
-    caller can tell the user why it takes a few seconds. ``threads`` caps onnxruntime's threads for the first
-    load; the warm helper loads with one, so the processes it forks never wait on a thread pool they lack.
+    caller can tell the user why it takes a while and leave that time out of what it measures. ``threads``
+    caps onnxruntime's threads for the first load; the warm helper loads with one, so the processes it forks
+    never wait on a thread pool they lack.
     """
     spec = model_spec(settings)
     if spec.model_id not in _EMBEDDERS:

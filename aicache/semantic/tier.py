@@ -82,21 +82,29 @@ def model_id(settings: Settings) -> str:
     return embeddings.model_id(settings)
 
 
-def embed_question(settings: Settings, question: str) -> bytes:
-    """The question's vector as float32 bytes, for ``entries.embedding``."""
-    return bytes(embeddings.get_embedder(settings).encode([question])[0].tobytes())
+def embed_question(settings: Settings, question: str, on_prepare: Callable[[], None] | None = None) -> bytes:
+    """The question's vector as float32 bytes, for ``entries.embedding``; ``on_prepare`` as in ``get_embedder``."""
+    return bytes(embeddings.get_embedder(settings, on_prepare).encode([question])[0].tobytes())
 
 
 @_store_errors
 def lookup(
-    conn: sqlite3.Connection, settings: Settings, partition_key: str, question: str, template: str | None = None
+    conn: sqlite3.Connection,
+    settings: Settings,
+    partition_key: str,
+    question: str,
+    template: str | None = None,
+    on_prepare: Callable[[], None] | None = None,
 ) -> SemanticResult:
-    """Serve an entry of ``partition_key`` whose cached answer the hit decision says is right for ``question``."""
+    """Serve an entry of ``partition_key`` whose cached answer the hit decision says is right for ``question``.
+
+    ``template`` picks a template's own operating point, when ``learn`` found one; ``on_prepare`` is called if the
+    model must first be exported (see ``embeddings.get_embedder``)."""
     model = model_id(settings)
     if vector_index.partition_size(conn, partition_key, model, 1) == 0:
         return SemanticResult(None, None, None, None, skipped=True)  # no decision loaded: nothing to judge
     decision = decide.load(settings, template)
-    vector = embeddings.get_embedder(settings).encode([question])[0]
+    vector = embeddings.get_embedder(settings, on_prepare).encode([question])[0]
     found = vector_index.nearest(
         conn,
         vector,
