@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aicache import db
+from aicache import db, files
 from aicache.errors import AicacheError, ConfigError, ProposalError, UsageError
 from aicache.hooks import GUARD_ENV
 from aicache.hooks.git import LOCAL_GIT_ENV
@@ -622,13 +622,12 @@ def _own_repo_ready(g: _Git, repo: SettingsRepo) -> None:
 
 
 def _write_atomic(path: Path, data: bytes | None) -> None:
+    """Write a learned file into the user's ``.aicache/`` (or remove it): readable like any file they commit."""
     if data is None:
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.aicache-tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    files.write_atomic(path, data, mode=0o644)
 
 
 def _read(path: Path) -> bytes | None:
