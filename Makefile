@@ -3,14 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint typecheck pytest completions bench
+.PHONY: install test lint typecheck pytest check-install completions bench
 
 install: $(BIN)/aicache
 
 $(BIN)/aicache: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	# CPU build of PyTorch first: otherwise pip resolves the newest CUDA build (several GB).
-	$(BIN)/pip install --quiet "torch==2.13.0"
+	# PyTorch first: its CPU build unless a CUDA GPU is present; otherwise the dependencies below would pull
+	# the registry's CUDA build (several GB). tools/install_torch.py says which build it chose and why.
+	$(BIN)/python tools/install_torch.py
 	# compat editable mode puts the checkout on sys.path with a .pth line; the default mode installs an import
 	# finder that costs every run ~15 ms, which the exact-hit path cannot spare.
 	$(BIN)/pip install --quiet -e ".[dev]" --config-settings editable_mode=compat
@@ -19,14 +20,18 @@ $(BIN)/aicache: pyproject.toml
 test: lint typecheck pytest
 
 lint:
-	$(BIN)/ruff check aicache tests benchmarks
-	$(BIN)/ruff format --check aicache tests benchmarks
+	$(BIN)/ruff check aicache tests benchmarks tools
+	$(BIN)/ruff format --check aicache tests benchmarks tools
 
 typecheck:
 	$(BIN)/mypy
 
 pytest:
 	$(BIN)/pytest -q
+
+# What a clean machine's `make install` would get: pip ignoring this machine's config files (CI runs it).
+check-install:
+	$(BIN)/python tools/install_torch.py --check
 
 completions:
 	$(BIN)/python -m aicache.completions completions
