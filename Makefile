@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint typecheck pytest check-install completions bench
+.PHONY: install test ci test-all lint typecheck pytest pytest-all check-install completions bench
+
+# Tests run in parallel (pytest-xdist): one worker per core. Each test has its own home, server and ports.
+PYTEST_WORKERS ?= auto
 
 install: $(BIN)/aicache
 
@@ -17,7 +20,12 @@ $(BIN)/aicache: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]" --config-settings editable_mode=compat
 	touch $(BIN)/aicache
 
+# The everyday check: everything but the tests marked slow (the embedding model, the warm helper, crash loops).
 test: lint typecheck pytest
+
+# Everything, as CI runs it (.ci/run): all tests, and what a clean machine's `make install` would get.
+ci: lint typecheck pytest-all check-install
+test-all: ci
 
 lint:
 	$(BIN)/ruff check aicache tests benchmarks tools
@@ -27,9 +35,12 @@ typecheck:
 	$(BIN)/mypy
 
 pytest:
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not slow"
 
-# What a clean machine's `make install` would get: pip ignoring this machine's config files (CI runs it).
+pytest-all:
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
+
+# What a clean machine's `make install` would get: pip ignoring this machine's config files.
 check-install:
 	$(BIN)/python tools/install_torch.py --check
 
