@@ -14,6 +14,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -449,21 +451,33 @@ aicache.cli.main()
 """
 
 
-def test_hits_still_work_from_a_read_only_store(aicache_home: Path, fake_llm: FakeLLM) -> None:
+@pytest.fixture
+def private_home(aicache_home: Path) -> Iterator[Path]:
+    """A home outside pytest's temporary root, with this test's config: a child that drops to nobody must reach
+    it, and any pytest starting on the machine (another worker, another checkout) resets that root to 0700."""
+    home = Path(tempfile.mkdtemp(prefix="aicache-ro-", dir="/tmp"))
+    home.chmod(0o755)
+    shutil.copy(aicache_home / "config.toml", home / "config.toml")
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_hits_still_work_from_a_read_only_store(private_home: Path, fake_llm: FakeLLM) -> None:
     """RELIABILITY 9 at the CLI: the hit is served, the episode write fails with a note, writes fail clearly."""
-    assert ask(aicache_home, fake_llm, "cached question").returncode == 0
-    cfg = aicache_home / "config.toml"  # a miss through /bin/echo: no imports needed after dropping privileges
+    home = private_home
+    assert ask(home, fake_llm, "cached question").returncode == 0
+    cfg = home / "config.toml"  # a miss through /bin/echo: no imports needed after dropping privileges
     cfg.write_text(cfg.read_text() + '[providers.command]\nargv = ["/bin/echo", "from echo"]\n')
-    data = aicache_home / "data"
+    data = home / "data"
     if os.geteuid() == 0:  # root ignores file modes: the child drops to nobody, who must own nothing here
-        for path in (aicache_home, data, *aicache_home.iterdir(), *data.iterdir()):
+        for path in (home, data, *home.iterdir(), *data.iterdir()):
             os.chown(path, 65534, 65534)
-        for parent in aicache_home.parents:
-            parent.chmod(parent.stat().st_mode | 0o055)
     for path in data.iterdir():
         path.chmod(0o444)
     data.chmod(0o555)
-    env = cli_env(aicache_home, OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-x")
+    env = cli_env(home, OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-x")
     try:
         hit = subprocess.run([sys.executable, "-c", DROP_AND_ASK, "cached question"], capture_output=True, env=env)
         assert hit.returncode == 0, hit.stderr
