@@ -67,7 +67,7 @@ def record(conn: sqlite3.Connection, episode: Episode) -> int:
 
 
 def mark_last_hit_wrong(conn: sqlite3.Connection, partition_key: str, question: str, refresh_id: int) -> int | None:
-    """``--refresh`` right after a hit says the hit was wrong: note it on that hit's episode for ``learn``."""
+    """``--refresh`` right after a hit says the hit was wrong: note it on that hit's episode."""
     row = conn.execute(
         "SELECT id FROM episodes WHERE partition_key = ? AND question = ? AND outcome IN (?, ?) "
         "AND id < ? ORDER BY id DESC LIMIT 1",

@@ -465,7 +465,8 @@ def private_home(aicache_home: Path) -> Iterator[Path]:
 
 
 def test_hits_still_work_from_a_read_only_store(private_home: Path, fake_llm: FakeLLM) -> None:
-    """RELIABILITY 9 at the CLI: the hit is served, the episode write fails with a note, writes fail clearly."""
+    """A read-only data directory at the CLI: the hit is served, the episode write fails with a note, writes fail
+    clearly."""
     home = private_home
     assert ask(home, fake_llm, "cached question").returncode == 0
     cfg = home / "config.toml"  # a miss through /bin/echo: no imports needed after dropping privileges

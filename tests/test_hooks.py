@@ -278,7 +278,7 @@ def test_left_out_files_and_secrets(sandbox: Git) -> None:
     assert "vendor/lib.js (in .aicacheignore" in text
 
 
-# -- failures never block a commit (RELIABILITY 24) ----------------------------------------------------------
+# -- failures never block a commit -------------------------------------------------------------------------
 
 
 def test_provider_down_the_commit_goes_through_with_a_comment(sandbox: Git) -> None:
@@ -427,7 +427,7 @@ def test_global_hooks_directory(sandbox: Git) -> None:
     assert refused.returncode == 2 and "already" in refused.stderr and not shared.joinpath("post-commit").exists()
 
 
-# -- safety inside git (RELIABILITY 23) ---------------------------------------------------------------------
+# -- safety inside git -------------------------------------------------------------------------------------
 
 
 def test_the_hook_reads_the_commit_being_made_and_never_touches_the_users_index(sandbox: Git) -> None:

@@ -1,4 +1,4 @@
-"""RELIABILITY.md items 1-9 at the library level: the store and the vector index under faults.
+"""The store and the vector index under faults, at the library level: the nine cases numbered below.
 
 Real SQLite files, real hnswlib, real processes killed with SIGKILL, real file size limits and a real
 unprivileged user. The vectors are random (faults do not depend on meaning); children import their helpers from

@@ -9,10 +9,10 @@ cannot answer:
 3. the nearest entries *of this partition* are found (``index.nearest``: an exact scan in SQLite for small
    partitions, the HNSW index for large ones);
 4. every candidate goes to the verifier (``verify.verify``), most similar first; the first accepted one is
-   served. Cosine similarity alone is not safe (DESIGN.md decision 2), so nothing is served without it.
+   served. Cosine similarity alone is not safe (see ``verify``), so nothing is served without it.
 
-The verdicts are returned as plain dicts so the caller can store them with the episode and ``learn`` can
-calibrate thresholds from them later. Writers (``index_new_entries``, ``remove_entries``, ``reindex``) keep the
+The verdicts are returned as plain dicts so the caller can store them with the episode, where ``aicache why``
+shows them. Writers (``index_new_entries``, ``remove_entries``, ``reindex``) keep the
 index file in step with SQLite; see ``index.py`` for the watermark and crash safety.
 """
 
