@@ -5,7 +5,8 @@ Code blocks are the README's indented blocks. A line whose first part (before a 
 placeholder (``QUESTION``, ``[--json]``, ``a|b``) is a usage summary: each command it names must answer
 ``--help``. Any other line that runs ``aicache`` is an example, run when its command is one that needs no
 network (``OFFLINE``); the rest (``ask``, ``why`` of a real episode) need a provider and are left to the tests
-that bring one.
+that bring one. And across the docs, code and help texts, every file named as a document (``*.md``) is in the
+repository and every ``aicache`` command quoted is one that exists.
 """
 
 from __future__ import annotations
@@ -135,3 +136,47 @@ def test_the_example_configuration_loads(aicache_home: Path) -> None:
     done = subprocess.run([*AICACHE, "config", "show"], env=cli_env(aicache_home), capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr.decode()
     assert b"gpt-4o-mini" in done.stdout
+
+
+# -- references that must resolve --------------------------------------------------------------------------
+
+# CHANGELOG.md is left out: it records history, including what was removed.
+SOURCES = sorted(
+    [ROOT / "README.md", ROOT / "Makefile", ROOT / ".ci" / "run", ROOT / "pyproject.toml"]
+    + [
+        p
+        for d in ("aicache", "tests", "benchmarks", "tools")
+        for p in (ROOT / d).rglob("*")
+        if p.suffix in {".py", ".toml"}
+    ]
+)
+# a command as written in docs, help and messages: `aicache hook install`, ``aicache keys set``, 'aicache ...'
+COMMAND = re.compile(r"(?:`|')aicache ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?")
+DOC_FILE = re.compile(r"\b([A-Z][A-Z_]+\.md)\b|\b(DESIGN|RELIABILITY) (?:decision )?\d")
+
+
+def test_named_files_are_in_the_repository() -> None:
+    missing = [
+        f"{path.relative_to(ROOT)}: {m.group(0)}"
+        for path in SOURCES
+        for m in DOC_FILE.finditer(path.read_text(encoding="utf-8"))
+        if not (m.group(1) and (ROOT / m.group(1)).exists())
+    ]
+    assert missing == []
+
+
+def test_named_commands_exist() -> None:
+    from aicache.cli import command
+
+    commands = command().commands  # type: ignore[attr-defined]
+    unknown = []
+    for path in SOURCES:
+        for m in COMMAND.finditer(path.read_text(encoding="utf-8")):
+            top, sub = m.group(1), m.group(2)
+            if top == "argv":  # "``aicache argv``": the command line in general, in the helper's docstrings
+                continue
+            group = commands.get(top)
+            subcommands = getattr(group, "commands", None)
+            if group is None or (subcommands and sub and sub not in subcommands and not sub.startswith("-")):
+                unknown.append(f"{path.relative_to(ROOT)}: {m.group(0)}")
+    assert unknown == []
