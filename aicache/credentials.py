@@ -1,4 +1,4 @@
-"""The key file: API keys stored by ``aicache key set``, one JSON object ``{name: key}``.
+"""The key file: API keys stored by ``aicache keys set``, one JSON object ``{name: key}``.
 
 A name is a provider ("openai", "anthropic") or an exact base URL ("https://openrouter.ai/api/v1"): a key
 stored under a base URL is sent to that endpoint only (see ``providers.resolve_endpoint``).

@@ -1,6 +1,6 @@
 """A request to ``ask``: what the user asked, and the partition an answer may be reused in.
 
-Partition rule (DESIGN decision 1): an answer is reused only for a request with the same provider, base URL,
+Partition rule: an answer is reused only for a request with the same provider, base URL,
 model, system prompt, template name and version, sampling parameters, and piped/attached content (by hash).
 Similarity, exact or semantic, is judged on the question alone, inside one partition. So the same question about
 two different diffs never shares an answer, and a long diff never drowns out the short instruction next to it.

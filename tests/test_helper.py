@@ -45,7 +45,7 @@ def helper_status(env: dict[str, str]) -> dict[str, Any]:
     return status
 
 
-def wait_for(condition: Any, seconds: float = 30.0) -> Any:
+def wait_for(condition: Any, seconds: float = 60.0) -> Any:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         value = condition()
@@ -53,6 +53,19 @@ def wait_for(condition: Any, seconds: float = 30.0) -> Any:
             return value
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+def helper_processes(env: dict[str, str]) -> list[int]:
+    """Helper processes of this test's store, starting or running (a cold ask spawns one before it exits)."""
+    home = f"AICACHE_HOME={env['AICACHE_HOME']}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):  # gone since the listing, or not ours to read
+                cmdline, environ = (entry / "cmdline").read_bytes(), (entry / "environ").read_bytes()
+                if b"aicache.helper.server" in cmdline and home in environ.split(b"\0"):
+                    found.append(int(entry.name))
+    return found
 
 
 def gone(pid: int) -> bool:
@@ -202,8 +215,9 @@ def test_turned_off_in_config_the_helper_stops_and_none_starts(warm: dict[str, s
     fake_llm.enqueue(Reply.text("in-process"))
     answered = aicache(warm, "ask", "q")
     assert answered.stdout == b"in-process\n", answered.stderr
-    wait_for(lambda: gone(pid), 10)
-    time.sleep(1.0)  # a helper the run might have started would be listening by now
+    wait_for(lambda: gone(pid), 60)
+    # A helper the run started would still run (it idles for minutes): wait until none of this store's does.
+    wait_for(lambda: not helper_processes(warm), 60)
     assert not helper_status(warm)["running"]
     refused = aicache(warm, "helper", "start")
     assert refused.returncode == 5 and b"helper.enabled = false" in refused.stderr
@@ -213,7 +227,7 @@ def test_aicache_helper_0_never_starts_one(env: dict[str, str], fake_llm: FakeLL
     fake_llm.enqueue(Reply.text("a"))
     off = {**env, "AICACHE_HELPER": "0"}
     assert aicache(off, "ask", "q").returncode == 0
-    time.sleep(1.5)
+    wait_for(lambda: not helper_processes(env), 60)
     assert not helper_status(env)["running"]
     assert aicache(off, "helper", "start").returncode == 5
 

@@ -5,7 +5,7 @@ embedding model (``entries.embed_model``). SQLite is the truth; everything here 
 
 **Watermark.** Migration ``m002`` adds ``index_log(seq, entry_id)``, filled by triggers on every insert, vector
 update and delete in ``entries``: a change feed that no writer can forget to feed, whether the change came from
-the ask flow, ``forget``, ``learn`` or a hand-typed ``DELETE``. An index's watermark is its position in that log.
+the ask flow, ``remove_entries`` or a hand-typed ``DELETE``. An index's watermark is its position in that log.
 Catching up replays the log after the watermark: each logged entry is read now and added (or updated) if it has
 a vector of the current model, marked deleted otherwise. Only the entry's current state matters, so replaying
 a record twice is harmless; this is what makes every crash window below safe.

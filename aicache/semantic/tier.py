@@ -12,8 +12,8 @@ cannot answer:
    accepts, the one it is surest of is served. Cosine similarity alone is not safe, so nothing is served
    without a decision.
 
-The verdicts are returned as plain dicts so the caller can store them with the episode and ``learn`` can
-calibrate thresholds from them later. Writers (``index_new_entries``, ``remove_entries``, ``reindex``) keep the
+The verdicts are returned as plain dicts so the caller can store them with the episode, where ``aicache why``
+shows them and ``learn`` calibrates from them. Writers (``index_new_entries``, ``remove_entries``, ``reindex``) keep the
 index file in step with SQLite; see ``index.py`` for the watermark and crash safety.
 """
 

@@ -1,6 +1,6 @@
 """The verifier: may a cached answer be served for a question that is only *similar* to the cached one?
 
-Cosine similarity alone is not safe (DESIGN.md decision 2): with all-MiniLM-L6-v2, "sort a list ascending" and
+Cosine similarity alone is not safe: with all-MiniLM-L6-v2, "sort a list ascending" and
 "sort a list descending" sit closer than most true paraphrases, and any single threshold that keeps wrong answers
 at 1% of near-miss questions serves almost no paraphrases. So the semantic tier uses a permissive similarity
 threshold and then asks this module, which refuses a candidate whenever the two questions differ in something
