@@ -92,7 +92,13 @@ def run(topics: list[dict[str, Any]], asks: list[Ask], args: argparse.Namespace,
     try:
         settings = config.Settings(config.load().data | {"stream": False})
         conn = db.connect()
-        common = {"settings": settings, "conn": conn, "base_url": server.openai_url, "key": "sk-test", "provider": "openai"}
+        common = {
+            "settings": settings,
+            "conn": conn,
+            "base_url": server.openai_url,
+            "key": "sk-test",
+            "provider": "openai",
+        }
         topic_of = {t["question"]: str(t.get("id", i)) for i, t in enumerate(topics)}
         for question in topic_of:
             aicache.ask(question, **common)
@@ -136,7 +142,9 @@ def _served_topic(conn: Any, result: Any, topic_of: dict[str, str]) -> str | Non
     return topic_of.get(str(row[0]), "?")
 
 
-def _label(conn: Any, labels: Any, result: Any, ask: Ask, topic_of: dict[str, str], rng: random.Random, args: Any) -> None:
+def _label(
+    conn: Any, labels: Any, result: Any, ask: Ask, topic_of: dict[str, str], rng: random.Random, args: Any
+) -> None:
     from aicache import db
 
     flip = rng.random() < args.flip
