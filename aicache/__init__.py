@@ -29,10 +29,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "AskContext": "aicache.ask",
-    "AskResult": "aicache.ask",
-    "CacheMode": "aicache.ask",
-    "ask": "aicache.ask",
+    "AskContext": "aicache.flow",
+    "AskResult": "aicache.flow",
+    "CacheMode": "aicache.flow",
+    "ask": "aicache.flow",
     "AskRequest": "aicache.request",
     "AicacheError": "aicache.errors",
     "ExitCode": "aicache.errors",
@@ -41,8 +41,8 @@ _LAZY = {
 if TYPE_CHECKING:
     from typing import Any
 
-    from aicache.ask import AskContext, AskResult, CacheMode, ask
     from aicache.errors import AicacheError, ExitCode
+    from aicache.flow import AskContext, AskResult, CacheMode, ask
     from aicache.request import AskRequest
 
 

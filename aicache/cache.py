@@ -1,7 +1,7 @@
 """Cache entries: the exact tier's lookup and the store every tier reads.
 
 An entry is one complete answer to one normalized question in one partition (see ``request.py``). The exact
-tier is a unique index on ``exact_key``: one indexed read, no model, no numpy. The semantic tier (``semantic.py``)
+tier is a unique index on ``exact_key``: one indexed read, no model, no numpy. The semantic tier (``semantic/tier.py``)
 finds entries by their stored vectors and returns their ids; both tiers replay the same rows.
 """
 
@@ -11,7 +11,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from aicache.keys import canonical_json
+from aicache.cachekeys import canonical_json
 from aicache.providers.base import Completion
 from aicache.request import AskRequest
 

@@ -82,7 +82,7 @@ def m001_initial(db: Any) -> None:
 
 
 def m002_index_log(db: Any) -> None:
-    """A change feed of entry vectors for the HNSW index (aicache/index.py), and a covering index for partitions.
+    """A change feed of entry vectors for the HNSW index (aicache/semantic/index.py), and a covering index for partitions.
 
     Triggers log every insert with a vector, every change of id, partition, vector or model, and every delete of an
     entry that had a vector, whoever makes the change; the index replays the log after its watermark. Entries

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aicache import redact, templates
+from aicache.aliases import resolve_model
 from aicache.config import Settings
 from aicache.errors import UsageError
 from aicache.inputs import decode, read_limited, repair_argument
-from aicache.models import resolve_model
 from aicache.request import AskRequest, Params
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from aicache.keys import content_hash, versioned_hash
+from aicache.cachekeys import content_hash, versioned_hash
 from aicache.normalize import normalize_question
 from aicache.providers.base import Message
 from aicache.templates import DEFAULT_PROMPT, Template

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aicache import paths
+from aicache.cachekeys import content_hash
 from aicache.errors import ConfigError
-from aicache.keys import content_hash
 
 DEFAULT_PROMPT = "{input}\n\n{question}"  # piped content first, the instruction last (as llm and sgpt do)
 

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from bench_scale import question
 
-from aicache import config, embeddings
+from aicache import config
+from aicache.semantic import embeddings
 
 CHUNK = 256  # texts per encode() call, as bench_scale.py's bulk insert and `aicache reindex` send them
 

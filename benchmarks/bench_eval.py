@@ -26,7 +26,7 @@ DEFAULT_FILES = tuple(ROOT / "tests" / "data" / name for name in SETS)
 
 
 def fmt(rate: object) -> str:
-    from aicache.evaluate import Rate
+    from aicache.semantic.evaluate import Rate
 
     assert isinstance(rate, Rate)
     low, high = rate.interval
@@ -34,7 +34,8 @@ def fmt(rate: object) -> str:
 
 
 def describe(path: Path) -> dict[str, object]:
-    from aicache import config, evaluate
+    from aicache import config
+    from aicache.semantic import evaluate
 
     evalset = evaluate.load_pairs(path)
     settings = config.load()

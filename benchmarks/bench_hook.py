@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 
 from _harness import ROOT, env_for, fresh_home, median, run_once
-from aicache import hooks
+from aicache.hooks import install
 from tests.fakellm import FakeLLM
 
 
@@ -62,7 +62,7 @@ def _repo(home: Path, env: dict[str, str]) -> Path:
     (repo / "README.md").write_text("# bench\n")
     _git(repo, env, "add", "README.md")
     _git(repo, env, "commit", "-q", "-m", "Initial commit")
-    hooks.install(hooks.locate(repo), python=sys.executable)
+    install.install(install.locate(repo), python=sys.executable)
     return repo
 
 
@@ -91,7 +91,7 @@ def _post_commit_ms(repo: Path, env: dict[str, str], runs: int) -> float:
     for _ in range(runs):
         pending = repo / ".git" / "bench-pending.json"
         pending.write_text('{"episode_id": 1, "suggestion": "Update change.txt", "ts": 0}')
-        argv = [sys.executable, "-c", hooks.ENTRY, hooks.package_root(), "post-commit", str(pending), "HEAD"]
+        argv = [sys.executable, "-c", install.ENTRY, install.package_root(), "post-commit", str(pending), "HEAD"]
         started = time.perf_counter()
         subprocess.run(argv, cwd=repo, env=env, check=True, capture_output=True)
         times.append((time.perf_counter() - started) * 1000)

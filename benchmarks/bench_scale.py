@@ -23,7 +23,7 @@ twenty-five of 1% (other models and system prompts), and the rest in partitions 
   plus noise, drawn from the partitions in proportion to their size; p50 and p99 per run, median over runs,
   and per partition class. The recall of the index path against an exact scan of the partition is printed too.
 * **Index load** is ``index.open_index`` on the saved file: header check, CRC-32, hnswlib load, catch-up;
-  **index save** the whole atomic rewrite a writer does (see the save policy in ``aicache/index.py``).
+  **index save** the whole atomic rewrite a writer does (see the save policy in ``aicache/semantic/index.py``).
 * **Bytes per entry**: the SQLite file (with WAL) and the index file, divided by N.
 
 Targets at 100k: lookup p50 <= 2 ms and p99 <= 10 ms, index load <= 0.5 s, bulk insert >= 300 entries/s
@@ -171,7 +171,7 @@ def labelled_questions() -> list[str]:
 def mean_tokens(settings: object, texts: list[str]) -> float:
     from tokenizers import Tokenizer
 
-    from aicache import embeddings
+    from aicache.semantic import embeddings
 
     spec = embeddings.model_spec(settings)  # type: ignore[arg-type]
     tokenizer = Tokenizer.from_file(str(spec.transformer_dir / "tokenizer.json"))
@@ -202,7 +202,7 @@ def insert_rows(conn: object, rows: list[tuple[object, ...]]) -> None:
 
 def bulk_with_embedding(conn: object, embedder: object, plan: list[tuple[str, int]], texts: list[str]) -> float:
     """Embed, insert and index the sample like a bulk import: entries/s including embedding."""
-    from aicache import index
+    from aicache.semantic import index
 
     owner = [key for key, size in plan for _ in range(size)]
     started = time.perf_counter()
@@ -237,7 +237,8 @@ def bulk_into_scratch_store(home: Path, embedder: object, plan: list[tuple[str, 
 def build_store(args: argparse.Namespace, home: Path) -> dict[str, float]:
     import numpy as np
 
-    from aicache import config, db, embeddings, index
+    from aicache import config, db
+    from aicache.semantic import embeddings, index
 
     figures: dict[str, float] = {}
     settings = config.load()
@@ -283,7 +284,8 @@ def build_store(args: argparse.Namespace, home: Path) -> dict[str, float]:
 def measure_lookups(args: argparse.Namespace) -> dict[str, object]:
     import numpy as np
 
-    from aicache import config, db, embeddings, index
+    from aicache import config, db
+    from aicache.semantic import embeddings, index
 
     settings = config.load()
     model = embeddings.model_id(settings)
@@ -338,7 +340,7 @@ def measure_recall(
     conn: object, loaded: object, queries: list[tuple[str, int, object]], model: str
 ) -> tuple[float, float]:
     """Top-5 overlap of the loaded-index path with a brute-force scan of the whole partition."""
-    from aicache import index
+    from aicache.semantic import index
 
     hits = total = firsts = counted = 0
     for key, size, vector in queries[:200]:

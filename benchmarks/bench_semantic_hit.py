@@ -28,13 +28,14 @@ def _add_synthetic(count: int) -> None:
     would take ~6 minutes), and the index rebuilt over them: a store whose lookups must load the index."""
     import numpy as np
 
-    from aicache import config, db, index, semantic
+    from aicache import config, db
+    from aicache.semantic import index, tier
 
     if count == 0:
         return
     settings = config.load()
     conn = db.connect()
-    model = semantic.model_id(settings)
+    model = tier.model_id(settings)
     partition, dim = conn.execute("SELECT partition_key, length(embedding) / 4 FROM entries LIMIT 1").fetchone()
     rng = np.random.default_rng(7)
     for start in range(0, count, 10_000):
@@ -57,7 +58,7 @@ def _prime(entries: int) -> None:
     """Fill the store (run in its own process: Linux carries a parent's peak RSS over to the processes it
     starts, so loading the model here would inflate every measured run's figure)."""
     from aicache import config, db
-    from aicache.ask import AskContext, ask
+    from aicache.flow import AskContext, ask
     from aicache.prepare import RawAsk, prepare
 
     settings = config.load()

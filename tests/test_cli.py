@@ -376,7 +376,7 @@ def test_concurrent_asks_lose_nothing(aicache_home: Path, fake_llm: FakeLLM) -> 
     worker = (
         "import sys\n"
         "from aicache import config, db\n"
-        "from aicache.ask import AskContext, ask\n"
+        "from aicache.flow import AskContext, ask\n"
         "from aicache.request import AskRequest\n"
         "ctx = AskContext(settings=config.load(), conn=db.connect(), api_key='k')\n"
         "for i in range(50):\n"
@@ -407,7 +407,7 @@ def test_unexpected_errors_are_one_line_and_debug_shows_traceback(aicache_home: 
 DROP_AND_ASK = """
 import os, sys
 import tomllib, sqlite3, json, hashlib, shlex, unicodedata
-import aicache.cli, aicache.ask, aicache.cache, aicache.memory, aicache.prepare, aicache.providers.openai
+import aicache.cli, aicache.flow, aicache.cache, aicache.memory, aicache.prepare, aicache.providers.openai
 import aicache.config, aicache.db, aicache.migrations, aicache.credentials
 import aicache.redact, aicache.inputs, aicache.output
 from aicache.providers.http import import_httpx

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from aicache import evaluate
 from aicache.errors import UsageError
-from aicache.evaluate import NEGATIVE, PARAPHRASE, UNRELATED, EvalSet, Probe, Rate, Served
+from aicache.semantic import evaluate
+from aicache.semantic.evaluate import NEGATIVE, PARAPHRASE, UNRELATED, EvalSet, Probe, Rate, Served
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -122,7 +122,7 @@ def test_the_client_of_a_warm_helper_imports_almost_nothing(warm: dict[str, str]
     assert traced.stdout == b"an answer\n", traced.stderr
     imported = {line.split("|")[-1].strip() for line in traced.stderr.decode().splitlines() if "import time:" in line}
     assert {"aicache.launch", "aicache.helper.client", "aicache.helper.wire"} <= imported
-    heavy = {"typer", "aicache.cli", "aicache.ask", "httpx", "numpy", "onnxruntime", "sqlite3", "json", "typing"}
+    heavy = {"typer", "aicache.cli", "aicache.flow", "httpx", "numpy", "onnxruntime", "sqlite3", "json", "typing"}
     assert not imported & heavy
     assert helper_status(warm)["served"] == 2
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from aicache import diffs, hooks
+from aicache.hooks import STATE_NAME, diffs, install, run
+from aicache.hooks.git import LOCAL_GIT_ENV
 from tests.conftest import AICACHE, cli_env
 from tests.fakellm import FakeLLM, Reply
 
@@ -160,7 +161,7 @@ def test_install_status_uninstall(sandbox: Git) -> None:
     assert "not installed" in sandbox.aicache(repo, "hook", "status").stdout
     installed = sandbox.aicache(repo, "hook", "install")
     assert "installed prepare-commit-msg" in installed.stderr and "installed post-commit" in installed.stderr
-    for name in hooks.HOOK_NAMES:
+    for name in install.HOOK_NAMES:
         assert (hooks_dir / name).stat().st_mode & stat.S_IXUSR
     shown = sandbox.aicache(repo, "hook", "status").stdout
     assert f"hooks directory: {hooks_dir}" in shown
@@ -169,7 +170,7 @@ def test_install_status_uninstall(sandbox: Git) -> None:
     assert [h["installed"] for h in data["hooks"]["hooks"]] == [True, True]
     assert "updated prepare-commit-msg" in sandbox.aicache(repo, "hook", "install").stderr  # idempotent
     sandbox.aicache(repo, "hook", "uninstall")
-    assert not any((hooks_dir / n).exists() for n in (*hooks.HOOK_NAMES, hooks.MANIFEST_NAME))
+    assert not any((hooks_dir / n).exists() for n in (*install.HOOK_NAMES, install.MANIFEST_NAME))
     outside = sandbox.aicache(sandbox.tmp, "hook", "install", check=False)
     assert outside.returncode == 2 and "not inside a git repository" in outside.stderr
 
@@ -187,7 +188,7 @@ def test_suggestion_then_cache_hit_then_miss_on_another_diff(sandbox: Git) -> No
     saw = sandbox.saw.read_text()
     assert saw.startswith("Add a greeting script\n\n# Please enter the commit message")
     assert len(server.requests) == 1
-    assert hooks.QUESTION in user_text(server) and "+print('hello')" in user_text(server)
+    assert run.QUESTION in user_text(server) and "+print('hello')" in user_text(server)
     first = sandbox.episodes()[-1]
     assert (first["outcome"], first["source"], first["template"]) == ("miss", "hook", "commit-message")
     head = sandbox.git(repo, "rev-parse", "HEAD").stdout.strip()
@@ -236,7 +237,7 @@ def test_message_sources_are_left_alone(sandbox: Git) -> None:
     sandbox.git(repo, "merge", "-q", "--no-ff", "--no-edit", "topic")
     assert sandbox.message(repo).startswith("Merge branch 'topic'")
     assert sandbox.server.requests == [] and sandbox.episodes() == []
-    assert not (repo / ".git" / hooks.STATE_NAME).exists()
+    assert not (repo / ".git" / STATE_NAME).exists()
 
 
 def test_left_out_files_and_secrets(sandbox: Git) -> None:
@@ -455,7 +456,7 @@ def test_git_variables_are_scrubbed_and_hooks_never_recurse(sandbox: Git) -> Non
     assert runs.read_text() == "run\n"  # the nested commit's hook did not ask aicache again
     env_lines = seen_env.read_text().splitlines()
     assert "AICACHE_IN_HOOK=1" in env_lines
-    leaked = [line for line in env_lines if line.split("=", 1)[0] in hooks.LOCAL_GIT_ENV]
+    leaked = [line for line in env_lines if line.split("=", 1)[0] in LOCAL_GIT_ENV]
     assert leaked == []
     assert sandbox.git(other, "log", "-1", "--format=%s").stdout.strip() == ""
     assert sandbox.git(other, "show", "--name-only", "--format=", "HEAD").stdout.split() == ["nested.txt"]
@@ -468,9 +469,9 @@ def test_a_suggestion_is_never_compared_with_another_commit(sandbox: Git) -> Non
     stage(repo, sandbox, "a.txt", "a\n")
     sandbox.server.enqueue(Reply.text("Add a"))
     aborted = sandbox.commit(repo, check=False, EDITOR_ACTION="edit:Add a=>")  # the user empties the message
-    assert aborted.returncode != 0 and (repo / ".git" / hooks.STATE_NAME).exists()
+    assert aborted.returncode != 0 and (repo / ".git" / STATE_NAME).exists()
     sandbox.commit(repo, "-m", "Typed with -m")
-    assert not (repo / ".git" / hooks.STATE_NAME).exists()  # a message source drops the pending suggestion
+    assert not (repo / ".git" / STATE_NAME).exists()  # a message source drops the pending suggestion
     time.sleep(1.0)
     assert [e["feedback"] for e in sandbox.episodes()] == [None]
 
@@ -516,6 +517,6 @@ def test_a_large_diff_is_cut_by_the_documented_rule(sandbox: Git) -> None:
 
 
 def test_similarity_and_cleaning() -> None:
-    assert hooks.kept_similarity("Add a\n\nBody text ", "Add a\n\nBody text") == 1.0
-    assert hooks.kept_similarity("Add parser", "Remove everything else entirely") < 0.5
-    assert hooks.clean_suggestion("```\nFix bug\n```\n") == "Fix bug"
+    assert run.kept_similarity("Add a\n\nBody text ", "Add a\n\nBody text") == 1.0
+    assert run.kept_similarity("Add parser", "Remove everything else entirely") < 0.5
+    assert run.clean_suggestion("```\nFix bug\n```\n") == "Fix bug"

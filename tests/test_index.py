@@ -12,7 +12,8 @@ import uuid
 import numpy as np
 import pytest
 
-from aicache import db, index, paths
+from aicache import db, paths
+from aicache.semantic import index
 
 MODEL = "test-model@0000"
 DIM = 64

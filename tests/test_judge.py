@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aicache import config, db, memory
-from aicache.ask import AskContext, ask
 from aicache.config import Settings
+from aicache.flow import AskContext, ask
 from aicache.request import AskRequest
 from tests.fakellm import FakeLLM, Reply
 

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aicache import db, index, paths, semantic
+from aicache import db, paths
 from aicache.errors import StoreCorruptError
+from aicache.semantic import index, tier
 from tests.conftest import ROOT
 from tests.test_index import MODEL, insert, stored_ids, unit
 
@@ -88,7 +89,8 @@ def store(conn: sqlite3.Connection) -> dict[int, np.ndarray]:
 SAVE_LOOP = """
     import sys
     import numpy as np
-    from aicache import db, index
+    from aicache import db
+    from aicache.semantic import index
     from tests.test_index import MODEL, insert, unit
     conn = db.connect()
     rng = np.random.default_rng(int(sys.argv[1]))
@@ -124,7 +126,8 @@ def test_kill_during_index_save_loses_nothing(conn: sqlite3.Connection, store: d
 GAP = """
     import os, signal, sys
     import numpy as np
-    from aicache import db, index, paths
+    from aicache import db, paths
+    from aicache.semantic import index
     from tests.test_index import MODEL, insert, unit
     conn = db.connect()
     vectors = unit(np.random.default_rng(5), 5, 384)
@@ -168,24 +171,25 @@ def test_kill_between_commit_and_save_is_replayed(
 WRITER = """
     import os, sys, time
     import numpy as np
-    from aicache import config, db, semantic
+    from aicache import config, db
+    from aicache.semantic import tier
     from tests.test_index import insert, unit
     settings = config.load()
-    model = semantic.model_id(settings)
+    model = tier.model_id(settings)
     conn = db.connect()
     while not os.path.exists(sys.argv[2]):
         time.sleep(0.005)
     rng = np.random.default_rng(int(sys.argv[1]))
     for _ in range(25):
         insert(conn, "p", unit(rng, 1, 384), model=model)
-        semantic.index_new_entries(conn, settings)
+        tier.index_new_entries(conn, settings)
 """
 
 
 def test_concurrent_writers_lose_and_duplicate_nothing(conn: sqlite3.Connection, tmp_path: Path) -> None:
     from aicache import config
 
-    model = semantic.model_id(config.load())
+    model = tier.model_id(config.load())
     go = tmp_path / "go"
     procs = [spawn(WRITER, str(i), str(go)) for i in range(8)]
     time.sleep(1.0)  # let them all import and connect, then start at once
@@ -207,7 +211,8 @@ def test_concurrent_writers_lose_and_duplicate_nothing(conn: sqlite3.Connection,
 READER = """
     import sys, time
     import numpy as np
-    from aicache import db, index
+    from aicache import db
+    from aicache.semantic import index
     from tests.test_index import MODEL
     conn = db.connect()
     probe_id = int(sys.argv[1])
@@ -229,7 +234,8 @@ READER = """
 BUSY_WRITER = """
     import sys, time
     import numpy as np
-    from aicache import db, index
+    from aicache import db
+    from aicache.semantic import index
     from tests.test_index import MODEL, insert, unit
     conn = db.connect()
     rng = np.random.default_rng(9)
@@ -257,14 +263,15 @@ def test_lookups_while_another_process_writes(conn: sqlite3.Connection, store: d
 BLOCKED = """
     import json, time
     import numpy as np
-    from aicache import config, db, index, paths, semantic
+    from aicache import config, db, paths
+    from aicache.semantic import index, tier
     from aicache.errors import StoreBusyError
     from tests.test_index import MODEL, insert, unit
     conn = db.connect()
     actions = {
         "insert": lambda: insert(conn, "p", unit(np.random.default_rng(1), 1, 384)),
         "index save": lambda: index.sync(conn, MODEL, force=True),
-        "remove": lambda: semantic.remove_entries(conn, config.load(), [1]),
+        "remove": lambda: tier.remove_entries(conn, config.load(), [1]),
     }
     out = {}
     for name, action in actions.items():
@@ -361,14 +368,14 @@ def test_a_writer_that_finds_a_damaged_index_reports_it_once(
     from aicache import config
 
     settings = config.load()
-    model = semantic.model_id(settings)
+    model = tier.model_id(settings)
     insert(conn, "q", unit(np.random.default_rng(4), 3, DIM), model=model)
-    assert semantic.index_new_entries(conn, settings) is False
+    assert tier.index_new_entries(conn, settings) is False
     _damage(paths.index_path(), "link list")
     insert(conn, "q", unit(np.random.default_rng(5), 1, DIM), model=model)
-    assert semantic.index_new_entries(conn, settings) is True
+    assert tier.index_new_entries(conn, settings) is True
     insert(conn, "q", unit(np.random.default_rng(6), 1, DIM), model=model)
-    assert semantic.index_new_entries(conn, settings) is False
+    assert tier.index_new_entries(conn, settings) is False
     assert index.open_index(conn, model, DIM).labels() == stored_ids(conn, model)
 
 
@@ -419,7 +426,8 @@ def test_a_database_with_damaged_pages_is_detected(conn: sqlite3.Connection) -> 
 
 FULL = """
     import json, resource, signal, sys
-    from aicache import db, index, paths
+    from aicache import db, paths
+    from aicache.semantic import index
     from aicache.errors import StoreError
     from tests.test_index import MODEL
     conn = db.connect()
@@ -467,7 +475,8 @@ READ_ONLY = """
     import json, os, sys
     import numpy as np
     import hnswlib  # imported before dropping privileges: the interpreter's own files may be root-only
-    from aicache import db, index, paths
+    from aicache import db, paths
+    from aicache.semantic import index
     from aicache.errors import StoreError
     from tests.test_index import MODEL, insert, unit
     spare = unit(np.random.default_rng(0), 1, 384)  # numpy.random loads more of the interpreter: do it now

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aicache import config, db, embeddings, paths, semantic
+from aicache import config, db, paths
 from aicache.errors import ConfigError
+from aicache.semantic import embeddings, tier
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -70,7 +71,8 @@ def run_child(code: str, home: Path, *args: str, **extra: str) -> subprocess.Com
 
 EXPORT_CHILD = """
     import json, sys
-    from aicache import config, embeddings
+    from aicache import config
+    from aicache.semantic import embeddings
     settings = config.load()
     before = embeddings.is_prepared(settings)
     called = []
@@ -134,14 +136,14 @@ def conn(model_home: Path) -> Iterator[sqlite3.Connection]:
 
 def store(conn: sqlite3.Connection, settings: config.Settings, partition: str, question: str) -> int:
     """Store an entry the way the ask flow does: vector and model id with the row, then the index."""
-    vector = semantic.embed_question(settings, question)
+    vector = tier.embed_question(settings, question)
     with db.write_transaction(conn):
         row = conn.execute(
             "INSERT INTO entries (exact_key, partition_key, question, answer, embedding, embed_model, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, 0) RETURNING id",
-            (uuid.uuid4().hex, partition, question, f"answer to {question}", vector, semantic.model_id(settings)),
+            (uuid.uuid4().hex, partition, question, f"answer to {question}", vector, tier.model_id(settings)),
         ).fetchone()
-    semantic.index_new_entries(conn, settings)
+    tier.index_new_entries(conn, settings)
     return int(row[0])
 
 
@@ -186,7 +188,8 @@ def test_the_fast_path_never_imports_torch(model_home: Path) -> None:
     result = run_child(
         """
         import sys
-        from aicache import config, embeddings
+        from aicache import config
+        from aicache.semantic import embeddings
         embeddings.get_embedder(config.load()).encode(["undo the last commit"])
         print(",".join(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules))
         """,
@@ -246,11 +249,11 @@ def test_a_paraphrase_is_served_and_a_near_miss_is_refused(conn: sqlite3.Connect
     undo = store(conn, settings, "p", "how do I undo the last commit but keep my changes")
     store(conn, settings, "p", "sort a list descending in python")
     store(conn, settings, "p", "rename a git branch")
-    hit = semantic.lookup(conn, settings, "p", "undo last commit, keep my changes")
+    hit = tier.lookup(conn, settings, "p", "undo last commit, keep my changes")
     assert hit.entry_id == undo and not hit.skipped
     assert hit.similarity is not None and hit.similarity >= hit.threshold
     assert hit.verdicts[0]["entry_id"] == undo and hit.verdicts[0]["accepted"]
-    near_miss = semantic.lookup(conn, settings, "p", "sort a list ascending in python")
+    near_miss = tier.lookup(conn, settings, "p", "sort a list ascending in python")
     assert near_miss.entry_id is None
     assert near_miss.similarity is not None and near_miss.similarity > 0.8  # cosine alone would have served it
     assert near_miss.verdicts[0]["reasons"] and not near_miss.verdicts[0]["accepted"]
@@ -259,31 +262,31 @@ def test_a_paraphrase_is_served_and_a_near_miss_is_refused(conn: sqlite3.Connect
 
 def test_another_partition_is_never_served(conn: sqlite3.Connection, settings: config.Settings) -> None:
     store(conn, settings, "model-a", "how do I undo the last commit but keep my changes")
-    other = semantic.lookup(conn, settings, "model-b", "how do I undo the last commit but keep my changes")
+    other = tier.lookup(conn, settings, "model-b", "how do I undo the last commit but keep my changes")
     assert other.skipped and other.entry_id is None and other.vector is None
     mine = store(conn, settings, "model-b", "what is a rebase")
-    again = semantic.lookup(conn, settings, "model-b", "how do I undo the last commit but keep my changes")
+    again = tier.lookup(conn, settings, "model-b", "how do I undo the last commit but keep my changes")
     assert not again.skipped and all(v["entry_id"] == mine for v in again.verdicts) and again.entry_id is None
 
 
 def test_the_returned_vector_is_the_questions_embedding(conn: sqlite3.Connection, settings: config.Settings) -> None:
     store(conn, settings, "p", "list files by size")
-    result = semantic.lookup(conn, settings, "p", "show the largest files")
-    assert result.vector == semantic.embed_question(settings, "show the largest files")
+    result = tier.lookup(conn, settings, "p", "show the largest files")
+    assert result.vector == tier.embed_question(settings, "show the largest files")
     assert result.vector is not None and len(result.vector) == 384 * 4
-    assert semantic.model_id(settings) == embeddings.model_id(settings) == semantic.model_id(config.load())
+    assert tier.model_id(settings) == embeddings.model_id(settings) == tier.model_id(config.load())
 
 
 def test_the_threshold_comes_from_settings_or_the_verifier(conn: sqlite3.Connection, settings: config.Settings) -> None:
-    from aicache import verify
+    from aicache.semantic import verify
 
     undo = store(conn, settings, "p", "how do I undo the last commit but keep my changes")
-    assert semantic.threshold(settings) == verify.DEFAULT_THRESHOLD
+    assert tier.threshold(settings) == verify.DEFAULT_THRESHOLD
     strict = with_cache(settings, threshold=0.999)
-    result = semantic.lookup(conn, strict, "p", "undo last commit, keep my changes")
+    result = tier.lookup(conn, strict, "p", "undo last commit, keep my changes")
     assert result.threshold == 0.999 and result.entry_id is None
     assert "below threshold" in result.verdicts[0]["reasons"][0]
-    assert semantic.lookup(conn, settings, "p", "undo last commit, keep my changes").entry_id == undo
+    assert tier.lookup(conn, settings, "p", "undo last commit, keep my changes").entry_id == undo
 
 
 def test_the_index_path_serves_like_the_exact_scan(conn: sqlite3.Connection, settings: config.Settings) -> None:
@@ -291,7 +294,7 @@ def test_the_index_path_serves_like_the_exact_scan(conn: sqlite3.Connection, set
     ids = [store(conn, settings, "p", q) for q in questions]
     via_index = with_cache(settings, exact_scan_max=0)
     for question, entry in zip(["how can I rename a git branch", "delete a branch in git"], ids[:2], strict=True):
-        exact, approx = semantic.lookup(conn, settings, "p", question), semantic.lookup(conn, via_index, "p", question)
+        exact, approx = tier.lookup(conn, settings, "p", question), tier.lookup(conn, via_index, "p", question)
         assert exact.entry_id == approx.entry_id == entry
         assert exact.verdicts == approx.verdicts
 
@@ -300,10 +303,10 @@ def test_remove_entries_forgets_them_everywhere(conn: sqlite3.Connection, settin
     gone = store(conn, settings, "p", "how do I undo the last commit but keep my changes")
     kept = store(conn, settings, "p", "rename a git branch")
     vector = conn.execute("SELECT embedding FROM entries WHERE id = ?", (gone,)).fetchone()[0]
-    assert semantic.remove_entries(conn, settings, [gone, 999]) == 1
+    assert tier.remove_entries(conn, settings, [gone, 999]) == 1
     assert vector not in paths.index_path().read_bytes()
     via_index = with_cache(settings, exact_scan_max=0)
-    result = semantic.lookup(conn, via_index, "p", "undo last commit, keep my changes")
+    result = tier.lookup(conn, via_index, "p", "undo last commit, keep my changes")
     assert result.entry_id is None and all(v["entry_id"] == kept for v in result.verdicts)
 
 
@@ -321,27 +324,27 @@ def test_reindex_reembeds_another_models_vectors(conn: sqlite3.Connection, setti
             "INSERT INTO entries (exact_key, partition_key, question, answer, created_at)"
             " VALUES ('x', 'p', 'q', 'a', 0)"
         )
-    assert semantic.lookup(conn, settings, "p", "undo last commit, keep my changes").skipped
+    assert tier.lookup(conn, settings, "p", "undo last commit, keep my changes").skipped
     seen: list[tuple[int, int]] = []
-    assert semantic.reindex(conn, settings, lambda done, total: seen.append((done, total))) == 3
+    assert tier.reindex(conn, settings, lambda done, total: seen.append((done, total))) == 3
     assert seen[-1] == (6, 6) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     rows = conn.execute("SELECT question, embedding, embed_model FROM entries WHERE embedding IS NOT NULL")
     for question, blob, model in rows:
-        assert model == semantic.model_id(settings)
-        assert blob == semantic.embed_question(settings, question)
+        assert model == tier.model_id(settings)
+        assert blob == tier.embed_question(settings, question)
     assert conn.execute("SELECT embedding FROM entries WHERE exact_key = 'x'").fetchone()[0] is None
-    assert semantic.lookup(conn, settings, "p", "undo last commit, keep my changes").entry_id is not None
+    assert tier.lookup(conn, settings, "p", "undo last commit, keep my changes").entry_id is not None
 
 
 def test_a_rebuilt_index_is_reported_once(conn: sqlite3.Connection, settings: config.Settings) -> None:
     for q in ("rename a git branch", "delete a git branch", "list docker images"):
         store(conn, settings, "p", q)
-    semantic._OPEN.clear()  # as a new process would start
+    tier._OPEN.clear()  # as a new process would start
     path = paths.index_path()
     path.write_bytes(b"\0" * 100)
     via_index = with_cache(settings, exact_scan_max=0)
-    first = semantic.lookup(conn, via_index, "p", "how do I rename a branch in git")
-    second = semantic.lookup(conn, via_index, "p", "how do I rename a branch in git")
+    first = tier.lookup(conn, via_index, "p", "how do I rename a branch in git")
+    second = tier.lookup(conn, via_index, "p", "how do I rename a branch in git")
     assert first.rebuilt_index and not second.rebuilt_index
     assert first.entry_id == second.entry_id is not None
     assert len(list(paths.data_dir().glob("index.hnsw.corrupt-*"))) == 1
@@ -353,19 +356,19 @@ def test_keep_index_warm_holds_the_index_once_a_lookup_would_load_it(
     small_scans = with_cache(settings, exact_scan_max=1)
     store(conn, settings, "p", "how do I rename a git branch")
     store(conn, settings, "q", "how do I delete a git branch")
-    semantic.forget_indexes()  # as the warm helper starts: nothing held
-    assert semantic.keep_index_warm(small_scans) is None  # partitions of one: lookups scan them in SQLite
-    assert semantic.keep_index_warm(settings) is None
+    tier.forget_indexes()  # as the warm helper starts: nothing held
+    assert tier.keep_index_warm(small_scans) is None  # partitions of one: lookups scan them in SQLite
+    assert tier.keep_index_warm(settings) is None
     store(conn, settings, "p", "how do I merge a git branch")
-    semantic.forget_indexes()
-    assert semantic.keep_index_warm(small_scans) == 3
-    held = list(semantic._OPEN.values())
+    tier.forget_indexes()
+    assert tier.keep_index_warm(small_scans) == 3
+    held = list(tier._OPEN.values())
     # Under the key this store's lookups use (its read-only connection names the same file).
-    assert list(semantic._OPEN) == [semantic._key(conn, semantic.model_id(settings))]
+    assert list(tier._OPEN) == [tier._key(conn, tier.model_id(settings))]
     new = store(conn, settings, "p", "list all docker images on this machine")
-    assert semantic.keep_index_warm(small_scans) == 4
-    assert list(semantic._OPEN.values()) == held  # caught up in place, not loaded again
-    assert semantic.lookup(conn, small_scans, "p", "show every docker image on my machine").entry_id == new
+    assert tier.keep_index_warm(small_scans) == 4
+    assert list(tier._OPEN.values()) == held  # caught up in place, not loaded again
+    assert tier.lookup(conn, small_scans, "p", "show every docker image on my machine").entry_id == new
 
 
 def test_an_index_held_from_a_replaced_store_is_not_caught_up_with_the_new_one(
@@ -376,8 +379,8 @@ def test_an_index_held_from_a_replaced_store_is_not_caught_up_with_the_new_one(
     for q in ("rename a git branch", "delete a git branch", "list docker images", "undo the last commit"):
         store(old, settings, "p", q)
     old.close()
-    semantic.forget_indexes()
-    assert semantic.keep_index_warm(small_scans) == 4
+    tier.forget_indexes()
+    assert tier.keep_index_warm(small_scans) == 4
     # The store is deleted by hand (or moved aside as corrupt) and a new one starts at the same path: its
     # change log starts again at 1, so replaying it onto the held index would keep the old store's vectors.
     for leftover in paths.data_dir().glob("aicache.db*"):
@@ -385,8 +388,8 @@ def test_an_index_held_from_a_replaced_store_is_not_caught_up_with_the_new_one(
     paths.index_path().unlink()
     new = db.connect()
     fresh = [store(new, settings, "p", q) for q in ("squash two commits", "rebase onto main", "cherry-pick a commit")]
-    assert semantic.keep_index_warm(small_scans) == 3
-    (held,) = semantic._OPEN.values()
+    assert tier.keep_index_warm(small_scans) == 3
+    (held,) = tier._OPEN.values()
     assert held.labels() == set(fresh)
     new.close()
 
@@ -394,9 +397,9 @@ def test_an_index_held_from_a_replaced_store_is_not_caught_up_with_the_new_one(
 def test_keep_index_warm_never_repairs_a_damaged_file(conn: sqlite3.Connection, settings: config.Settings) -> None:
     for q in ("rename a git branch", "delete a git branch", "list docker images"):
         store(conn, settings, "p", q)
-    semantic.forget_indexes()
+    tier.forget_indexes()
     paths.index_path().write_bytes(b"\0" * 100)
-    assert semantic.keep_index_warm(with_cache(settings, exact_scan_max=1)) is None
+    assert tier.keep_index_warm(with_cache(settings, exact_scan_max=1)) is None
     assert paths.index_path().read_bytes() == b"\0" * 100  # not repaired (nor moved aside) here: it never writes
     assert not list(paths.data_dir().glob("index.hnsw.corrupt-*"))
 
@@ -408,8 +411,9 @@ def test_a_skipped_lookup_loads_nothing_heavy(
     result = run_child(
         """
         import sys
-        from aicache import config, db, semantic
-        result = semantic.lookup(db.connect(), config.load(), "empty-partition", "rename a git branch")
+        from aicache import config, db
+        from aicache.semantic import tier
+        result = tier.lookup(db.connect(), config.load(), "empty-partition", "rename a git branch")
         heavy = ("numpy", "hnswlib", "onnxruntime", "tokenizers", "torch", "sentence_transformers", "sqlite_utils")
         print(result.skipped, ",".join(m for m in heavy if m in sys.modules))
         """,

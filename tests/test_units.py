@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from aicache import db, redact
+from aicache.aliases import resolve_model
+from aicache.cachekeys import canonical_json, versioned_hash
 from aicache.completions import SCRIPTS
 from aicache.config import Settings, load
 from aicache.errors import ConfigError, ExitCode, UsageError
 from aicache.inputs import decode, read_limited, repair_argument
-from aicache.keys import canonical_json, versioned_hash
-from aicache.models import resolve_model
 from aicache.normalize import normalize_question
 from aicache.prepare import RawAsk, prepare
 from aicache.request import AskRequest

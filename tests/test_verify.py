@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aicache.verify import DEFAULT_THRESHOLD, REWORDED_THRESHOLD, Verdict, load_lexicon, verify
+from aicache.semantic.verify import DEFAULT_THRESHOLD, REWORDED_THRESHOLD, Verdict, load_lexicon, verify
 
 HIGH = 0.9  # a similarity above every threshold: only the rules decide
 

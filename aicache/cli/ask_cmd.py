@@ -11,7 +11,7 @@ import typer
 from aicache import output
 
 if TYPE_CHECKING:
-    from aicache.ask import AskResult  # the module itself is imported only when a command runs
+    from aicache.flow import AskResult  # the module itself is imported only when a command runs
 
 
 def _parse_option(text: str) -> tuple[str, float | int]:
@@ -70,8 +70,8 @@ def ask(
 ) -> None:
     """Ask a question, answered from the cache when it can be."""
     from aicache import config, db
-    from aicache.ask import AskContext, CacheMode
-    from aicache.ask import ask as run_ask
+    from aicache.flow import AskContext, CacheMode
+    from aicache.flow import ask as run_ask
     from aicache.prepare import RawAsk, prepare
 
     settings = config.load()

@@ -1,8 +1,8 @@
 """``aicache hook install | uninstall | status | run``: commit messages suggested from the staged diff.
 
-The commands are adapters over ``aicache.hooks``. The installed scripts call ``aicache.hooks.main`` directly
-(this package imports Typer, too slow for every commit); ``hook run`` does the same work and is there to try a
-hook by hand. Like the scripts, it always exits 0.
+The commands are adapters over ``aicache.hooks.install`` and ``aicache.hooks.run``. The installed scripts call
+``aicache.hooks.main`` directly (this package imports Typer, too slow for every commit); ``hook run`` does the
+same work and is there to try a hook by hand. Like the scripts, it always exits 0.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import typer
 from aicache import output
 
 if TYPE_CHECKING:
-    from aicache.hooks import HooksDir, HookState, Report
+    from aicache.hooks.install import HooksDir, HookState, Report
 
 hook_app = typer.Typer(
     help="Git hooks: a suggested commit message from the staged diff (cached per diff).", no_args_is_help=True
@@ -26,7 +26,7 @@ GLOBAL_HELP = "Use this hooks directory for every repository (sets the global co
 
 
 def _where(global_dir: Path | None) -> HooksDir:
-    from aicache import hooks
+    from aicache.hooks import install as hooks
 
     return hooks.locate_global(global_dir) if global_dir is not None else hooks.locate(Path.cwd())
 
@@ -42,7 +42,7 @@ def _show(report: Report) -> None:
 @hook_app.command("install")
 def install(global_dir: Path = typer.Option(None, "--global", metavar="DIR", help=GLOBAL_HELP)) -> None:
     """Install prepare-commit-msg and post-commit; an existing hook is kept and runs first."""
-    from aicache import hooks
+    from aicache.hooks import install as hooks
 
     _show(hooks.install(_where(global_dir)))
 
@@ -50,7 +50,7 @@ def install(global_dir: Path = typer.Option(None, "--global", metavar="DIR", hel
 @hook_app.command("uninstall")
 def uninstall(global_dir: Path = typer.Option(None, "--global", metavar="DIR", help=GLOBAL_HELP)) -> None:
     """Remove aicache's hooks and restore exactly what was there before."""
-    from aicache import hooks
+    from aicache.hooks import install as hooks
 
     _show(hooks.uninstall(_where(global_dir)))
 
@@ -74,7 +74,7 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show where git looks for hooks, what aicache installed there, and what it chains."""
-    from aicache import hooks
+    from aicache.hooks import install as hooks
 
     found = hooks.status(_where(global_dir))
     if json_out:
@@ -92,10 +92,10 @@ def run(
     args: list[str] = typer.Argument(None, help="The arguments git passes to the hook."),
 ) -> None:
     """Run a hook as git would (what the installed scripts do). Always exits 0."""
-    from aicache import hooks
+    from aicache.hooks import run as hook_run
 
-    hooks.detach_from_terminal()
-    hooks.finish(hooks.run_hook(hook, list(args or []), output.warn))
+    hook_run.detach_from_terminal()
+    hook_run.finish(hook_run.run_hook(hook, list(args or []), output.warn))
 
 
 def register(app: typer.Typer) -> None:

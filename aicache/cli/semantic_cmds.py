@@ -44,7 +44,8 @@ def eval_command(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """How safe is this cache on labelled pairs? Runs them through a fresh temporary cache."""
-    from aicache import config, evaluate, render
+    from aicache import config, render
+    from aicache.semantic import evaluate
 
     evalset = evaluate.load_pairs(file)
     with render.progress("evaluating") as advance:
@@ -57,11 +58,12 @@ def eval_command(
 
 def reindex() -> None:
     """Rebuild the vector index from the store (re-embedding entries made with another model)."""
-    from aicache import config, db, render, semantic
+    from aicache import config, db, render
+    from aicache.semantic import tier
 
     conn = db.connect()
     with render.progress("reindexing") as advance:
-        count = semantic.reindex(conn, config.load(), advance)
+        count = tier.reindex(conn, config.load(), advance)
     output.note(f"indexed {count} entries")
 
 

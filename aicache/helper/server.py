@@ -73,8 +73,10 @@ def _preload(settings: Any) -> None:
     import aicache.cli
 
     aicache.cli.command()  # Typer and every command module, and the Click command built from them
-    from aicache import ask, embeddings, gitinfo, judge, prepare, semantic, verify  # noqa: F401
+    from aicache import flow, prepare  # noqa: F401
+    from aicache.hooks import gitinfo  # noqa: F401
     from aicache.providers import anthropic, command, http, openai  # noqa: F401
+    from aicache.semantic import embeddings, judge, tier, verify  # noqa: F401
 
     hx = http.import_httpx()
     http.tls_context(hx)
@@ -239,13 +241,13 @@ class Helper:
 
     def keep_index_warm(self, settings: Any) -> None:
         """Hold the store's vector index for the children once it is large enough that they would load it."""
-        from aicache import semantic
+        from aicache.semantic import tier
 
         try:
-            self.index_vectors = semantic.keep_index_warm(settings)
+            self.index_vectors = tier.keep_index_warm(settings)
         except Exception as exc:  # a store in trouble: the children meet it themselves and tell their user
             self.index_vectors = None
-            semantic.forget_indexes()
+            tier.forget_indexes()
             self.log.write(f"not keeping the vector index: {type(exc).__name__}: {exc}")
 
     def _refusal(self, message: dict[str, Any], fds: list[int]) -> str | None:
@@ -276,7 +278,7 @@ class Helper:
 
 def _load_embedder(settings: Any) -> None:
     """The model with one onnxruntime thread (fork-safe), if the semantic tier is on and the model exported."""
-    from aicache import embeddings
+    from aicache.semantic import embeddings
 
     if settings.get("cache.semantic", True) and embeddings.is_prepared(settings):
         embeddings.get_embedder(settings, threads=1)

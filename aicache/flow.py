@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from aicache import cache, memory
+from aicache.cachekeys import content_hash
 from aicache.config import Settings
 from aicache.db import write_transaction
 from aicache.errors import AicacheError, CacheMissError, ProviderError, StoreError
-from aicache.gitinfo import repo_and_head
-from aicache.keys import content_hash
+from aicache.hooks.gitinfo import repo_and_head
 from aicache.providers.base import Completion, TextSink
 from aicache.request import AskRequest
 
@@ -139,7 +139,7 @@ def _serve_hit(
 
 def _announce_model_export(ctx: AskContext) -> None:
     """The first semantic use exports the embedding model to ONNX (~15 s, once): say so before the wait."""
-    from aicache import embeddings
+    from aicache.semantic import embeddings
 
     if not ctx.announced_export and not embeddings.is_prepared(ctx.settings):
         ctx.announced_export = True
@@ -149,12 +149,12 @@ def _announce_model_export(ctx: AskContext) -> None:
 def _semantic_lookup(request: AskRequest, ctx: AskContext) -> _Semantic:
     if not ctx.settings.get("cache.semantic", True):
         return _Semantic()
-    from aicache import semantic
+    from aicache.semantic import tier
 
     _announce_model_export(ctx)
 
     try:
-        result = semantic.lookup(ctx.conn, ctx.settings, request.partition_key, request.question)
+        result = tier.lookup(ctx.conn, ctx.settings, request.partition_key, request.question)
     except AicacheError as exc:
         # The semantic tier is an optimisation: if it cannot run, the question is still answered.
         ctx.on_note(f"semantic tier skipped: {exc}")
@@ -194,12 +194,12 @@ def _call_provider(
 def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) -> tuple[bytes | None, str | None]:
     if not ctx.settings.get("cache.semantic", True):
         return None, None
-    from aicache import semantic
+    from aicache.semantic import tier
 
     _announce_model_export(ctx)
     try:
-        vector = found.vector or semantic.embed_question(ctx.settings, request.question)
-        return vector, semantic.model_id(ctx.settings)
+        vector = found.vector or tier.embed_question(ctx.settings, request.question)
+        return vector, tier.model_id(ctx.settings)
     except AicacheError as exc:
         ctx.on_note(f"answer cached for exact repeats only: {exc}")
         return None, None
@@ -311,10 +311,10 @@ def _ask_provider(
 
 
 def _index_new_entry(ctx: AskContext) -> None:
-    from aicache import semantic
+    from aicache.semantic import tier
 
     try:
-        semantic.index_new_entries(ctx.conn, ctx.settings)
+        tier.index_new_entries(ctx.conn, ctx.settings)
     except AicacheError as exc:
         # SQLite holds the vector; the next run catches the index up from its watermark.
         ctx.on_note(f"vector index not updated now ({exc}); it will catch up on the next run")

@@ -17,7 +17,7 @@ Scoring (``score``) does not know how a lookup is made: it takes a function from
 Two lookups exist:
 
 * ``StoreCache``, the real thing: the questions are stored in a fresh aicache store under a temporary home
-  (SQLite, vectors, HNSW index file), and each probe goes through the exact tier and ``semantic.lookup``, as
+  (SQLite, vectors, HNSW index file), and each probe goes through the exact tier and ``tier.lookup``, as
   ``aicache ask`` would. The user's own store and index are never touched. This gives the main figures.
 * ``InMemoryCache``, the fast one for sweeps and tuning: every text is embedded once; the exact tier is
   ``normalize_question`` equality; stored questions are ranked by brute-force cosine (exact, like the SQLite scan
@@ -346,7 +346,7 @@ class InMemoryCache:
         """Embed the stored questions and the probes with the configured model, in one batch."""
         import numpy as np
 
-        from aicache import embeddings
+        from aicache.semantic import embeddings
 
         embedder = embeddings.get_embedder(settings)
         probes = sorted({p.text for p in evalset.probes})
@@ -360,7 +360,7 @@ class InMemoryCache:
     def lookup(self, threshold: float, *, verifier: bool = True) -> Lookup:
         """A lookup function for one threshold; without the verifier, the nearest question above it wins."""
         from aicache.normalize import normalize_question
-        from aicache.verify import verify
+        from aicache.semantic.verify import verify
 
         def find(question: str) -> Served:
             exact = self.exact.get(normalize_question(question))
@@ -380,9 +380,9 @@ class InMemoryCache:
 
 def _candidates(settings: Settings) -> int:
     """How many candidates the semantic tier shows the verifier (``cache.candidates``)."""
-    from aicache import semantic
+    from aicache.semantic import tier
 
-    return int(settings.get("cache.candidates", semantic.CANDIDATES))
+    return int(settings.get("cache.candidates", tier.CANDIDATES))
 
 
 class StoreCache:
@@ -393,7 +393,7 @@ class StoreCache:
     to ONNX under the user's home is reused rather than exported again.
     """
 
-    method = "full path: temporary store and index, exact tier, semantic.lookup with the verifier"
+    method = "full path: temporary store and index, exact tier, tier.lookup with the verifier"
 
     def __init__(self, conn: sqlite3.Connection, settings: Settings, entries: Mapping[int, int], model: str) -> None:
         self.conn = conn
@@ -404,7 +404,8 @@ class StoreCache:
     @classmethod
     @contextlib.contextmanager
     def open(cls, evalset: EvalSet, settings: Settings) -> Iterator[StoreCache]:
-        from aicache import db, embeddings, semantic
+        from aicache import db
+        from aicache.semantic import embeddings, tier
 
         embedder = embeddings.get_embedder(settings)
         vectors = embedder.encode(list(evalset.stored))
@@ -418,13 +419,14 @@ class StoreCache:
                         _store(conn, settings, question, i, bytes(vector.tobytes()), embedder.model_id)
                         for i, (question, vector) in enumerate(zip(evalset.stored, vectors, strict=True))
                     ]
-                semantic.index_new_entries(conn, settings)
+                tier.index_new_entries(conn, settings)
                 yield cls(conn, settings, {entry: i for i, entry in enumerate(ids)}, embedder.model_id)
             finally:
                 conn.close()
 
     def lookup(self) -> Lookup:
-        from aicache import cache, semantic
+        from aicache import cache
+        from aicache.semantic import tier
 
         partition = _request(self.settings, "").partition_key
 
@@ -432,7 +434,7 @@ class StoreCache:
             exact = cache.lookup_exact(self.conn, _request(self.settings, question).exact_key)
             if exact is not None:
                 return Served(self.entries[exact.id], 1.0)
-            found = semantic.lookup(self.conn, self.settings, partition, question)
+            found = tier.lookup(self.conn, self.settings, partition, question)
             entry = self.entries[found.entry_id] if found.entry_id is not None else None
             return Served(entry, found.similarity or 0.0)
 
@@ -501,11 +503,12 @@ def run_eval(
     ``method`` says which and why); ``sweep`` adds a point per threshold in ``SWEEP`` from ``InMemoryCache``.
     ``verifier=False`` measures cosine similarity alone, in memory (the real tier never serves without it).
     """
-    from aicache import config, semantic
+    from aicache import config
+    from aicache.semantic import tier
 
     started = time.perf_counter()
     settings = settings or config.load()
-    limit = float(threshold) if threshold is not None else semantic.threshold(settings)
+    limit = float(threshold) if threshold is not None else tier.threshold(settings)
     settings = _with_threshold(settings, limit)
     thresholds = SWEEP if sweep else ()
     tick = _ticker(progress, len(evalset.probes) * (1 + len(thresholds)))

@@ -25,13 +25,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from aicache import db, embeddings, judge, paths
-from aicache import index as vector_index
+from aicache import db, paths
 from aicache.config import Settings
 from aicache.errors import StoreError
+from aicache.semantic import embeddings, judge
+from aicache.semantic import index as vector_index
 
 if TYPE_CHECKING:
-    from aicache.index import VectorIndex
+    from aicache.semantic.index import VectorIndex
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -73,7 +74,7 @@ def threshold(settings: Settings) -> float:
     configured = settings.get("cache.threshold")
     if configured is not None:
         return float(configured)
-    from aicache import verify
+    from aicache.semantic import verify
 
     return float(verify.DEFAULT_THRESHOLD)
 
@@ -128,7 +129,7 @@ def _judge(
     neighbours: list[vector_index.Neighbour],
     limit: float,
 ) -> list[dict[str, Any]]:
-    from aicache import verify
+    from aicache.semantic import verify
 
     if not neighbours:
         return []

@@ -43,7 +43,7 @@ def enabled(settings: Settings) -> bool:
 
 def rule(settings: Settings, question: str, cached_question: str, cached_answer: str) -> Ruling:
     """Ask the judge model about one pair. Failures are a NO with the error as the reply."""
-    from aicache.models import resolve_model
+    from aicache.aliases import resolve_model
     from aicache.providers import get_provider, resolve_endpoint
     from aicache.providers.base import Message, ProviderRequest
 
