@@ -37,11 +37,8 @@ _WORDS = re.compile(r"[a-z0-9]+")
 
 
 def _verify_module():  # type: ignore[no-untyped-def]
-    """The verifier, wherever the package keeps it (it moved to aicache.semantic.verify)."""
-    try:
-        from aicache.semantic import verify
-    except ImportError:
-        from aicache import verify  # type: ignore[no-redef]
+    from aicache.semantic import verify
+
     return verify
 
 
@@ -57,7 +54,11 @@ def vetoed(a: str, b: str) -> bool:
     verify = _verify_module()
     lex = verify.load_lexicon()
     query, cached = lex.analyse(b), lex.analyse(a)
-    return bool(verify._numbers(query, cached) or verify._different_versions(query, cached) or verify._identifiers(query, cached))
+    return bool(
+        verify._numbers(query, cached)
+        or verify._different_versions(query, cached)
+        or verify._identifiers(query, cached)
+    )
 
 
 def rule_flags(reasons: Sequence[str]) -> list[float]:

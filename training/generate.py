@@ -142,8 +142,17 @@ SCOPES_EVERYDAY = [
     "on a public holiday",
 ]
 
-FRAMINGS = ["how do i ", "how to ", "how can i ", "what's the best way to ", "what is the way to ", "is there a way to "]
-_FRAMING_RE = re.compile(r"^(how do i|how to|how can i|what's the best way to|what is the way to|is there a way to) ", re.I)
+FRAMINGS = [
+    "how do i ",
+    "how to ",
+    "how can i ",
+    "what's the best way to ",
+    "what is the way to ",
+    "is there a way to ",
+]
+_FRAMING_RE = re.compile(
+    r"^(how do i|how to|how can i|what's the best way to|what is the way to|is there a way to) ", re.I
+)
 _ARGS_RE = re.compile(
     r"\b(?:from\s+)?(?:the\s+|a\s+|an\s+|my\s+)?([a-z][\w.+#-]*)\s+(to|into|from|onto)\s+(?:the\s+|a\s+|an\s+|my\s+)?([a-z][\w.+#-]*)\b",
     re.I,
@@ -248,7 +257,8 @@ class Editor:
         matches = [
             m
             for m in _ARGS_RE.finditer(text)
-            if m.group(1).lower() not in self.stop and m.group(3).lower() not in self.stop
+            if m.group(1).lower() not in self.stop
+            and m.group(3).lower() not in self.stop
             and m.group(1).lower() != m.group(3).lower()
         ]
         if not matches:
@@ -341,15 +351,16 @@ def generate(families: Iterable[dict], seed: int = SEED) -> Iterator[dict]:
     """Yield generated pairs ``{"topic", "a", "b", "same_answer", "kind", "source"}`` for every family."""
     editor = Editor()
     families = [f for f in families if not f.get("unrelated") and f.get("question")]
-    vocabulary: dict[str, list[str]] = {}
+    vocabulary: dict[str, set[str]] = {}
     for f in families:
         words = {w for t in family_texts(f) for w in _WORD_RE.findall(t.lower()) if w not in editor.stop}
-        vocabulary.setdefault(_domain(f), []).extend(sorted(words))
+        vocabulary.setdefault(_domain(f), set()).update(words)
+    ordered = {domain: sorted(words) for domain, words in vocabulary.items()}
     for family in families:
         rng = random.Random(seed ^ stable_hash(family["id"]))
         domain = _domain(family)
         own = {w for t in family_texts(family) for w in _WORD_RE.findall(t.lower())}
-        foreign = [w for w in vocabulary[domain] if w not in own]
+        foreign = [w for w in ordered[domain] if w not in own]
         known = {t.strip().lower() for t in [*family_texts(family), *family.get("negatives", [])]}
         for text in family_texts(family):
             candidates: list[tuple[str, str]] = []

@@ -117,7 +117,25 @@ def all_pairs(data_dir: Path = DATA, tests_dir: Path = TESTS_DATA) -> list[Pair]
     traps = tests_dir / "trap-pairs.jsonl"
     if traps.is_file():
         out.extend(trap_pairs(read_jsonl(traps)))
-    return dedupe(out)
+    # A text that is also in a held-out file (the same question written twice) stays out of training entirely.
+    return without_held_out(out, tests_dir)
+
+
+def without_held_out(data: Iterable[Pair], tests_dir: Path = TESTS_DATA) -> list[Pair]:
+    held = held_out_texts(tests_dir)
+    return dedupe(p for p in data if _fold(p.a) not in held and _fold(p.b) not in held)
+
+
+def held_out_texts(tests_dir: Path = TESTS_DATA) -> set[str]:
+    texts: set[str] = set()
+    for name in HELD_OUT_FILES:
+        for row in read_jsonl(tests_dir / name):
+            for key in ("question", "a", "b"):
+                if row.get(key):
+                    texts.add(_fold(row[key]))
+            for key in ("paraphrases", "negatives"):
+                texts.update(_fold(t) for t in row.get(key, []))
+    return texts
 
 
 def dedupe(pairs: Iterable[Pair]) -> list[Pair]:
@@ -150,6 +168,8 @@ def heldout_sets(tests_dir: Path = TESTS_DATA) -> dict[str, list[Pair]]:
     heldout = [f for f in read_jsonl(tests_dir / "heldout-pairs.jsonl") if not f.get("unrelated")]
     return {
         "heldout": [p for f in heldout for p in family_pairs(f) if p.role in ("q-p", "q-n")],
-        "general-trap": [Pair(r["a"], r["b"], int(bool(r["same_answer"])), trap_topic(r), "trap")
-                         for r in read_jsonl(tests_dir / "general-trap-pairs.jsonl")],
+        "general-trap": [
+            Pair(r["a"], r["b"], int(bool(r["same_answer"])), trap_topic(r), "trap")
+            for r in read_jsonl(tests_dir / "general-trap-pairs.jsonl")
+        ],
     }

@@ -38,8 +38,10 @@ ARTEFACT_DIR = ROOT / "aicache" / "data" / "decision"
 WORK_DIR = ROOT / "training" / "work"  # scores for training/compare.py; not committed
 SEED = 13
 FLOOR = 0.50  # cosine below which the HNSW search returns no candidate (cache.threshold today)
+LAYERS = 4  # of all-MiniLM-L6-v2's 6: the cost of scoring and training is proportional
 MAX_LENGTH = 96  # tokens of a pair: questions are short, a longer one is cut (longest first)
 TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
+MAX_TRAIN_PAIRS = 16000  # one pass over this many pairs takes ~20 minutes on 2 shared cores
 CROSS_PER_TEXT = 2  # hard negatives mined per text across topics
 CROSS_MIN_COSINE = 0.45
 
@@ -63,14 +65,30 @@ def seed_everything(seed: int) -> None:
 # Embeddings: cosine of every pair, and hard negatives across topics
 
 
-def embed(texts: Sequence[str]) -> dict[str, object]:
+def embed(texts: Sequence[str], cache: Path | None = None) -> dict[str, object]:
+    """Unit vectors of the shipped embedder (the ONNX export the cache itself uses: the same cosines).
+
+    ``cache`` (an .npz in the work directory) keeps the vectors between runs: embedding every text of the data
+    takes minutes on a busy machine, and the vectors only depend on the texts.
+    """
     import numpy as np
-    from sentence_transformers import SentenceTransformer
+
+    from aicache.config import Settings
+    from aicache.semantic import embeddings
 
     unique = sorted(set(texts))
-    model = SentenceTransformer(str(model_dir()), device="cpu", local_files_only=True)
-    vectors = model.encode(unique, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-    return {t: np.asarray(v, dtype=np.float32) for t, v in zip(unique, vectors, strict=True)}
+    known: dict[str, object] = {}
+    if cache is not None and cache.is_file():
+        with np.load(cache) as stored:
+            known = dict(zip(stored["texts"].tolist(), stored["vectors"], strict=True))
+    missing = [t for t in unique if t not in known]
+    if missing:
+        known.update(zip(missing, embeddings.get_embedder(Settings({})).encode(missing), strict=True))
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            everything = sorted(known)
+            np.savez(cache, texts=np.array(everything), vectors=np.stack([known[t] for t in everything]))  # type: ignore[misc]
+    return {t: known[t] for t in unique}
 
 
 def cosine(vectors: dict[str, object], a: str, b: str) -> float:
@@ -110,7 +128,9 @@ def pairs_texts(family: dict) -> list[str]:
     return [family["question"], *family.get("paraphrases", []), *family.get("negatives", [])]
 
 
-def build_data(limit: int | None = None) -> tuple[dict[str, list[pairs.Pair]], dict[str, object], list[dict]]:
+def build_data(
+    limit: int | None = None, cache: Path | None = None
+) -> tuple[dict[str, list[pairs.Pair]], dict[str, object], list[dict]]:
     families = pairs.load_families()
     everything = pairs.all_pairs()
     held = pairs.heldout_sets()
@@ -123,8 +143,8 @@ def build_data(limit: int | None = None) -> tuple[dict[str, list[pairs.Pair]], d
         texts = [t for p in everything for t in (p.a, p.b)]
         vectors = embed(texts)
         return pairs.split(everything), vectors, families
-    vectors = embed(texts)
-    everything = pairs.dedupe([*everything, *cross_negatives(families, vectors)])
+    vectors = embed(texts, cache)
+    everything = pairs.without_held_out([*everything, *cross_negatives(families, vectors)])
     return pairs.split(everything), vectors, families
 
 
@@ -154,14 +174,17 @@ def lora_layer(base: object, rank: int, alpha: float, dropout: float) -> object:
     return LoRALinear()
 
 
-def build_model(rank: int, alpha: float, dropout: float = 0.1) -> tuple[object, object]:
-    """The base transformer with LoRA layers in place and a fresh head; returns (model, tokenizer)."""
+def build_model(rank: int, alpha: float, layers: int = 6, dropout: float = 0.1) -> tuple[object, object]:
+    """The base transformer's first ``layers`` layers with LoRA layers in place and a fresh head; returns
+    (model, tokenizer)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir()), num_labels=1)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir()))
+    model.bert.encoder.layer = model.bert.encoder.layer[:layers]
+    model.config.num_hidden_layers = layers
     for p in model.parameters():
         p.requires_grad = False
     for name, module in list(model.bert.encoder.named_modules()):
@@ -235,10 +258,11 @@ def train(
             schedule.step()
             optimizer.zero_grad()
             step += 1
-            running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
             if log and (step % 50 == 0 or step == total):
                 elapsed = time.monotonic() - started
-                print(f"step {step}/{total} loss {running:.4f} {elapsed:.0f}s (eta {elapsed / step * (total - step):.0f}s)", flush=True)
+                eta = elapsed / step * (total - step)
+                print(f"step {step}/{total} loss {running:.4f} {elapsed:.0f}s (eta {eta:.0f}s)", flush=True)
     model.eval()  # type: ignore[attr-defined]
 
 
@@ -319,6 +343,14 @@ def symmetric_scores(model: object, tokenizer: object, data: Sequence[pairs.Pair
     return [(x + y) / 2 for x, y in zip(forward, backward, strict=True)]
 
 
+def dump_pairs(work: Path, parts: dict[str, list[pairs.Pair]], vectors: dict[str, object], with_held_out: bool) -> None:
+    """Every pair of every split (and of the held-out files) with its cosine, for ``training/compare.py``."""
+    work.mkdir(parents=True, exist_ok=True)
+    sets = dict(parts) | (pairs.heldout_sets() if with_held_out else {})
+    dump = {name: [p.__dict__ | {"cosine": cosine(vectors, p.a, p.b)} for p in data] for name, data in sets.items()}
+    (work / "pairs.json").write_text(json.dumps(dump), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train and calibrate the decision model (make model).")
     parser.add_argument("--out", type=Path, default=ARTEFACT_DIR, help="where the artefact goes")
@@ -329,11 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--head-lr", type=float, default=1e-3)
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--alpha", type=float, default=32.0)
+    parser.add_argument("--layers", type=int, default=LAYERS, help="use the base model's first N layers")
     parser.add_argument("--floor", type=float, default=FLOOR)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke test)")
+    parser.add_argument("--max-train-pairs", type=int, default=MAX_TRAIN_PAIRS, help="seeded sample of the train split")
     parser.add_argument("--limit", type=int, default=None, help="use this many pairs per split (smoke test)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: a busy machine wastes more)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("AICACHE_HOME", tempfile.mkdtemp(prefix="aicache-train-"))  # the verifier's cache
@@ -344,15 +378,22 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     started = time.monotonic()
-    parts, vectors, _families = build_data(args.limit)
+    parts, vectors, _families = build_data(args.limit, None if args.limit else args.work / "vectors.npz")
+    dump_pairs(args.work, parts, vectors, with_held_out=not args.limit)
     for name in pairs.SPLITS:
         data = parts[name]
-        print(f"{name}: {len(data)} pairs, {sum(p.label for p in data)} positive, topics {len({p.topic for p in data})}")
-    model, tokenizer = build_model(args.rank, args.alpha)
+        print(
+            f"{name}: {len(data)} pairs, {sum(p.label for p in data)} positive, topics {len({p.topic for p in data})}"
+        )
+    model, tokenizer = build_model(args.rank, args.alpha, args.layers)
+    train_pairs = parts["train"]
+    if len(train_pairs) > args.max_train_pairs:
+        train_pairs = random.Random(args.seed).sample(train_pairs, args.max_train_pairs)
+        print(f"train: a seeded sample of {len(train_pairs)} pairs")
     train(
         model,
         tokenizer,
-        parts["train"],
+        train_pairs,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -387,21 +428,12 @@ def main(argv: list[str] | None = None) -> int:
                 "paraphrases": counts.positives,
                 "paraphrases_served": counts.served,
                 "topics": len({p.topic for p in cal}),
-                "train_pairs": len(parts["train"]),
+                "train_pairs": len(train_pairs),
                 "train_seconds": round(trained),
             },
         },
     )
     print(f"wrote {args.out} ({version}) in {time.monotonic() - started:.0f}s")
-    args.work.mkdir(parents=True, exist_ok=True)
-    sets = {name: parts[name] for name in ("calibration", "test")} | ({} if args.limit else pairs.heldout_sets())
-    dump = {}
-    for name, data in sets.items():
-        dump[name] = [
-            {"a": p.a, "b": p.b, "label": p.label, "topic": p.topic, "role": p.role, "cosine": cosine(vectors, p.a, p.b)}
-            for p in data
-        ]
-    (args.work / "pairs.json").write_text(json.dumps(dump), encoding="utf-8")
     return 0
 
 
