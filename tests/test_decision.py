@@ -73,15 +73,13 @@ def test_the_threshold_is_the_most_permissive_within_the_budget() -> None:
 
 
 @pytest.mark.slow
-def test_the_training_script_trains_and_writes_an_artefact(tmp_path: Path) -> None:
+def test_the_training_script_trains_a_cross_encoder_a_few_steps(tmp_path: Path) -> None:
     out, work = tmp_path / "decision", tmp_path / "work"
-    code = trainer.main(
-        ["--limit", "12", "--max-steps", "2", "--batch-size", "4", "--out", str(out), "--work", str(work)]
-    )
-    assert code == 0
+    args = ["--design", "cross-encoder", "--limit", "12", "--max-steps", "2", "--batch-size", "4"]
+    assert trainer.main([*args, "--out", str(out), "--work", str(work)]) == 0
     config = decision.read_config(out)
-    assert config.version.startswith("pair-minilm-lora-") and 0.0 <= config.threshold <= 1.0
-    assert config.calibration["train_pairs"] > 0
+    assert config.kind == "cross-encoder" and config.version.startswith("pair-minilm-")
+    assert 0.0 <= config.threshold <= 1.0 and config.calibration["train_pairs"] > 0
     import numpy as np
 
     with np.load(out / "adapter.npz") as adapter:
@@ -89,11 +87,22 @@ def test_the_training_script_trains_and_writes_an_artefact(tmp_path: Path) -> No
     assert json.loads((work / "pairs.json").read_text())["calibration"]
 
 
+@pytest.mark.slow
+def test_the_training_script_fits_the_feature_model(tmp_path: Path) -> None:
+    out, work = tmp_path / "decision", tmp_path / "work"
+    assert trainer.main(["--limit", "40", "--out", str(out), "--work", str(work)]) == 0
+    config = decision.read_config(out)
+    assert config.kind == "features" and config.version.startswith("pair-features-")
+    assert len(config.weights["coef"]) == len(decision.FEATURES)
+    assert not (out / "adapter.npz").exists()
+
+
 def test_the_shipped_decision_toml_records_its_calibration() -> None:
     data = tomllib.loads((decision.DATA_DIR / "decision.toml").read_text(encoding="utf-8"))
     calibration = data["calibration"]
     assert calibrate.cp_upper(calibration["near_misses_served"], calibration["near_misses"]) <= 0.01
     assert 0.0 < data["threshold"] < 1.0 and 0.0 < data["floor"] < 1.0
+    assert decision.read_config(decision.DATA_DIR).version == data["version"]
     size = sum(p.stat().st_size for p in decision.DATA_DIR.iterdir())
     assert size <= 25 * 1024 * 1024
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from training import calibrate, features
 from training.train import ARTEFACT_DIR, FLOOR, WORK_DIR
 
+SHIPPED = "shipped model"
 SETS = ("calibration", "test", "test q->p/n", "heldout", "general-trap")
 
 
@@ -53,6 +54,24 @@ def cross_encoder_scores(data: dict[str, list[dict]], directory: Path) -> tuple[
             scores.extend(_score_pairs(model, [(r["a"], r["b"]) for r in chunk]))
         out[name] = scores
     return out, model.threshold, model.version
+
+
+def model_scores(
+    data: dict[str, list[dict]], directory: Path, saved: Path
+) -> tuple[dict[str, list[float]], float, str]:
+    """The scores ``train.py`` saved with the runtime (pairs below the floor scored 0), when they are of this
+    model version; otherwise score every pair again through the runtime."""
+    from aicache.semantic import decision
+
+    config = decision.read_config(directory)
+    if saved.is_file():
+        scores = json.loads(saved.read_text(encoding="utf-8"))
+        if scores.get("version") == config.version:
+            scores["test q->p/n"] = [
+                s for s, p in zip(scores["test"], data["test"], strict=True) if p["role"] in ("q-p", "q-n")
+            ]
+            return scores, config.threshold, config.version + " (scores saved by train.py)"
+    return cross_encoder_scores(data, directory)
 
 
 def _score_pairs(model: object, pairs: list[tuple[str, str]]) -> list[float]:
@@ -115,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=WORK_DIR)
     parser.add_argument("--decision", type=Path, default=ARTEFACT_DIR)
     parser.add_argument("--floor", type=float, default=FLOOR)
+    parser.add_argument("--scores", type=Path, default=None, help="scores saved by train.py (default: work dir)")
+    parser.add_argument("--extra", action="append", default=[], help="NAME=scores.json of another design's run")
+    parser.add_argument("--no-store-all", action="store_true", help="pairwise figures only")
+    parser.add_argument("--no-model", action="store_true", help="cosine, verifier and features only")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     os.environ.setdefault("AICACHE_HOME", tempfile.mkdtemp(prefix="aicache-compare-"))
@@ -128,11 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     designs["cosine"] = {name: [r["cosine"] for r in rows] for name, rows in data.items()}
 
     started = time.monotonic()
-    feats = {name: [features.features(r["a"], r["b"], r["cosine"]) for r in rows] for name, rows in data.items()}
+    from aicache.semantic import decision, verify
+
+    if args.no_model or decision.read_config(args.decision).kind != "features":  # else the shipped model is this
+        feats = {name: [features.features(r["a"], r["b"], r["cosine"]) for r in rows] for name, rows in data.items()}
+        model = features.FeatureModel().fit(feats["train"], labels["train"])
+        designs["features"] = {name: model.predict(rows) for name, rows in feats.items()}
     feature_seconds = time.monotonic() - started
-    model = features.FeatureModel().fit(feats["train"], labels["train"])
-    designs["features"] = {name: model.predict(rows) for name, rows in feats.items()}
-    verifier = features._verify_module()
+    verifier = verify
     designs["verifier (today)"] = {
         name: [float(verifier.verify(r["b"], r["a"], r["cosine"]).accepted) for r in rows]
         for name, rows in data.items()
@@ -140,15 +166,25 @@ def main(argv: list[str] | None = None) -> int:
     thresholds["verifier (today)"] = 0.5
 
     started = time.monotonic()
-    ce, ce_threshold, version = cross_encoder_scores(data, args.decision)
+    ce: dict[str, list[float]] = {}
+    version = "(not scored)"
+    if not args.no_model:
+        ce, shipped_threshold, version = model_scores(data, args.decision, args.scores or args.work / "scores.json")
+        designs[SHIPPED] = ce
+        version += f", shipped threshold {shipped_threshold:.4f}"
     ce_seconds = time.monotonic() - started
-    designs["cross-encoder"] = ce
-    thresholds["cross-encoder (shipped threshold)"] = ce_threshold
+    for extra in args.extra:  # other designs' scores saved by train.py: NAME=PATH
+        name, _, path = extra.partition("=")
+        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+        saved["test q->p/n"] = [
+            s for s, p in zip(saved["test"], data["test"], strict=True) if p["role"] in ("q-p", "q-n")
+        ]
+        designs[name] = saved
 
     rows_out = []
     for design, scores in designs.items():
         for vetoes in (False, True):
-            if vetoes and design not in ("cross-encoder", "features"):
+            if vetoes and design in ("cosine", "verifier (today)"):
                 continue
             name = design + (" + vetoes" if vetoes else "")
 
@@ -183,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         wrong = f"{r['wrong']}/{r['negatives']} = {100 * r['wrong'] / max(1, r['negatives']):.2f}%"
         bound = f"{100 * r['wrong_upper']:.2f}%"
         print(f"| {r['design']} | {r['threshold']:.4f} | {r['split']} | {served} | {wrong} | {bound} |")
+    if args.no_model or args.no_store_all:
+        return 0
     # The store-all protocol (aicache eval) on the held-out families and on the test split's families
     from aicache.config import Settings
     from aicache.semantic import decision
@@ -197,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def ce(vetoes: bool) -> object:
         def decide(q: str, cands: list[str], sims: list[float]) -> list[bool]:
-            scores = ce_model.score(q, cands)
+            scores = ce_model.score(q, cands, sims)
             return [
                 s >= ce_model.threshold and not (vetoes and features.vetoed(c, q))
                 for s, c in zip(scores, cands, strict=True)
@@ -210,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         "verifier (today)": lambda q, cands, sims: [
             verifier.verify(q, c, s).accepted for c, s in zip(cands, sims, strict=True)
         ],
-        "cross-encoder": ce(False),
-        "cross-encoder + vetoes": ce(True),
+        SHIPPED: ce(False),
+        SHIPPED + " + vetoes": ce(True),
     }
     from training import pairs as pair_data
 

