@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test ci test-all lint typecheck pytest pytest-all check-install completions bench
+.PHONY: install test ci test-all lint typecheck pytest pytest-all check-install completions bench model
 
 # Tests run in parallel (pytest-xdist): one worker per core. Each test has its own home, server and ports.
 PYTEST_WORKERS ?= auto
@@ -50,3 +50,10 @@ completions:
 bench:
 	$(BIN)/python benchmarks/bench_exact_hit.py
 	$(BIN)/python benchmarks/bench_miss_overhead.py
+
+# The semantic hit decision (training/README.md): generate the near-misses, train, calibrate, write
+# aicache/data/decision/. CPU only, fixed seeds, about 30 minutes on 2 cores. Needs the train extra.
+model:
+	$(BIN)/python -m training.generate
+	$(BIN)/python -m training.train
+	$(BIN)/python -m training.compare

@@ -15,14 +15,13 @@ removed file sees that its inode is no longer the one at the path and opens the 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from aicache import paths
+from aicache import files, paths
 
 POLL = 0.05  # seconds between attempts while another process holds the key
 
@@ -61,14 +60,12 @@ def _acquire(key: str, wait: float, on_wait: Callable[[], None]) -> tuple[int | 
     deadline = time.monotonic() + wait
     waited = False
     while True:
+        lock = files.FileLock(path, blocking=False)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            held = lock.acquire()
         except OSError:
             return None, waited
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        if not held:
             if not waited:
                 waited = True
                 on_wait()
@@ -76,9 +73,8 @@ def _acquire(key: str, wait: float, on_wait: Callable[[], None]) -> tuple[int | 
                 return None, waited
             time.sleep(POLL)
             continue
-        except OSError:
-            os.close(fd)
-            return None, waited
+        fd = lock.fd
+        assert fd is not None
         try:
             current = os.stat(path).st_ino == os.fstat(fd).st_ino
         except OSError:

@@ -10,6 +10,7 @@ _aicache() {
             "ask") path="ask" ;;
             "config") path="config" ;;
             "config get") path="config get" ;;
+            "config path") path="config path" ;;
             "config set") path="config set" ;;
             "config show") path="config show" ;;
             "config unset") path="config unset" ;;
@@ -66,8 +67,9 @@ _aicache() {
     case "$path" in
         "") words="ask config eval feedback helper hook keys learn log proposals reindex show stats why --quiet --version --help" ;;
         "ask") words="--attach --base-url --cache-only --json --key --max-tokens --model --no-cache --no-stdin --no-stream --option --provider --quiet --refresh --stream --system --temperature --template -a -m -o -p -s -t --help" ;;
-        "config") words="get set show unset --help" ;;
+        "config") words="get path set show unset --help" ;;
         "config get") words="--json --help" ;;
+        "config path") words="--help" ;;
         "config set") words="--help" ;;
         "config show") words="--json --help" ;;
         "config unset") words="--help" ;;

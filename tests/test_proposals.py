@@ -143,7 +143,7 @@ def test_aicache_creates_its_own_settings_repository(aicache_home: Path) -> None
     assert config.load().get("cache.threshold") is None
 
 
-# -- RELIABILITY 22: the user's checkout ------------------------------------------------------------------
+# -- the user's checkout stays untouched -------------------------------------------------------------------
 
 
 def _dirty(user: Path) -> None:

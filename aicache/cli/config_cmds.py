@@ -41,6 +41,14 @@ def config_show(json_out: bool = typer.Option(False, "--json", help="Print JSON.
     render.key_values("endpoint", {f"{provider} (provider)": f"{endpoint}   from {endpoint_source}"})
 
 
+@config_app.command("path")
+def config_path() -> None:
+    """Print the path of the config file (learned settings live in learned/ next to it)."""
+    from aicache import paths
+
+    print(paths.config_file())
+
+
 @config_app.command("get")
 def config_get(
     name: str = typer.Argument(..., help="Dotted setting name, e.g. cache.threshold."),

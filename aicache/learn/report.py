@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from aicache import files
 from aicache.errors import AicacheError, UsageError
 
 SCHEMA = "aicache.learn/1"
@@ -73,29 +74,15 @@ def write(path: Path, text: str) -> None:
     written: a missing or read-only directory, a directory in its place.
     """
     target = Path(path)
-    directory = target.parent
     try:
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        payload = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise AicacheError(f"cannot write the report to {target}: the page is not valid text ({exc.reason})") from None
+    try:
+        # a report is an ordinary document: the mode any new file would get, not a private one
+        files.write_atomic(target, payload, mode=0o666 & ~_umask())
     except OSError as exc:
         raise _write_error(target, exc) from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        # mkstemp makes the file private; a report is an ordinary document, so it gets the mode any new file would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _write_error(target, exc) from None
-        if isinstance(exc, UnicodeEncodeError):
-            raise AicacheError(
-                f"cannot write the report to {target}: the page is not valid text ({exc.reason})"
-            ) from None
-        raise
 
 
 def _write_error(target: Path, exc: OSError) -> AicacheError:

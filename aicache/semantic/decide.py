@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from aicache.config import Settings
 
 KINDS = ("model", "rules")
-DEFAULT_KIND = "rules"  # "model" once the trained pair model ships
+DEFAULT_KIND = "model"
 GRAY_ZONE = 0.15  # how far below the threshold a clean refusal still counts as the gray zone
 
 
@@ -114,7 +114,7 @@ class RulesDecision:
         return replace(self, threshold=threshold)
 
 
-Scorer = Callable[[str, Sequence[str]], list[float]]
+Scorer = Callable[[str, Sequence[str], Sequence[float]], list[float]]  # question, cached, cosines
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class ModelDecision:
 
         if not candidates:
             return []
-        scores = self.scorer(question, [cached for cached, _ in candidates])
+        scores = self.scorer(question, [cached for cached, _ in candidates], [s for _, s in candidates])
         judged = []
         for (cached, _), score in zip(candidates, scores, strict=True):
             vetoed = tuple(verify.exact_differences(question, cached)) if self.vetoes else ()
@@ -168,9 +168,9 @@ def load(settings: Settings, template: str | None = None) -> Decision:
         return RulesDecision(float(floor) if floor is not None else verify.DEFAULT_THRESHOLD)
     if kind != "model":
         raise ConfigError(f"decision.kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    from aicache.semantic import pairmodel  # type: ignore[attr-defined]
+    from aicache.semantic import decision
 
-    model = pairmodel.load(settings)
+    model = decision.load(settings)
     return ModelDecision(
         threshold=_threshold_for(settings, model.version, model.threshold, template),
         floor=float(floor) if floor is not None else model.floor,

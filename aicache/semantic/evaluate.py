@@ -583,10 +583,12 @@ def memoised(decision: Decision) -> Decision:
         return decision
     scorer, seen = decision.scorer, dict[tuple[str, str], float]()
 
-    def scores(question: str, candidates: Sequence[str]) -> list[float]:
+    def scores(question: str, candidates: Sequence[str], similarities: Sequence[float]) -> list[float]:
+        cosine = dict(zip(candidates, similarities, strict=True))
         missing = [c for c in dict.fromkeys(candidates) if (question, c) not in seen]
         if missing:
-            seen.update({(question, c): s for c, s in zip(missing, scorer(question, missing), strict=True)})
+            found = scorer(question, missing, [cosine[c] for c in missing])
+            seen.update({(question, c): s for c, s in zip(missing, found, strict=True)})
         return [seen[(question, c)] for c in candidates]
 
     return replace(decision, scorer=scores)

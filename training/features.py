@@ -1,0 +1,68 @@
+"""Design 2: a logistic regression over cheap features, and the exact vetoes.
+
+The features of a pair (``aicache.semantic.decision.pair_features``, shared with the runtime): the cosine
+similarity of the embeddings, which of the verifier's rules fired (one feature each), whether the verifier
+accepted, word overlap and length ratio. The regression is standardised and fitted with scikit-learn on the
+train split; the runtime only needs the weights (``decision.toml``, ``[features]``).
+
+The *exact vetoes* are the verifier rules that need no judgement: two different numbers, two different versions
+of one named thing, two different identifiers (codes mixing letters and digits). They can sit in front of any
+model; ``training/compare.py`` measures with and without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aicache.semantic import verify
+from aicache.semantic.decision import pair_features
+
+
+def vetoed(a: str, b: str) -> bool:
+    """An exact rule refuses new question ``b`` for cached ``a``: different numbers, versions or identifiers."""
+    lex = verify.load_lexicon()
+    query, cached = lex.analyse(b), lex.analyse(a)
+    return bool(
+        verify._numbers(query, cached)
+        or verify._different_versions(query, cached)
+        or verify._identifiers(query, cached)
+    )
+
+
+def rule_reasons(a: str, b: str) -> list[str]:
+    """The verifier's reasons for refusing new question ``b`` for cached ``a`` (its rules only, no similarity)."""
+    lex = verify.load_lexicon()
+    return list(verify.compare(lex.analyse(b), lex.analyse(a), lex))
+
+
+def features(a: str, b: str, cosine: float) -> list[float]:
+    return pair_features(a, b, cosine)
+
+
+class FeatureModel:
+    """Standardised logistic regression (scikit-learn to fit; a dot product to score)."""
+
+    def __init__(self) -> None:
+        self.mean: list[float] = []
+        self.scale: list[float] = []
+        self.coef: list[float] = []
+        self.bias = 0.0
+
+    def fit(self, rows: Sequence[Sequence[float]], labels: Sequence[int], seed: int = 0) -> FeatureModel:
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+
+        x = np.asarray(rows, dtype=np.float64)
+        self.mean = x.mean(axis=0).tolist()
+        self.scale = (x.std(axis=0) + 1e-9).tolist()
+        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(z, np.asarray(labels))
+        self.coef = model.coef_[0].tolist()
+        self.bias = float(model.intercept_[0])
+        return self
+
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
+        import numpy as np
+
+        z = (np.asarray(rows, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)
+        return (1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.bias)))).tolist()

