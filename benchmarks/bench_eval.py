@@ -25,6 +25,22 @@ from _harness import ROOT
 
 SETS = ("dev-pairs.jsonl", "heldout-pairs.jsonl", "trap-pairs.jsonl", "general-trap-pairs.jsonl")
 DEFAULT_FILES = tuple(ROOT / "tests" / "data" / name for name in SETS)
+# What each set is to the trained decision (training/pairs.py): the model learned from the train topics of
+# dev-pairs, trap-pairs and training/data; heldout-pairs and general-trap-pairs were never used in training.
+ROLE = {
+    "dev-pairs.jsonl": "trained on (train topics) and calibrated on some of its topics",
+    "trap-pairs.jsonl": "trained on (train topics); written while fixing the rules",
+    "heldout-pairs.jsonl": "never trained on; looked at while fixing the rules in earlier sessions",
+    "general-trap-pairs.jsonl": "never trained on; written while fixing the rules",
+    "test-split-dev.jsonl": "held-out test topics of training/data (developer), never trained or calibrated on",
+    "test-split-everyday.jsonl": "held-out test topics of training/data (everyday), never trained or calibrated on",
+}
+
+
+def test_split_files(out: Path) -> list[Path]:
+    from training.pairs import write_test_split
+
+    return write_test_split(out)
 
 
 def fmt(rate: object, bound: bool = False) -> str:
@@ -68,13 +84,15 @@ def describe(path: Path) -> dict[str, object]:
         results[kind] = report.to_json()
     protocol = "pairwise" if pairwise else "store all"
     print(f"\n{path.name}: {len(evalset.stored)} stored, {len(evalset.probes)} probes, {protocol}")
-    print(f"  {'decision':<28} {'paraphrases served':<22} {'near-misses wrong (bound)':<30} unrelated wrong (bound)")
+    if path.name in ROLE:
+        print(f"  ({ROLE[path.name]})")
+    print(f"  {'decision':<40} {'paraphrases served':<22} {'near-misses wrong (bound)':<30} unrelated wrong (bound)")
     for label, note, scores in rows:
         if scores is None:
-            print(f"  {label:<28} {note}")
+            print(f"  {label:<40} {note}")
             continue
         print(
-            f"  {label:<28} {fmt(scores.paraphrases_served):<22} {fmt(scores.negatives_wrong, True):<30} "
+            f"  {label:<40} {fmt(scores.paraphrases_served):<22} {fmt(scores.negatives_wrong, True):<30} "
             f"{fmt(scores.unrelated_wrong, True)}"
         )
     return results
@@ -82,7 +100,7 @@ def describe(path: Path) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("files", nargs="*", type=Path, default=list(DEFAULT_FILES))
+    parser.add_argument("files", nargs="*", type=Path, default=[])
     parser.add_argument("--json", action="store_true", help="also write benchmarks/out/eval.json")
     args = parser.parse_args()
     # A home of its own: the run must not read the user's settings or write into their cache.
@@ -90,7 +108,8 @@ def main() -> None:
         os.environ["AICACHE_HOME"] = tempfile.mkdtemp(prefix="aicache-bench-eval-")
         atexit.register(shutil.rmtree, os.environ["AICACHE_HOME"], ignore_errors=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    results = {path.name: describe(path) for path in args.files}
+    files = args.files or [*DEFAULT_FILES, *test_split_files(Path(os.environ["AICACHE_HOME"]))]
+    results = {path.name: describe(path) for path in files}
     if args.json:
         out = ROOT / "benchmarks" / "out"
         out.mkdir(parents=True, exist_ok=True)

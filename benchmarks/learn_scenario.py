@@ -1,7 +1,8 @@
 """Does `learn` learn? A simulated user asks, gives feedback now and then, and learn re-calibrates the hit decision.
 
 Usage: python benchmarks/learn_scenario.py [--seed 7] [--feedback 0.5] [--shadow 0.5] [--flip 0.05] [FILE ...]
-(default: one developer set and one everyday set; each FILE holds topic rows as tests/data/dev-pairs.jsonl)
+(default: tests/data/heldout-pairs.jsonl, developer questions, and the held-out test topics of the everyday
+families in training/data; neither was trained on; each FILE holds topic rows as tests/data/dev-pairs.jsonl)
 
 For each labelled set, with the real flow (``aicache.ask``: store, embeddings, index, hit decision, episodes) against
 a local fake provider, and no network:
@@ -34,7 +35,7 @@ from typing import Any
 
 from _harness import ROOT
 
-DEFAULT_SETS = (ROOT / "tests" / "data" / "heldout-pairs.jsonl", ROOT / "training" / "data" / "scenario-everyday.jsonl")
+HELDOUT = ROOT / "tests" / "data" / "heldout-pairs.jsonl"
 LEARN_AT = 0.6
 
 
@@ -196,7 +197,7 @@ def report(name: str, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("files", nargs="*", type=Path, default=list(DEFAULT_SETS))
+    parser.add_argument("files", nargs="*", type=Path, default=[])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--feedback", type=float, default=0.5)
     parser.add_argument("--shadow", type=float, default=0.5)
@@ -206,6 +207,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.models = _export_models()
+    if not args.files:
+        from training.pairs import write_test_split
+
+        args.files = [HELDOUT, write_test_split(Path(tempfile.mkdtemp(prefix="aicache-scenario-sets-")))[1]]
     sets = [read_topics(p) for p in args.files]
     results: dict[str, Any] = {}
     for i, (path, topics) in enumerate(zip(args.files, sets, strict=True)):
