@@ -107,14 +107,12 @@ def label_pair(conn: sqlite3.Connection, episode_id: int, entry_id: int, good: b
 
 
 def _episode(conn: sqlite3.Connection, episode_id: int) -> sqlite3.Row:
-    conn.row_factory = sqlite3.Row
-    try:
-        episode = conn.execute(
-            "SELECT id, question, partition_key, entry_id, outcome, verdicts, decision FROM episodes WHERE id = ?",
-            (episode_id,),
-        ).fetchone()
-    finally:
-        conn.row_factory = None
+    cursor = conn.cursor()
+    cursor.row_factory = sqlite3.Row  # this cursor's rows only: the connection's own factory stays as it is
+    episode = cursor.execute(
+        "SELECT id, question, partition_key, entry_id, outcome, verdicts, decision FROM episodes WHERE id = ?",
+        (episode_id,),
+    ).fetchone()
     if episode is None:
         raise UsageError(f"no episode {episode_id} (see `aicache log`)")
     return episode

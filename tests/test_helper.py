@@ -265,7 +265,8 @@ def test_garbage_on_the_socket_does_not_hurt_the_helper(warm: dict[str, str], fa
 
 def semantic_env(home: Path, fake_llm: FakeLLM, config: str) -> dict[str, str]:
     """A home with the exported model, the semantic tier on, and the helper allowed."""
-    (home / "config.toml").write_text(config + "[helper]\nidle_minutes = 2\n")
+    # The rules accept these pairs; the trained decision is measured on labelled sets (test_evaluate.py).
+    (home / "config.toml").write_text(config + '[helper]\nidle_minutes = 2\n[decision]\nkind = "rules"\n')
     return cli_env(home, AICACHE_HELPER="1", OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-test-0123456789")
 
 

@@ -20,6 +20,7 @@ NEAR_MISS = "generate uuid in python"  # a rule refuses: never reaches the judge
 def _ctx(server: FakeLLM, judge_on: bool) -> AskContext:
     data = config.load().data
     data["judge"] = {"enabled": judge_on, "model": "judge-model", "max_candidates": 1}
+    data["decision"] = {"kind": "rules"}  # the gray zone of these pairs is the rules' (the model has its own)
     data["providers"]["openai"]["base_url"] = server.openai_url
     data["providers"]["openai"]["send_key_to_custom_base_url"] = True
     return AskContext(settings=Settings(data), conn=db.connect(), api_key="sk-test")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,8 @@ def _wait_for(home: Path, sql: str, deadline: float = 120.0) -> list[tuple[objec
 def test_shadow_checks_label_a_refused_candidate_and_a_semantic_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
     home = aicache_home
     (home / "config.toml").write_text(
-        '[cache]\nsemantic = true\n[judge]\nmodel = "gpt-4o-mini"\n[learn]\nshadow_rate = 1.0\n'
+        '[cache]\nsemantic = true\n[decision]\nkind = "rules"\n[judge]\nmodel = "gpt-4o-mini"\n'
+        "[learn]\nshadow_rate = 1.0\n"
         "[http]\nretries = 0\nread_timeout = 10\n"
     )
     fake_llm.enqueue(Reply.text("git branch -m new-name"), Reply.text("git branch -d name"), Reply.text("NO"))
@@ -100,3 +102,17 @@ def test_shadow_checks_label_a_refused_candidate_and_a_semantic_hit(aicache_home
     good = _wait_for(home, "SELECT good FROM labels WHERE good = 1")
     assert good == [(1,)]
     assert len(fake_llm.requests) == 5  # two asks, one judge; then the shadow's provider call and its judge
+
+
+def test_labelling_leaves_the_connection_as_it_found_it(conn: sqlite3.Connection) -> None:
+    from aicache import labels
+
+    conn.execute(
+        "INSERT INTO entries (exact_key, partition_key, question, answer, created_at) VALUES ('k', 'p', 'q', 'a', 1)"
+    )
+    conn.execute(
+        "INSERT INTO episodes (question, outcome, partition_key, entry_id, ts) VALUES ('q', 'miss', 'p', 1, 1)"
+    )
+    factory = conn.row_factory
+    labels.label_episode(conn, 1, good=False, source="feedback")
+    assert conn.row_factory is factory  # the flow goes on using this connection after a --refresh label

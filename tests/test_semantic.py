@@ -118,6 +118,14 @@ def model_home(onnx_models: Path, aicache_home: Path) -> Path:
     return aicache_home
 
 
+@pytest.fixture(autouse=True)
+def tier_mechanics_use_the_rules(aicache_home: Path) -> None:
+    # These tests are about the tier's mechanics (export, index, lookups, writers) and use pairs the hand-written
+    # rules accept; the trained decision is tested on labelled sets (test_evaluate.py, test_decision.py).
+    aicache_home.mkdir(parents=True, exist_ok=True)
+    (aicache_home / "config.toml").write_text('[decision]\nkind = "rules"\n')
+
+
 @pytest.fixture
 def settings(model_home: Path) -> config.Settings:
     return config.load()
@@ -277,16 +285,27 @@ def test_the_returned_vector_is_the_questions_embedding(conn: sqlite3.Connection
     assert tier.model_id(settings) == embeddings.model_id(settings) == tier.model_id(config.load())
 
 
-def test_the_threshold_comes_from_settings_or_the_verifier(conn: sqlite3.Connection, settings: config.Settings) -> None:
-    from aicache.semantic import verify
+def test_the_operating_point_comes_from_the_decision_and_its_settings(
+    conn: sqlite3.Connection, settings: config.Settings
+) -> None:
+    from aicache.semantic import decision, verify
 
     undo = store(conn, settings, "p", "how do I undo the last commit but keep my changes")
-    assert tier.threshold(settings) == verify.DEFAULT_THRESHOLD
+    assert tier.threshold(settings) == verify.DEFAULT_THRESHOLD  # rules: the cosine threshold
     strict = with_cache(settings, threshold=0.999)
     result = tier.lookup(conn, strict, "p", "undo last commit, keep my changes")
     assert result.threshold == 0.999 and result.entry_id is None
     assert "below threshold" in result.verdicts[0]["reasons"][0]
     assert tier.lookup(conn, settings, "p", "undo last commit, keep my changes").entry_id == undo
+    model = config.Settings({**settings.data, "decision": {"kind": "model"}})
+    shipped = decision.load(model)
+    assert tier.threshold(model) == shipped.threshold
+    judged = tier.lookup(conn, model, "p", "undo last commit, keep my changes")
+    assert judged.decision == f"model:{shipped.version}" and "score" in judged.verdicts[0]
+    learned = config.Settings({**model.data, "decision": {"kind": "model", "threshold": 0.2, "model": shipped.version}})
+    assert tier.lookup(conn, learned, "p", "undo last commit, keep my changes").entry_id == undo
+    other = config.Settings({**model.data, "decision": {"kind": "model", "threshold": 0.2, "model": "another"}})
+    assert tier.threshold(other) == shipped.threshold  # learned for another model version: not used
 
 
 def test_the_index_path_serves_like_the_exact_scan(conn: sqlite3.Connection, settings: config.Settings) -> None:

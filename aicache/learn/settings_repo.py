@@ -106,9 +106,11 @@ def live_files(start: Path | None = None) -> list[Path]:
 
 
 def read_learned(path: Path) -> dict[str, Any]:
-    """One learned.toml, checked to set only learnable sections."""
+    """One learned.toml, checked to set only learnable sections (empty when there is none yet)."""
     try:
         raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
     except OSError as exc:
         raise ConfigError(f"cannot read learned settings {path}: {exc}") from None
     return parse_learned(raw, str(path))
