@@ -1,10 +1,17 @@
 """aicache: a local cache in front of your LLM.
 
-The library is the product; the CLI is an adapter over it::
+The library is the product; the CLI is an adapter over it. ``aicache.ask`` runs exactly what ``aicache ask``
+runs (secrets redacted, the key looked up, the cache partition built, one episode recorded)::
 
-    from aicache import AskContext, AskRequest, ask, config, db
-    ctx = AskContext(settings=config.load(), conn=db.connect())
-    result = ask(AskRequest(question="undo last commit", provider="openai", model="gpt-4o-mini"), ctx, print)
+    import aicache
+
+    result = aicache.ask("how do I undo the last commit but keep the changes?", model="gpt-4o-mini")
+    print(result.answer)
+    print(result.outcome)  # "miss" the first time, "exact_hit" when asked again
+
+Its keyword options are the command line's (``provider``, ``base_url``, ``system``, ``template``, ``params``,
+``input_text``, ``attachments``, ``key``, ``mode``, ``stream``) plus ``on_text``, which receives the answer as it
+streams. Errors are ``AicacheError`` subclasses whose ``exit_code`` is the CLI's.
 
 Submodules are imported lazily so that ``import aicache`` (and the CLI's exact-hit path) stays cheap.
 """
@@ -19,31 +26,30 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AicacheError",
-    "AskContext",
-    "AskRequest",
     "AskResult",
     "CacheMode",
     "ExitCode",
+    "Outcome",
     "__version__",
     "ask",
 ]
 
 _LAZY = {
-    "AskContext": "aicache.flow",
     "AskResult": "aicache.flow",
     "CacheMode": "aicache.flow",
-    "ask": "aicache.flow",
-    "AskRequest": "aicache.request",
+    "ask": "aicache.api",
     "AicacheError": "aicache.errors",
     "ExitCode": "aicache.errors",
+    "Outcome": "aicache.memory",
 }
 
 if TYPE_CHECKING:
     from typing import Any
 
+    from aicache.api import ask
     from aicache.errors import AicacheError, ExitCode
-    from aicache.flow import AskContext, AskResult, CacheMode, ask
-    from aicache.request import AskRequest
+    from aicache.flow import AskResult, CacheMode
+    from aicache.memory import Outcome
 
 
 def __getattr__(name: str) -> Any:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from aicache.config import Settings
 from aicache.errors import ConfigError
-
-PROVIDERS = ("openai", "anthropic", "ollama", "command")
+from aicache.schema import PROVIDERS
 
 
 def resolve_model(settings: Settings, model: str | None, provider: str | None) -> tuple[str, str]:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from aicache.cachekeys import canonical_json
-from aicache.providers.base import Completion
+from aicache.llmtypes import Completion
 from aicache.request import AskRequest
 
 _ENTRY_COLUMNS = "id, question, answer, provider, model, tokens_in, tokens_out, cost, created_at, partition_key"

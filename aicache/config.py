@@ -1,52 +1,54 @@
 """Settings: built-in defaults, overlaid by the TOML config file, overlaid by the environment.
 
 The file is only parsed when it exists, and ``tomllib`` is imported only then: most exact hits read no file.
+Every value in it, and the environment overrides, are checked against ``schema.SETTINGS`` on load, so a bad
+value stops a command at once with the setting's name rather than failing later where it is used.
 ``aicache config set section.key value`` writes through ``save_value``; values are parsed as TOML literals
-(``true``, ``0.9``, ``["claude", "-p"]``) and fall back to plain strings.
+(``true``, ``0.9``, ``["claude", "-p"]``) and fall back to plain strings. Writing goes through tomlkit, which
+keeps the user's comments and layout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aicache import paths
+from aicache import paths, schema
 from aicache.errors import ConfigError
-from aicache.providers.base import HttpSettings
 
-DEFAULTS: dict[str, Any] = {
-    "provider": "openai",
-    "model": "gpt-4o-mini",
-    "stream": True,
-    "providers": {
-        "openai": {"base_url": "https://api.openai.com/v1", "send_key_to_custom_base_url": False},
-        "anthropic": {
-            "base_url": "https://api.anthropic.com",
-            "max_tokens": 4096,
-            "send_key_to_custom_base_url": False,
-        },
-        "ollama": {"host": "http://localhost:11434"},
-        "command": {"argv": [], "prompt_via": "stdin", "timeout": 300},
-    },
-    "aliases": {},  # name -> "model" or "provider/model"
-    "prices": {},  # model -> {input = USD per 1M tokens, output = USD per 1M tokens}
-    "http": {
-        "connect_timeout": 5.0,
-        "read_timeout": 120.0,
-        "retries": 3,
-        "backoff": 0.5,
-        "max_retry_after": 30.0,
-    },
-    "limits": {"max_input_bytes": 1_000_000},
-    "cache": {"semantic": True},  # also: threshold, candidates, embedding_model (see README)
-    "judge": {"enabled": False, "model": "gpt-4o-mini", "max_candidates": 1},
-    "hook": {"timeout": 5.0, "max_diff_bytes": 32_000, "template": "commit-message"},
-    "redact": {"patterns": []},
-    "helper": {"enabled": True, "idle_minutes": 30},
-}
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP providers' timeouts and retries (``[http]``); defined here so the config needs no provider."""
+
+    connect_timeout: float = 5.0
+    read_timeout: float = 120.0
+    retries: int = 3  # extra attempts after the first, on connection errors, 408, 429 and 5xx
+    backoff: float = 0.5  # first backoff in seconds, doubled each attempt, with jitter
+    max_retry_after: float = 30.0  # a longer Retry-After is an error, not a wait
+
+
+def _defaults() -> dict[str, Any]:
+    tree: dict[str, Any] = {"aliases": {}, "prices": {}}  # name -> "model" or "provider/model"; model -> rates
+    for setting in schema.SETTINGS:
+        if setting.default is None or "*" in setting.parts:
+            continue  # unset unless the user sets it; the code that reads it knows what applies then
+        node = tree
+        for part in setting.parts[:-1]:
+            node = node.setdefault(part, {})
+        node[setting.parts[-1]] = copy.deepcopy(setting.default)
+    return tree
+
+
+DEFAULTS: dict[str, Any] = _defaults()
+
+#: settings the environment overrides, with the variable that does it
+ENVIRONMENT = {"model": "AICACHE_MODEL", "provider": "AICACHE_PROVIDER"}
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -73,13 +75,44 @@ def read_file(path: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Settings:
-    """The merged settings. ``data`` is the whole tree; properties name the parts code reads often."""
+    """The merged settings. ``data`` is the whole tree; properties name the parts code reads often.
+
+    ``file`` is what the config file set, ``environment`` which settings came from which variable, and
+    ``unknown`` the names in the file that are not settings (ignored; the CLI warns about them).
+    """
 
     data: dict[str, Any]
+    file: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    unknown: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per unknown name in the file, for the CLI to show: likely a typo, ignored either way."""
+        path = paths.config_file()
+        return [
+            f"unknown setting {name} in {path} (ignored; `aicache config unset {name}` removes it)"
+            for name in self.unknown
+        ]
+
+    def source(self, parts: tuple[str, ...]) -> str:
+        """Where the value of a setting comes from: ``default``, ``file`` or ``env NAME``."""
+        if (variable := self.environment.get(".".join(parts))) is not None:
+            return f"env {variable}"
+        node: Any = self.file
+        for part in parts:
+            if not isinstance(node, dict) or part not in node:
+                return "default"
+            node = node[part]
+        return "file"
 
     def get(self, dotted: str, default: Any = None) -> Any:
+        return self.value_of(tuple(dotted.split(".")), default)
+
+    def value_of(self, parts: tuple[str, ...], default: Any = None) -> Any:
+        """``get`` for a name already split (its parts may contain dots: ``("prices", "gpt-4.1", "input")``)."""
         node: Any = self.data
-        for part in dotted.split("."):
+        for part in parts:
             if not isinstance(node, dict) or part not in node:
                 return default
             node = node[part]
@@ -102,12 +135,77 @@ class Settings:
 
 
 def load() -> Settings:
-    data = _merge(DEFAULTS, read_file(paths.config_file()))
-    if model := os.environ.get("AICACHE_MODEL"):
-        data["model"] = model
-    if provider := os.environ.get("AICACHE_PROVIDER"):
-        data["provider"] = provider
-    return Settings(data)
+    """The settings in effect; ``ConfigError`` naming the setting and the file (or variable) if one is invalid."""
+    path = paths.config_file()
+    file_data = read_file(path)
+    unknown: list[str] = []
+    if file_data:
+        unknown, problem = schema.validate(file_data, str(path))
+        if problem is not None:
+            raise ConfigError(f"invalid setting: {problem}")
+    from aicache.learn.settings_repo import learned_settings
+
+    # learned settings (``aicache learn``, applied by the user) rank above the defaults and below the user's file
+    data = _merge(_merge(DEFAULTS, learned_settings()), file_data)
+    environment = {}
+    for name, variable in ENVIRONMENT.items():
+        if value := os.environ.get(variable):
+            _, problem = schema.validate({name: value}, variable)
+            if problem is not None:
+                raise ConfigError(f"invalid setting: {problem}")
+            data[name] = value
+            environment[name] = variable
+    return Settings(data, file_data, environment, tuple(unknown))
+
+
+@dataclass(frozen=True)
+class SettingView:
+    """One line of ``config show``: a setting, its value in effect, its default and where the value comes from."""
+
+    name: str
+    value: Any  # None: not set, and no default
+    default: str
+    source: str  # "default", "file", "env AICACHE_MODEL", or "file (unknown, ignored)"
+    help: str
+
+
+def describe(settings: Settings) -> list[SettingView]:
+    """Every documented setting, then the user's aliases and prices, then names in the file that are unknown."""
+    views = []
+    for setting in schema.SETTINGS:
+        for parts in _instances(settings.data, setting.parts):
+            views.append(
+                SettingView(
+                    schema.dotted(parts),
+                    settings.value_of(parts),
+                    setting.shown_default,
+                    settings.source(parts),
+                    setting.help,
+                )
+            )
+    for name in settings.unknown:
+        views.append(SettingView(name, None, "", "file (unknown, ignored)", "not a setting of this version"))
+    return views
+
+
+def _instances(tree: Any, pattern: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The names ``pattern`` (with ``*`` for user-chosen parts) stands for: itself, or each one the user set."""
+    if "*" not in pattern:
+        return [pattern]
+    found: list[tuple[str, ...]] = []
+
+    def walk(node: Any, done: tuple[str, ...], rest: tuple[str, ...]) -> None:
+        if not rest:
+            found.append(done)
+            return
+        if not isinstance(node, dict):
+            return
+        names = sorted(node) if rest[0] == "*" else [rest[0]] if rest[0] in node else []
+        for name in names:
+            walk(node[name], (*done, name), rest[1:])
+
+    walk(tree, (), pattern)
+    return found
 
 
 def parse_value(text: str) -> Any:
@@ -119,26 +217,112 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def save_value(dotted: str, raw_value: str) -> Path:
-    """Set ``dotted`` (e.g. ``providers.openai.base_url``) in the config file, keeping everything else."""
-    import tomli_w
+def save_value(name: str, raw_value: str) -> Path:
+    """Set one setting in the config file, keeping the rest of the file as the user wrote it (comments, order,
+    formatting), after checking the value against the schema. Returns the file's path.
 
+    ``raw_value`` is read as a TOML literal (``true``, ``0.9``, ``["claude", "-p"]``); text that is not one is a
+    string, and so is any value of a setting that takes a string (``config set model 4`` sets ``"4"``).
+    """
     path = paths.config_file()
-    data = read_file(path)
-    parts = dotted.split(".")
-    if not all(parts):
-        raise ConfigError(f"invalid setting name: {dotted!r}")
-    if parts[0] not in DEFAULTS:
-        raise ConfigError(f"unknown setting {dotted!r}; known sections: {', '.join(sorted(DEFAULTS))}")
-    node = data
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{part!r} in {dotted!r} is a value, not a section")
-        node = child
-    node[parts[-1]] = parse_value(raw_value)
-    paths.ensure_private_dir(path.parent)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+    parts = _parse_name(name)
+    setting = schema.find(parts)
+    if setting is None:
+        if schema.is_section(parts):
+            raise ConfigError(f"{schema.dotted(parts)} is a table of settings; set one of them")
+        raise ConfigError(f"unknown setting {schema.dotted(parts)}{schema.suggest(parts)}")
+    value = parse_value(raw_value)
+    if setting.check(value) is not None and setting.check(raw_value) is None:
+        value = raw_value  # a string setting given something TOML reads as a number or a date
+    if (problem := setting.check(value)) is not None:
+        raise ConfigError(
+            f"invalid value for {schema.dotted(parts)}: it {problem}, not {raw_value!r}; {path} is unchanged"
+        )
+    with _locked(path):
+        document = _read_document(path)
+        node: Any = document
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = _new_table(super_table=depth < len(parts) - 2)
+                node[part] = child
+            elif not isinstance(child, dict):
+                raise ConfigError(
+                    f"{schema.dotted(parts[: depth + 1])} in {path} is a value, not a table; unset it first"
+                )
+            node = child
+        node[parts[-1]] = value
+        _write_document(path, document)
     return path
+
+
+def unset_value(name: str) -> tuple[Path, bool]:
+    """Remove a setting from the config file (back to its default), keeping the rest of the file. Names that are
+    not settings can be removed too: that is how a misspelt one goes. Returns the path and whether it was set."""
+    path = paths.config_file()
+    parts = _parse_name(name)
+    with _locked(path):
+        document = _read_document(path)
+        node: Any = document
+        for part in parts[:-1]:
+            node = node.get(part)
+            if not isinstance(node, dict):
+                break
+        if not isinstance(node, dict) or parts[-1] not in node:
+            if schema.find(parts) is None and not schema.is_section(parts):
+                raise ConfigError(f"unknown setting {schema.dotted(parts)}{schema.suggest(parts)}")
+            return path, False
+        del node[parts[-1]]
+        _write_document(path, document)
+    return path, True
+
+
+def _parse_name(name: str) -> tuple[str, ...]:
+    try:
+        return schema.parse_name(name)
+    except ValueError as exc:
+        raise ConfigError(f'{exc}; write names as in TOML, e.g. cache.threshold or prices."gpt-4.1".input') from None
+
+
+# tomlkit keeps comments and formatting, which tomllib and tomli_w drop; it is imported only by the commands
+# that write the file, never by a command that only reads it.
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Two ``config set`` at once each read, change and write the file: one waits, so neither change is lost."""
+    from aicache import files
+
+    paths.ensure_private_dir(path.parent)
+    with files.FileLock(path.with_name(f".{path.name}.lock")):
+        yield
+
+
+def _read_document(path: Path) -> Any:
+    import tomlkit
+    import tomlkit.exceptions
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return tomlkit.document()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    try:
+        return tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}; fix or remove it") from None
+
+
+def _new_table(*, super_table: bool) -> Any:
+    import tomlkit
+
+    return tomlkit.table(is_super_table=super_table)
+
+
+def _write_document(path: Path, document: Any) -> None:
+    import tomlkit
+
+    from aicache import files
+
+    files.write_atomic(path, tomlkit.dumps(document))

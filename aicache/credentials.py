@@ -1,23 +1,22 @@
-"""The key file: API keys stored by ``aicache key set``, one JSON object ``{name: key}``.
+"""The key file: API keys stored by ``aicache keys set``, one JSON object ``{name: key}``.
 
 A name is a provider ("openai", "anthropic") or an exact base URL ("https://openrouter.ai/api/v1"): a key
 stored under a base URL is sent to that endpoint only (see ``providers.resolve_endpoint``).
 
-The file is private from its first byte: it is written to a new temporary file opened with mode 0600
-(``O_CREAT | O_EXCL``, then ``fchmod`` in case the umask is odd), flushed to disk and renamed over the old one,
-so there is never a moment when a key sits in a world-readable file or a half-written one. A file that is not
+The file is private from its first byte: it is replaced with ``files.write_atomic`` (a new temporary file
+created with mode 0600, flushed to disk and renamed over the old one), so there is never a moment when a key
+sits in a world-readable file or a half-written one. A file that is not
 a JSON object of strings is an error naming the file, never silently replaced: that would lose the user's keys.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 
-from aicache import paths
+from aicache import files, paths
 from aicache.errors import ConfigError, UsageError
+from aicache.schema import KEYED_PROVIDERS
 
 
 def keys_path() -> Path:
@@ -37,10 +36,31 @@ def set_key(name: str, key: str) -> Path:
         raise UsageError("an API key cannot be empty or contain spaces")
     if not _normalize(name):
         raise UsageError("a key needs a provider name or base URL to be stored under")
+    _check_name(name)
     keys = _read()
     keys[_normalize(name)] = key
     _write(keys)
     return keys_path()
+
+
+def _check_name(name: str) -> None:
+    """Only names a key is ever looked up under: a stored key under a misspelt name would never be sent."""
+    from urllib.parse import urlsplit
+
+    normalized = _normalize(name)
+    if "://" in normalized:
+        try:
+            parts = urlsplit(normalized)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+        except ValueError:  # a bad port
+            valid = False
+        if not valid:
+            raise UsageError(f"{name!r} is not an http:// or https:// base URL")
+    elif normalized not in KEYED_PROVIDERS:
+        raise ConfigError(
+            f"no provider takes a stored key named {name!r}: use {' or '.join(KEYED_PROVIDERS)}, or the base URL "
+            "the key is for (aicache keys set https://openrouter.ai/api/v1)"
+        )
 
 
 def delete_key(name: str) -> bool:
@@ -91,17 +111,4 @@ def _read() -> dict[str, str]:
 def _write(keys: dict[str, str]) -> None:
     path = keys_path()
     paths.ensure_private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(fd, 0o600)  # the umask can only remove bits; this also undoes one that removed ours
-            json.dump(keys, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    paths.fsync_dir(path.parent)
+    files.write_atomic(path, json.dumps(keys, indent=2, sort_keys=True) + "\n", mode=0o600)

@@ -13,6 +13,7 @@ from typing import Any
 
 from aicache import cache, memory
 from aicache.errors import UsageError
+from aicache.memory import Outcome
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,11 @@ class Explanation:
     def summary(self) -> str:
         outcome = self.episode["outcome"]
         similarity, threshold = self.episode.get("similarity"), self.episode.get("threshold")
-        if outcome == "exact_hit":
+        if outcome == Outcome.EXACT_HIT:
             return "exact hit: the same normalized question was cached in the same partition"
-        if outcome == "semantic_hit":
+        if outcome == Outcome.SEMANTIC_HIT:
             return f"semantic hit: similarity {similarity:.3f} >= threshold {threshold:.3f} and the verifier agreed"
-        if outcome in ("refresh", "bypass"):
+        if outcome in (Outcome.REFRESH, Outcome.BYPASS):
             return f"{outcome}: the cache was not consulted"
         if not self.candidates:
             return f"{outcome}: no cached question in this partition came close enough"

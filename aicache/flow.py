@@ -10,6 +10,7 @@ pays for none of them. Nothing here prints: notes for the user go to ``on_note``
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
@@ -18,12 +19,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from aicache import cache, memory
+from aicache import cache, labels, memory
 from aicache.cachekeys import content_hash
 from aicache.config import Settings
 from aicache.db import write_transaction
-from aicache.errors import AicacheError, CacheMissError, ProviderError, StoreError
+from aicache.errors import AicacheError, CacheMissError, ProviderError, StoreError, UsageError
 from aicache.hooks.gitinfo import repo_and_head
+from aicache.memory import Outcome
+from aicache.normalize import EMPTY_QUESTION, has_content
 from aicache.providers.base import Completion, TextSink
 from aicache.request import AskRequest
 
@@ -37,10 +40,15 @@ class CacheMode(StrEnum):
     CACHE_ONLY = "cache_only"  # never call a provider
 
 
+_PROVIDER_OUTCOMES = {CacheMode.REFRESH: Outcome.REFRESH, CacheMode.NO_CACHE: Outcome.BYPASS}
+
+
 @dataclass(frozen=True)
 class AskResult:
+    """What one ask gave: the answer, how it was found (``outcome``) and what it cost."""
+
     answer: str
-    outcome: str
+    outcome: Outcome
     episode_id: int
     entry_id: int | None
     provider: str
@@ -53,6 +61,7 @@ class AskResult:
     tokens_out: int | None = None
     cost: float | None = None
     cached: bool = False  # whether the answer is now in the cache
+    warnings: tuple[str, ...] = ()  # what prepare changed or withheld before sending (redactions, a withheld key)
 
 
 @dataclass
@@ -64,6 +73,8 @@ class _Semantic:
     threshold: float | None = None
     verdicts: list[dict[str, Any]] | None = None
     vector: bytes | None = None
+    decision: str | None = None
+    one_time_s: float = 0.0  # spent preparing the embedding model for this lookup: not the question's latency
 
 
 @dataclass
@@ -76,7 +87,6 @@ class AskContext:
     source: str = "cli"
     cwd: Path = field(default_factory=Path.cwd)
     on_note: NoteSink = lambda _note: None
-    announced_export: bool = False
 
 
 def _chunks(text: str) -> list[str]:
@@ -93,7 +103,7 @@ def _base_episode(request: AskRequest, ctx: AskContext) -> memory.Episode:
     root, head = repo_and_head(ctx.cwd)
     return memory.Episode(
         question=request.question,
-        outcome="error",
+        outcome=Outcome.ERROR,
         provider=request.provider,
         model=request.model,
         partition_key=request.partition_key,
@@ -110,12 +120,14 @@ def _base_episode(request: AskRequest, ctx: AskContext) -> memory.Episode:
 def _serve_hit(
     request: AskRequest, ctx: AskContext, episode: memory.Episode, entry: cache.Entry, started: float
 ) -> AskResult:
-    episode.answer = entry.answer
     episode.entry_id = entry.id
     episode.latency_ms = (time.perf_counter() - started) * 1000
     try:
         with write_transaction(ctx.conn):
             cache.note_hit(ctx.conn, entry.id)
+            # Reference the episode that stored this answer rather than copy it; copy only if there is none.
+            episode.answer_from = memory.answer_source(ctx.conn, entry.id, entry.answer)
+            episode.answer = None if episode.answer_from is not None else entry.answer
             episode_id = memory.insert(ctx.conn, episode)
     except StoreError as exc:
         # The answer is already shown; a read-only or locked store must not turn a hit into a failure.
@@ -137,13 +149,28 @@ def _serve_hit(
     )
 
 
-def _announce_model_export(ctx: AskContext) -> None:
-    """The first semantic use exports the embedding model to ONNX (~15 s, once): say so before the wait."""
-    from aicache.semantic import embeddings
+class _OneTime:
+    """Tells the user when the embedding model is being prepared (exported to ONNX, once per model), at the moment
+    it starts, and how long it took; and measures it, because a one-time cost is not this question's latency
+    (nor, through the misses' latencies, time a later hit saves)."""
 
-    if not ctx.announced_export and not embeddings.is_prepared(ctx.settings):
-        ctx.announced_export = True
-        ctx.on_note("preparing the embedding model for the semantic tier (one time, about 15 s)")
+    def __init__(self, ctx: AskContext) -> None:
+        self.ctx = ctx
+        self.began: float | None = None
+        self.seconds = 0.0
+
+    def starting(self) -> None:
+        self.began = time.perf_counter()
+        self.ctx.on_note("semantic tier: preparing the embedding model (exporting it to ONNX, once per model)...")
+
+    def __enter__(self) -> _OneTime:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.began is not None:
+            self.seconds = time.perf_counter() - self.began
+            self.began = None
+            self.ctx.on_note(f"semantic tier: the embedding model is ready (took {self.seconds:.1f} s)")
 
 
 def _semantic_lookup(request: AskRequest, ctx: AskContext) -> _Semantic:
@@ -151,17 +178,24 @@ def _semantic_lookup(request: AskRequest, ctx: AskContext) -> _Semantic:
         return _Semantic()
     from aicache.semantic import tier
 
-    _announce_model_export(ctx)
-
+    one_time = _OneTime(ctx)  # a lookup needs the model only when the partition has vectors: rarely the first run
     try:
-        result = tier.lookup(ctx.conn, ctx.settings, request.partition_key, request.question)
+        template = request.template.name if request.template else None
+        with one_time:
+            result = tier.lookup(
+                ctx.conn, ctx.settings, request.partition_key, request.question, template, one_time.starting
+            )
     except AicacheError as exc:
         # The semantic tier is an optimisation: if it cannot run, the question is still answered.
         ctx.on_note(f"semantic tier skipped: {exc}")
-        return _Semantic()
+        return _Semantic(one_time_s=one_time.seconds)
     if result.rebuilt_index:
         ctx.on_note("the vector index was missing or damaged and has been rebuilt from the database")
-    return _Semantic(result.entry_id, result.similarity, result.threshold, result.verdicts, result.vector)
+    found = _Semantic(
+        result.entry_id, result.similarity, result.threshold, result.verdicts, result.vector, result.decision
+    )
+    found.one_time_s = one_time.seconds
+    return found
 
 
 def _call_provider(
@@ -191,22 +225,25 @@ def _call_provider(
     return completion, (first_byte[0] if first_byte else None)
 
 
-def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) -> tuple[bytes | None, str | None]:
+def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) -> tuple[bytes | None, str | None, float]:
+    """The question's vector and model id for the new entry, and the seconds spent preparing the model (the first
+    stored answer exports it: only then, once an answer is there to store, is the model needed)."""
     if not ctx.settings.get("cache.semantic", True):
-        return None, None
+        return None, None, 0.0
     from aicache.semantic import tier
 
-    _announce_model_export(ctx)
+    one_time = _OneTime(ctx)
     try:
-        vector = found.vector or tier.embed_question(ctx.settings, request.question)
-        return vector, tier.model_id(ctx.settings)
+        with one_time:
+            vector = found.vector or tier.embed_question(ctx.settings, request.question, one_time.starting)
+        return vector, tier.model_id(ctx.settings), one_time.seconds
     except AicacheError as exc:
         ctx.on_note(f"answer cached for exact repeats only: {exc}")
-        return None, None
+        return None, None, one_time.seconds
 
 
 def _record_failure(ctx: AskContext, episode: memory.Episode, error: str, partial: str, started: float) -> None:
-    episode.outcome = "error"
+    episode.outcome = Outcome.ERROR
     episode.error = error
     episode.answer = partial or None
     episode.latency_ms = (time.perf_counter() - started) * 1000
@@ -217,33 +254,125 @@ def _record_failure(ctx: AskContext, episode: memory.Episode, error: str, partia
 
 
 def ask(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
-    """Answer ``request`` from the cache or the provider; ``on_text`` receives the answer as it comes."""
+    """Answer ``request`` from the cache or the provider; ``on_text`` receives the answer as it comes.
+
+    ``request`` must come from ``prepare.prepare`` (redaction, key, partition): ``aicache.ask`` is the public way in.
+    """
+    if not has_content(request.question):
+        raise UsageError(EMPTY_QUESTION)  # checked here too, so no caller can send or cache an empty question
+    result = _answer(request, ctx, on_text)
+    if result.outcome in (Outcome.SEMANTIC_HIT, Outcome.MISS) and result.episode_id:
+        _maybe_shadow_check(request, ctx, result)
+    return result
+
+
+def _maybe_shadow_check(request: AskRequest, ctx: AskContext, result: AskResult) -> None:
+    """Start a shadow check (``learn/shadow.py``) for ``learn.shadow_rate`` of the asks the semantic tier judged,
+    detached and after the answer was shown: the user never waits for it."""
+    rate = float(ctx.settings.get("learn.shadow_rate", 0) or 0)
+    if rate <= 0 or not ctx.settings.get("judge.model") or ctx.mode is not CacheMode.NORMAL:
+        return
+    import random
+
+    if random.random() >= rate:
+        return
+    import json
+    import subprocess
+    import sys
+
+    job = {
+        "kind": "hit" if result.outcome == Outcome.SEMANTIC_HIT else "miss",
+        "episode": result.episode_id,
+        "entry": result.entry_id,
+        "key": ctx.api_key,
+        "request": {
+            "question": request.question,
+            "provider": request.provider,
+            "model": request.model,
+            "base_url": request.base_url,
+            "system": request.system,
+            "input_text": request.input_text,
+            "template": request.template.name if request.template else None,
+            "params": list(request.params),
+        },
+    }
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "aicache.learn.shadow"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=str(ctx.cwd),
+        )
+        assert child.stdin is not None
+        child.stdin.write(json.dumps(job).encode("utf-8"))
+        child.stdin.close()
+    except OSError as exc:
+        ctx.on_note(f"shadow check not started: {exc.strerror or exc}")
+
+
+def _answer(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
     started = time.perf_counter()
     episode = _base_episode(request, ctx)
     found = _Semantic()
     if ctx.mode in (CacheMode.NORMAL, CacheMode.CACHE_ONLY):
         entry = cache.lookup_exact(ctx.conn, request.exact_key)
+        if entry is not None and labels.is_negative(ctx.conn, request.exact_key, entry.id):
+            entry = None  # marked wrong for this question: ask again (the new answer replaces it)
         if entry is not None:
-            episode.outcome = "exact_hit"
+            episode.outcome = Outcome.EXACT_HIT
             _replay(entry.answer, ctx.stream, on_text)
             return _serve_hit(request, ctx, episode, entry, started)
         found = _semantic_lookup(request, ctx)
-        episode.similarity, episode.threshold, episode.verdicts = (
+        started += found.one_time_s  # from here on, latency is measured as if the model had been ready
+        episode.similarity, episode.threshold, episode.verdicts, episode.decision = (
             found.similarity,
             found.threshold,
             found.verdicts,
+            found.decision,
         )
         hit = cache.get_entry(ctx.conn, found.entry_id) if found.entry_id is not None else None
         if hit is not None:
-            episode.outcome = "semantic_hit"
+            episode.outcome = Outcome.SEMANTIC_HIT
             _replay(hit.answer, ctx.stream, on_text)
             return _serve_hit(request, ctx, episode, hit, started)
     if ctx.mode is CacheMode.CACHE_ONLY:
-        episode.outcome = "cache_miss"
+        episode.outcome = Outcome.CACHE_MISS
         episode.latency_ms = (time.perf_counter() - started) * 1000
         memory.record(ctx.conn, episode)
         raise CacheMissError("not in the cache (--cache-only)")
+    if ctx.mode is CacheMode.NORMAL:
+        return _ask_once(request, ctx, on_text, episode, found, started)
     return _ask_provider(request, ctx, on_text, episode, found, started)
+
+
+def _ask_once(
+    request: AskRequest,
+    ctx: AskContext,
+    on_text: TextSink,
+    episode: memory.Episode,
+    found: _Semantic,
+    started: float,
+) -> AskResult:
+    """A miss, asked of the provider by one process at a time per exact key (``inflight``): a process that waited
+    for another one serves what it stored, as an exact hit, and asks itself only if nothing was stored."""
+    from aicache import inflight
+
+    http = ctx.settings.http
+    wait = http.connect_timeout + http.read_timeout  # as long as the first one may go without a byte
+
+    def waiting() -> None:
+        ctx.on_note("the same question is being asked by another aicache process: waiting for its answer")
+
+    with inflight.single_flight(request.exact_key, wait, waiting) as waited:
+        entry = cache.lookup_exact(ctx.conn, request.exact_key) if waited else None
+        if entry is not None:
+            episode.outcome = Outcome.EXACT_HIT
+            episode.similarity = episode.threshold = episode.verdicts = None  # the exact tier served it
+            _replay(entry.answer, ctx.stream, on_text)
+            return _serve_hit(request, ctx, episode, entry, started)
+        return _ask_provider(request, ctx, on_text, episode, found, started)
 
 
 def _ask_provider(
@@ -275,23 +404,17 @@ def _ask_provider(
         completion.tokens_out,
     )
     cacheable = completion.complete and ctx.mode is not CacheMode.NO_CACHE
-    vector, embed_model = _vector_for_store(request, ctx, found) if cacheable else (None, None)
-    episode.outcome = {CacheMode.REFRESH: "refresh", CacheMode.NO_CACHE: "bypass"}.get(ctx.mode, "miss")
+    vector, embed_model, one_time_s = _vector_for_store(request, ctx, found) if cacheable else (None, None, 0.0)
+    started += one_time_s
+    episode.outcome = _PROVIDER_OUTCOMES.get(ctx.mode, Outcome.MISS)
     episode.answer = completion.text
     episode.ttfb_ms = ttfb
     episode.tokens_in, episode.tokens_out, episode.cost = completion.tokens_in, completion.tokens_out, cost
     if not completion.complete:
         episode.error = f"incomplete answer (finish reason {completion.finish_reason}); not cached"
         ctx.on_note(f"the answer was cut short (finish reason {completion.finish_reason}); not cached")
-    entry_id = None
-    with write_transaction(ctx.conn):
-        if cacheable:
-            entry_id = cache.store(ctx.conn, request, completion, cost=cost, vector=vector, embed_model=embed_model)
-        episode.entry_id = entry_id
-        episode.latency_ms = (time.perf_counter() - started) * 1000
-        episode_id = memory.insert(ctx.conn, episode)
-        if ctx.mode is CacheMode.REFRESH:
-            memory.mark_last_hit_wrong(ctx.conn, request.partition_key, request.question, episode_id)
+    episode.latency_ms = (time.perf_counter() - started) * 1000
+    entry_id, episode_id = _record_answer(request, ctx, completion, episode, cost, cacheable, (vector, embed_model))
     if entry_id is not None and vector is not None:
         _index_new_entry(ctx)
     return AskResult(
@@ -301,6 +424,8 @@ def _ask_provider(
         entry_id=entry_id,
         provider=request.provider,
         model=completion.model or request.model,
+        similarity=episode.similarity,  # the nearest cached question's, when the semantic tier looked
+        threshold=episode.threshold,
         latency_ms=episode.latency_ms,
         ttfb_ms=ttfb,
         tokens_in=completion.tokens_in,
@@ -308,6 +433,45 @@ def _ask_provider(
         cost=cost,
         cached=entry_id is not None,
     )
+
+
+def _label_refreshed_hit(ctx: AskContext, request: AskRequest) -> None:
+    """``--refresh`` right after a hit says that hit was wrong: label it, for the negative list and ``learn``."""
+    wrong_hit = memory.last_hit(ctx.conn, request.partition_key, request.question)
+    if wrong_hit is not None:
+        with contextlib.suppress(UsageError):  # its answer is gone (forgotten): nothing left to label
+            labels.label_episode(ctx.conn, wrong_hit, good=False, source="refresh")
+
+
+def _record_answer(
+    request: AskRequest,
+    ctx: AskContext,
+    completion: Completion,
+    episode: memory.Episode,
+    cost: float | None,
+    cacheable: bool,
+    embedding: tuple[bytes | None, str | None],
+) -> tuple[int | None, int]:
+    """Store the entry (if cacheable) and the episode in one transaction; returns their ids.
+
+    The provider has answered and the user has paid for it: a store that cannot be written (full disk, read-only,
+    locked past its timeout) must not lose the answer too. The transaction rolls back whole, the user is told in
+    one line, and the answer is still returned, not cached (entry None, episode 0).
+    """
+    entry_id = None
+    vector, embed_model = embedding
+    try:
+        with write_transaction(ctx.conn):
+            if ctx.mode is CacheMode.REFRESH:
+                _label_refreshed_hit(ctx, request)  # before the store replaces the answer the label is about
+            if cacheable:
+                entry_id = cache.store(ctx.conn, request, completion, cost=cost, vector=vector, embed_model=embed_model)
+            episode.entry_id = entry_id
+            episode_id = memory.insert(ctx.conn, episode)
+    except StoreError as exc:
+        ctx.on_note(f"warning: the answer was not saved (not cached, no episode): {exc}")
+        return None, 0
+    return entry_id, episode_id
 
 
 def _index_new_entry(ctx: AskContext) -> None:

@@ -7,21 +7,45 @@ summary in ``stats`` use the FTS5 table that migration 1 keeps in sync with trig
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from aicache.db import write_transaction
+from aicache.errors import UsageError
 
-OUTCOMES = ("exact_hit", "semantic_hit", "miss", "refresh", "bypass", "cache_miss", "error")
-HIT_OUTCOMES = ("exact_hit", "semantic_hit")
+
+class Outcome(StrEnum):
+    """How one ask ended. The values are what the ``episodes.outcome`` column holds: never change one."""
+
+    EXACT_HIT = "exact_hit"  # the same normalized question in the same partition was cached
+    SEMANTIC_HIT = "semantic_hit"  # a close enough cached question, accepted by the verifier
+    MISS = "miss"  # the provider answered
+    REFRESH = "refresh"  # --refresh: the provider answered and the entry was replaced
+    BYPASS = "bypass"  # --no-cache: the provider answered, the cache was neither read nor written
+    CACHE_MISS = "cache_miss"  # --cache-only and nothing cached
+    ERROR = "error"  # the provider failed or the user interrupted
+
+
+HIT_OUTCOMES = (Outcome.EXACT_HIT, Outcome.SEMANTIC_HIT)
+
+
+def parse_outcome(text: str) -> Outcome:
+    """``text`` as an outcome, or a usage error listing the valid ones (``log --outcome``)."""
+    try:
+        return Outcome(text)
+    except ValueError:
+        known = ", ".join(o.value for o in Outcome)
+        raise UsageError(f"unknown outcome {text!r}; known outcomes: {known}") from None
 
 
 @dataclass
 class Episode:
     question: str
-    outcome: str
+    outcome: Outcome
     provider: str | None = None
     model: str | None = None
     partition_key: str | None = None
@@ -31,7 +55,8 @@ class Episode:
     repo_head: str | None = None
     input_bytes: int | None = None
     input_hash: str | None = None
-    answer: str | None = None
+    answer: str | None = None  # None on a hit that references the answer through ``answer_from``
+    answer_from: int | None = None  # a hit: the miss or refresh episode whose answer it served
     error: str | None = None
     entry_id: int | None = None
     similarity: float | None = None
@@ -44,6 +69,7 @@ class Episode:
     cost: float | None = None
     feedback: str | None = None
     source: str = "cli"
+    decision: str | None = None  # which hit decision judged the candidates (``decide.Decision.name``)
     ts: float = field(default_factory=time.time)
 
     def row(self) -> dict[str, Any]:
@@ -66,53 +92,92 @@ def record(conn: sqlite3.Connection, episode: Episode) -> int:
         return insert(conn, episode)
 
 
-def mark_last_hit_wrong(conn: sqlite3.Connection, partition_key: str, question: str, refresh_id: int) -> int | None:
-    """``--refresh`` right after a hit says the hit was wrong: note it on that hit's episode for ``learn``."""
+def answer_source(conn: sqlite3.Connection, entry_id: int, answer: str) -> int | None:
+    """The episode that stored ``answer`` in entry ``entry_id``: what a hit's episode references (migration 4)."""
+    row = conn.execute(
+        "SELECT id FROM episodes WHERE entry_id = ? AND outcome IN (?, ?) AND answer = ? ORDER BY id DESC LIMIT 1",
+        (entry_id, Outcome.MISS, Outcome.REFRESH, answer),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def last_hit(conn: sqlite3.Connection, partition_key: str, question: str) -> int | None:
+    """The newest hit episode of this question in this partition (what ``--refresh`` says was wrong)."""
     row = conn.execute(
         "SELECT id FROM episodes WHERE partition_key = ? AND question = ? AND outcome IN (?, ?) "
-        "AND id < ? ORDER BY id DESC LIMIT 1",
-        (partition_key, question, *HIT_OUTCOMES, refresh_id),
+        "ORDER BY id DESC LIMIT 1",
+        (partition_key, question, *HIT_OUTCOMES),
     ).fetchone()
-    if row is None:
-        return None
-    conn.execute("UPDATE episodes SET feedback = ? WHERE id = ?", (f"wrong: refreshed by {refresh_id}", row[0]))
-    return int(row[0])
+    return int(row[0]) if row is not None else None
+
+
+# Readers see a hit's answer as if it were copied: it is read from the episode it references.
+_SELECT = (
+    "SELECT episodes.*, source.answer AS served_answer FROM episodes "
+    "LEFT JOIN episodes AS source ON source.id = episodes.answer_from"
+)
 
 
 def get(conn: sqlite3.Connection, episode_id: int) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM episodes WHERE id = ?", (episode_id,)).fetchone()
+    row = conn.execute(f"{_SELECT} WHERE episodes.id = ?", (episode_id,)).fetchone()
     return _decoded(row) if row else None
 
 
 def _decoded(row: sqlite3.Row) -> dict[str, Any]:
     data = dict(row)
+    served = data.pop("served_answer", None)
+    if data.get("answer") is None:
+        data["answer"] = served
     if data.get("verdicts"):
         data["verdicts"] = json.loads(data["verdicts"])
     return data
 
 
-def _fts_query(text: str) -> str:
-    # Quote every word so user input such as "c++" or "don't" is never FTS5 syntax.
-    words = [w.replace('"', '""') for w in text.split()]
-    return " ".join(f'"{w}"' for w in words)
+# A query with any of these is FTS5 syntax (`stash OR rebase`, `reb*`, `"exact phrase"`, `NEAR(a b)`); any other
+# is plain words, each quoted, so that "c++" or "don't" never trips the FTS5 parser.
+_FTS_ERRORS = ("fts5", "syntax error", "unterminated string", "no such column", "unknown special query")
+_FTS_SYNTAX = re.compile(r'["*()^]|\b(?:OR|AND|NOT|NEAR)\b')
+
+
+def fts_query(text: str) -> str:
+    """The FTS5 MATCH expression for a ``log -q`` query: as written when it uses FTS5 syntax, else quoted words."""
+    if _FTS_SYNTAX.search(text):
+        return text
+    return " ".join('"' + w.replace('"', '""') + '"' for w in text.split())
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM episodes").fetchone()[0])
 
 
 def search(
-    conn: sqlite3.Connection, query: str | None = None, limit: int = 20, outcome: str | None = None
+    conn: sqlite3.Connection, query: str | None = None, limit: int = 20, outcome: Outcome | str | None = None
 ) -> list[dict[str, Any]]:
-    """Newest episodes first; ``query`` is full-text over question, answer and error."""
+    """Newest episodes first; ``query`` is full-text over question, answer and error (FTS5 syntax allowed).
+
+    A hit's answer is indexed once, with the episode it references: a hit matches when that episode's answer does.
+    A malformed FTS5 query is a ``UsageError`` naming the query and what FTS5 said.
+    """
     where, args = [], []
     if query:
-        where.append("episodes.id IN (SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ?)")
-        args.append(_fts_query(query))
+        matched = "SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ?"
+        where.append(f"(episodes.id IN ({matched}) OR episodes.answer_from IN ({matched}))")
+        args += [fts_query(query)] * 2
     if outcome:
-        where.append("outcome = ?")
-        args.append(outcome)
-    sql = "SELECT * FROM episodes"
+        where.append("episodes.outcome = ?")
+        args.append(parse_outcome(outcome).value)
+    sql = _SELECT
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ?"
-    return [_decoded(r) for r in conn.execute(sql, (*args, limit))]
+    sql += " ORDER BY episodes.id DESC LIMIT ?"
+    try:
+        return [_decoded(r) for r in conn.execute(sql, (*args, limit))]
+    except sqlite3.OperationalError as exc:
+        if query and any(word in str(exc) for word in _FTS_ERRORS):
+            raise UsageError(
+                f'cannot search for {query!r}: {exc} (FTS5 syntax: words, "a phrase", pre*, a OR b, a NOT b, NEAR(a b))'
+            ) from None
+        raise
 
 
 @dataclass(frozen=True)
@@ -140,26 +205,26 @@ def stats(conn: sqlite3.Connection, since: float | None = None) -> list[ModelSta
         """
         WITH made AS (
             SELECT entry_id, MAX(latency_ms) AS latency_ms FROM episodes
-            WHERE outcome IN ('miss', 'refresh') AND entry_id IS NOT NULL GROUP BY entry_id
+            WHERE outcome IN (:miss, :refresh) AND entry_id IS NOT NULL GROUP BY entry_id
         )
         SELECT e.provider, e.model, COUNT(*) AS total,
-            SUM(e.outcome = 'exact_hit') AS exact_hits,
-            SUM(e.outcome = 'semantic_hit') AS semantic_hits,
-            SUM(e.outcome IN ('miss', 'refresh')) AS misses,
-            SUM(e.outcome = 'error') AS errors,
-            SUM(CASE WHEN e.outcome IN ('exact_hit', 'semantic_hit')
+            SUM(e.outcome = :exact_hit) AS exact_hits,
+            SUM(e.outcome = :semantic_hit) AS semantic_hits,
+            SUM(e.outcome IN (:miss, :refresh)) AS misses,
+            SUM(e.outcome = :error) AS errors,
+            SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit)
                 THEN COALESCE(n.tokens_in, 0) + COALESCE(n.tokens_out, 0) ELSE 0 END) AS tokens_saved,
-            SUM(CASE WHEN e.outcome IN ('exact_hit', 'semantic_hit')
+            SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit)
                 THEN MAX(COALESCE(m.latency_ms, 0) - COALESCE(e.latency_ms, 0), 0) ELSE 0 END) / 1000.0
                 AS seconds_saved,
-            SUM(CASE WHEN e.outcome IN ('exact_hit', 'semantic_hit') THEN COALESCE(n.cost, 0) ELSE 0 END)
+            SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit) THEN COALESCE(n.cost, 0) ELSE 0 END)
                 AS cost_saved
         FROM episodes e
         LEFT JOIN entries n ON n.id = e.entry_id
         LEFT JOIN made m ON m.entry_id = e.entry_id
-        WHERE (? IS NULL OR e.ts >= ?)
+        WHERE (:since IS NULL OR e.ts >= :since)
         GROUP BY e.provider, e.model ORDER BY total DESC
         """,
-        (since, since),
+        {"since": since, **{o.name.lower(): o.value for o in Outcome}},
     ).fetchall()
     return [ModelStats(**dict(r)) for r in rows]

@@ -63,6 +63,7 @@ def m001_initial(db: Any) -> None:
             "error": str,
             "outcome": str,  # exact_hit | semantic_hit | miss | refresh | error | bypass
             "entry_id": int,
+            "entry_created": float,  # the labelled answer's version: a refreshed entry keeps its id, not its label
             "similarity": float,
             "threshold": float,
             "verdicts": str,  # JSON: the verifier's and the judge's verdicts
@@ -82,7 +83,7 @@ def m001_initial(db: Any) -> None:
 
 
 def m002_index_log(db: Any) -> None:
-    """A change feed of entry vectors for the HNSW index (aicache/semantic/index.py), and a covering index for partitions.
+    """A change feed of entry vectors for the HNSW index (semantic/index.py), and a covering index for partitions.
 
     Triggers log every insert with a vector, every change of id, partition, vector or model, and every delete of an
     entry that had a vector, whoever makes the change; the index replays the log after its watermark. Entries
@@ -116,7 +117,112 @@ def m003_store_id(db: Any) -> None:
     db.execute("INSERT INTO meta (key, value) VALUES ('store.id', ?)", [uuid.uuid4().hex])
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_index_log, m003_store_id]
+def m004_hits_reference_answers(db: Any) -> None:
+    """An episode of a hit names the episode whose answer it served (``answer_from``) instead of copying it.
+
+    A hit used to copy the whole answer, so a large answer grew the store (and the full-text index) by its size on
+    every hit. The reference is to the miss or refresh episode that stored the answer, not to the entry: an entry
+    replaced by ``--refresh`` or deleted later leaves the hit's answer as it was served. Deleting that episode
+    clears the reference (the hit then has no answer, as the episode it came from). Existing hits whose copy
+    equals such an episode's answer are converted. The outcome values are written out: a migration never changes.
+    """
+    db.execute("ALTER TABLE episodes ADD COLUMN answer_from INTEGER REFERENCES episodes(id) ON DELETE SET NULL")
+    db.execute("CREATE INDEX episodes_answer_from ON episodes (answer_from)")
+    db.execute(
+        """UPDATE episodes SET answer_from = (
+            SELECT source.id FROM episodes AS source
+            WHERE source.entry_id = episodes.entry_id AND source.outcome IN ('miss', 'refresh')
+                AND source.answer = episodes.answer AND source.id < episodes.id
+            ORDER BY source.id DESC LIMIT 1
+        )
+        WHERE outcome IN ('exact_hit', 'semantic_hit') AND entry_id IS NOT NULL AND answer IS NOT NULL"""
+    )
+    db.execute("UPDATE episodes SET answer = NULL WHERE answer_from IS NOT NULL")
+
+
+def m005_labels(db: Any) -> None:
+    """What the user (or a check) said about an answer, and which hit decision judged each episode.
+
+    A label is about one (question, stored entry) pair: ``exact_key`` is the asking request's exact key (its
+    partition and normalised question), so a bad label is also the negative list: that entry is never served
+    again for that question, by either tier. ``learn`` calibrates the hit decision from labels with a score.
+    """
+    db["labels"].create(
+        {
+            "id": int,
+            "episode_id": int,
+            "exact_key": str,
+            "entry_id": int,
+            "entry_created": float,  # the labelled answer's version: a refreshed entry keeps its id, not its label
+            "similarity": float,
+            "score": float,
+            "decision": str,
+            "good": int,
+            "source": str,  # feedback | refresh | shadow | pairs
+            "ts": float,
+        },
+        pk="id",
+        not_null={"exact_key", "good", "source", "ts"},
+    )
+    db["labels"].create_index(["exact_key", "entry_id"])
+    db["labels"].create_index(["episode_id"])
+    db["episodes"].add_column("decision", str)
+
+
+def m006_learn_runs_and_proposals(db: Any) -> None:
+    """What ``learn`` did and what it proposed (``aicache.learn.proposals``).
+
+    ``learn_runs``: one row per run, with the ids of the episodes it used (JSON) and a summary of its result (JSON).
+    ``proposals``: one row per branch a run created; ``repo`` is the settings folder, ``repo_kind`` says whether it
+    is aicache's own repository or a project's ``.aicache/``; ``status`` moves from ``proposed`` to ``applied`` or
+    ``rejected``, and from ``applied`` to ``reverted``. Evidence holds aggregates only, never a question or answer.
+    """
+    db["learn_runs"].create(
+        {
+            "id": int,
+            "started": float,
+            "finished": float,
+            "command": str,
+            "dry_run": int,
+            "episode_ids": str,
+            "summary": str,
+        },
+        pk="id",
+        not_null={"started", "command"},
+        defaults={"dry_run": 0},
+    )
+    db["proposals"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "repo": str,
+            "repo_kind": str,
+            "branch": str,
+            "commit_sha": str,
+            "slug": str,
+            "created": float,
+            "status": str,
+            "why": str,
+            "evidence": str,
+            "applied_sha": str,
+            "reverted_sha": str,
+            "decided": float,
+        },
+        pk="id",
+        not_null={"repo", "repo_kind", "branch", "commit_sha", "slug", "created", "status", "evidence"},
+        foreign_keys=[("run_id", "learn_runs", "id")],
+    )
+    db["proposals"].create_index(["status"])
+
+
+MIGRATIONS: list[Migration] = [
+    m001_initial,
+    m002_index_log,
+    m003_store_id,
+    m004_hits_reference_answers,
+    m005_labels,
+    m006_learn_runs_and_proposals,
+]
 
 
 def ensure_current(conn: sqlite3.Connection, *, readonly: bool = False) -> None:

@@ -17,6 +17,7 @@ from aicache.aliases import resolve_model
 from aicache.config import Settings
 from aicache.errors import UsageError
 from aicache.inputs import decode, read_limited, repair_argument
+from aicache.normalize import EMPTY_QUESTION, has_content
 from aicache.request import AskRequest, Params
 
 
@@ -89,8 +90,8 @@ def _endpoint_label(settings: Settings, provider: str, base_url: str | None) -> 
 
 
 def prepare(raw: RawAsk, settings: Settings) -> Prepared:
-    """Build the request and pick the key it may be sent with (``providers.resolve_endpoint``)."""
-    from aicache.providers import resolve_endpoint
+    """Build the request and pick the key it may be sent with (``providers.endpoint``)."""
+    from aicache.providers import endpoint
 
     warnings: list[str] = []
     limit = int(settings.get("limits.max_input_bytes", 1_000_000))
@@ -98,14 +99,20 @@ def prepare(raw: RawAsk, settings: Settings) -> Prepared:
     if question.warning:
         warnings.append(question.warning)
     input_text = _input_text(raw, limit, warnings)
+    if input_text is not None and not has_content(input_text):
+        input_text = None  # blank lines piped in are no input: they must not change the partition
     question_text = question.text.strip()
-    if not question_text and input_text is None:
-        raise UsageError("nothing to ask: give a question, or pipe text into aicache ask")
-    if not question_text and input_text is not None:
+    if not has_content(question_text):
+        # No question, or only spaces, punctuation or invisible characters: piped text, if any, is the question.
+        if input_text is None:
+            raise UsageError(EMPTY_QUESTION)
         question_text, input_text = input_text.strip(), None
     extra = redact.user_patterns(list(settings.get("redact.patterns", [])))
     provider, model = resolve_model(settings, raw.model, raw.provider)
-    base_url, api_key = resolve_endpoint(settings, provider, raw.base_url, raw.key)
+    found = endpoint(settings, provider, raw.base_url, raw.key)
+    base_url, api_key = found.base_url, found.api_key
+    if found.withheld:
+        warnings.append(found.withheld)
     request = AskRequest(
         question=_redacted(question_text, extra, warnings, "the question") or "",
         provider=provider,

@@ -1,6 +1,6 @@
 """A request to ``ask``: what the user asked, and the partition an answer may be reused in.
 
-Partition rule (DESIGN decision 1): an answer is reused only for a request with the same provider, base URL,
+Partition rule: an answer is reused only for a request with the same provider, base URL,
 model, system prompt, template name and version, sampling parameters, and piped/attached content (by hash).
 Similarity, exact or semantic, is judged on the question alone, inside one partition. So the same question about
 two different diffs never shares an answer, and a long diff never drowns out the short instruction next to it.
@@ -13,11 +13,16 @@ from functools import cached_property
 from typing import Any
 
 from aicache.cachekeys import content_hash, versioned_hash
+from aicache.llmtypes import Message
 from aicache.normalize import normalize_question
-from aicache.providers.base import Message
 from aicache.templates import DEFAULT_PROMPT, Template
 
 Params = tuple[tuple[str, float | int], ...]
+
+
+def exact_key(partition_key: str, question: str) -> str:
+    """The exact tier's key: the partition and the normalised question (recomputable from an episode)."""
+    return versioned_hash({"partition": partition_key, "question": normalize_question(question)})
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ class AskRequest:
 
     @cached_property
     def exact_key(self) -> str:
-        return versioned_hash({"partition": self.partition_key, "question": self.normalized_question})
+        return exact_key(self.partition_key, self.question)
 
     def user_message(self) -> str:
         if self.template is not None:

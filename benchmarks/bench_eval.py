@@ -1,12 +1,14 @@
-"""How safe and how useful the semantic tier is on labelled questions, against cosine similarity alone.
+"""How safe and how useful each hit decision is on the labelled sets, in one table.
 
-Usage: python benchmarks/bench_eval.py [--json] [FILE ...]   (default: tests/data/dev-pairs.jsonl and
-tests/data/heldout-pairs.jsonl)
+Usage: python benchmarks/bench_eval.py [--json] [--sets training-test] [FILE ...]
+(default: every labelled set in tests/data, plus the held-out test topics of training/data when present)
 
-For each file it prints, at the default settings (threshold, verifier, real embedding model): paraphrases served
-the right answer, wrong answers on paraphrases, near-miss negatives and unrelated questions, each with counts and
-a Wilson 95% interval. Then the cosine-only baseline: the threshold sweep without the verifier, and its best
-point that keeps every wrong-answer rate at or under 1%. The README quotes these figures.
+For each set and each decision (cosine similarity alone at its best threshold that keeps the bound on wrong
+answers within 1%; the hand-written rules; the trained pair model at its calibrated operating point), with the real
+embedding model: paraphrases served the right answer, near-misses and unrelated questions given a wrong answer,
+each as count/total with the one-sided 95% Clopper–Pearson upper bound beside the wrong-answer rates. Files of
+topic rows use the store-all protocol (every question stored, every probe asked); files of a/b pairs are
+pairwise (store a, ask b), the protocol of public pair suites. The README quotes this table.
 """
 
 from __future__ import annotations
@@ -23,14 +25,37 @@ from _harness import ROOT
 
 SETS = ("dev-pairs.jsonl", "heldout-pairs.jsonl", "trap-pairs.jsonl", "general-trap-pairs.jsonl")
 DEFAULT_FILES = tuple(ROOT / "tests" / "data" / name for name in SETS)
+# What each set is to the trained decision (training/pairs.py): the model learned from the train topics of
+# dev-pairs, trap-pairs and training/data; heldout-pairs and general-trap-pairs were never used in training.
+ROLE = {
+    "dev-pairs.jsonl": "trained on (train topics) and calibrated on some of its topics",
+    "trap-pairs.jsonl": "trained on (train topics); written while fixing the rules",
+    "heldout-pairs.jsonl": "never trained on; looked at while fixing the rules in earlier sessions",
+    "general-trap-pairs.jsonl": "never trained on; written while fixing the rules",
+    "test-split-dev.jsonl": "held-out test topics of training/data (developer), never trained or calibrated on",
+    "test-split-everyday.jsonl": "held-out test topics of training/data (everyday), never trained or calibrated on",
+}
 
 
-def fmt(rate: object) -> str:
+def test_split_files(out: Path) -> list[Path]:
+    from training.pairs import write_test_split
+
+    return write_test_split(out)
+
+
+def fmt(rate: object, bound: bool = False) -> str:
     from aicache.semantic.evaluate import Rate
 
     assert isinstance(rate, Rate)
-    low, high = rate.interval
-    return f"{rate.count}/{rate.total} = {100 * rate.rate:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+    if not rate.total:
+        return "-"
+    text = f"{rate.count}/{rate.total} = {100 * rate.rate:.1f}%"
+    return f"{text} (<= {100 * rate.upper:.1f}%)" if bound else text
+
+
+def is_pair_file(path: Path) -> bool:
+    first = next((line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()), "{}")
+    return "same_answer" in json.loads(first)
 
 
 def describe(path: Path) -> dict[str, object]:
@@ -39,35 +64,43 @@ def describe(path: Path) -> dict[str, object]:
 
     evalset = evaluate.load_pairs(path)
     settings = config.load()
-    guarded = evaluate.run_eval(evalset, settings=settings, sweep=True)
-    cosine = evaluate.run_eval(evalset, settings=settings, sweep=True, verifier=False)
+    pairwise = is_pair_file(path)
+    results: dict[str, object] = {}
+    cosine = evaluate.run_eval(evalset, settings=settings, decision="cosine", sweep=True, pairwise=pairwise)
     best = evaluate.best_safe_point(cosine.sweep)
-    o = guarded.overall
-    print(f"\n{path.name}: {guarded.stored} stored questions, {guarded.probes} probes, model {guarded.model}")
-    print(f"  with the verifier, threshold {guarded.threshold:.2f}:")
-    print(f"    paraphrases served the right answer  {fmt(o.paraphrases_served)}")
-    print(f"    paraphrases given a wrong answer     {fmt(o.paraphrases_wrong)}")
-    print(f"    near-misses given a wrong answer     {fmt(o.negatives_wrong)}")
-    print(f"    unrelated given a wrong answer       {fmt(o.unrelated_wrong)}")
-    print("  cosine only (no verifier):  threshold  served  wrong: near-miss  unrelated  paraphrase")
-    for point in cosine.sweep:
-        s = point.scores
-        rates = (s.paraphrases_served, s.negatives_wrong, s.unrelated_wrong, s.paraphrases_wrong)
-        served, near, unrelated, para = (100 * r.rate for r in rates)
-        print(f"    {point.threshold:>36.2f}  {served:5.1f}%  {near:14.1f}%  {unrelated:8.1f}%  {para:9.1f}%")
+    rows = []
     if best is None:
-        print("  cosine only, best at <= 1% wrong answers: no threshold qualifies")
+        rows.append(("cosine alone", "no threshold keeps the bound within 1%", None))
     else:
+        rows.append((f"cosine alone >= {best.threshold:.2f}", "", best.scores))
+    results["cosine_best"] = best and best.to_json()
+    for kind in ("rules", "model"):
+        try:
+            report = evaluate.run_eval(evalset, settings=settings, decision=kind, pairwise=pairwise)
+        except Exception as exc:  # the model may not be installed on this checkout: say so in the table
+            rows.append((kind, f"unavailable: {exc}", None))
+            continue
+        rows.append((f"{report.decision} @ {report.threshold:.2f}", "", report.overall))
+        results[kind] = report.to_json()
+    protocol = "pairwise" if pairwise else "store all"
+    print(f"\n{path.name}: {len(evalset.stored)} stored, {len(evalset.probes)} probes, {protocol}")
+    if path.name in ROLE:
+        print(f"  ({ROLE[path.name]})")
+    print(f"  {'decision':<40} {'paraphrases served':<22} {'near-misses wrong (bound)':<30} unrelated wrong (bound)")
+    for label, note, scores in rows:
+        if scores is None:
+            print(f"  {label:<40} {note}")
+            continue
         print(
-            f"  cosine only, best at <= 1% wrong answers: threshold {best.threshold:.2f}, "
-            f"paraphrases served {fmt(best.scores.paraphrases_served)}"
+            f"  {label:<40} {fmt(scores.paraphrases_served):<22} {fmt(scores.negatives_wrong, True):<30} "
+            f"{fmt(scores.unrelated_wrong, True)}"
         )
-    return {"verifier": guarded.to_json(), "cosine_only": cosine.to_json(), "cosine_only_best": best and best.to_json()}
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("files", nargs="*", type=Path, default=list(DEFAULT_FILES))
+    parser.add_argument("files", nargs="*", type=Path, default=[])
     parser.add_argument("--json", action="store_true", help="also write benchmarks/out/eval.json")
     args = parser.parse_args()
     # A home of its own: the run must not read the user's settings or write into their cache.
@@ -75,7 +108,8 @@ def main() -> None:
         os.environ["AICACHE_HOME"] = tempfile.mkdtemp(prefix="aicache-bench-eval-")
         atexit.register(shutil.rmtree, os.environ["AICACHE_HOME"], ignore_errors=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    results = {path.name: describe(path) for path in args.files}
+    files = args.files or [*DEFAULT_FILES, *test_split_files(Path(os.environ["AICACHE_HOME"]))]
+    results = {path.name: describe(path) for path in files}
     if args.json:
         out = ROOT / "benchmarks" / "out"
         out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,10 @@
 """Fixtures shared by every test.
 
 Every test gets its own ``AICACHE_HOME`` under ``tmp_path`` and a clean provider environment, and any attempt
-to open a socket to a non-loopback address fails loudly: tests talk only to servers on 127.0.0.1.
+to open a socket to a non-loopback address fails loudly: tests talk only to servers on 127.0.0.1. In this
+process a guard on ``socket.connect`` refuses it; subprocesses (aicache, hooks, helpers) inherit proxy variables
+that name a loopback port nothing listens on, with loopback exempt, so their HTTP clients fail at once with a
+connection refused there instead of reaching the internet.
 """
 
 from __future__ import annotations
@@ -29,6 +32,19 @@ PROVIDER_ENV = (
 )
 
 
+# Bound and never listening, for the whole session: a connection to it is refused, and no other process can
+# take the port and answer in its place.
+_NO_PROXY_HERE = socket.socket()
+_NO_PROXY_HERE.bind(("127.0.0.1", 0))
+CLOSED_PROXY = f"http://127.0.0.1:{_NO_PROXY_HERE.getsockname()[1]}"
+NETWORK_ENV = {
+    **{name: CLOSED_PROXY for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")},
+    **{name.lower(): CLOSED_PROXY for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")},
+    "NO_PROXY": "127.0.0.1,localhost,::1",
+    "no_proxy": "127.0.0.1,localhost,::1",
+}
+
+
 @pytest.fixture(autouse=True)
 def aicache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "aicache-home"
@@ -39,6 +55,8 @@ def aicache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AICACHE_HELPER", "0")
     for name in PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
+    for name, value in NETWORK_ENV.items():  # inherited by every subprocess a test starts
+        monkeypatch.setenv(name, value)
     return home
 
 
@@ -91,8 +109,9 @@ def fake_llm() -> Iterator[object]:
 
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
-    """Environment for running ``aicache`` in a subprocess: this test's home, no provider keys."""
+    """Environment for running ``aicache`` in a subprocess: this test's home, no provider keys, no internet."""
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV}
+    env.update(NETWORK_ENV)
     env["AICACHE_HOME"] = str(home)
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)

@@ -105,7 +105,7 @@ def test_scoring_counts_each_outcome() -> None:
         ),
     )
     served = {"right": 0, "wrong": 1, "near-miss served": 0, "unrelated served": 1}
-    overall, categories = evaluate.score(evalset, lambda text: Served(served.get(text), 0.8))
+    overall, categories = evaluate.score(evalset, lambda text, _i: Served(served.get(text), 0.8))
     assert overall.paraphrases_served == Rate(1, 3)
     assert overall.paraphrases_wrong == Rate(1, 3)
     assert overall.negatives_wrong == Rate(1, 2)
@@ -121,8 +121,10 @@ def test_report_json_is_versioned() -> None:
         source="x.jsonl",
         method="in-memory",
         model="m@1",
+        decision="rules",
         threshold=0.5,
-        verifier=True,
+        floor=0.5,
+        pairwise=False,
         stored=2,
         probes=6,
         overall=scores,
@@ -130,29 +132,70 @@ def test_report_json_is_versioned() -> None:
         sweep=(evaluate.SweepPoint(0.5, scores),),
     )
     shape = report.to_json()
-    assert shape["schema"] == evaluate.SCHEMA == "aicache.eval/1"
+    assert shape["schema"] == evaluate.SCHEMA == "aicache.eval/2"
     assert shape["overall"]["paraphrases_served"] == {
         "count": 1,
         "total": 2,
         "rate": 0.5,
         "low": pytest.approx(0.0945, abs=1e-4),
         "high": pytest.approx(0.9055, abs=1e-4),
+        "upper95": pytest.approx(0.9747, abs=1e-4),
     }
+    assert shape["decision"] == "rules" and shape["pairwise"] is False
     assert shape["categories"]["sql"]["negatives_wrong"]["total"] == 3
     assert shape["sweep"][0]["threshold"] == 0.5
     json.dumps(shape)
 
 
-def test_best_safe_point_keeps_wrong_answers_under_the_bound() -> None:
-    safe = evaluate.SweepPoint(0.8, evaluate.Scores(Rate(10, 100), Rate(0, 100), Rate(1, 100), Rate(0, 10)))
-    greedy = evaluate.SweepPoint(0.6, evaluate.Scores(Rate(50, 100), Rate(0, 100), Rate(5, 100), Rate(0, 10)))
+def test_best_safe_point_keeps_the_bound_on_wrong_answers_within_budget() -> None:
+    # 0 wrong of 400 near-misses bounds the rate at 0.75%; 1 of 100 seen is 1%, but its bound is 4.7%.
+    safe = evaluate.SweepPoint(0.8, evaluate.Scores(Rate(10, 100), Rate(0, 100), Rate(0, 400), Rate(0, 0)))
+    greedy = evaluate.SweepPoint(0.6, evaluate.Scores(Rate(50, 100), Rate(0, 100), Rate(1, 100), Rate(0, 0)))
     assert evaluate.best_safe_point([greedy, safe]) == safe
     assert evaluate.best_safe_point([greedy]) is None
 
 
+def test_a_probe_that_repeats_another_stored_question_is_owed_its_answer(tmp_path: Path) -> None:
+    # The b of one pair is the a of another: stored, it is served its own answer, which is not a wrong answer.
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {"a": "How do I open a savings account?", "b": "How do I close a savings account?", "same_answer": False},
+        {"a": "how do i close a savings account", "b": "What closes a savings account?", "same_answer": True},
+    ]
+    pairs.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    evalset = evaluate._owed_repeats(evaluate.load_pairs(pairs))
+    repeat = next(p for p in evalset.probes if p.text == "How do I close a savings account?")
+    assert repeat.kind == evaluate.REPEAT and repeat.expected == 1
+    overall, _ = evaluate.score(evalset, lambda text, _i: Served(1 if "close" in text.lower() else None, 1.0))
+    assert overall.negatives_wrong.total == 0 and overall.repeats_wrong == Rate(0, 1)
+
+
+def test_pairwise_probes_know_the_question_they_were_written_against(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {"question": "q one", "paraphrases": ["p one"], "negatives": ["n one"]},
+        {"a": "q two", "b": "p two", "same_answer": True},
+    ]
+    pairs.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    evalset = evaluate.load_pairs(pairs)
+    assert [evalset.stored[i] for i in evalset.pairs] == ["q one", "q one", "q two"]
+
+
+def test_clopper_pearson_bound_matches_the_beta_quantile() -> None:
+    from aicache import stats
+
+    # Reference values: scipy.stats.beta.ppf(0.95, k + 1, n - k)
+    assert stats.upper_bound(0, 300) == pytest.approx(0.0099361, abs=1e-6)
+    assert stats.upper_bound(1, 669) == pytest.approx(0.0070712, abs=1e-6)
+    assert stats.upper_bound(52, 669) == pytest.approx(0.0969294, abs=1e-6)
+    assert stats.upper_bound(0, 0) == 1.0
+    threshold, wrong, total = stats.most_permissive([0.9, 0.8, 0.1] * 200, 0.01) or (0, 0, 0)
+    assert (wrong, total) == (0, 600) and 0.9 < threshold < 0.91
+
+
 @pytest.mark.slow
 def test_dev_set_is_safe_and_useful_with_the_real_model() -> None:
-    report = evaluate.run_eval(evaluate.load_pairs(DATA / "dev-pairs.jsonl"), sweep=True)
+    report = evaluate.run_eval(evaluate.load_pairs(DATA / "dev-pairs.jsonl"), decision="rules", sweep=True)
     overall = report.overall
     assert overall.negatives_wrong.rate <= 0.01, overall.negatives_wrong
     assert overall.unrelated_wrong.rate <= 0.01, overall.unrelated_wrong
@@ -166,13 +209,14 @@ def test_dev_set_is_safe_and_useful_with_the_real_model() -> None:
 def test_heldout_set_is_safe_and_useful_with_the_real_model(aicache_home: Path) -> None:
     done: list[tuple[int, int]] = []
     evalset = evaluate.load_pairs(DATA / "heldout-pairs.jsonl")
-    report = evaluate.run_eval(evalset, sweep=True, progress=lambda d, t: done.append((d, t)))
+    report = evaluate.run_eval(evalset, decision="rules", sweep=True, progress=lambda d, t: done.append((d, t)))
     overall = report.overall
     assert overall.negatives_wrong.rate <= 0.01, overall.negatives_wrong
     assert overall.unrelated_wrong.rate <= 0.01, overall.unrelated_wrong
     # Measured 81/159 (50.9%) at the defaults.
     assert overall.paraphrases_served.rate >= 0.45, overall.paraphrases_served
-    assert done[-1] == (report.probes * 11, report.probes * 11)
+    points = len(report.sweep) + 1
+    assert done[-1] == (report.probes * points, report.probes * points)
     assert {name for name, _ in report.categories} >= {"sql", "docker", "kubernetes", "rust", "go", "css"}
     # The temporary store lived under its own home: the user's has no store or index, and the variable is back.
     assert os.environ["AICACHE_HOME"] == str(aicache_home)
@@ -188,7 +232,7 @@ def test_heldout_set_is_safe_and_useful_with_the_real_model(aicache_home: Path) 
 def test_trap_pairs_get_no_wrong_answer_with_the_real_model() -> None:
     # tests/data/trap-pairs.jsonl: hand-written traps (swapped roles, opposite words, versions, units) and
     # paraphrases, several of which the verifier got wrong before its direction and opposite-word fixes.
-    report = evaluate.run_eval(evaluate.load_pairs(DATA / "trap-pairs.jsonl"))
+    report = evaluate.run_eval(evaluate.load_pairs(DATA / "trap-pairs.jsonl"), decision="rules")
     overall = report.overall
     assert overall.negatives_wrong.count == 0, overall.negatives_wrong
     assert overall.paraphrases_wrong.count == 0, overall.paraphrases_wrong
@@ -200,7 +244,29 @@ def test_general_language_traps_stay_within_the_one_known_failure() -> None:
     # tests/data/general-trap-pairs.jsonl: everyday questions (PAWS/QQP-like), outside the word lists. One
     # known wrong answer remains: "capital of australia" vs "largest city of australia" (two words for one;
     # see the README).
-    report = evaluate.run_eval(evaluate.load_pairs(DATA / "general-trap-pairs.jsonl"))
+    report = evaluate.run_eval(evaluate.load_pairs(DATA / "general-trap-pairs.jsonl"), decision="rules")
     assert report.overall.negatives_wrong.count <= 1, report.overall.negatives_wrong
     assert report.overall.paraphrases_wrong.count == 0, report.overall.paraphrases_wrong
     assert report.overall.paraphrases_served.count >= 9, report.overall.paraphrases_served  # measured 11/16
+
+
+@pytest.mark.slow
+def test_the_trained_decision_serves_no_wrong_answer_on_sets_it_never_trained_on() -> None:
+    # heldout-pairs.jsonl and general-trap-pairs.jsonl are kept out of training and calibration (training/pairs.py).
+    # Measured: heldout 32/159 paraphrases served, general traps 11/16 pairwise; no near-miss served on either.
+    heldout = evaluate.run_eval(evaluate.load_pairs(DATA / "heldout-pairs.jsonl"), decision="model")
+    assert heldout.decision.startswith("model:")
+    assert heldout.overall.negatives_wrong.count == 0, heldout.overall.negatives_wrong
+    assert heldout.overall.paraphrases_wrong.count == 0, heldout.overall.paraphrases_wrong
+    assert heldout.overall.paraphrases_served.rate >= 0.15, heldout.overall.paraphrases_served
+    traps = evaluate.run_eval(evaluate.load_pairs(DATA / "general-trap-pairs.jsonl"), decision="model", pairwise=True)
+    assert traps.overall.negatives_wrong.count == 0, traps.overall.negatives_wrong
+    assert traps.overall.paraphrases_served.count >= 8, traps.overall.paraphrases_served
+
+
+@pytest.mark.slow
+def test_a_sweep_over_the_model_visits_its_operating_points() -> None:
+    report = evaluate.run_eval(evaluate.load_pairs(DATA / "trap-pairs.jsonl"), decision="model", sweep=True)
+    assert [p.threshold for p in report.sweep] == list(evaluate.MODEL_SWEEP)
+    served = [p.scores.paraphrases_served.count for p in report.sweep]
+    assert served == sorted(served, reverse=True)  # a higher operating point never serves more

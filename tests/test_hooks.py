@@ -7,6 +7,7 @@ types a message or edits the suggestion, as a user would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -115,7 +116,7 @@ class Git:
             conn.row_factory = sqlite3.Row
             return [dict(r) for r in conn.execute("SELECT * FROM episodes ORDER BY id")]
 
-    def feedback(self, episode_id: int, wait: float = 15.0) -> dict[str, Any]:
+    def feedback(self, episode_id: int, wait: float = 60.0) -> dict[str, Any]:
         """post-commit records in the background: wait for it."""
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -124,6 +125,27 @@ class Git:
                 return dict(json.loads(found[0]["feedback"]))
             time.sleep(0.05)
         raise AssertionError(f"no feedback recorded on episode {episode_id}")
+
+    def wait_for_post_commit(self, repo: Path, wait: float = 60.0) -> None:
+        """Until no background post-commit of ``repo`` runs: the hook starts it before ``git commit`` returns."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not _post_commits_in(repo):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"a post-commit of {repo} still runs after {wait:g} s")
+
+
+def _post_commits_in(repo: Path) -> list[int]:
+    """Processes running aicache's post-commit with ``repo`` as their working directory (git runs hooks there)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):  # the process may have exited since the listing
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if b"post-commit" in argv and Path(os.readlink(entry / "cwd")) == repo.resolve():
+                    found.append(int(entry.name))
+    return found
 
 
 @pytest.fixture
@@ -195,9 +217,7 @@ def test_suggestion_then_cache_hit_then_miss_on_another_diff(sandbox: Git) -> No
     assert sandbox.feedback(first["id"]) == {"kept_similarity": 1.0, "commit": head}
 
     sandbox.git(repo, "reset", "-q", "--soft", "HEAD~1")  # the same staged diff again
-    started = time.monotonic()
     sandbox.commit(repo)
-    assert time.monotonic() - started < 5
     assert sandbox.message(repo) == "Add a greeting script"
     assert len(server.requests) == 1
     assert sandbox.episodes()[-1]["outcome"] == "exact_hit"
@@ -258,18 +278,16 @@ def test_left_out_files_and_secrets(sandbox: Git) -> None:
     assert "vendor/lib.js (in .aicacheignore" in text
 
 
-# -- failures never block a commit (RELIABILITY 24) ----------------------------------------------------------
+# -- failures never block a commit -------------------------------------------------------------------------
 
 
 def test_provider_down_the_commit_goes_through_with_a_comment(sandbox: Git) -> None:
     sandbox.config(timeout=3)
     repo = sandbox.repo()
     stage(repo, sandbox, "a.txt", "a\n")
-    started = time.monotonic()
     done = sandbox.commit(
         repo, EDITOR_ACTION="type:Typed by hand", OPENAI_BASE_URL=f"http://127.0.0.1:{closed_port()}/v1"
     )
-    assert time.monotonic() - started < 3 + 3
     assert sandbox.message(repo) == "Typed by hand"
     assert "\n# aicache: no commit message suggested: " in sandbox.saw.read_text()
     assert "no commit message suggested" in done.stderr
@@ -280,13 +298,13 @@ def test_provider_slow_the_hook_gives_up_in_time(sandbox: Git) -> None:
     sandbox.config(timeout=2)
     repo = sandbox.repo()
     stage(repo, sandbox, "a.txt", "a\n")
-    sandbox.server.enqueue(Reply.hang(30))
-    started = time.monotonic()
+    # The server would stay silent far longer than the pytest timeout: the commit returns only if the hook gave up.
+    sandbox.server.enqueue(Reply.hang(3600))
     sandbox.commit(repo, EDITOR_ACTION="type:Typed while waiting")
-    assert time.monotonic() - started < 2 + 3
     assert sandbox.message(repo) == "Typed while waiting"
     comment = [line for line in sandbox.saw.read_text().splitlines() if line.startswith("# aicache:")]
     assert len(comment) == 1 and "no commit message suggested" in comment[0]
+    assert "no answer within 2 s (hook.timeout)" in comment[0]
     sandbox.git(repo, "reset", "-q", "--soft", "HEAD~1")  # nothing was cached: the same diff asks again
     sandbox.server.enqueue(Reply.text("Add a"))
     sandbox.commit(repo)
@@ -317,7 +335,7 @@ def test_existing_hooks_are_chained_and_restored_byte_for_byte(sandbox: Git) -> 
     sandbox.server.enqueue(Reply.text("Add a"))
     sandbox.commit(repo)
     assert sandbox.message(repo) == "Add a"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while "post-commit" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert log.read_text().splitlines() == ["prepare-commit-msg ", "post-commit "]
@@ -409,7 +427,24 @@ def test_global_hooks_directory(sandbox: Git) -> None:
     assert refused.returncode == 2 and "already" in refused.stderr and not shared.joinpath("post-commit").exists()
 
 
-# -- safety inside git (RELIABILITY 23) ---------------------------------------------------------------------
+def test_status_inside_a_repository_names_a_global_hooks_directory_global(sandbox: Git) -> None:
+    shared = sandbox.tmp / "global-hooks"
+    sandbox.aicache(sandbox.tmp, "hook", "install", "--global", str(shared))
+    repo = sandbox.repo(install=False)
+    shown = sandbox.aicache(repo, "hook", "status").stdout
+    assert f"hooks directory: {shared} (global)\n" in shown, shown
+    assert "core.hooksPath: global: " in shown and "prepare-commit-msg: installed" in shown
+    assert json.loads(sandbox.aicache(repo, "hook", "status", "--json").stdout)["hooks"]["scope"] == "global"
+    sandbox.git(repo, "config", "core.hooksPath", ".githooks")  # the repository's own setting wins
+    assert f"hooks directory: {repo / '.githooks'} (repository)" in sandbox.aicache(repo, "hook", "status").stdout
+
+
+def test_hook_alone_shows_its_help_and_exits_0(sandbox: Git) -> None:
+    shown = sandbox.aicache(sandbox.tmp, "hook")
+    assert "install" in shown.stdout and "status" in shown.stdout and shown.stderr == ""
+
+
+# -- safety inside git -------------------------------------------------------------------------------------
 
 
 def test_the_hook_reads_the_commit_being_made_and_never_touches_the_users_index(sandbox: Git) -> None:
@@ -472,7 +507,7 @@ def test_a_suggestion_is_never_compared_with_another_commit(sandbox: Git) -> Non
     assert aborted.returncode != 0 and (repo / ".git" / STATE_NAME).exists()
     sandbox.commit(repo, "-m", "Typed with -m")
     assert not (repo / ".git" / STATE_NAME).exists()  # a message source drops the pending suggestion
-    time.sleep(1.0)
+    sandbox.wait_for_post_commit(repo)
     assert [e["feedback"] for e in sandbox.episodes()] == [None]
 
 

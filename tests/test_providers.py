@@ -23,7 +23,7 @@ import pytest
 from aicache import config, credentials
 from aicache.config import Settings
 from aicache.errors import ConfigError, ProviderError, UsageError
-from aicache.providers import PROVIDERS, get_provider, resolve_endpoint
+from aicache.providers import PROVIDERS, Endpoint, endpoint, get_provider, resolve_endpoint
 from aicache.providers.anthropic import AnthropicProvider
 from aicache.providers.base import Completion, HttpSettings, Message, ProviderRequest
 from aicache.providers.command import CommandProvider, flatten_prompt
@@ -195,16 +195,14 @@ def test_retry_after_seconds_is_honoured(fake_llm: FakeLLM) -> None:
     started = time.monotonic()
     completion, _ = _ask("openai", fake_llm, http=HttpSettings(retries=2, backoff=0.0))
     assert completion.text == "ok"
-    assert time.monotonic() - started >= 0.95
+    assert time.monotonic() - started >= 0.95  # a lower bound only: a busy machine can lengthen a wait, not cut it
     assert len(fake_llm.requests) == 2
 
 
 @pytest.mark.parametrize("provider", HTTP_PROVIDERS)
 def test_long_retry_after_fails_at_once(fake_llm: FakeLLM, provider: str) -> None:
     fake_llm.enqueue(Reply.status(429, "rate limit reached", headers={"Retry-After": "3600"}))
-    started = time.monotonic()
-    error = _fail(provider, fake_llm)
-    assert time.monotonic() - started < 1.0
+    error = _fail(provider, fake_llm)  # waiting an hour would meet the pytest timeout first
     assert len(fake_llm.requests) == 1
     assert error.status == 429
     message = str(error)
@@ -240,7 +238,7 @@ def test_retry_after_parsing() -> None:
 
 def test_scrub_removes_given_secrets_and_key_shapes() -> None:
     assert scrub("token abc123 here", ("abc123",)) == "token [redacted] here"
-    assert scrub("bad key sk-ant-api03-ZZZZZZZZZZZZZZZZ") == "bad key [redacted]"
+    assert scrub("bad key sk-ant-api03-ZZZZZZZZZZZZZZZZ") == "bad key [REDACTED:anthropic-key]"
 
 
 # --- timeouts and broken connections ----------------------------------------------------------------------------
@@ -287,31 +285,25 @@ def unaccepting_port() -> Iterator[int]:
 
 
 def test_connect_timeout_fires(unaccepting_port: int) -> None:
-    started = time.monotonic()
     error = _fail(
         "openai",
         f"http://127.0.0.1:{unaccepting_port}/v1",
         http=HttpSettings(connect_timeout=0.2, retries=1, backoff=0.01),
     )
-    assert time.monotonic() - started < 2.0
     assert "timed out after 0.2 s" in str(error) and "2 attempts" in str(error)
 
 
 @pytest.mark.parametrize("stream", [True, False])
 def test_read_timeout_fires_on_a_silent_server_without_retry(fake_llm: FakeLLM, stream: bool) -> None:
-    fake_llm.enqueue(Reply.hang(10))
-    started = time.monotonic()
+    fake_llm.enqueue(Reply.hang(3600))  # only the read timeout can end this within the pytest timeout
     error = _fail("openai", fake_llm, stream=stream, http=HttpSettings(read_timeout=0.3, retries=2, backoff=0.01))
-    assert time.monotonic() - started < 2.0
     assert "read timeout" in str(error)
     assert len(fake_llm.requests) == 1
 
 
 def test_read_timeout_fires_between_slow_bytes(fake_llm: FakeLLM) -> None:
     fake_llm.enqueue(Reply.trickle("too slow", interval=2.0))
-    started = time.monotonic()
     error = _fail("anthropic", fake_llm, http=HttpSettings(read_timeout=0.3))
-    assert time.monotonic() - started < 2.0
     assert "no data from" in str(error) and "0.3 s (read timeout)" in str(error)
 
 
@@ -319,9 +311,7 @@ def test_read_timeout_fires_between_slow_bytes(fake_llm: FakeLLM) -> None:
 def test_overall_deadline_stops_an_endless_trickle(fake_llm: FakeLLM, stream: bool) -> None:
     # Bytes every 20 ms never trip the 0.2 s read timeout; the 5 x 0.2 s = 1 s deadline must.
     fake_llm.enqueue(Reply.trickle("x" * 2000, interval=0.02))
-    started = time.monotonic()
     error = _fail("openai", fake_llm, stream=stream, http=HttpSettings(read_timeout=0.2))
-    assert 1.0 <= time.monotonic() - started < 2.5
     assert "took longer than 1 s" in str(error)
 
 
@@ -354,11 +344,10 @@ def test_json_answer_cut_short_is_an_error(fake_llm: FakeLLM) -> None:
 
 def test_trickled_stream_sends_one_character_per_interval(fake_llm: FakeLLM) -> None:
     fake_llm.enqueue(Reply.trickle("abcd", interval=0.1))
-    arrivals: list[float] = []
+    arrivals: list[str] = []
     request = ProviderRequest(model="m", messages=(Message("user", "q"),), base_url=fake_llm.openai_url, http=FAST)
-    completion = OpenAIProvider().complete(request, lambda _text: arrivals.append(time.monotonic()))
-    assert completion.text == "abcd" and len(arrivals) == 4
-    assert arrivals[-1] - arrivals[0] >= 0.25
+    completion = OpenAIProvider().complete(request, arrivals.append)
+    assert completion.text == "abcd" and arrivals == ["a", "b", "c", "d"]
 
 
 @pytest.mark.parametrize("provider", HTTP_PROVIDERS)
@@ -443,22 +432,31 @@ def test_command_takes_the_prompt_as_last_argument() -> None:
     assert completion.text == "['what is 2+2?'] True\n"
 
 
-def test_command_output_is_streamed_as_it_arrives() -> None:
+def test_command_output_is_streamed_as_it_arrives(tmp_path: Path) -> None:
+    # The tool writes its second piece only once the first has been shown (the test creates a file when it
+    # receives it): output held back until the tool exits would leave it waiting, and it would say so.
+    shown = tmp_path / "first-shown"
     argv = _script(
-        """
-        import sys, time
+        f"""
+        import os, sys, time
         sys.stdout.write('first '); sys.stdout.flush()
-        time.sleep(0.4)
-        sys.stdout.write('second')
+        deadline = time.monotonic() + 60
+        while not os.path.exists({str(shown)!r}) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sys.stdout.write('second' if os.path.exists({str(shown)!r}) else 'never shown')
         """
     )
-    arrivals: list[tuple[float, str]] = []
-    provider = CommandProvider({"argv": argv})
+    arrivals: list[str] = []
+
+    def show(text: str) -> None:
+        arrivals.append(text)
+        shown.touch()
+
+    provider = CommandProvider({"argv": argv, "timeout": 120})
     request = ProviderRequest(model="m", messages=(Message("user", "q"),))
-    completion = provider.complete(request, lambda text: arrivals.append((time.monotonic(), text)))
+    completion = provider.complete(request, show)
     assert completion.text == "first second"
-    assert [text for _, text in arrivals] == ["first ", "second"]
-    assert arrivals[1][0] - arrivals[0][0] >= 0.3
+    assert arrivals == ["first ", "second"]
 
 
 def test_command_without_streaming_delivers_once_and_replaces_bad_utf8() -> None:
@@ -496,7 +494,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; only its parent has not reaped it yet
 
 
-def _wait_dead(pid: int, seconds: float = 3.0) -> bool:
+def _wait_dead(pid: int, seconds: float = 60.0) -> bool:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         if not _alive(pid):
@@ -505,19 +503,18 @@ def _wait_dead(pid: int, seconds: float = 3.0) -> bool:
     return False
 
 
+# Both sleep far longer than any wait below, so a process that is gone was killed, not finished.
 SLEEPER_WITH_CHILD = """
     import subprocess, sys, time
-    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])
     print(child.pid, flush=True)
-    time.sleep(60)
+    time.sleep(600)
 """
 
 
 def test_command_timeout_kills_the_whole_process_group() -> None:
-    started = time.monotonic()
     with pytest.raises(ProviderError) as caught:
         _run_command(_script(SLEEPER_WITH_CHILD), timeout=1.0)
-    assert time.monotonic() - started < 4.0
     assert "timed out after 1 s" in str(caught.value)
     grandchild = int(caught.value.partial)
     assert _wait_dead(grandchild), "the tool's own child survived the timeout"
@@ -531,10 +528,8 @@ def test_ctrl_c_kills_the_command_and_is_reraised() -> None:
         raise KeyboardInterrupt
 
     provider = CommandProvider({"argv": _script(SLEEPER_WITH_CHILD)})
-    started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt):  # the tool sleeps a minute: only killing it returns sooner
         provider.complete(ProviderRequest(model="m", messages=(Message("user", "q"),)), interrupt)
-    assert time.monotonic() - started < 4.0
     assert _wait_dead(int(seen[0]))
 
 
@@ -610,9 +605,34 @@ def test_env_base_url_and_env_key_set_together_are_paired(monkeypatch: pytest.Mo
     monkeypatch.setenv("OPENAI_BASE_URL", "https://openrouter.example/api/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     assert resolve_endpoint(_settings(), "openai", None, None) == ("https://openrouter.example/api/v1", "sk-env")
-    # ... but a key from the key file is still meant for OpenAI itself.
+    # ... and that pair wins over the key file's key, which stays meant for OpenAI itself.
     credentials.set_key("openai", "sk-file")
-    assert resolve_endpoint(_settings(), "openai", None, None)[1] is None
+    assert resolve_endpoint(_settings(), "openai", None, None)[1] == "sk-env"
+
+
+def test_a_withheld_key_is_explained_with_the_setting_that_would_send_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    custom = "http://127.0.0.1:9/v1"
+    setting = "set providers.openai.send_key_to_custom_base_url = true"
+    assert endpoint(_settings(), "openai", custom, None) == Endpoint(custom)  # no key at all: nothing to explain
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    flag = endpoint(_settings(), "openai", custom, None)
+    assert flag.api_key is None and flag.withheld is not None and "\n" not in flag.withheld
+    assert flag.withheld.startswith(f"no key sent to {custom}: OPENAI_API_KEY is meant for api.openai.com;")
+    assert "export OPENAI_BASE_URL instead of --base-url" in flag.withheld and setting in flag.withheld
+    assert "sk-env" not in flag.withheld
+    credentials.set_key("openai", "sk-file")
+    configured = endpoint(_settings(providers__openai__base_url=f'"{custom}"'), "openai", None, None)
+    assert configured.withheld is not None and "the key file's openai key" in configured.withheld
+    assert setting in configured.withheld and "--base-url" not in configured.withheld
+    for sent in (
+        endpoint(_settings(providers__openai__send_key_to_custom_base_url="true"), "openai", custom, None),
+        endpoint(_settings(), "openai", custom, "sk-flag"),
+        endpoint(_settings(), "openai", None, None),  # the provider's own service
+    ):
+        assert sent.api_key and sent.withheld is None
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-env")
+    proxied = endpoint(_settings(providers__anthropic__base_url='"http://proxy.example"'), "anthropic", None, None)
+    assert proxied.withheld is not None and "providers.anthropic.send_key_to_custom_base_url" in proxied.withheld
 
 
 def test_ollama_endpoint_and_no_key(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""RELIABILITY.md items 1-9 at the library level: the store and the vector index under faults.
+"""The store and the vector index under faults, at the library level: the nine cases numbered below.
 
 Real SQLite files, real hnswlib, real processes killed with SIGKILL, real file size limits and a real
 unprivileged user. The vectors are random (faults do not depend on meaning); children import their helpers from
@@ -302,7 +302,8 @@ def test_a_held_write_lock_makes_writers_wait_then_fail_by_name(
     result = json.loads(out)
     for name in ("insert", "index save", "remove"):
         kind, waited = result[name]
-        assert kind == "StoreBusyError" and 0.25 <= waited < 10, result
+        # waited for the busy timeout (a lower bound: a busy machine can lengthen a wait, not cut it)
+        assert kind == "StoreBusyError" and waited >= 0.25, result
     assert result["temp files"] == []
     assert paths.index_path().read_bytes() == before
     assert_index_matches_store(conn, store)

@@ -421,3 +421,26 @@ def test_a_skipped_lookup_loads_nothing_heavy(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True"]
+
+
+def test_an_entry_labelled_wrong_for_a_question_is_never_its_candidate_again(
+    conn: sqlite3.Connection, settings: config.Settings
+) -> None:
+    from aicache.request import exact_key
+
+    undo = store(conn, settings, "p", "how do I undo the last commit but keep my changes")
+    asked = "undo last commit, keep my changes"
+    assert tier.lookup(conn, settings, "p", asked).entry_id == undo
+    with db.write_transaction(conn):
+        conn.execute(
+            "INSERT INTO labels (exact_key, entry_id, entry_created, good, source, ts) "
+            "VALUES (?, ?, 0, 0, 'feedback', 0)",
+            (exact_key("p", asked), undo),
+        )
+    refused = tier.lookup(conn, settings, "p", asked)
+    assert refused.entry_id is None and all(v["entry_id"] != undo for v in refused.verdicts)
+    # Another wording of the question is not covered by the label; the entry refreshed since is not either.
+    assert tier.lookup(conn, settings, "p", "how can I undo my last commit and keep the changes").entry_id == undo
+    with db.write_transaction(conn):
+        conn.execute("UPDATE entries SET created_at = 1 WHERE id = ?", (undo,))
+    assert tier.lookup(conn, settings, "p", asked).entry_id == undo

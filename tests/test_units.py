@@ -33,6 +33,7 @@ def test_exit_codes_are_pinned() -> None:
         "CACHE_MISS": 4,
         "CONFIG": 5,
         "STORE": 6,
+        "PROPOSAL": 7,
         "INTERRUPTED": 130,
     }
 

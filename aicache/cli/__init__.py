@@ -2,7 +2,9 @@
 
 Commands live in one module per group; this module builds the app and owns the edge: every ``AicacheError``
 becomes a one-line message and its exit code, anything unexpected a one-line message and exit 1 (the traceback
-only with ``AICACHE_DEBUG=1``). Typer itself turns usage errors into exit 2 and Ctrl-C into exit 130.
+only with ``AICACHE_DEBUG=1``). Usage errors found by the parser are one line too, in Click's words, exit 2;
+with ``--json`` on the command line every failure is also a JSON object on stdout. A group named without a
+subcommand (``aicache hook``) prints its help and exits 0. Ctrl-C exits 130.
 Importing this module must stay cheap: command modules import the core lazily where it is heavy.
 """
 
@@ -16,12 +18,24 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 import typer.main
+from typer._click import exceptions as click_errors  # Typer vendors its own Click
 
 if TYPE_CHECKING:
-    from typer._click.core import Command  # Typer vendors its own Click
+    from typer._click.core import Command
 
 from aicache import __version__
-from aicache.cli import ask_cmd, config_cmds, helper_cmds, hook_cmds, memory_cmds, semantic_cmds
+from aicache.cli import (
+    ask_cmd,
+    complete_cmd,
+    config_cmds,
+    feedback_cmd,
+    helper_cmds,
+    hook_cmds,
+    learn_cmd,
+    learn_cmds,
+    memory_cmds,
+    semantic_cmds,
+)
 from aicache.errors import AicacheError, ExitCode
 
 app = typer.Typer(
@@ -45,25 +59,49 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="No notes on stderr for any command (warnings and errors still show)."
+    ),
 ) -> None:
     """A local cache in front of your LLM: exact and semantic hits, episodic memory, offline learning."""
+    if quiet:
+        from aicache import output
+
+        output.set_quiet(True)
 
 
 ask_cmd.register(app)
 memory_cmds.register(app)
+feedback_cmd.register(app)
 config_cmds.register(app)
 semantic_cmds.register(app)
 hook_cmds.register(app)
 helper_cmds.register(app)
+complete_cmd.register(app)
+learn_cmd.register(app)
+learn_cmds.register(app)
 
 
-def _fail(exc: AicacheError) -> NoReturn:
+def _wants_json(args: list[str]) -> bool:
+    """``--json`` among the options (not after ``--``, where it would be a question's word)."""
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def _fail(message: str, code: int, json_out: bool) -> NoReturn:
     from aicache import output
 
-    if os.environ.get("AICACHE_DEBUG") == "1":
-        raise exc
-    output.error(str(exc))
-    sys.exit(exc.exit_code)
+    if json_out:
+        output.emit_json_error(message, code)
+    output.error(message)
+    sys.exit(code)
+
+
+def _usage_message(exc: click_errors.ClickException) -> str:
+    message = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        return f"{message} (see '{ctx.command_path} --help')"
+    return message
 
 
 @functools.cache
@@ -77,18 +115,34 @@ def command() -> Command:
 
 
 def main() -> None:
-    from aicache import output
-
+    args = sys.argv[1:]
+    json_out = _wants_json(args)
     try:
-        command()(prog_name="aicache")
+        code = command().main(args=args, prog_name="aicache", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        # A group named alone (`aicache hook`): the user asked what it can do, so the help is the answer.
+        # Typer's rich help prints itself while the error is built; a plain help comes back as its message.
+        if help_text := exc.format_message().strip():
+            print(help_text)
+        code = ExitCode.OK
+    except click_errors.ClickException as exc:
+        _fail(_usage_message(exc), exc.exit_code, json_out)
+    except typer.Abort:
+        _fail("aborted", ExitCode.INTERRUPTED, json_out)
     except AicacheError as exc:
-        _fail(exc)
+        if os.environ.get("AICACHE_DEBUG") == "1":
+            raise
+        _fail(str(exc), exc.exit_code, json_out)
     except sqlite3.DatabaseError as exc:
         from aicache import db
 
-        _fail(db.corruption_error(exc) if db.is_corruption(exc) else db.translate(exc))
+        error = db.corruption_error(exc) if db.is_corruption(exc) else db.translate(exc)
+        if os.environ.get("AICACHE_DEBUG") == "1":
+            raise error from exc
+        _fail(str(error), error.exit_code, json_out)
     except Exception as exc:
         if os.environ.get("AICACHE_DEBUG") == "1":
             raise
-        output.error(f"unexpected {type(exc).__name__}: {exc} (set AICACHE_DEBUG=1 for the traceback)")
-        sys.exit(ExitCode.ERROR)
+        message = f"unexpected {type(exc).__name__}: {exc} (set AICACHE_DEBUG=1 for the traceback)"
+        _fail(message, ExitCode.ERROR, json_out)
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,11 +42,13 @@ def _mode(no_cache: bool, refresh: bool, cache_only: bool) -> str:
 
 
 def _outcome_note(result: AskResult) -> str:
-    if result.outcome == "exact_hit":
+    from aicache.memory import Outcome
+
+    if result.outcome is Outcome.EXACT_HIT:
         return "cache: exact hit"
-    if result.outcome == "semantic_hit":
-        return f"cache: semantic hit ({result.similarity:.2f})"
-    stored = "stored" if result.cached else "not stored"
+    if result.outcome is Outcome.SEMANTIC_HIT:
+        return f"cache: semantic hit (similarity {result.similarity:.2f})"
+    stored = "stored" if result.entry_id is not None else "not stored"
     return f"cache: {result.outcome.replace('_', ' ')} ({stored})"
 
 
@@ -67,53 +70,65 @@ def ask(
     cache_only: bool = typer.Option(False, "--cache-only", help="Never call a provider; exit 4 on a miss."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the answer."),
     no_stdin: bool = typer.Option(False, "--no-stdin", help="Do not read piped stdin."),
+    quiet: bool = typer.Option(False, "--quiet", help="No notes on stderr (warnings and errors still show)."),
 ) -> None:
     """Ask a question, answered from the cache when it can be."""
-    from aicache import config, db
-    from aicache.flow import AskContext, CacheMode
-    from aicache.flow import ask as run_ask
-    from aicache.prepare import RawAsk, prepare
+    from aicache import config
+    from aicache.api import ask as library_ask
 
+    if quiet:
+        output.set_quiet(True)
     settings = config.load()
+    for warning in settings.warnings:
+        output.warn(warning)
     params = [_parse_option(o) for o in option or []]
     params += [(n, v) for n, v in (("temperature", temperature), ("max_tokens", max_tokens)) if v is not None]
-    raw = RawAsk(
-        question=" ".join(question or []),
-        stdin=_read_stdin(no_stdin, int(settings.get("limits.max_input_bytes", 1_000_000))),
-        attachments=tuple(attach or ()),
-        model=model,
-        provider=provider,
-        base_url=base_url,
-        system=system,
-        template=template,
-        params=tuple(params),
-        key=key,
-    )
-    prepared = prepare(raw, settings)
-    for warning in prepared.warnings:
-        output.warn(warning)
-    ctx = AskContext(
-        settings=settings,
-        conn=db.connect(),
-        api_key=prepared.api_key,
-        stream=settings.get("stream", True) if stream is None else stream,
-        mode=CacheMode(_mode(no_cache, refresh, cache_only)),
-        on_note=output.note,
-    )
+    stdin = _read_stdin(no_stdin, int(settings.get("limits.max_input_bytes", 1_000_000)))
+
+    def run(on_text: Callable[[str], None], on_note: Callable[[str], None] = output.note) -> AskResult:
+        # The library's entry point, so the command and ``aicache.ask`` cannot drift apart.
+        return library_ask(
+            " ".join(question or []),
+            model=model,
+            provider=provider,
+            base_url=base_url,
+            system=system,
+            template=template,
+            params=params,
+            input_text=stdin,
+            attachments=attach or (),
+            key=key,
+            mode=_mode(no_cache, refresh, cache_only),
+            stream=stream,
+            on_text=on_text,
+            on_note=on_note,
+            on_warning=output.warn,
+            settings=settings,
+            source="cli",
+        )
+
     if json_out:
-        result = run_ask(prepared.request, ctx, lambda _text: None)
+        result = run(lambda _text: None)
         output.emit_json({"answer": result.answer, **_result_fields(result)})
         return
     with output.AnswerWriter() as writer:
-        result = run_ask(prepared.request, ctx, writer.write)
+        result = run(writer.write, writer.note)  # a note that comes while the answer streams waits for its end
     output.note(_outcome_note(result))
 
 
 def _result_fields(result: AskResult) -> dict[str, object]:
+    """The --json fields besides the answer; each means one thing whatever the outcome (see the README)."""
     from dataclasses import asdict
+
+    from aicache.memory import Outcome
 
     fields = asdict(result)
     fields.pop("answer", None)
+    hit = result.outcome in (Outcome.EXACT_HIT, Outcome.SEMANTIC_HIT)
+    fields["cached"] = hit  # served from the cache
+    fields["stored"] = not hit and result.entry_id is not None  # this ask wrote a new cache entry
+    if hit:
+        fields["cost"] = 0.0  # what this ask paid; the entry's own cost is in `aicache show`
     return fields
 
 

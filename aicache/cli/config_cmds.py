@@ -2,62 +2,111 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
+
 import typer
 
 from aicache import output
+from aicache.errors import ConfigError
 
 config_app = typer.Typer(help="Show and change settings (a TOML file).", no_args_is_help=True)
 keys_app = typer.Typer(help="Store API keys in a private key file (mode 0600).", no_args_is_help=True)
 
 
-def _flatten(tree: dict[str, object], prefix: str = "") -> dict[str, object]:
-    flat: dict[str, object] = {}
-    for name, value in tree.items():
-        dotted = f"{prefix}{name}"
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
-    return flat
-
-
 @config_app.command("show")
 def config_show(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Show every setting with its current value (defaults, config file and environment merged)."""
-    from aicache import config
+    """Show every setting: its value, its default and where the value comes from; and the endpoint in use."""
+    from aicache import config, paths, providers
 
     settings = config.load()
+    views = config.describe(settings)
+    provider = str(settings.get("provider"))
+    endpoint, endpoint_source = providers.endpoint_in_use(settings, provider)
     if json_out:
-        output.emit_json({"settings": settings.data})
+        output.emit_json(
+            {
+                "config_file": str(paths.config_file()),
+                "settings": settings.data,
+                "details": [asdict(view) for view in views],
+                "endpoint": {"provider": provider, "url": endpoint, "source": endpoint_source},
+            }
+        )
         return
-    from aicache import paths, render
+    from aicache import render
 
-    render.key_values(f"settings ({paths.config_file()})", _flatten(settings.data))
+    for warning in settings.warnings:
+        output.warn(warning)
+    render.settings_table(f"settings ({paths.config_file()})", views)
+    render.key_values("endpoint", {f"{provider} (provider)": f"{endpoint}   from {endpoint_source}"})
 
 
 @config_app.command("path")
 def config_path() -> None:
-    """Print the path of the config file."""
+    """Print the path of the config file (learned settings live in learned/ next to it)."""
     from aicache import paths
 
     print(paths.config_file())
 
 
-@config_app.command("set")
+@config_app.command("get")
+def config_get(
+    name: str = typer.Argument(..., help="Dotted setting name, e.g. cache.threshold."),
+    json_out: bool = typer.Option(False, "--json", help="Print the value as JSON."),
+) -> None:
+    """Print the value in effect of one setting (strings without quotes; nothing if unset with no default)."""
+    from aicache import config, schema
+
+    settings = config.load()
+    try:
+        parts = schema.parse_name(name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if schema.find(parts) is None and not schema.is_section(parts) and schema.dotted(parts) not in settings.unknown:
+        raise ConfigError(f"unknown setting {schema.dotted(parts)}{schema.suggest(parts)}")
+    value = settings.value_of(parts)
+    if json_out:
+        output.emit_json({"name": schema.dotted(parts), "value": value, "source": settings.source(parts)})
+    elif isinstance(value, str):
+        print(value)
+    elif value is not None:
+        print(schema.format_value(value) if not isinstance(value, dict) else _table_text(value))
+
+
+def _table_text(value: dict[str, Any]) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(value).rstrip("\n")
+
+
+# Values may be negative numbers ("-1"): without this, the parser would read them as unknown options.
+_VALUES = {"ignore_unknown_options": True}
+
+
+@config_app.command("set", context_settings=_VALUES)
 def config_set(
     name: str = typer.Argument(..., help="Dotted setting name, e.g. providers.openai.base_url."),
-    value: str = typer.Argument(..., help='A TOML value (true, 0.9, ["claude", "-p"]) or plain text.'),
+    value: str = typer.Argument(..., help='A TOML value (true, 0.9, -1, ["claude", "-p"]) or plain text.'),
 ) -> None:
-    """Change one setting in the config file."""
+    """Change one setting in the config file, checked against its type and range; comments are kept."""
     from aicache import config
 
     path = config.save_value(name, value)
     output.note(f"set {name} in {path}")
 
 
+@config_app.command("unset")
+def config_unset(name: str = typer.Argument(..., help="Dotted setting name, e.g. cache.threshold.")) -> None:
+    """Remove one setting from the config file, so its default applies again; comments are kept."""
+    from aicache import config
+
+    path, removed = config.unset_value(name)
+    output.note(f"unset {name} in {path}" if removed else f"{name} was not set in {path}; nothing changed")
+
+
 @keys_app.command("set")
 def keys_set(
-    provider: str = typer.Argument(..., help="openai or anthropic (or any name a config refers to)."),
+    provider: str = typer.Argument(..., help="openai, anthropic, or the base URL the key is for."),
     key: str = typer.Option(None, "--key", help="The key; read from stdin or prompted for when omitted."),
 ) -> None:
     """Store an API key (prompted without echo on a terminal, or read from stdin)."""
@@ -72,6 +121,16 @@ def keys_set(
         raise typer.BadParameter("the key is empty")
     credentials.set_key(provider, key)
     output.note(f"saved {provider} key in {credentials.keys_path()}")
+
+
+@keys_app.command("remove")
+def keys_remove(provider: str = typer.Argument(..., help="The provider or base URL the key is stored under.")) -> None:
+    """Delete a stored API key."""
+    from aicache import credentials
+
+    if not credentials.delete_key(provider):
+        raise ConfigError(f"no key is stored for {provider!r} in {credentials.keys_path()}")
+    output.note(f"removed the {provider} key from {credentials.keys_path()}")
 
 
 @keys_app.command("list")

@@ -20,6 +20,7 @@ helper_app = typer.Typer(
 )
 
 START_TIMEOUT = 60.0  # seconds: loading the model takes ~1 s; a first export is done by `ask`, not here
+STOP_ASK_TIMEOUT = 2.0  # seconds for a helper to answer `stop` (it does within ms) before it counts as stuck
 
 
 def _describe(status: dict[str, Any]) -> str:
@@ -43,6 +44,9 @@ def start() -> None:
         raise ConfigError("the helper is turned off (helper.enabled = false)")
     status = client.query("status")
     if status is None:
+        stuck = client.lock_holder()
+        if stuck is not None:
+            raise AicacheError(f"a helper (pid {stuck}) is running but does not answer; `aicache helper stop` ends it")
         if client.start_in_background() is None:
             raise AicacheError("could not start the helper process")
         status = client.wait_until_ready(START_TIMEOUT)
@@ -53,11 +57,19 @@ def start() -> None:
 
 @helper_app.command("stop")
 def stop() -> None:
-    """Stop the helper; the next `ask` runs in-process (and starts a new one)."""
+    """Stop the helper, also one that no longer answers; the next `ask` runs in-process (and starts a new one)."""
     from aicache.helper import client
 
-    status = client.query("stop")
-    output.note(f"stopped the helper (pid {status['pid']})" if status else "no helper is running")
+    status = client.query("stop", timeout=STOP_ASK_TIMEOUT)
+    if status:
+        output.note(f"stopped the helper (pid {status['pid']})")
+        return
+    pid = client.lock_holder()  # a helper that holds its lock but does not answer is stuck (or still starting)
+    if pid is None:
+        output.note("no helper is running")
+        return
+    how = client.end(pid)
+    output.note(f"ended the helper (pid {pid}), which did not answer, with {how}" if how else "no helper is running")
 
 
 @helper_app.command("status")
@@ -66,10 +78,15 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
     from aicache.helper import client
 
     found = client.query("status")
+    stuck = client.lock_holder() if found is None else None  # running, but not answering
     if json_out:
-        output.emit_json({"helper": {"running": found is not None, **(found or {}), "log": _log_path()}})
+        extra = {"not_answering_pid": stuck} if stuck is not None else {}
+        output.emit_json({"helper": {"running": found is not None, **(found or {}), **extra, "log": _log_path()}})
         return
-    print(_describe(found) if found else "helper not running")
+    if stuck is not None:
+        print(f"helper not answering: pid {stuck} (`aicache helper stop` ends it)")
+    else:
+        print(_describe(found) if found else "helper not running")
     print(f"log: {_log_path()}")
 
 

@@ -1,4 +1,4 @@
-"""``aicache log`` and ``aicache stats``: read episodic memory."""
+"""``aicache log``, ``aicache show`` and ``aicache stats``: read episodic memory."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ def _since(days: float | None) -> float | None:
 
 
 def log(
-    query: str = typer.Option(None, "-q", "--query", help="Full-text search in questions, answers and errors."),
+    query: str = typer.Option(
+        None,
+        "-q",
+        "--query",
+        help='Full-text search in questions, answers and errors; FTS5 syntax: "a phrase", pre*, a OR b, a NOT b.',
+    ),
     limit: int = typer.Option(20, "-n", "--limit", min=1, help="How many episodes to show."),
     outcome: str = typer.Option(None, "--outcome", help="Only this outcome (exact_hit, miss, error, ...)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (one object with an episodes list)."),
@@ -22,13 +27,39 @@ def log(
     """List and search recorded episodes, newest first."""
     from aicache import db, memory
 
-    episodes = memory.search(db.connect(), query, limit, outcome)
+    conn = db.connect()
+    wanted = memory.parse_outcome(outcome) if outcome else None
+    episodes = memory.search(conn, query, limit, wanted)
     if json_out:
         output.emit_json({"episodes": episodes})
         return
     from aicache import render
 
-    render.episodes_table(episodes)
+    filtered = bool(query or outcome) and memory.count(conn) > 0
+    render.episodes_table(episodes, "no episodes match" if filtered else "no episodes yet")
+
+
+def show(
+    episode_id: int = typer.Argument(..., help="Episode id, as shown by `aicache log`."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON (the episode and the entry it used)."),
+) -> None:
+    """One episode in full: question, answer, outcome, timing, tokens, cost and the verifier's verdicts."""
+    from dataclasses import asdict
+
+    from aicache import cache, db, memory
+    from aicache.errors import UsageError
+
+    conn = db.connect()
+    episode = memory.get(conn, episode_id)
+    if episode is None:
+        raise UsageError(f"no episode {episode_id} (see `aicache log`)")
+    entry = cache.get_entry(conn, episode["entry_id"]) if episode.get("entry_id") else None
+    if json_out:
+        output.emit_json({"episode": episode, "entry": asdict(entry) if entry else None})
+        return
+    from aicache import render
+
+    render.episode_detail(episode, entry)
 
 
 def stats(
@@ -51,4 +82,5 @@ def stats(
 
 def register(app: typer.Typer) -> None:
     app.command()(log)
+    app.command()(show)
     app.command()(stats)

@@ -39,17 +39,34 @@ def why(
 
 def eval_command(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Labelled pairs (JSONL)."),
-    threshold: float = typer.Option(None, "--threshold", help="Similarity threshold to evaluate."),
-    sweep: bool = typer.Option(False, "--sweep", help="Also print the curve over thresholds."),
+    decision: str = typer.Option(
+        None, "--decision", help="model, rules or cosine (default: the setting decision.kind)."
+    ),
+    threshold: float = typer.Option(None, "--threshold", help="Operating point of the decision to evaluate."),
+    sweep: bool = typer.Option(False, "--sweep", help="Also print the curve over operating points."),
+    pairwise: bool = typer.Option(
+        False, "--pairwise", help="Compare each probe with its own stored question only (store a, ask b)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """How safe is this cache on labelled pairs? Runs them through a fresh temporary cache."""
     from aicache import config, render
+    from aicache.errors import UsageError
     from aicache.semantic import evaluate
 
+    if decision is not None and decision not in ("model", "rules", "cosine"):
+        raise UsageError(f"--decision must be model, rules or cosine, not {decision!r}")
     evalset = evaluate.load_pairs(file)
     with render.progress("evaluating") as advance:
-        report = evaluate.run_eval(evalset, settings=config.load(), threshold=threshold, sweep=sweep, progress=advance)
+        report = evaluate.run_eval(
+            evalset,
+            settings=config.load(),
+            decision=decision,
+            threshold=threshold,
+            sweep=sweep,
+            pairwise=pairwise,
+            progress=advance,
+        )
     if json_out:
         output.emit_json(report.to_json())
         return

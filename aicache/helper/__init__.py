@@ -16,7 +16,8 @@ How (the fork-server pattern of Bazel's and Gradle's daemons, and of multiproces
   server itself only reads it, to hold a large store's vector index for them (``semantic.keep_index_warm``),
   with a read-only connection it closes before forking again.
 * The client forwards SIGINT/SIGTERM/SIGHUP to the child and exits with its code. When no helper answers (not
-  running, disabled, a different aicache version), the command runs in-process, exactly as without a helper,
+  running, disabled, a different aicache version, stuck: not taking the command within half a second), the
+  command runs in-process, exactly as without a helper,
   and a helper is started in the background for the next run. ``AICACHE_HELPER=0`` or ``helper.enabled =
   false`` turns it off; it exits by itself after ``helper.idle_minutes`` without requests.
 

@@ -9,20 +9,23 @@ with a single thread, so a child inherits no lock held by a thread that does not
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
+from aicache.files import FileLock
 from aicache.helper import wire
 from aicache.helper.client import PACKAGE_DIR, peer_uid
 
 LOCK_ATTEMPTS = 30  # x 0.1 s: long enough for a helper that refused a request to shut down and let go
 _REQUEST_TIMEOUT = 2.0  # a client sends its request as soon as it connects
+_GO_TIMEOUT = 30.0
+SKIPPED_LATE = "a client stopped waiting before its command was taken, and ran it itself; not run here"
 _MAX_LOG = 256 * 1024
 
 
@@ -57,14 +60,15 @@ def main() -> None:
 
 
 def _take_lock(path: str) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    """The lock's descriptor, held for the helper's life (and closed in each child), or None if another has it."""
+    lock = FileLock(Path(path), blocking=False)
     for _ in range(LOCK_ATTEMPTS):
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            time.sleep(0.1)
-    os.close(fd)
+        if lock.acquire() and lock.fd is not None:
+            # Our pid, for `aicache helper stop` when this process stops answering (client.lock_holder).
+            os.ftruncate(lock.fd, 0)
+            os.pwrite(lock.fd, f"{os.getpid()}\n".encode(), 0)
+            return lock.fd
+        time.sleep(0.1)
     return None
 
 
@@ -73,7 +77,7 @@ def _preload(settings: Any) -> None:
     import aicache.cli
 
     aicache.cli.command()  # Typer and every command module, and the Click command built from them
-    from aicache import flow, prepare  # noqa: F401
+    from aicache import api, flow, prepare  # noqa: F401
     from aicache.hooks import gitinfo  # noqa: F401
     from aicache.providers import anthropic, command, http, openai  # noqa: F401
     from aicache.semantic import embeddings, judge, tier, verify  # noqa: F401
@@ -105,14 +109,24 @@ def _preload(settings: Any) -> None:
     os.chdir("/")  # hold no user directory open
 
 
-def code_stamp(package_dir: str = PACKAGE_DIR) -> tuple[tuple[str, int, int], ...]:
-    """Name, size and mtime of every file of the package: a change means this helper runs old code."""
+Stamp = tuple[tuple[str, int, int, int, int], ...]
+
+
+def code_stamp(package_dir: str = PACKAGE_DIR) -> Stamp:
+    """Name, size, mtime, ctime and inode of every file of the package: a change means this helper runs old code.
+
+    The mtime alone can be put back (``touch -d``, ``cp -p``, a checkout tool), so a same-size edit would go
+    unseen; the ctime moves on every write and every change of the mtime and cannot be set from user space, and
+    the inode changes when an editor or an installer replaces the file. All come from the ``stat`` the check
+    makes anyway: hashing the files instead would read the whole package on every request.
+    """
     stamp = []
     for directory, subdirs, files in os.walk(package_dir):
         subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
         for name in sorted(files):
-            info = os.stat(os.path.join(directory, name))
-            stamp.append((os.path.join(directory, name), info.st_size, info.st_mtime_ns))
+            path = os.path.join(directory, name)
+            info = os.stat(path)
+            stamp.append((path, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
     return tuple(stamp)
 
 
@@ -137,9 +151,7 @@ class Log:
 class Helper:
     """The accept loop: answers ``status`` and ``stop`` itself, forks a child for each ``run`` it accepts."""
 
-    def __init__(
-        self, path: str, lock: int, log: Log, stamp: tuple[tuple[str, int, int], ...], idle_seconds: float
-    ) -> None:
+    def __init__(self, path: str, lock: int, log: Log, stamp: Stamp, idle_seconds: float) -> None:
         self.path = path
         self.lock = lock
         self.log = log
@@ -201,7 +213,7 @@ class Helper:
         try:
             op = message.get("op")
             if op == "run":
-                self._run(conn, message, fds)
+                self._run(conn, message)
             elif op in ("status", "stop"):
                 self.stopping = op == "stop"
                 conn.sendall(wire.encode(self.status()))
@@ -225,19 +237,22 @@ class Helper:
             "index_vectors": self.index_vectors,
         }
 
-    def _run(self, conn: socket.socket, message: dict[str, Any], fds: list[int]) -> None:
-        settings, refusal = None, self._refusal(message, fds)
+    def _run(self, conn: socket.socket, message: dict[str, Any]) -> None:
+        settings, refusal = None, self._refusal(message)
         if refusal is None:
             settings, refusal = self._settings()
         if settings is None or refusal is not None:
             conn.sendall(wire.REFUSED)
             self.log.write(f"left a command to its client: {refusal}" + ("; stopping" if self.stopping else ""))
             return
-        _load_embedder(settings)  # once a command has exported the model, later children find it loaded
         if os.fork() == 0:
-            _child(conn, message, fds, (self.listener.fileno(), self.lock), self.log)
+            _child(conn, message, (self.listener.fileno(), self.lock), self.log)
         self.served += 1
-        self.keep_index_warm(settings)  # while the child works: the next child then finds the index up to date
+        # Both while the child works, never before the fork: a client waits only briefly for its command to be
+        # taken. Once a command has exported the model, later children find it loaded; and the next child
+        # finds the index up to date.
+        _load_embedder(settings)
+        self.keep_index_warm(settings)
 
     def keep_index_warm(self, settings: Any) -> None:
         """Hold the store's vector index for the children once it is large enough that they would load it."""
@@ -250,14 +265,14 @@ class Helper:
             tier.forget_indexes()
             self.log.write(f"not keeping the vector index: {type(exc).__name__}: {exc}")
 
-    def _refusal(self, message: dict[str, Any], fds: list[int]) -> str | None:
+    def _refusal(self, message: dict[str, Any]) -> str | None:
         """Why this helper should not run this request (the client then runs it itself), or None."""
         if code_stamp() != self.stamp:  # first: a newer client's request may look malformed to old code
             self.stopping = True
             return "aicache was changed on disk since this helper started"
         if message.get("package") != PACKAGE_DIR or message.get("prefix") != sys.prefix:
             return "another aicache installation"
-        if len(fds) != 4 or not isinstance(message.get("argv"), list) or not isinstance(message.get("env"), dict):
+        if not isinstance(message.get("argv"), list) or not isinstance(message.get("env"), dict):
             return "malformed request"
         return None
 
@@ -299,17 +314,20 @@ def _rss_mb() -> float:
 # The child: becomes the client's command
 
 
-def _child(
-    conn: socket.socket, message: dict[str, Any], fds: list[int], inherited: tuple[int, ...], log: Log
-) -> NoReturn:
+def _child(conn: socket.socket, message: dict[str, Any], inherited: tuple[int, ...], log: Log) -> NoReturn:
     code = 1
     try:
         for fd in inherited:
             os.close(fd)  # the listener and the lock stay with the parent
         _restore_signals()
+        fds = _client_says_go(conn)
+        if fds is None:
+            # The client stopped waiting and runs the command itself (or is gone): running it here too would
+            # run it twice. Nothing was read or written yet.
+            log.write(f"{SKIPPED_LATE}, pid {os.getpid()}")
+            os._exit(0)
         _take_over(message, fds)
         conn.settimeout(None)
-        conn.sendall(wire.ACCEPTED)
         _forward_signals(conn)
         code = _run_cli(message["argv"])
     except BaseException as exc:  # whatever happens, the client must hear an exit code
@@ -322,6 +340,17 @@ def _child(
         with contextlib.suppress(OSError):
             conn.sendall(wire.EXIT + bytes([code & 0xFF]))
         os._exit(code & 0xFF)
+
+
+def _client_says_go(conn: socket.socket) -> list[int] | None:
+    """Say ``ACCEPTED``; the client's stdin, stdout, stderr and directory, sent with its ``GO``, or None if it
+    stopped waiting (it closed the connection: sending fails or reading ends)."""
+    conn.settimeout(_GO_TIMEOUT)  # the client answers at once; the bound only ends a child whose client hangs
+    try:
+        conn.sendall(wire.ACCEPTED)
+        return wire.receive_go(conn)
+    except OSError:
+        return None
 
 
 def _restore_signals() -> None:

@@ -2,13 +2,17 @@
 only modules built into the interpreter: ``socket``, ``signal``, ``json`` and ``pathlib`` would be ~20 ms of
 a run that is ~40 ms in total (measured with ``python -X importtime``).
 
-A request is one ``sendmsg``: the client's stdin, stdout, stderr and working directory as descriptors, plus a
-length-prefixed ``marshal``-encoded dict (``op``, and for ``run``: ``argv``, ``env``, ``umask``, ``package``,
-``prefix``). marshal is safe here: both ends are the same interpreter (``prefix`` is checked), the socket
-directory is private and the peer's uid is checked, and only dicts, lists, strings and ints are accepted.
-The answers are single bytes: ``ACCEPTED`` once the child owns the descriptors, ``REFUSED`` when this helper
-will not serve (stale code, turned off) and the client should run the command itself, and at the end ``EXIT``
-followed by the exit code. While a command runs, the client may send ``SIGNAL`` and a signal number.
+A request is a length-prefixed ``marshal``-encoded dict (``op``, and for ``run``: ``argv``, ``env``, ``umask``,
+``package``, ``prefix``). marshal is safe here: both ends are the same interpreter (``prefix`` is checked), the
+socket directory is private and the peer's uid is checked, and only dicts, lists, strings and ints are accepted.
+The answers are single bytes: ``ACCEPTED`` once a child of the helper is ready to run the command, ``REFUSED``
+when this helper will not serve (stale code, turned off) and the client should run the command itself, and at
+the end ``EXIT`` followed by the exit code. The client answers ``ACCEPTED`` with ``GO``, sent in one ``sendmsg``
+with its stdin, stdout, stderr and working directory as descriptors, and only then does the child run the
+command. A client that stopped waiting (a stuck helper) closes the connection instead and runs the command
+itself: a helper that wakes up later never runs it a second time, and never held the client's descriptors, so
+a pipe the client writes to is not kept open by a stopped helper. While a command runs, the client may send
+``SIGNAL`` and a signal number.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
 
 ACCEPTED = b"A"
 REFUSED = b"R"
+GO = b"G"
 EXIT = b"E"
 SIGNAL = b"S"
 DISABLE_ENV = "AICACHE_HELPER"  # "0" turns the helper off for this process and everything it starts
@@ -91,6 +96,25 @@ def send_request(sock: Socket, message: dict[str, Any], fds: list[int]) -> None:
     sent = sock.sendmsg([data], rights)
     if sent < len(data):
         sock.sendall(data[sent:])
+
+
+def send_go(sock: Socket, fds: list[int]) -> None:
+    sock.sendmsg([GO], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])
+
+
+def receive_go(sock: Socket) -> list[int] | None:
+    """The client's descriptors once it says ``GO``; None when it closed the connection or said something else."""
+    data, ancillary, _flags, _address = sock.recvmsg(1, _socket.CMSG_SPACE(_FDS * 4))
+    fds: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            usable = len(payload) - len(payload) % 4
+            fds.extend(struct.unpack(f"{usable // 4}i", payload[:usable]))
+    if data == GO and len(fds) == _FDS:
+        return fds
+    for fd in fds:
+        os.close(fd)
+    return None
 
 
 def receive_request(sock: Socket) -> tuple[dict[str, Any], list[int]]:

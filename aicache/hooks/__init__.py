@@ -19,7 +19,7 @@ The scripts
     Python, nor does a post-commit with no pending suggestion. Python runs with stdin from /dev/null and, in
     ``main``, leaves the terminal's session, so nothing it starts can prompt. The scripts set
     ``AICACHE_IN_HOOK=1`` for it and do nothing when they find it already set: a commit made by something
-    aicache started (a wrapped AI CLI, ``aicache learn``) never asks aicache again.
+    aicache started (a wrapped AI CLI, for one) never asks aicache again.
 
 prepare-commit-msg
     The staged diff (``aicache.hooks.diffs``: lock, binary and ignored files left out, cut to ``hook.max_diff_bytes``)
@@ -33,7 +33,7 @@ prepare-commit-msg
 
 post-commit
     Compares the committed message with the suggestion (``difflib`` ratio, 1.0 = kept as is) and stores
-    ``{"kept_similarity": ..., "commit": sha}`` as JSON in the suggestion's episode ``feedback``, for ``learn``.
+    ``{"kept_similarity": ..., "commit": sha}`` as JSON in the suggestion's episode ``feedback``.
     Git ignores what post-commit does, so the comparison runs in the background, silently, and the commit
     does not wait for it; the script first claims the pending suggestion (a rename) and the new commit's sha,
     so a next commit started at once can never be compared with this one's suggestion.

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aicache import files
 from aicache.errors import AicacheError, UsageError
 from aicache.hooks.git import git_out, run_git, scrubbed_env
 
@@ -30,7 +31,7 @@ ENTRY = "import sys; sys.path.insert(0, sys.argv.pop(1)); from aicache.hooks imp
 @dataclass(frozen=True)
 class HooksDir:
     path: Path
-    scope: str  # "repository" or "global"
+    scope: str  # "repository", "global" or "system": whose config chose this directory
     hooks_path_setting: str | None  # core.hooksPath as configured, with its scope ("local: .githooks")
 
 
@@ -46,7 +47,10 @@ def locate(cwd: Path) -> HooksDir:
     if proc.returncode != 0:
         raise UsageError("not inside a git repository: run this in one, or use --global DIR")
     path = Path(os.path.normpath(cwd / proc.stdout.rstrip("\n")))
-    return HooksDir(path, "repository", _hooks_path_setting(cwd, env))
+    setting = _hooks_path_setting(cwd, env)
+    # A core.hooksPath from the global (or system) config serves every repository: say so, not "repository".
+    scope = setting.split(":", 1)[0] if setting and setting.startswith(("global:", "system:")) else "repository"
+    return HooksDir(path, scope, setting)
 
 
 def _global_hooks_path() -> str | None:
@@ -148,13 +152,6 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     return data
 
 
-def _write_atomically(path: Path, text: str, mode: int) -> None:
-    tmp = path.with_name(path.name + ".aicache-tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
 def package_root() -> str:
     """The directory ``import aicache`` was resolved from, baked into the scripts."""
     return str(Path(__file__).resolve().parents[2])
@@ -214,14 +211,14 @@ def _install(hooks: HooksDir, python: str) -> Report:
     for name in HOOK_NAMES:
         actions.append(_install_one(directory, name, python, manifest))
     manifest.update(python=python, root=package_root())
-    _write_atomically(directory / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n", 0o644)
+    files.write_atomic(directory / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n", mode=0o644)
     return Report(directory, hooks.scope, tuple(actions), tuple(warnings))
 
 
 def _install_one(directory: Path, name: str, python: str, manifest: dict[str, Any]) -> str:
     target, chained = directory / name, directory / (name + CHAINED_SUFFIX)
     if is_ours(target):
-        _write_atomically(target, script(name, python, package_root()), 0o755)
+        files.write_atomic(target, script(name, python, package_root()), mode=0o755)
         return f"updated {name}" + (f" (still runs {chained.name} first)" if os.path.lexists(chained) else "")
     entry: dict[str, Any] = {"chained": None, "installed_at": time.time()}
     action = f"installed {name}"
@@ -229,7 +226,7 @@ def _install_one(directory: Path, name: str, python: str, manifest: dict[str, An
         entry["chained"] = {"name": chained.name, **_fingerprint(target)}
         os.rename(target, chained)  # a rename: bytes, mode and times stay exactly as they were
         action += f"; your existing hook is kept as {chained.name} and runs first"
-    _write_atomically(target, script(name, python, package_root()), 0o755)
+    files.write_atomic(target, script(name, python, package_root()), mode=0o755)
     manifest["hooks"][name] = entry
     return action
 

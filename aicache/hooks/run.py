@@ -21,7 +21,7 @@ from aicache.hooks.git import LOCAL_GIT_ENV, git_out, run_git
 from aicache.hooks.install import HOOK_NAMES
 
 if TYPE_CHECKING:
-    from aicache.prepare import Prepared, RawAsk
+    from aicache.memory import Outcome
 
 NoteSink = Callable[[str], None]
 T = TypeVar("T")
@@ -115,19 +115,11 @@ def _hook_settings(settings: Settings, seconds_left: float) -> Settings:
     return Settings(data)
 
 
-def _prepared(raw: RawAsk, settings: Settings) -> tuple[Prepared, str | None]:
-    """The request and the key it may be sent with: the one place that knows how ``prepare`` is called."""
-    from aicache.prepare import prepare
-
-    prepared = prepare(raw, settings)
-    return prepared, prepared.api_key
-
-
 @dataclass(frozen=True)
 class _Suggestion:
     text: str
     episode_id: int
-    outcome: str
+    outcome: Outcome
     warnings: tuple[str, ...]
 
 
@@ -142,9 +134,8 @@ def clean_suggestion(answer: str) -> str:
 
 def _suggest(repo: _Repo, git_env: Mapping[str, str], settings: Settings, deadline: float) -> _Suggestion:
     from aicache import db
-    from aicache.flow import AskContext, ask
+    from aicache.api import ask
     from aicache.hooks import diffs
-    from aicache.prepare import RawAsk
 
     limit = int(settings.get("hook.max_diff_bytes", DEFAULT_MAX_DIFF_BYTES))
     diff = diffs.staged_diff(repo.root, git_env, diffs.load_rules(repo.root), limit)
@@ -153,24 +144,27 @@ def _suggest(repo: _Repo, git_env: Mapping[str, str], settings: Settings, deadli
         raise AicacheError(why)
     scrub_process_env()  # from here on, nothing aicache runs may act on the user's repository or index
     hook_settings = _hook_settings(settings, deadline - time.monotonic())
-    raw = RawAsk(
-        question=QUESTION,
-        stdin=diff.text.encode("utf-8", "surrogateescape"),
-        template=str(settings.get("hook.template", DEFAULT_TEMPLATE)),
-        model=settings.get("hook.model"),
-        provider=settings.get("hook.provider"),
-    )
-    prepared, api_key = _prepared(raw, hook_settings)
     conn = db.connect()
     try:
-        ctx = AskContext(settings=hook_settings, conn=conn, api_key=api_key, stream=False, source="hook", cwd=repo.root)
-        result = ask(prepared.request, ctx, lambda _text: None)
+        # The library's entry point, as the ask command: redaction, key, partition and episode are the same.
+        result = ask(
+            QUESTION,
+            input_text=diff.text.encode("utf-8", "surrogateescape"),
+            template=str(settings.get("hook.template", DEFAULT_TEMPLATE)),
+            model=settings.get("hook.model"),
+            provider=settings.get("hook.provider"),
+            stream=False,
+            settings=hook_settings,
+            conn=conn,
+            source="hook",
+            cwd=repo.root,
+        )
     finally:
         conn.close()
     text = clean_suggestion(result.answer)
     if not text:
         raise AicacheError("the model returned an empty message")
-    return _Suggestion(text, result.episode_id, result.outcome, prepared.warnings)
+    return _Suggestion(text, result.episode_id, result.outcome, result.warnings)
 
 
 def scrub_process_env() -> None:

@@ -12,25 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# Re-exported: the providers and their callers name them from here; they live below, in modules the cache and
+# the config may import without pulling in the providers.
+from aicache.config import HttpSettings
+from aicache.llmtypes import COMPLETE_REASONS, Completion, Message
+
 TextSink = Callable[[str], None]
 
-#: finish reasons that make an answer complete and so cacheable
-COMPLETE_REASONS = frozenset({"stop", "end_turn", "stop_sequence", "exit_0"})
-
-
-@dataclass(frozen=True)
-class Message:
-    role: str  # "user" or "assistant"; the system prompt travels separately
-    content: str
-
-
-@dataclass(frozen=True)
-class HttpSettings:
-    connect_timeout: float = 5.0
-    read_timeout: float = 120.0
-    retries: int = 3  # extra attempts after the first, on connection errors, 408, 429 and 5xx
-    backoff: float = 0.5  # first backoff in seconds, doubled each attempt, with jitter
-    max_retry_after: float = 30.0  # a longer Retry-After is an error, not a wait
+__all__ = ["COMPLETE_REASONS", "Completion", "HttpSettings", "Message", "Provider", "ProviderRequest", "TextSink"]
 
 
 @dataclass(frozen=True)
@@ -42,20 +31,7 @@ class ProviderRequest:
     stream: bool = True
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
-    http: HttpSettings = HttpSettings()
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    finish_reason: str  # provider's own word: "stop", "length", "end_turn", "max_tokens", "exit_0", ...
-    model: str
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-
-    @property
-    def complete(self) -> bool:
-        return self.finish_reason in COMPLETE_REASONS
+    http: HttpSettings = field(default_factory=HttpSettings)
 
 
 class Provider(Protocol):

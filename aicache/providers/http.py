@@ -56,8 +56,6 @@ MAX_ERROR_BODY = 64 * 1024
 MAX_DETAIL = 300
 
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization"})
-# OpenAI (sk-, sk-proj-), Anthropic (sk-ant-) and similar bearer keys, should a server echo one we did not send.
-_KEY_SHAPED = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{12,}")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _TAG = re.compile(r"<[^>]*>")
 
@@ -225,10 +223,16 @@ def server_message(body: bytes | str | Mapping[str, Any]) -> str:
 
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Replace every secret, and anything shaped like an API key, with ``[redacted]``."""
+    """Replace every secret with ``[redacted]``, and anything shaped like one as ``redact`` does.
+
+    The shapes are redact.toml's, the one pattern set: a server that echoes a key we did not send ("Incorrect
+    API key provided: sk-...") is scrubbed by the same rules as a question.
+    """
+    from aicache import redact
+
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "[redacted]")
-    return _KEY_SHAPED.sub("[redacted]", text)
+    return redact.redact(text).text
 
 
 def _secrets(headers: Mapping[str, str]) -> tuple[str, ...]:

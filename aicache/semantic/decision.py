@@ -1,6 +1,6 @@
 """The hit decision: for (new question, cached question), the probability that the cached answer is right.
 
-DESIGN.md decision 2: cosine similarity alone is not safe, and neither are word lists; the decision is a
+Cosine similarity alone is not safe, and neither are word lists; the decision is a
 trained pair model, calibrated on topics it never trained on. ``training/`` builds it (``make model``); this
 module runs it.
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aicache import paths
+from aicache import files, paths
 from aicache.config import Settings
 from aicache.errors import ConfigError
 from aicache.semantic import embeddings
@@ -298,7 +298,7 @@ def _prepare(config: DecisionConfig) -> None:
     paths.ensure_private_dir(paths.data_dir())
     paths.ensure_private_dir(paths.models_dir())
     config.cache_dir.mkdir(exist_ok=True)
-    with embeddings._exclusive(config.cache_dir / "export.lock"):
+    with files.FileLock(config.cache_dir / "export.lock"):
         if config.onnx_path.is_file():
             return  # another process exported while this one waited
         for stale in config.cache_dir.glob("tmp-*"):  # left by an export that was killed; we hold the lock
@@ -317,7 +317,7 @@ def _prepare(config: DecisionConfig) -> None:
                     f"decision model {config.version}: the ONNX export differs from the torch model "
                     f"(logit difference {worst:.5f})"
                 )
-            embeddings._install(work / "model.onnx", config.onnx_path)
+            files.move_into_place(work / "model.onnx", config.onnx_path)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

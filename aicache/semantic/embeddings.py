@@ -28,7 +28,6 @@ Every embedder returns float32 rows of unit length, so a dot product is the cosi
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -42,7 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aicache import paths
+from aicache import files, paths
 from aicache.config import Settings
 from aicache.errors import ConfigError
 
@@ -237,7 +236,7 @@ def model_id(settings: Settings) -> str:
 
 
 def is_prepared(settings: Settings) -> bool:
-    """False when the next ``get_embedder`` will first export the model to ONNX (a few seconds, once)."""
+    """False when the next ``get_embedder`` first exports the model to ONNX (once; it loads torch, the slow part)."""
     spec = model_spec(settings)
     return (
         spec.model_id in _EMBEDDERS  # loaded already (a warm helper), even if its file was removed since
@@ -259,8 +258,9 @@ def get_embedder(
     """The embedder of the configured model, loaded once per process.
 
     ``on_prepare`` is called when this call is about to export the model to ONNX (first use only), so a
-    caller can tell the user why it takes a few seconds. ``threads`` caps onnxruntime's threads for the first
-    load; the warm helper loads with one, so the processes it forks never wait on a thread pool they lack.
+    caller can tell the user why it takes a while and leave that time out of what it measures. ``threads``
+    caps onnxruntime's threads for the first load; the warm helper loads with one, so the processes it forks
+    never wait on a thread pool they lack.
     """
     spec = model_spec(settings)
     if spec.model_id not in _EMBEDDERS:
@@ -290,23 +290,13 @@ def _prepare(spec: ModelSpec) -> None:
         paths.ensure_private_dir(paths.data_dir())
         paths.ensure_private_dir(paths.models_dir())
         spec.cache_dir.mkdir(exist_ok=True)
-        with _exclusive(spec.cache_dir / "export.lock"):
+        with files.FileLock(spec.cache_dir / "export.lock"):
             if spec.onnx_path.is_file() or spec.unsupported_marker.is_file():
                 return  # another process exported (or gave up) while this one waited
             _export_checked(spec)
     except OSError:
         # Read-only or full disk: nothing is recorded, so a later run with room tries again.
         return
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock, also when the process is killed
 
 
 def _export_checked(spec: ModelSpec) -> None:
@@ -325,16 +315,9 @@ def _export_checked(spec: ModelSpec) -> None:
         if reason is not None:
             spec.unsupported_marker.write_text(reason + "\n", encoding="utf-8")
             return
-        _install(work / "model.onnx", spec.onnx_path)
+        files.move_into_place(work / "model.onnx", spec.onnx_path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _install(source: Path, target: Path) -> None:
-    with source.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(source, target)
-    paths.fsync_dir(target.parent)
 
 
 @contextlib.contextmanager

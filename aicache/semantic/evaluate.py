@@ -5,9 +5,14 @@ Protocol, the same for every file format:
 1. Every stored question gets an answer of its own, in a fresh cache built with the current settings.
 2. Each probe is looked up. A *paraphrase* must be served its own question's answer (another question's answer
    is a wrong answer); a *negative* (a near-miss whose correct answer differs) and an *unrelated* question must
-   be served nothing.
-3. Counts become rates with Wilson 95% intervals, overall and per category. ``sweep=True`` repeats step 2 for
-   every threshold in ``SWEEP`` on the same embeddings.
+   be served nothing. A probe whose text is, once normalised, another stored question is a *repeat*: it is owed
+   that question's answer (the exact tier serves it), so serving it is not a wrong answer.
+3. Counts become rates with Wilson 95% intervals, and each wrong-answer rate also gets its one-sided 95%
+   Clopper–Pearson upper bound (``stats.upper_bound``), overall and per category. ``sweep=True`` repeats step 2
+   at every operating point of the decision (``sweep_points``) on the same embeddings.
+
+``pairwise=True`` is the protocol of public pair suites: each probe is compared with its own stored question
+only (store ``a``, ask ``b``), as if the cache held nothing else; it runs in memory.
 
 ``load_pairs`` reads two JSONL shapes: the dev-set rows (``question``, ``paraphrases``, ``negatives``, optional
 ``unrelated`` and ``category``) and plain pairs (``{"a": ..., "b": ..., "same_answer": true|false}``: ``a`` is
@@ -19,10 +24,10 @@ Two lookups exist:
 * ``StoreCache``, the real thing: the questions are stored in a fresh aicache store under a temporary home
   (SQLite, vectors, HNSW index file), and each probe goes through the exact tier and ``tier.lookup``, as
   ``aicache ask`` would. The user's own store and index are never touched. This gives the main figures.
-* ``InMemoryCache``, the fast one for sweeps and tuning: every text is embedded once; the exact tier is
-  ``normalize_question`` equality; stored questions are ranked by brute-force cosine (exact, like the SQLite scan
-  the semantic tier uses for partitions of this size); the best candidates reaching the threshold go to
-  ``verify`` in order. Without the verifier it is the cosine-only baseline.
+* ``InMemoryCache``, the fast one for sweeps, pairwise runs and the cosine baseline: every text is embedded once;
+  the exact tier is ``normalize_question`` equality; stored questions are ranked by brute-force cosine (exact,
+  like the SQLite scan the semantic tier uses for partitions of this size); the candidates reaching the
+  decision's floor go to the decision (``decide.py``), which serves the one it is surest of, as the tier does.
 
 The core never prints: ``progress(done, total)`` is called as probes are scored.
 """
@@ -45,12 +50,14 @@ from aicache.errors import UsageError
 
 if TYPE_CHECKING:
     from aicache.config import Settings
+    from aicache.semantic.decide import Decision
 
-SCHEMA = "aicache.eval/1"
+SCHEMA = "aicache.eval/2"
 SWEEP: tuple[float, ...] = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))  # 0.50 .. 0.95
 Z95 = 1.959963984540054  # two-sided 95% normal quantile, for Wilson intervals
 
-PARAPHRASE, NEGATIVE, UNRELATED = "paraphrase", "negative", "unrelated"
+PARAPHRASE, NEGATIVE, UNRELATED, REPEAT = "paraphrase", "negative", "unrelated", "repeat"
+MODEL_SWEEP: tuple[float, ...] = (*(round(0.05 * i, 2) for i in range(1, 19)), 0.92, 0.94, 0.96, 0.97, 0.98, 0.99)
 
 Progress = Callable[[int, int], None]
 
@@ -76,6 +83,7 @@ class EvalSet:
     source: str
     stored: tuple[str, ...]
     probes: tuple[Probe, ...]
+    pairs: tuple[int, ...] = ()  # per probe: the stored question it was written against (for --pairwise)
 
 
 class _SetBuilder:
@@ -85,6 +93,11 @@ class _SetBuilder:
         self.stored: list[str] = []
         self.index: dict[str, int] = {}
         self.probes: list[Probe] = []
+        self.pairs: list[int] = []
+
+    def probe(self, probe: Probe, against: int) -> None:
+        self.probes.append(probe)
+        self.pairs.append(against)
 
     def store(self, question: str) -> int:
         if question not in self.index:
@@ -104,13 +117,13 @@ class _SetBuilder:
     def _add_question(self, row: Mapping[str, Any], category: str, where: str) -> None:
         question = _text(row["question"], f"{where}: question", required=True)
         if row.get("unrelated"):
-            self.probes.append(Probe(question, UNRELATED, None, category or UNRELATED))
+            self.probe(Probe(question, UNRELATED, None, category or UNRELATED), -1)
             return
         stored = self.store(question)
         for text in _texts(row.get("paraphrases", []), f"{where}: paraphrases"):
-            self.probes.append(Probe(text, PARAPHRASE, stored, category))
+            self.probe(Probe(text, PARAPHRASE, stored, category), stored)
         for text in _texts(row.get("negatives", []), f"{where}: negatives"):
-            self.probes.append(Probe(text, NEGATIVE, None, category))
+            self.probe(Probe(text, NEGATIVE, None, category), stored)
 
     def _add_pair(self, row: Mapping[str, Any], category: str, where: str) -> None:
         same = row.get("same_answer")
@@ -118,7 +131,7 @@ class _SetBuilder:
             raise UsageError(f'{where}: a pair needs "same_answer": true or false')
         stored = self.store(_text(row.get("a"), f"{where}: a", required=True))
         text = _text(row.get("b"), f"{where}: b", required=True)
-        self.probes.append(Probe(text, PARAPHRASE if same else NEGATIVE, stored if same else None, category))
+        self.probe(Probe(text, PARAPHRASE if same else NEGATIVE, stored if same else None, category), stored)
 
 
 def _text(value: Any, what: str, *, required: bool = False) -> str:
@@ -153,7 +166,25 @@ def load_pairs(path: Path) -> EvalSet:
         builder.add_row(row, where)
     if not builder.stored or not builder.probes:
         raise UsageError(f"{path}: nothing to evaluate (it needs questions to store and questions to look up)")
-    return EvalSet(str(path), tuple(builder.stored), tuple(builder.probes))
+    return EvalSet(str(path), tuple(builder.stored), tuple(builder.probes), tuple(builder.pairs))
+
+
+def _owed_repeats(evalset: EvalSet) -> EvalSet:
+    """Probes that repeat another stored question are owed that question's answer (store-all protocol only).
+
+    Pair files often reuse a question: the ``b`` of one pair is the ``a`` of another. Stored, it is served its
+    own answer by the exact tier, which is right, not a wrong answer to the pair that asked it as a near-miss.
+    """
+    from aicache.normalize import normalize_question
+
+    stored = {normalize_question(q): i for i, q in reversed(list(enumerate(evalset.stored)))}
+    probes = []
+    for probe in evalset.probes:
+        owner = stored.get(normalize_question(probe.text))
+        if owner is not None and owner != probe.expected:
+            probe = Probe(probe.text, REPEAT, owner, probe.category)
+        probes.append(probe)
+    return EvalSet(evalset.source, evalset.stored, tuple(probes), evalset.pairs)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -186,9 +217,23 @@ class Rate:
     def interval(self) -> tuple[float, float]:
         return wilson(self.count, self.total)
 
+    @property
+    def upper(self) -> float:
+        """One-sided 95% Clopper–Pearson upper bound: what a wrong-answer rate is budgeted on."""
+        from aicache import stats
+
+        return stats.upper_bound(self.count, self.total)
+
     def to_json(self) -> dict[str, Any]:
         low, high = self.interval
-        return {"count": self.count, "total": self.total, "rate": self.rate, "low": low, "high": high}
+        return {
+            "count": self.count,
+            "total": self.total,
+            "rate": self.rate,
+            "low": low,
+            "high": high,
+            "upper95": self.upper,
+        }
 
 
 @dataclass(frozen=True)
@@ -199,6 +244,7 @@ class Scores:
     paraphrases_wrong: Rate  # another question's answer served to a paraphrase
     negatives_wrong: Rate  # any answer served to a near-miss
     unrelated_wrong: Rate  # any answer served to an unrelated question
+    repeats_wrong: Rate = Rate(0, 0)  # a repeat of a stored question served another question's answer
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name).to_json() for name in self.__dataclass_fields__}
@@ -212,7 +258,7 @@ class Served:
     similarity: float
 
 
-Lookup = Callable[[str], Served]
+Lookup = Callable[[str, int], Served]
 
 
 @dataclass
@@ -226,30 +272,34 @@ def _count(probe: Probe, served: Served, tally: _Tally) -> None:
     tally.total += 1
     if served.entry is None:
         return
-    if probe.kind == PARAPHRASE and served.entry == probe.expected:
+    if probe.kind in (PARAPHRASE, REPEAT) and served.entry == probe.expected:
         tally.served += 1
     else:
         tally.wrong += 1
 
 
 def _scores(tallies: Mapping[str, _Tally]) -> Scores:
-    para, neg, unrel = (tallies.get(kind, _Tally()) for kind in (PARAPHRASE, NEGATIVE, UNRELATED))
+    para, neg, unrel, repeat = (tallies.get(kind, _Tally()) for kind in (PARAPHRASE, NEGATIVE, UNRELATED, REPEAT))
     return Scores(
         paraphrases_served=Rate(para.served, para.total),
         paraphrases_wrong=Rate(para.wrong, para.total),
         negatives_wrong=Rate(neg.wrong, neg.total),
         unrelated_wrong=Rate(unrel.wrong, unrel.total),
+        repeats_wrong=Rate(repeat.wrong, repeat.total),
     )
 
 
 def score(
     evalset: EvalSet, lookup: Lookup, progress: Callable[[], None] | None = None
 ) -> tuple[Scores, tuple[tuple[str, Scores], ...]]:
-    """Look every probe up and count; returns the overall scores and the scores of each category."""
+    """Look every probe up and count; returns the overall scores and the scores of each category.
+
+    ``lookup(text, i)`` gets the probe's text and its position in ``evalset.probes`` (pairwise lookups need it).
+    """
     overall: dict[str, _Tally] = {}
     by_category: dict[str, dict[str, _Tally]] = {}
-    for probe in evalset.probes:
-        served = lookup(probe.text)
+    for i, probe in enumerate(evalset.probes):
+        served = lookup(probe.text, i)
         _count(probe, served, overall.setdefault(probe.kind, _Tally()))
         if probe.category:
             _count(probe, served, by_category.setdefault(probe.category, {}).setdefault(probe.kind, _Tally()))
@@ -279,8 +329,10 @@ class EvalReport:
     source: str
     method: str  # how lookups were made (see ``InMemoryCache``)
     model: str  # embedding model id
-    threshold: float
-    verifier: bool  # False: cosine similarity alone decided (the baseline)
+    decision: str  # which hit decision served (``Decision.name``)
+    threshold: float  # its operating point
+    floor: float  # the cosine similarity a candidate needed
+    pairwise: bool
     stored: int
     probes: int
     overall: Scores
@@ -295,8 +347,10 @@ class EvalReport:
             "source": self.source,
             "method": self.method,
             "model": self.model,
+            "decision": self.decision,
             "threshold": self.threshold,
-            "verifier": self.verifier,
+            "floor": self.floor,
+            "pairwise": self.pairwise,
             "stored": self.stored,
             "probes": self.probes,
             "seconds": round(self.seconds, 3),
@@ -307,16 +361,22 @@ class EvalReport:
 
 
 def best_safe_point(sweep: Iterable[SweepPoint], max_wrong: float = 0.01) -> SweepPoint | None:
-    """The sweep point serving most paraphrases while wrong answers stay at or under ``max_wrong``
-    of negatives, of unrelated questions and of paraphrases; None if no point qualifies."""
+    """The sweep point serving most paraphrases while the upper bound on wrong answers stays at or under
+    ``max_wrong`` for negatives and unrelated questions (and paraphrases' wrong answers at or under it as a rate);
+    None if no point qualifies."""
     safe = [
         p
         for p in sweep
-        if p.scores.negatives_wrong.rate <= max_wrong
-        and p.scores.unrelated_wrong.rate <= max_wrong
+        if (p.scores.negatives_wrong.total == 0 or p.scores.negatives_wrong.upper <= max_wrong)
+        and (p.scores.unrelated_wrong.total == 0 or p.scores.unrelated_wrong.upper <= max_wrong)
         and p.scores.paraphrases_wrong.rate <= max_wrong
     ]
     return max(safe, key=lambda p: (p.scores.paraphrases_served.rate, -p.threshold), default=None)
+
+
+def sweep_points(decision: Decision) -> tuple[float, ...]:
+    """The operating points a sweep visits: probabilities for a model, cosine similarities otherwise."""
+    return MODEL_SWEEP if decision.name.startswith("model") else SWEEP
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -327,17 +387,23 @@ class InMemoryCache:
     """The eval set's questions embedded once, looked up the way the semantic tier looks them up.
 
     Brute-force cosine over all stored questions replaces the HNSW index (exact, and an eval set is small);
-    the exact tier is ``normalize_question`` equality; candidates reaching the threshold go to ``verify``
-    best first, up to ``CANDIDATES``.
+    the exact tier is ``normalize_question`` equality; candidates reaching the decision's floor are judged, and
+    the accepted one the decision is surest of is served. Pairwise, a probe sees its own stored question only.
     """
 
-    method = "in-memory: exact tier, brute-force cosine, verifier"
-
-    def __init__(self, stored: Sequence[str], ranked: Mapping[str, list[tuple[int, float]]], model: str) -> None:
+    def __init__(
+        self,
+        evalset: EvalSet,
+        ranked: Mapping[str, list[tuple[int, float]]],
+        own: Sequence[float],
+        model: str,
+    ) -> None:
         from aicache.normalize import normalize_question
 
-        self.stored = tuple(stored)
+        self.evalset = evalset
+        self.stored = evalset.stored
         self.ranked = ranked  # probe text -> best stored questions with their similarity, best first
+        self.own = own  # per probe: similarity to the stored question it was written against
         self.model = model
         self.exact = {normalize_question(q): i for i, q in reversed(list(enumerate(self.stored)))}
 
@@ -355,31 +421,44 @@ class InMemoryCache:
         similarities = asked @ stored.T
         best = np.argsort(-similarities, axis=1)[:, : _candidates(settings)]
         ranked = {text: [(int(j), float(similarities[i, j])) for j in best[i]] for i, text in enumerate(probes)}
-        return cls(evalset.stored, ranked, embedder.model_id)
+        row = {text: i for i, text in enumerate(probes)}
+        own = [
+            float(similarities[row[p.text], j]) if j >= 0 else 0.0
+            for p, j in zip(evalset.probes, evalset.pairs or [-1] * len(evalset.probes), strict=True)
+        ]
+        return cls(evalset, ranked, own, embedder.model_id)
 
-    def lookup(self, threshold: float, *, verifier: bool = True) -> Lookup:
-        """A lookup function for one threshold; without the verifier, the nearest question above it wins."""
+    def lookup(self, decision: Decision, *, pairwise: bool = False) -> Lookup:
+        """A lookup function for one decision at its operating point."""
         from aicache.normalize import normalize_question
-        from aicache.semantic.verify import verify
 
-        def find(question: str) -> Served:
-            exact = self.exact.get(normalize_question(question))
-            if exact is not None:
-                return Served(exact, 1.0)
-            ranked = self.ranked[question]
+        def find(question: str, i: int) -> Served:
+            if pairwise:
+                against = self.evalset.pairs[i]
+                if against < 0:
+                    return Served(None, 0.0)
+                if normalize_question(question) == normalize_question(self.stored[against]):
+                    return Served(against, 1.0)
+                ranked = [(against, self.own[i])]
+            else:
+                exact = self.exact.get(normalize_question(question))
+                if exact is not None:
+                    return Served(exact, 1.0)
+                ranked = self.ranked[question]
             best = ranked[0][1] if ranked else 0.0
-            for entry, similarity in ranked:
-                if similarity < threshold:
-                    break
-                if not verifier or verify(question, self.stored[entry], similarity, threshold=threshold).accepted:
-                    return Served(entry, similarity)
-            return Served(None, best)
+            candidates = [(entry, similarity) for entry, similarity in ranked if similarity >= decision.floor]
+            judged = decision.judge(question, [(self.stored[e], s) for e, s in candidates])
+            accepted = [(j.score, e, s) for (e, s), j in zip(candidates, judged, strict=True) if j.accepted]
+            if not accepted:
+                return Served(None, best)
+            _, entry, similarity = max(accepted, key=lambda a: a[0])
+            return Served(entry, similarity)
 
         return find
 
 
 def _candidates(settings: Settings) -> int:
-    """How many candidates the semantic tier shows the verifier (``cache.candidates``)."""
+    """How many candidates the semantic tier shows the hit decision (``cache.candidates``)."""
     from aicache.semantic import tier
 
     return int(settings.get("cache.candidates", tier.CANDIDATES))
@@ -393,7 +472,7 @@ class StoreCache:
     to ONNX under the user's home is reused rather than exported again.
     """
 
-    method = "full path: temporary store and index, exact tier, tier.lookup with the verifier"
+    method = "full path: temporary store and index, exact tier, tier.lookup"
 
     def __init__(self, conn: sqlite3.Connection, settings: Settings, entries: Mapping[int, int], model: str) -> None:
         self.conn = conn
@@ -430,7 +509,7 @@ class StoreCache:
 
         partition = _request(self.settings, "").partition_key
 
-        def find(question: str) -> Served:
+        def find(question: str, _i: int) -> Served:
             exact = cache.lookup_exact(self.conn, _request(self.settings, question).exact_key)
             if exact is not None:
                 return Served(self.entries[exact.id], 1.0)
@@ -479,67 +558,106 @@ def _home(home: Path) -> Iterator[None]:
             os.environ["AICACHE_HOME"] = previous
 
 
-def _with_threshold(settings: Settings, threshold: float) -> Settings:
+def _with_decision(settings: Settings, kind: str, threshold: float | None) -> Settings:
+    """``settings`` with ``decision.kind`` and, if given, the operating point (the cosine floor for rules)."""
     from aicache.config import Settings
 
-    cache_settings = settings.data.get("cache")
-    merged = {**(cache_settings if isinstance(cache_settings, dict) else {}), "threshold": threshold}
-    return Settings({**settings.data, "cache": merged})
+    decision = dict(settings.data.get("decision") or {})
+    cache_settings = dict(settings.data.get("cache") or {})
+    decision["kind"] = kind
+    if threshold is not None and kind == "rules":
+        cache_settings["threshold"] = threshold
+    elif threshold is not None:
+        decision["threshold"], decision["model"] = threshold, None
+        decision.pop("model")
+    return Settings({**settings.data, "decision": decision, "cache": cache_settings})
+
+
+def memoised(decision: Decision) -> Decision:
+    """The decision with its model's scores remembered per pair: a sweep scores each pair once, not per point."""
+    from dataclasses import replace
+
+    from aicache.semantic.decide import ModelDecision
+
+    if not isinstance(decision, ModelDecision):
+        return decision
+    scorer, seen = decision.scorer, dict[tuple[str, str], float]()
+
+    def scores(question: str, candidates: Sequence[str], similarities: Sequence[float]) -> list[float]:
+        cosine = dict(zip(candidates, similarities, strict=True))
+        missing = [c for c in dict.fromkeys(candidates) if (question, c) not in seen]
+        if missing:
+            found = scorer(question, missing, [cosine[c] for c in missing])
+            seen.update({(question, c): s for c, s in zip(missing, found, strict=True)})
+        return [seen[(question, c)] for c in candidates]
+
+    return replace(decision, scorer=scores)
 
 
 def run_eval(
     evalset: EvalSet,
     *,
     settings: Settings | None = None,
+    decision: str | None = None,
     threshold: float | None = None,
     sweep: bool = False,
-    verifier: bool = True,
+    pairwise: bool = False,
     progress: Progress | None = None,
 ) -> EvalReport:
     """Run the protocol on ``evalset`` with the current settings (or ``settings``).
 
-    ``threshold`` defaults to the setting ``cache.threshold`` (else ``verify.DEFAULT_THRESHOLD``). The main
-    figures come from ``StoreCache``, or from ``InMemoryCache`` when the store cannot hold an index (the report's
-    ``method`` says which and why); ``sweep`` adds a point per threshold in ``SWEEP`` from ``InMemoryCache``.
-    ``verifier=False`` measures cosine similarity alone, in memory (the real tier never serves without it).
+    ``decision`` is ``model``, ``rules`` or ``cosine`` (default: the setting ``decision.kind``); ``threshold``
+    its operating point (default: the configured or calibrated one). The main figures come from ``StoreCache``,
+    or from ``InMemoryCache`` when the store cannot hold an index, for the cosine baseline and for ``pairwise``
+    runs (the report's ``method`` says which and why); ``sweep`` adds a point per ``sweep_points`` in memory.
     """
     from aicache import config
-    from aicache.semantic import tier
+    from aicache.semantic import decide
 
     started = time.perf_counter()
     settings = settings or config.load()
-    limit = float(threshold) if threshold is not None else tier.threshold(settings)
-    settings = _with_threshold(settings, limit)
-    thresholds = SWEEP if sweep else ()
-    tick = _ticker(progress, len(evalset.probes) * (1 + len(thresholds)))
-    memory = InMemoryCache.build(evalset, settings) if thresholds or not verifier else None
+    kind = decision or str(settings.get("decision.kind", decide.DEFAULT_KIND))
+    if kind == "cosine":
+        floor = settings.get("cache.threshold")
+        judging: Decision = decide.CosineDecision(float(threshold if threshold is not None else floor or 0.5))
+    else:
+        settings = _with_decision(settings, kind, threshold)
+        judging = memoised(decide.load(settings))
+    if not pairwise:
+        evalset = _owed_repeats(evalset)
+    points = sweep_points(judging) if sweep else ()
+    tick = _ticker(progress, len(evalset.probes) * (1 + len(points)))
+    memory = InMemoryCache.build(evalset, settings) if points or pairwise or kind == "cosine" else None
     try:
-        if not verifier:
-            raise StoreUnavailable("the semantic tier never serves without the verifier")
+        if pairwise:
+            raise StoreUnavailable("pairwise: each probe against its own stored question")
+        if kind == "cosine":
+            raise StoreUnavailable("the semantic tier never serves on similarity alone")
         with StoreCache.open(evalset, settings) as store:
             overall, categories = score(evalset, store.lookup(), tick)
             method, model = store.method, store.model
     except StoreUnavailable as why:
         memory = memory or InMemoryCache.build(evalset, settings)
-        overall, categories = score(evalset, memory.lookup(limit, verifier=verifier), tick)
-        method = f"{memory.method if verifier else 'in-memory: exact tier, brute-force cosine, no verifier'} ({why})"
-        model = memory.model
-    points = tuple(
-        SweepPoint(t, score(evalset, memory.lookup(t, verifier=verifier), tick)[0])
-        for t in thresholds
+        overall, categories = score(evalset, memory.lookup(judging, pairwise=pairwise), tick)
+        method, model = f"in-memory ({why})", memory.model
+    swept = tuple(
+        SweepPoint(t, score(evalset, memory.lookup(judging.at(t), pairwise=pairwise), tick)[0])
+        for t in points
         if memory is not None
     )
     return EvalReport(
         source=evalset.source,
         method=method,
         model=model,
-        threshold=limit,
-        verifier=verifier,
+        decision=judging.name,
+        threshold=judging.threshold,
+        floor=judging.floor,
+        pairwise=pairwise,
         stored=len(evalset.stored),
         probes=len(evalset.probes),
         overall=overall,
         categories=categories,
-        sweep=points,
+        sweep=swept,
         seconds=time.perf_counter() - started,
     )
 

@@ -5,7 +5,7 @@ embedding model (``entries.embed_model``). SQLite is the truth; everything here 
 
 **Watermark.** Migration ``m002`` adds ``index_log(seq, entry_id)``, filled by triggers on every insert, vector
 update and delete in ``entries``: a change feed that no writer can forget to feed, whether the change came from
-the ask flow, ``forget``, ``learn`` or a hand-typed ``DELETE``. An index's watermark is its position in that log.
+the ask flow, ``remove_entries`` or a hand-typed ``DELETE``. An index's watermark is its position in that log.
 Catching up replays the log after the watermark: each logged entry is read now and added (or updated) if it has
 a vector of the current model, marked deleted otherwise. Only the entry's current state matters, so replaying
 a record twice is harmless; this is what makes every crash window below safe.
@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import mmap
 import os
@@ -62,7 +61,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aicache import db, paths
+from aicache import db, files, paths
 from aicache.errors import StoreError
 
 if TYPE_CHECKING:
@@ -121,30 +120,27 @@ class WriterLock:
 
     def __init__(self, *, blocking: bool = True) -> None:
         self.blocking = blocking
-        self._fd: int | None = None
+        self._lock: files.FileLock | None = None
 
     def acquire(self) -> bool:
         """Take the lock; False if it is busy and this lock does not wait. ``StoreError`` if it cannot exist."""
         path = paths.data_dir() / "index.lock"
+        lock = files.FileLock(path, blocking=self.blocking)
         try:
             paths.ensure_private_dir(path.parent)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            taken = lock.acquire()
         except OSError as exc:
             raise StoreError(
                 f"cannot update the vector index: {path.parent} is not writable ({exc.strerror})"
             ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
+        if taken:
+            self._lock = lock
+        return taken
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # releases the lock; the kernel does the same if the process dies
-            self._fd = None
+        if self._lock is not None:
+            self._lock.release()  # the kernel does the same if the process dies
+            self._lock = None
 
     def __enter__(self) -> WriterLock:
         if not self.acquire():
@@ -175,6 +171,7 @@ class VectorIndex:
         self._fresh: dict[int, Vector] = {}  # vectors added or changed since that file was written (unit length)
         self._members: dict[str, Any] = {}  # partition -> its labels; dropped on every change
         self._lock = threading.Lock()  # hnswlib: no add during a query, also between threads
+        self.ef_search = EF_SEARCH  # the search's breadth (setting ``index.ef_search``): recall against speed
 
     @property
     def count(self) -> int:
@@ -196,7 +193,7 @@ class VectorIndex:
         with self._lock:
             k = min(k, self.count)
             while k > 0:
-                self._hnsw.set_ef(max(EF_SEARCH, k))
+                self._hnsw.set_ef(max(self.ef_search, k))
                 try:
                     labels, distances = self._hnsw.knn_query(vector, k=k, num_threads=1, filter=allowed)
                 except RuntimeError:
@@ -285,21 +282,16 @@ class VectorIndex:
     def save(self, conn: sqlite3.Connection, path: Path | None = None) -> FileRecord:
         """Write the file atomically and record it in SQLite; the caller holds the ``WriterLock``."""
         path = path or paths.index_path()
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        for stale in path.parent.glob(f"{path.name}.tmp-*"):  # from killed writers: we hold the lock
-            stale.unlink(missing_ok=True)
         try:
-            with self._lock:
-                record = self._write(tmp)
-            _commit_record(conn, record)
-            os.replace(tmp, path)
-            paths.fsync_dir(path.parent)
-        except BaseException as exc:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            if isinstance(exc, OSError):
-                raise StoreError(f"could not save the vector index: {_describe(exc)}") from None
-            raise
+            files.remove_stale_temps(path)  # from killed writers: we hold the lock
+            # The record is committed before the rename: a crash in between leaves a recorded file that is not
+            # in place, which the next open detects and replaces (never a file in place that SQLite disowns).
+            with files.replacing(path) as tmp:
+                with self._lock:
+                    record = self._write(tmp)
+                _commit_record(conn, record)
+        except OSError as exc:
+            raise StoreError(f"could not save the vector index: {_describe(exc)}") from None
         self.saved_seq = record.seq
         self._map(path)
         return record

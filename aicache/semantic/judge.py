@@ -27,6 +27,7 @@ SYSTEM = (
     "answers the new question as asked (same language, tool, version, direction and scope), otherwise NO."
 )
 TEMPLATE = "New question:\n{question}\n\nCached question:\n{cached}\n\nCached answer:\n{answer}"
+REFERENCE = "\n\nA fresh answer to the new question, for reference:\n{reference}"
 MAX_ANSWER_CHARS = 4000  # the judge needs the gist of the answer, not all of it, and this bounds its cost
 
 
@@ -41,8 +42,11 @@ def enabled(settings: Settings) -> bool:
     return settings.get("judge.enabled", False) is True
 
 
-def rule(settings: Settings, question: str, cached_question: str, cached_answer: str) -> Ruling:
-    """Ask the judge model about one pair. Failures are a NO with the error as the reply."""
+def rule(
+    settings: Settings, question: str, cached_question: str, cached_answer: str, reference: str | None = None
+) -> Ruling:
+    """Ask the judge model about one pair (``reference``: a fresh answer to compare with, from a shadow check).
+    Failures are a NO with the error as the reply."""
     from aicache.aliases import resolve_model
     from aicache.providers import get_provider, resolve_endpoint
     from aicache.providers.base import Message, ProviderRequest
@@ -51,6 +55,8 @@ def rule(settings: Settings, question: str, cached_question: str, cached_answer:
     try:
         base_url, key = resolve_endpoint(settings, provider, None, None)
         prompt = TEMPLATE.format(question=question, cached=cached_question, answer=cached_answer[:MAX_ANSWER_CHARS])
+        if reference is not None:
+            prompt += REFERENCE.format(reference=reference[:MAX_ANSWER_CHARS])
         request = ProviderRequest(
             model=model,
             messages=(Message("user", prompt),),

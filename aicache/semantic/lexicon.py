@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "verifier"
-CACHE_VERSION = 1  # bump when _Tables or anything inside it changes shape: old caches are then ignored
 
 # Concept kinds: what a word or phrase of a question means to the rules.
 TERM, WORD, NUMBER, VERSION, NEGATION, STOP = "term", "word", "number", "version", "negation", "stop"
@@ -589,7 +588,19 @@ def load_lexicon(extra_dirs: tuple[Path, ...] = ()) -> Lexicon:
 
 # Parsing the word lists with tomllib takes ~110 ms, a quarter of a semantic hit; unpickling the built tables
 # takes ~15 ms. The cache lives in the user's private data directory (0700), keyed by the name, size and mtime of
-# every source file, so an edited word list is parsed again. It is only ever read back by this same code.
+# every source file, so an edited word list is parsed again, and by the code that builds and holds the tables
+# (``_code_stamp``), so a new version of that code never reads tables an older one built.
+
+
+def _code_stamp(source: Path = Path(__file__)) -> str:
+    """The package version and a hash of this module's source, where every table is built (``stem``,
+    ``singular``, ``_Builder``) and defined (``_Tables``): no version number to remember to bump. Reading and
+    hashing the file costs a fraction of a millisecond, far less than unpickling."""
+    import hashlib
+
+    from aicache import __version__
+
+    return f"{__version__}:{hashlib.sha256(source.read_bytes()).hexdigest()}"
 
 
 def _cache_file(directories: tuple[Path, ...]) -> Path | None:
@@ -597,7 +608,10 @@ def _cache_file(directories: tuple[Path, ...]) -> Path | None:
 
     from aicache import paths
 
-    stamp = hashlib.sha256(f"{CACHE_VERSION}".encode())
+    try:
+        stamp = hashlib.sha256(_code_stamp().encode())
+    except OSError:
+        return None  # the source cannot be read (a stripped install): build the tables, cache nothing
     for directory in directories:
         for source in sorted(directory.glob("*")) if directory.is_dir() else ():
             info = source.stat()
@@ -619,17 +633,14 @@ def _read_cache(path: Path) -> _Tables | None:
 
 
 def _write_cache(path: Path, tables: _Tables) -> None:
-    import os
     import pickle
 
-    from aicache import paths
+    from aicache import files, paths
 
     try:
         paths.ensure_private_dir(path.parent)
         for stale in path.parent.glob("lexicon-*.pickle"):
             stale.unlink(missing_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(tmp, path)
+        files.write_atomic(path, pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
     except OSError:
         pass  # a read-only or full data directory only costs the next run the parse

@@ -8,11 +8,12 @@ cannot answer:
 2. the question is embedded (``embeddings.py``: ONNX, a few ms once loaded);
 3. the nearest entries *of this partition* are found (``index.nearest``: an exact scan in SQLite for small
    partitions, the HNSW index for large ones);
-4. every candidate goes to the verifier (``verify.verify``), most similar first; the first accepted one is
-   served. Cosine similarity alone is not safe (DESIGN.md decision 2), so nothing is served without it.
+4. the candidates go to the hit decision (``decide.py``: a trained pair model behind exact vetoes); of those it
+   accepts, the one it is surest of is served. Cosine similarity alone is not safe, so nothing is served
+   without a decision.
 
-The verdicts are returned as plain dicts so the caller can store them with the episode and ``learn`` can
-calibrate thresholds from them later. Writers (``index_new_entries``, ``remove_entries``, ``reindex``) keep the
+The verdicts are returned as plain dicts so the caller can store them with the episode, where ``aicache why``
+shows them and ``learn`` calibrates from them. Writers (``index_new_entries``, ``remove_entries``, ``reindex``) keep the
 index file in step with SQLite; see ``index.py`` for the watermark and crash safety.
 """
 
@@ -25,10 +26,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from aicache import db, paths
+from aicache import db, labels, paths
 from aicache.config import Settings
 from aicache.errors import StoreError
-from aicache.semantic import embeddings, judge
+from aicache.request import exact_key
+from aicache.semantic import decide, embeddings, judge
 from aicache.semantic import index as vector_index
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-CANDIDATES = 5  # nearest entries shown to the verifier; it judges a pair in well under a millisecond
+CANDIDATES = 5  # nearest entries shown to the hit decision
 REEMBED_BATCH = 256
 
 
@@ -47,11 +49,12 @@ class SemanticResult:
 
     entry_id: int | None  # the entry to serve; None when no candidate was accepted
     similarity: float | None  # of the most similar candidate, accepted or not
-    threshold: float
+    threshold: float | None  # the decision's operating point; None when nothing was judged
     vector: bytes | None  # the question's embedding (float32), to store with a new entry without re-embedding
     verdicts: list[dict[str, Any]] = field(default_factory=list)  # one per candidate, most similar first
     skipped: bool = False  # the partition had no vectors: nothing was loaded
     rebuilt_index: bool = False  # the index file was damaged and has been rebuilt (tell the user once)
+    decision: str | None = None  # which hit decision judged the candidates (``Decision.name``)
 
 
 def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -70,13 +73,8 @@ def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def threshold(settings: Settings) -> float:
-    """``cache.threshold`` if set, else the verifier's default."""
-    configured = settings.get("cache.threshold")
-    if configured is not None:
-        return float(configured)
-    from aicache.semantic import verify
-
-    return float(verify.DEFAULT_THRESHOLD)
+    """The operating point of the configured hit decision (on its own score)."""
+    return decide.load(settings).threshold
 
 
 def model_id(settings: Settings) -> str:
@@ -84,53 +82,65 @@ def model_id(settings: Settings) -> str:
     return embeddings.model_id(settings)
 
 
-def embed_question(settings: Settings, question: str) -> bytes:
-    """The question's vector as float32 bytes, for ``entries.embedding``."""
-    return bytes(embeddings.get_embedder(settings).encode([question])[0].tobytes())
+def embed_question(settings: Settings, question: str, on_prepare: Callable[[], None] | None = None) -> bytes:
+    """The question's vector as float32 bytes, for ``entries.embedding``; ``on_prepare`` as in ``get_embedder``."""
+    return bytes(embeddings.get_embedder(settings, on_prepare).encode([question])[0].tobytes())
 
 
 @_store_errors
-def lookup(conn: sqlite3.Connection, settings: Settings, partition_key: str, question: str) -> SemanticResult:
-    """Serve an entry of ``partition_key`` whose question means the same as ``question``, if the verifier agrees."""
-    limit = threshold(settings)
+def lookup(
+    conn: sqlite3.Connection,
+    settings: Settings,
+    partition_key: str,
+    question: str,
+    template: str | None = None,
+    on_prepare: Callable[[], None] | None = None,
+) -> SemanticResult:
+    """Serve an entry of ``partition_key`` whose cached answer the hit decision says is right for ``question``.
+
+    ``template`` picks a template's own operating point, when ``learn`` found one; ``on_prepare`` is called if the
+    model must first be exported (see ``embeddings.get_embedder``)."""
     model = model_id(settings)
     if vector_index.partition_size(conn, partition_key, model, 1) == 0:
-        return SemanticResult(None, None, limit, None, skipped=True)
-    vector = embeddings.get_embedder(settings).encode([question])[0]
+        return SemanticResult(None, None, None, None, skipped=True)  # no decision loaded: nothing to judge
+    decision = decide.load(settings, template)
+    vector = embeddings.get_embedder(settings, on_prepare).encode([question])[0]
     found = vector_index.nearest(
         conn,
         vector,
         partition_key,
         model,
         k=int(settings.get("cache.candidates", CANDIDATES)),
-        min_similarity=limit,
-        load=lambda: _index(conn, model, vector.size),
-        index=_loaded(conn, model),
+        min_similarity=decision.floor,
+        load=lambda: _tuned(_index(conn, model, vector.size), settings),
+        index=_maybe_tuned(_loaded(conn, model), settings),
         exact_max=int(settings.get("cache.exact_scan_max", vector_index.EXACT_MAX)),
     )
-    verdicts = _judge(conn, question, partition_key, found.neighbours, limit)
+    refused = labels.negatives(conn, exact_key(partition_key, question))
+    neighbours = [n for n in found.neighbours if n.entry_id not in refused]  # marked wrong for this question
+    verdicts = _judge(conn, decision, question, partition_key, neighbours)
     if judge.enabled(settings):
         verdicts = judge.decide_gray_zone(conn, settings, question, verdicts)
-    served = next((v["entry_id"] for v in verdicts if v["accepted"]), None)
+    accepted = [v for v in verdicts if v["accepted"]]
+    served = max(accepted, key=lambda v: v["score"])["entry_id"] if accepted else None
     return SemanticResult(
         entry_id=served,
         similarity=found.neighbours[0].similarity if found.neighbours else None,
-        threshold=limit,
+        threshold=decision.threshold,
         vector=bytes(vector.tobytes()),
         verdicts=verdicts,
         rebuilt_index=_take_rebuilt(found.index),
+        decision=decision.name,
     )
 
 
 def _judge(
     conn: sqlite3.Connection,
+    decision: decide.Decision,
     question: str,
     partition_key: str,
     neighbours: list[vector_index.Neighbour],
-    limit: float,
 ) -> list[dict[str, Any]]:
-    from aicache.semantic import verify
-
     if not neighbours:
         return []
     marks = ",".join("?" * len(neighbours))
@@ -139,22 +149,22 @@ def _judge(
         [partition_key, *(n.entry_id for n in neighbours)],
     )
     questions = {int(r[0]): str(r[1]) for r in rows}
-    verdicts = []
-    for n in neighbours:
-        if n.entry_id not in questions:  # deleted (or moved) since the index saw it: never serve across partitions
-            continue
-        verdict = verify.verify(question, questions[n.entry_id], n.similarity, threshold=limit)
-        verdicts.append(
-            {
-                "entry_id": n.entry_id,
-                "question": questions[n.entry_id],
-                "similarity": round(n.similarity, 4),
-                "accepted": bool(verdict.accepted),
-                "reasons": list(verdict.reasons),
-                "gray_zone": bool(verdict.gray_zone),
-            }
-        )
-    return verdicts
+    # deleted (or moved) since the index saw them: never serve across partitions
+    present = [n for n in neighbours if n.entry_id in questions]
+    judged = decision.judge(question, [(questions[n.entry_id], n.similarity) for n in present])
+    return [
+        {
+            "entry_id": n.entry_id,
+            "question": questions[n.entry_id],
+            "similarity": round(n.similarity, 4),
+            "score": round(j.score, 4),
+            "threshold": round(decision.threshold, 4),
+            "accepted": j.accepted,
+            "reasons": list(j.reasons),
+            "gray_zone": j.gray_zone,
+        }
+        for n, j in zip(present, judged, strict=True)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -188,6 +198,15 @@ def _index(conn: sqlite3.Connection, model: str, dim: int) -> VectorIndex:
         index = _OPEN.get(key) or vector_index.open_index(conn, model, dim)
         _OPEN[key] = index
         return index
+
+
+def _tuned(index: VectorIndex, settings: Settings) -> VectorIndex:
+    index.ef_search = int(settings.get("index.ef_search", vector_index.EF_SEARCH))
+    return index
+
+
+def _maybe_tuned(index: VectorIndex | None, settings: Settings) -> VectorIndex | None:
+    return None if index is None else _tuned(index, settings)
 
 
 def keep_index_warm(settings: Settings) -> int | None:

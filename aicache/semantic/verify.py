@@ -1,6 +1,6 @@
 """The verifier: may a cached answer be served for a question that is only *similar* to the cached one?
 
-Cosine similarity alone is not safe (DESIGN.md decision 2): with all-MiniLM-L6-v2, "sort a list ascending" and
+Cosine similarity alone is not safe: with all-MiniLM-L6-v2, "sort a list ascending" and
 "sort a list descending" sit closer than most true paraphrases, and any single threshold that keeps wrong answers
 at 1% of near-miss questions serves almost no paraphrases. So the semantic tier uses a permissive similarity
 threshold and then asks this module, which refuses a candidate whenever the two questions differ in something
@@ -116,6 +116,17 @@ def compare(query: Analysis, candidate: Analysis, lex: Lexicon) -> list[str]:
     ]
     # The general rule would restate the specific ones in vaguer words; it speaks only when they are silent.
     return reasons or _different_question(query, candidate, lex)
+
+
+def exact_differences(query: str, candidate: str, lexicon: Lexicon | None = None) -> list[str]:
+    """The rules that are exact, not judgement: different numbers, versions or identifiers (error codes, hashes).
+
+    A learned decision can miss "E0382" vs "E0384" (one character); these rules cannot, so they stay as vetoes
+    in front of it. Every other rule here rests on word lists, which do not generalise to words no list names.
+    """
+    lex = lexicon or load_lexicon()
+    ours, theirs = lex.analyse(query), lex.analyse(candidate)
+    return [*_numbers(ours, theirs), *_identifiers(ours, theirs), *_different_versions(ours, theirs)]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,136 @@
+"""``aicache.ask``: the public entry point, and the one the ``ask`` command and the commit hook call.
+
+Every caller goes through the same three steps, so the library, the CLI and the hook cannot drift apart:
+
+1. ``prepare.prepare``: decode and bound the input, redact secrets from the question, system prompt and input,
+   resolve the model, the endpoint and the key it may be sent with, and build the partition;
+2. ``flow.ask``: exact tier, semantic tier, provider, store;
+3. one episode, always, recorded by the flow.
+
+Nothing here prints: the answer goes to ``on_text`` as it arrives, notes to ``on_note``, warnings (redacted
+secrets, a withheld key, replaced characters) to ``on_warning`` before anything is sent, and all of them are in
+the returned ``AskResult``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aicache.errors import UsageError
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from aicache.config import Settings
+    from aicache.flow import AskResult, CacheMode
+
+TextSink = Callable[[str], None]
+ParamValue = float | int
+
+
+def _ignore(_text: str) -> None:
+    return None
+
+
+def _params(params: Mapping[str, ParamValue] | Iterable[tuple[str, ParamValue]]) -> tuple[tuple[str, ParamValue], ...]:
+    pairs = tuple(params.items()) if isinstance(params, Mapping) else tuple(params)
+    for name, value in pairs:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UsageError(f"sampling parameter {name} must be a number, not {value!r}")
+    return pairs
+
+
+def _input_bytes(input_text: str | bytes | None) -> bytes | None:
+    if input_text is None or isinstance(input_text, bytes):
+        return input_text
+    # Lone surrogates survive as bytes that are not UTF-8: prepare replaces them and says so, as for stdin.
+    return input_text.encode("utf-8", "surrogatepass")
+
+
+def _mode(mode: CacheMode | str) -> CacheMode:
+    from aicache.flow import CacheMode
+
+    try:
+        return CacheMode(mode)
+    except ValueError:
+        known = ", ".join(m.value for m in CacheMode)
+        raise UsageError(f"unknown cache mode {mode!r}; known modes: {known}") from None
+
+
+def ask(
+    question: str,
+    *,
+    model: str | None = None,
+    provider: str | None = None,
+    base_url: str | None = None,
+    system: str | None = None,
+    template: str | None = None,
+    params: Mapping[str, ParamValue] | Iterable[tuple[str, ParamValue]] = (),
+    input_text: str | bytes | None = None,
+    attachments: Iterable[str | Path] = (),
+    key: str | None = None,
+    mode: CacheMode | str = "normal",
+    stream: bool | None = None,
+    on_text: TextSink | None = None,
+    on_note: TextSink | None = None,
+    on_warning: TextSink | None = None,
+    settings: Settings | None = None,
+    conn: sqlite3.Connection | None = None,
+    source: str = "library",
+    cwd: str | Path | None = None,
+) -> AskResult:
+    """Answer ``question`` from the cache or the provider, exactly as ``aicache ask`` does.
+
+    The options are the command line's: ``model`` (a name or an alias), ``provider``, ``base_url``, ``system``,
+    ``template``, ``params`` (sampling parameters such as ``{"temperature": 0}``), ``input_text`` (what would be
+    piped on stdin), ``attachments`` (file paths), ``key`` (overrides the key file and the environment),
+    ``mode`` (``"normal"``, ``"refresh"``, ``"no_cache"`` or ``"cache_only"``) and ``stream`` (the ``stream``
+    setting when not given). ``settings`` and ``conn`` default to the config file and the store under
+    ``AICACHE_HOME``; a connection opened here is closed before returning.
+
+    Raises an ``AicacheError`` subclass whose ``exit_code`` is what the CLI would exit with: ``UsageError`` for an
+    empty question or oversized input, ``ConfigError``, ``ProviderError``, ``CacheMissError`` (``cache_only``),
+    ``StoreError``. An episode is recorded for every outcome but a refused request.
+    """
+    from aicache import config, db
+    from aicache.flow import AskContext
+    from aicache.flow import ask as run_flow
+    from aicache.prepare import RawAsk, prepare
+
+    settings = settings if settings is not None else config.load()
+    raw = RawAsk(
+        question=question,
+        stdin=_input_bytes(input_text),
+        attachments=tuple(Path(a) for a in attachments),
+        model=model,
+        provider=provider,
+        base_url=base_url,
+        system=system,
+        template=template,
+        params=_params(params),
+        key=key,
+    )
+    cache_mode = _mode(mode)
+    prepared = prepare(raw, settings)
+    for warning in prepared.warnings:
+        (on_warning or _ignore)(warning)
+    connection = conn if conn is not None else db.connect()
+    try:
+        ctx = AskContext(
+            settings=settings,
+            conn=connection,
+            api_key=prepared.api_key,
+            stream=bool(settings.get("stream", True)) if stream is None else stream,
+            mode=cache_mode,
+            source=source,
+            cwd=Path(cwd) if cwd is not None else Path.cwd(),
+            on_note=on_note or _ignore,
+        )
+        result = run_flow(prepared.request, ctx, on_text or _ignore)
+    finally:
+        if conn is None:
+            connection.close()
+    return dataclasses.replace(result, warnings=prepared.warnings)

@@ -1,0 +1,85 @@
+"""What ``learn`` learns from: labelled (question, cached question) pairs, scored by today's hit decision.
+
+Labels come from the store (``labels``: feedback, ``--refresh`` after a hit, shadow checks), each joined to the
+question that was asked and the cached question whose answer it was about; pairs whose entry has since been
+forgotten are left out. Labelled pair files (``--pairs FILE``, the JSONL shapes ``aicache eval`` reads) add more.
+
+Scores are recomputed with the current decision rather than read from the episode: an episode judged by an older
+model version carries a score on another scale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aicache.config import Settings
+    from aicache.semantic.decide import Decision
+
+
+@dataclass(frozen=True)
+class LabelledPair:
+    question: str  # what was asked
+    cached: str  # the stored question whose answer was (or would be) served
+    good: bool  # True: that answer was right for the question
+    source: str  # feedback | refresh | shadow | pairs
+    ts: float  # when it was labelled (pair files: 0, they have no time)
+    kind: str  # the partition kind: the template's name, or "plain"
+    episode_id: int | None = None
+    similarity: float = 0.0  # filled by ``score``
+    score: float = 0.0
+    vetoed: bool = False  # an exact rule (numbers, versions, identifiers) refuses it whatever the score
+
+
+def from_store(conn: sqlite3.Connection) -> list[LabelledPair]:
+    """Every label in the store that names a question and an entry still present, oldest first."""
+    rows = conn.execute(
+        """
+        SELECT e.question, n.question, l.good, l.source, l.ts, COALESCE(e.template, 'plain'), l.episode_id
+        FROM labels l JOIN episodes e ON e.id = l.episode_id JOIN entries n ON n.id = l.entry_id
+        ORDER BY l.ts, l.id
+        """
+    )
+    return [LabelledPair(str(q), str(c), bool(g), str(s), float(t), str(k), int(i)) for q, c, g, s, t, k, i in rows]
+
+
+def from_pair_file(path: Path) -> list[LabelledPair]:
+    """Pairs from a labelled file: each stored question with each of its probes (paraphrase good, near-miss bad)."""
+    from aicache.semantic import evaluate
+
+    evalset = evaluate.load_pairs(path)
+    pairs = []
+    for probe, against in zip(evalset.probes, evalset.pairs, strict=True):
+        if against < 0 or probe.kind not in (evaluate.PARAPHRASE, evaluate.NEGATIVE):
+            continue
+        good = probe.kind == evaluate.PARAPHRASE
+        pairs.append(LabelledPair(probe.text, evalset.stored[against], good, "pairs", 0.0, "plain"))
+    return pairs
+
+
+def topic_of(pair: LabelledPair) -> str:
+    """A stable id of the stored question: pairs of one topic share words, so splits keep a topic together."""
+    return hashlib.sha256(pair.cached.strip().lower().encode("utf-8")).hexdigest()
+
+
+def score(pairs: Sequence[LabelledPair], settings: Settings, decision: Decision) -> list[LabelledPair]:
+    """The pairs with today's cosine similarity and decision score (one embedding batch, one scoring pass)."""
+    if not pairs:
+        return []
+    from aicache.semantic import embeddings
+
+    embedder = embeddings.get_embedder(settings)
+    texts = sorted({t for p in pairs for t in (p.question, p.cached)})
+    vectors = dict(zip(texts, embedder.encode(texts), strict=True))
+    scored = []
+    for pair in pairs:
+        similarity = float(vectors[pair.question] @ vectors[pair.cached])
+        judged = decision.at(0.0).judge(pair.question, [(pair.cached, similarity)])[0]
+        vetoed = not judged.accepted  # at threshold 0 only a rule can refuse
+        scored.append(replace(pair, similarity=similarity, score=judged.score, vetoed=vetoed))
+    return scored

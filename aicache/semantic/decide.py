@@ -1,0 +1,190 @@
+"""The hit decision: may the answer cached for a similar question be served for this one?
+
+The semantic tier finds candidates by cosine similarity (at least ``floor``), then asks a ``Decision`` about each.
+Three decisions exist, behind one interface so that the tier, ``aicache eval`` and ``learn`` treat them alike:
+
+* ``model`` (the default): a trained pair model scores (new question, cached question) as the probability that
+  the cached answer is right; it is served at ``threshold`` or above, a threshold calibrated on held-out topics
+  so that the upper bound on wrong answers stays within a budget. In front of it, the verifier's *exact* rules
+  (different numbers, versions, identifiers) veto: they cannot be fooled by a one-character difference.
+* ``rules``: the earlier hand-written verifier (word lists); kept for comparison and as an explicit choice.
+* ``cosine``: similarity alone; only ``aicache eval`` uses it, as the baseline.
+
+Every judgement explains itself: its score and the threshold, and any rule that fired. A refusal close below the
+threshold with no rule against it is the *gray zone*, where an LLM judge may decide (``judge.py``).
+
+Settings: ``decision.kind`` (model | rules), ``decision.threshold`` (the operating point, for the model version
+named in ``decision.model``; a threshold learned for another version is ignored, because scores of two versions
+are not comparable), ``cache.threshold`` (the cosine floor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
+
+from aicache.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aicache.config import Settings
+
+KINDS = ("model", "rules")
+DEFAULT_KIND = "model"
+GRAY_ZONE = 0.15  # how far below the threshold a clean refusal still counts as the gray zone
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One candidate judged: served or not, why, and the score the threshold was compared with."""
+
+    accepted: bool
+    score: float
+    reasons: tuple[str, ...]
+    gray_zone: bool = False
+
+
+class Decision(Protocol):
+    @property
+    def name(self) -> str:
+        """Recorded with each episode: which decision (and model version) judged it."""
+        ...
+
+    @property
+    def threshold(self) -> float:
+        """The operating point, on this decision's own score."""
+        ...
+
+    @property
+    def floor(self) -> float:
+        """The cosine similarity a candidate needs before it is judged at all."""
+        ...
+
+    def judge(self, question: str, candidates: Sequence[tuple[str, float]]) -> list[Judgement]:
+        """Judge each (cached question, cosine similarity), in the order given."""
+        ...
+
+    def at(self, threshold: float) -> Decision:
+        """The same decision at another operating point (for sweeps and calibration)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CosineDecision:
+    """Similarity alone: the baseline every other decision is measured against."""
+
+    threshold: float
+    name: str = "cosine"
+
+    @property
+    def floor(self) -> float:
+        return self.threshold
+
+    def judge(self, question: str, candidates: Sequence[tuple[str, float]]) -> list[Judgement]:
+        return [
+            Judgement(s >= self.threshold, s, () if s >= self.threshold else (_below("similarity", s, self.threshold),))
+            for _, s in candidates
+        ]
+
+    def at(self, threshold: float) -> CosineDecision:
+        return replace(self, threshold=threshold)
+
+
+@dataclass(frozen=True)
+class RulesDecision:
+    """The hand-written verifier (``verify.py``): word-list rules, then a higher bar for reworded pairs."""
+
+    threshold: float
+    name: str = "rules"
+
+    @property
+    def floor(self) -> float:
+        return self.threshold
+
+    def judge(self, question: str, candidates: Sequence[tuple[str, float]]) -> list[Judgement]:
+        from aicache.semantic import verify
+
+        judged = []
+        for cached, similarity in candidates:
+            verdict = verify.verify(question, cached, similarity, threshold=self.threshold)
+            judged.append(Judgement(verdict.accepted, similarity, verdict.reasons, verdict.gray_zone))
+        return judged
+
+    def at(self, threshold: float) -> RulesDecision:
+        return replace(self, threshold=threshold)
+
+
+Scorer = Callable[[str, Sequence[str], Sequence[float]], list[float]]  # question, cached, cosines
+
+
+@dataclass(frozen=True)
+class ModelDecision:
+    """A trained pair model's probability, behind the exact rules' vetoes."""
+
+    threshold: float
+    floor: float
+    version: str
+    scorer: Scorer
+    vetoes: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"model:{self.version}"
+
+    def judge(self, question: str, candidates: Sequence[tuple[str, float]]) -> list[Judgement]:
+        from aicache.semantic import verify
+
+        if not candidates:
+            return []
+        scores = self.scorer(question, [cached for cached, _ in candidates], [s for _, s in candidates])
+        judged = []
+        for (cached, _), score in zip(candidates, scores, strict=True):
+            vetoed = tuple(verify.exact_differences(question, cached)) if self.vetoes else ()
+            if vetoed:
+                judged.append(Judgement(False, score, vetoed))
+            elif score >= self.threshold:
+                judged.append(Judgement(True, score, ()))
+            else:
+                gray = score >= self.threshold - GRAY_ZONE
+                judged.append(Judgement(False, score, (_below("score", score, self.threshold),), gray))
+        return judged
+
+    def at(self, threshold: float) -> ModelDecision:
+        return replace(self, threshold=threshold)
+
+
+def _below(what: str, value: float, threshold: float) -> str:
+    return f"{what} {value:.2f} below threshold {threshold:.2f}"
+
+
+def load(settings: Settings, template: str | None = None) -> Decision:
+    """The decision the settings ask for (``decision.kind``), at its configured or calibrated operating point
+    (``decision.templates.<template>.threshold`` first, when ``learn`` found one for the request's template)."""
+    kind = str(settings.get("decision.kind", DEFAULT_KIND))
+    floor = settings.get("cache.threshold")
+    if kind == "rules":
+        from aicache.semantic import verify
+
+        return RulesDecision(float(floor) if floor is not None else verify.DEFAULT_THRESHOLD)
+    if kind != "model":
+        raise ConfigError(f"decision.kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    from aicache.semantic import decision
+
+    model = decision.load(settings)
+    return ModelDecision(
+        threshold=_threshold_for(settings, model.version, model.threshold, template),
+        floor=float(floor) if floor is not None else model.floor,
+        version=model.version,
+        scorer=model.score,
+    )
+
+
+def _threshold_for(settings: Settings, version: str, calibrated: float, template: str | None) -> float:
+    """``decision.threshold`` (or the template's) when set for this model version; the shipped calibration
+    otherwise."""
+    made_for = settings.get("decision.model")
+    if made_for is not None and str(made_for) != version:
+        return calibrated  # learned for another model: its scores mean something else
+    by_template = settings.get(f"decision.templates.{template}.threshold") if template else None
+    configured = by_template if by_template is not None else settings.get("decision.threshold")
+    return calibrated if configured is None else float(configured)

@@ -1,0 +1,78 @@
+"""Binomial confidence bounds for "how often does the cache serve a wrong answer?".
+
+A wrong answer costs far more than a miss, so operating points are chosen on an *upper bound* of the wrong-answer
+rate, not on the rate seen: 0 wrong out of 50 near-misses is not "0%", it is "at most 5.8%". The bound is the
+exact (Clopper–Pearson) one-sided bound, computed from the binomial distribution itself by bisection, so it needs
+no scipy and holds for small counts, where normal approximations are most wrong.
+"""
+
+from __future__ import annotations
+
+import math
+
+CONFIDENCE = 0.95
+
+
+def _binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), summed in log space so large n does not underflow."""
+    if p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 1.0 if k >= n else 0.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    log_n = math.lgamma(n + 1)
+    terms = [log_n - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q for i in range(k + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+
+
+def upper_bound(count: int, total: int, confidence: float = CONFIDENCE) -> float:
+    """One-sided Clopper–Pearson upper bound on a rate seen as ``count`` out of ``total``.
+
+    The largest p for which seeing ``count`` or fewer is still plausible: P(X <= count | total, p) = 1 - confidence.
+    With no trials nothing is known, so the bound is 1.
+    """
+    if total <= 0:
+        return 1.0
+    if count >= total:
+        return 1.0
+    alpha = 1.0 - confidence
+    low, high = count / total, 1.0
+    for _ in range(60):  # bisection to well below any figure that is printed
+        mid = (low + high) / 2
+        if _binomial_cdf(count, total, mid) > alpha:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+def lower_bound(count: int, total: int, confidence: float = CONFIDENCE) -> float:
+    """One-sided Clopper–Pearson lower bound (the mirror of ``upper_bound``)."""
+    if total <= 0 or count <= 0:
+        return 0.0
+    return 1.0 - upper_bound(total - count, total, confidence)
+
+
+def most_permissive(
+    negative_scores: list[float], max_wrong: float, confidence: float = CONFIDENCE
+) -> tuple[float, int, int] | None:
+    """The lowest score threshold whose upper bound on wrong answers stays within ``max_wrong``.
+
+    ``negative_scores`` are the scores of cases where serving is wrong (near-misses); a threshold t serves those
+    scoring >= t. Returns (threshold, wrong served, total), or None when even serving none of them cannot be
+    shown to be within the budget (too few cases to bound the rate that low).
+    """
+    negatives = sorted(negative_scores, reverse=True)
+    total = len(negatives)
+    if total == 0 or upper_bound(0, total, confidence) > max_wrong:
+        return None
+    best: tuple[float, int, int] = (math.nextafter(negatives[0], math.inf), 0, total)
+    for k in range(1, total + 1):
+        if upper_bound(k, total, confidence) > max_wrong:
+            break
+        if k < total and negatives[k] == negatives[k - 1]:
+            continue  # a threshold between tied scores does not exist: it would serve both or neither
+        threshold = math.nextafter(negatives[k], math.inf) if k < total else -math.inf
+        best = (threshold, k, total)
+    return best

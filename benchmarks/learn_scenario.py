@@ -1,0 +1,245 @@
+"""Does `learn` learn? A simulated user asks, gives feedback now and then, and learn re-calibrates the hit decision.
+
+Usage: python benchmarks/learn_scenario.py [--seed 7] [--feedback 0.5] [--shadow 0.5] [--flip 0.05] [FILE ...]
+(default: tests/data/heldout-pairs.jsonl, developer questions, and the held-out test topics of the everyday
+families in training/data; neither was trained on; each FILE holds topic rows as tests/data/dev-pairs.jsonl)
+
+For each labelled set, with the real flow (``aicache.ask``: store, embeddings, index, hit decision, episodes) against
+a local fake provider, and no network:
+
+1. the cache is seeded with every topic's question;
+2. a stream of asks: every paraphrase, every near-miss and questions of the other set (unrelated), in random order
+   (fixed seed). After a semantic hit the simulated user gives feedback with probability ``--feedback``; after a
+   lookup that refused its candidates a shadow check (the judge) labels the best refused one with probability
+   ``--shadow``. Both follow the truth (same topic or not) with ``--flip`` of them flipped: people make mistakes;
+3. run A keeps the defaults all along. Run B is the same stream: after its first 60%, ``learn`` studies the labels
+   recorded so far and its proposed settings (if any) are used for the last 40%;
+4. on the last 40%: paraphrases served their own topic's answer, near-misses and unrelated questions served any
+   answer, for A and B, with Wilson intervals and the one-sided 95% Clopper–Pearson bound on wrong answers.
+
+Labels are recorded through the same functions ``aicache feedback`` and shadow checks use. Serving a stored
+paraphrase of the same topic counts as right: the stream grows the cache as a user's would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from _harness import ROOT
+
+HELDOUT = ROOT / "tests" / "data" / "heldout-pairs.jsonl"
+LEARN_AT = 0.6
+
+
+@dataclass(frozen=True)
+class Ask:
+    text: str
+    kind: str  # paraphrase | negative | unrelated
+    topic: str  # the topic a right answer belongs to ("" for unrelated; the near-miss's own id for a negative)
+
+
+@dataclass
+class Tally:
+    served: dict[str, int] = field(default_factory=dict)  # kind -> right answers served (paraphrases)
+    wrong: dict[str, int] = field(default_factory=dict)  # kind -> wrong answers served
+    total: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, right: bool | None) -> None:
+        self.total[kind] = self.total.get(kind, 0) + 1
+        if right is True:
+            self.served[kind] = self.served.get(kind, 0) + 1
+        elif right is False:
+            self.wrong[kind] = self.wrong.get(kind, 0) + 1
+
+
+def read_topics(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def stream(topics: list[dict[str, Any]], others: list[dict[str, Any]], rng: random.Random) -> list[Ask]:
+    asks = []
+    for i, topic in enumerate(topics):
+        tid = str(topic.get("id", i))
+        asks += [Ask(p, "paraphrase", tid) for p in topic["paraphrases"]]
+        asks += [Ask(n, "negative", f"{tid}/neg{j}") for j, n in enumerate(topic["negatives"])]
+    unrelated = [t["question"] for t in others]
+    asks += [Ask(q, "unrelated", "") for q in rng.sample(unrelated, min(len(unrelated), len(asks) // 5))]
+    rng.shuffle(asks)
+    return asks
+
+
+def run(topics: list[dict[str, Any]], asks: list[Ask], args: argparse.Namespace, learn: bool) -> dict[str, Any]:
+    """One run in a fresh home; returns the tally of the last 40% and what learn proposed (run B)."""
+    import aicache
+    from aicache import config, db, labels
+    from aicache.learn import run as learn_run
+    from tests.fakellm import FakeLLM
+
+    home = Path(tempfile.mkdtemp(prefix="aicache-scenario-"))
+    os.environ["AICACHE_HOME"] = str(home)
+    models = Path(args.models)
+    (home / "data").mkdir(parents=True)
+    (home / "data" / "models").symlink_to(models, target_is_directory=True)
+    server = FakeLLM().start()
+    rng = random.Random(args.seed + 1)  # the same feedback and shadow draws in runs A and B
+    try:
+        settings = config.Settings(config.load().data | {"stream": False})
+        conn = db.connect()
+        common = {
+            "settings": settings,
+            "conn": conn,
+            "base_url": server.openai_url,
+            "key": "sk-test",
+            "provider": "openai",
+        }
+        topic_of = {t["question"]: str(t.get("id", i)) for i, t in enumerate(topics)}
+        for question in topic_of:
+            aicache.ask(question, **common)
+        tally, learned = Tally(), None
+        cut = int(len(asks) * LEARN_AT)
+        for i, ask in enumerate(asks):
+            if learn and i == cut:
+                found = learn_run.study(conn, settings, max_wrong=args.max_wrong)
+                learned = found.to_json()
+                common["settings"] = settings = _apply(settings, found.changes)
+            result = aicache.ask(ask.text, **common)
+            served_topic = _served_topic(conn, result, topic_of)
+            right = None if served_topic is None else served_topic == ask.topic
+            if i >= cut:
+                tally.add(ask.kind, right)
+            topic_of.setdefault(ask.text, ask.topic)  # a miss stored this question as an entry of its own topic
+            _label(conn, labels, result, ask, topic_of, rng, args)
+        return {"tally": tally, "learned": learned}
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _apply(settings: Any, changes: dict[str, Any]) -> Any:
+    from aicache import config
+
+    data = json.loads(json.dumps(settings.data))
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return config.Settings(data)
+
+
+def _served_topic(conn: Any, result: Any, topic_of: dict[str, str]) -> str | None:
+    if result.outcome not in ("exact_hit", "semantic_hit"):
+        return None
+    row = conn.execute("SELECT question FROM entries WHERE id = ?", (result.entry_id,)).fetchone()
+    return topic_of.get(str(row[0]), "?")
+
+
+def _label(
+    conn: Any, labels: Any, result: Any, ask: Ask, topic_of: dict[str, str], rng: random.Random, args: Any
+) -> None:
+    from aicache import db
+
+    flip = rng.random() < args.flip
+    if result.outcome == "semantic_hit":
+        if rng.random() < args.feedback:
+            right = _served_topic(conn, result, topic_of) == ask.topic
+            with db.write_transaction(conn):
+                labels.label_episode(conn, result.episode_id, right != flip, "feedback")
+        return
+    if result.outcome != "miss":
+        return
+    row = conn.execute("SELECT verdicts FROM episodes WHERE id = ?", (result.episode_id,)).fetchone()
+    refused = [v for v in json.loads(row[0] or "[]") if not v["accepted"]]
+    if not refused or rng.random() >= args.shadow:
+        return
+    best = max(refused, key=lambda v: v.get("score", v["similarity"]))
+    right = topic_of.get(best["question"]) == ask.topic
+    with db.write_transaction(conn):
+        labels.label_pair(conn, result.episode_id, int(best["entry_id"]), right != flip, "shadow")
+
+
+def rate(count: int, total: int, bound: bool = False) -> str:
+    from aicache import stats
+    from aicache.semantic.evaluate import wilson
+
+    if not total:
+        return "-"
+    low, high = wilson(count, total)
+    text = f"{count}/{total} = {100 * count / total:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+    return f"{text} (<= {100 * stats.upper_bound(count, total):.1f}%)" if bound else text
+
+
+def report(name: str, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    print(f"\n{name}: last {100 * (1 - LEARN_AT):.0f}% of the stream")
+    print(f"  {'':<10} {'paraphrases served':<28} {'near-misses wrong (bound)':<38} unrelated wrong (bound)")
+    for label, run_ in (("defaults", a), ("learned", b)):
+        t = run_["tally"]
+        print(
+            f"  {label:<10} {rate(t.served.get('paraphrase', 0), t.total.get('paraphrase', 0)):<28} "
+            f"{rate(t.wrong.get('negative', 0), t.total.get('negative', 0), True):<38} "
+            f"{rate(t.wrong.get('unrelated', 0), t.total.get('unrelated', 0), True)}"
+        )
+    learned = b["learned"] or {}
+    for c in learned.get("calibrations", []):
+        print(f"  learn ({c['group']}): {'proposed' if c['accepted'] else 'kept'}: {c['why']}")
+    print(f"  changes proposed: {learned.get('changes') or 'none'}")
+    return {name: {"defaults": a["tally"].__dict__, "learned": b["tally"].__dict__, "learn": learned}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("files", nargs="*", type=Path, default=[])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--feedback", type=float, default=0.5)
+    parser.add_argument("--shadow", type=float, default=0.5)
+    parser.add_argument("--flip", type=float, default=0.05)
+    parser.add_argument("--max-wrong", type=float, default=0.01)
+    parser.add_argument("--json", action="store_true", help="also write benchmarks/out/learn_scenario.json")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args.models = _export_models()
+    if not args.files:
+        from training.pairs import write_test_split
+
+        args.files = [HELDOUT, write_test_split(Path(tempfile.mkdtemp(prefix="aicache-scenario-sets-")))[1]]
+    sets = [read_topics(p) for p in args.files]
+    results: dict[str, Any] = {}
+    for i, (path, topics) in enumerate(zip(args.files, sets, strict=True)):
+        others = [t for j, s in enumerate(sets) if j != i for t in s]
+        asks = stream(topics, others, random.Random(args.seed))
+        a = run(topics, asks, args, learn=False)
+        b = run(topics, asks, args, learn=True)
+        results |= report(path.name, a, b)
+    if args.json:
+        out = ROOT / "benchmarks" / "out"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "learn_scenario.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+
+
+def _export_models() -> str:
+    """Prepare the embedding (and decision) models once, in a home every run links to."""
+    home = Path(tempfile.mkdtemp(prefix="aicache-scenario-models-"))
+    os.environ["AICACHE_HOME"] = str(home)
+    from aicache import config
+    from aicache.semantic import decide, embeddings
+
+    settings = config.load()
+    embeddings.get_embedder(settings)
+    decide.load(settings)
+    import atexit
+
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    return str(home / "data" / "models")
+
+
+if __name__ == "__main__":
+    main()

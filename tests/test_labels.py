@@ -1,0 +1,102 @@
+"""Feedback labels and the negative list: an answer marked wrong is never served again for that question."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fakellm import FakeLLM, Reply
+from tests.test_cli import ask, rows, run
+from tests.test_semantic import export_run, model_home, onnx_models  # noqa: F401  (fixtures)
+
+
+def test_feedback_bad_on_an_exact_hit_asks_again_and_keeps_the_new_answer(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    fake_llm.enqueue(Reply.text("wrong answer"), Reply.text("right answer"))
+    assert ask(aicache_home, fake_llm, "what port does postgres use").stdout == b"wrong answer\n"
+    assert ask(aicache_home, fake_llm, "what port does postgres use").stdout == b"wrong answer\n"
+    marked = run(aicache_home, None, "feedback", "bad")  # the newest episode of this directory: the hit
+    assert marked.returncode == 0, marked.stderr
+    assert b"marked wrong" in marked.stderr
+    again = ask(aicache_home, fake_llm, "what port does postgres use")
+    assert again.stdout == b"right answer\n" and b"cache: miss" in again.stderr
+    assert ask(aicache_home, fake_llm, "what port does postgres use").stdout == b"right answer\n"
+    assert len(fake_llm.requests) == 2
+    assert rows(aicache_home, "SELECT source, good FROM labels") == [("feedback", 0)]
+
+
+def test_feedback_names_an_episode_and_can_change_its_mind(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("5432"))
+    ask(aicache_home, fake_llm, "default postgres port")
+    episode = rows(aicache_home, "SELECT id FROM episodes")[0][0]
+    assert run(aicache_home, None, "feedback", str(episode), "bad").returncode == 0
+    good = run(aicache_home, None, "feedback", str(episode), "good", "--json")
+    assert good.returncode == 0 and b'"good": true' in good.stdout
+    assert rows(aicache_home, "SELECT good FROM labels") == [(1,)]  # the later word replaces the earlier one
+    assert rows(aicache_home, "SELECT feedback FROM episodes") == [("good",)]
+    assert ask(aicache_home, fake_llm, "default postgres port").stdout == b"5432\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["maybe"], b"usage: aicache feedback"),
+        (["12", "34", "bad"], b"usage: aicache feedback"),
+        (["first", "bad"], b"must be an episode id"),
+        (["999", "bad"], b"no episode 999"),
+        (["bad"], b"no episode was recorded in"),
+    ],
+)
+def test_feedback_refuses_what_it_cannot_label(
+    aicache_home: Path, fake_llm: FakeLLM, args: list[str], message: bytes
+) -> None:
+    result = run(aicache_home, None, "feedback", *args)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_failed_ask_has_no_answer_to_label(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.status(400, "bad request"))
+    assert ask(aicache_home, fake_llm, "a question").returncode != 0
+    result = run(aicache_home, None, "feedback", "bad")
+    assert result.returncode == 2 and b"stored no answer to label" in result.stderr
+    assert rows(aicache_home, "SELECT COUNT(*) FROM labels") == [(0,)]
+
+
+def _wait_for(home: Path, sql: str, deadline: float = 120.0) -> list[tuple[object, ...]]:
+    """Poll the store until ``sql`` returns rows (a shadow check runs detached, on its own time)."""
+    import time
+
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        found = rows(home, sql)
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"nothing came of: {sql}")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("model_home")  # the session's exported model, linked into this test's home
+def test_shadow_checks_label_a_refused_candidate_and_a_semantic_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    home = aicache_home
+    (home / "config.toml").write_text(
+        '[cache]\nsemantic = true\n[judge]\nmodel = "gpt-4o-mini"\n[learn]\nshadow_rate = 1.0\n'
+        "[http]\nretries = 0\nread_timeout = 10\n"
+    )
+    fake_llm.enqueue(Reply.text("git branch -m new-name"), Reply.text("git branch -d name"), Reply.text("NO"))
+    assert ask(home, fake_llm, "how do I rename a git branch").returncode == 0
+    assert ask(home, fake_llm, "how do I delete a git branch").returncode == 0
+    refused = _wait_for(home, "SELECT good, source, entry_id FROM labels")
+    assert refused == [(0, "shadow", 1)]  # the rename answer, judged wrong for the delete question
+    judge_prompt = fake_llm.requests[-1].body["messages"][-1]["content"]
+    assert "how do I delete a git branch" in judge_prompt and "git branch -d name" in judge_prompt
+
+    fake_llm.enqueue(Reply.text("git branch -m new-name"), Reply.text("YES"))
+    hit = ask(home, fake_llm, "how can I rename a branch in git")
+    assert hit.returncode == 0 and b"semantic hit" in hit.stderr, hit.stderr
+    good = _wait_for(home, "SELECT good FROM labels WHERE good = 1")
+    assert good == [(1,)]
+    assert len(fake_llm.requests) == 5  # two asks, one judge; then the shadow's provider call and its judge

@@ -1,0 +1,57 @@
+"""``aicache learn`` end to end: the dry run writes nothing; a real run proposes a branch or records why not."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AICACHE, cli_env
+from tests.snapshot import differences, snapshot
+from tests.test_cli import rows
+from tests.test_semantic import export_run, model_home, onnx_models  # noqa: F401  (fixtures)
+
+PAIRS = Path(__file__).resolve().parent / "data" / "heldout-pairs.jsonl"
+
+
+def learn(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [*AICACHE, "learn", *args], capture_output=True, env=cli_env(home), timeout=600, cwd=cwd, check=False
+    )
+
+
+def test_learn_with_no_labels_says_there_is_not_enough_and_proposes_nothing(aicache_home: Path) -> None:
+    result = learn(aicache_home, "--json")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["proposal"] is None and found["learn"]["changes"] == {}
+    assert "not enough data" in found["learn"]["calibrations"][0]["why"]
+    assert rows(aicache_home, "SELECT COUNT(*) FROM learn_runs WHERE finished IS NOT NULL") == [(1,)]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("model_home")
+def test_a_dry_run_writes_nothing_and_a_real_run_does_what_it_showed(aicache_home: Path) -> None:
+    args = ("--pairs", str(PAIRS), "--max-wrong", "0.05", "--json")
+    learn(aicache_home, "--json")  # the store and the learned-settings folder exist, as for any user
+    watched = [aicache_home]
+    before = snapshot(watched)
+    dry = learn(aicache_home, *args, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert differences(before, snapshot(watched)) == []
+    shown = json.loads(dry.stdout)
+    assert shown["dry_run"] is True and shown["learn"]["counts"]["by_source"] == {"pairs": 460}
+    real = json.loads(learn(aicache_home, *args).stdout)
+    assert real["learn"]["changes"] == shown["learn"]["changes"]
+    if shown["proposal"] is None:
+        assert real["proposal"] is None
+        return
+    assert real["proposal"]["diff"] == shown["proposal"]["diff"]
+    listed = json.loads(
+        subprocess.run(
+            [*AICACHE, "proposals", "list", "--json"], capture_output=True, env=cli_env(aicache_home), check=True
+        ).stdout
+    )
+    assert [p["branch"] for p in listed["proposals"]] == [real["proposal"]["branch"]]
