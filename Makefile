@@ -52,7 +52,7 @@ bench:
 	$(BIN)/python benchmarks/bench_miss_overhead.py
 
 # The semantic hit decision (training/README.md): generate the near-misses, train, calibrate, write
-# aicache/data/decision/. CPU only, fixed seeds, about 30 minutes on 2 cores. Needs the train extra.
+# aicache/data/decision/. CPU only, fixed seeds, a few minutes on 2 cores. Needs the train extra.
 model:
 	$(BIN)/python -m training.generate
 	$(BIN)/python -m training.train

@@ -1,8 +1,10 @@
 """Time of the hit decision: scoring one question against up to 5 cached candidates with the shipped model.
 
-In-process, model loaded (as in the warm helper): the median of ``--runs`` calls of ``PairModel.score`` for
-1, 3 and 5 real candidates of tests/data. The first run in a fresh home merges the adapter and exports the
-model to ONNX (reported separately). Target (issue 10): scoring up to ``cache.candidates`` (5) pairs <= 30 ms.
+In-process, model loaded (as in the warm helper): the median of ``--runs`` calls of ``score`` for 1, 3 and 5
+real candidates of tests/data (questions the verifier has not analysed yet in this process), with the cosine
+similarities given (the semantic tier has them from the index) and without (``score`` then embeds the texts).
+A cross-encoder's first load in a fresh home merges the adapter and exports ONNX (reported separately).
+Target (issue 10): scoring up to ``cache.candidates`` (5) pairs <= 30 ms.
 
 Usage: python benchmarks/bench_decision.py [--runs 51] [--threads N]
 """
@@ -23,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=51)
+    parser.add_argument("--decision", default=None, help="a decision model directory (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: as the embedder)")
     args = parser.parse_args()
     os.environ.setdefault("AICACHE_HOME", tempfile.mkdtemp(prefix="aicache-bench-decision-"))
@@ -33,26 +36,33 @@ def main() -> None:
 
     families = [json.loads(line) for line in (ROOT / "tests" / "data" / "dev-pairs.jsonl").open(encoding="utf-8")]
     families = [f for f in families if not f.get("unrelated")]
-    settings = Settings({})
+    settings = Settings({"decision": {"directory": args.decision}} if args.decision else {})
     started = time.perf_counter()
     prepared = decision.is_prepared(settings)
     model = decision.load(settings, threads=args.threads)
     load_ms = (time.perf_counter() - started) * 1000
     print(f"decision model {model.version}: {'load' if prepared else 'merge + export + load'} {load_ms:.0f} ms")
-    for k in (1, 3, 5):
-        times = []
-        for i in range(args.runs):
-            family = families[i % len(families)]
-            candidates = [*family["paraphrases"], *family["negatives"], family["question"]][:k]
-            question = family["paraphrases"][0] if k > 1 else family["question"]
-            t0 = time.perf_counter()
-            model.score(question, candidates)
-            times.append((time.perf_counter() - t0) * 1000)
-        times.sort()
-        print(
-            f"{k} candidate(s): median {statistics.median(times):.1f} ms, p90 {times[int(len(times) * 0.9)]:.1f} ms "
-            f"({args.runs} runs; symmetric={model.config.symmetric})"
-        )
+    from aicache.semantic import embeddings
+
+    embedder = embeddings.get_embedder(settings)
+    for given in (True, False):
+        for k in (1, 3, 5):
+            times = []
+            for i in range(args.runs):
+                family = families[(i + 17 * k + (40 if given else 0)) % len(families)]
+                candidates = [*family["paraphrases"], *family["negatives"], family["question"]][:k]
+                question = family["paraphrases"][0] if k > 1 else family["question"]
+                vectors = embedder.encode([question, *candidates])
+                sims = [float(s) for s in vectors[1:] @ vectors[0]] if given else None
+                t0 = time.perf_counter()
+                model.score(question, candidates, sims)
+                times.append((time.perf_counter() - t0) * 1000)
+            times.sort()
+            how = "similarities given (as the semantic tier calls it)" if given else "texts embedded by score()"
+            print(
+                f"{k} candidate(s), {how}: median {statistics.median(times):.1f} ms, "
+                f"p90 {times[int(len(times) * 0.9)]:.1f} ms ({args.runs} runs)"
+            )
 
 
 if __name__ == "__main__":

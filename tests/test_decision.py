@@ -111,7 +111,7 @@ def test_the_shipped_decision_toml_records_its_calibration() -> None:
 def test_the_shipped_model_scores_paraphrases_above_near_misses() -> None:
     model = decision.load(Settings({}))
     assert model.version == decision.read_config(decision.DATA_DIR).version
-    # real families of tests/data: (question, paraphrase, near-miss)
+    # real families of tests/data/heldout-pairs.jsonl: (question, paraphrase, near-miss)
     cases = [
         (
             "delete duplicate rows in postgres keeping one",
@@ -119,9 +119,9 @@ def test_the_shipped_model_scores_paraphrases_above_near_misses() -> None:
             "delete duplicate rows in mysql keeping one",
         ),
         (
-            "flatten a list of lists in python",
-            "merge sublists into one flat list python",
-            "flatten an array of arrays in javascript",
+            "difference between left join and inner join",
+            "how does an inner join differ from a left join",
+            "difference between left join and right join",
         ),
     ]
     for question, paraphrase, near_miss in cases:

@@ -15,7 +15,9 @@ it on the same side as the family it came from. The edits are the kinds of near-
 * ``negation``       "with" -> "without"
 * ``replace-word``   one content word for a content word of another family (a different subject)
 
-and, as positives, the question with its framing reworded ("how do I ..." -> "what's the way to ...").
+and, as positives, the question with its framing reworded ("how do I ..." -> "what's the way to ...") and with
+one or two framing or function words changed (``light-edit``: "how do I undo my last commit but keep ..." ->
+"how can I undo the last commit and keep ...").
 
 Deterministic: each family's edits come from ``random.Random`` seeded with the generator seed and a stable
 hash of the family id, so adding a family never changes the pairs of another. Run::
@@ -340,6 +342,45 @@ class Editor:
         return rng.choice(others) + text[m.end() :]
 
 
+# Rewordings that change only framing and function words: the same question. Without them every positive of the
+# data is a loose rewording and every lexically close pair a near-miss, and a model learns that overlap means
+# "different" (measured: the first feature model scored "how can I undo the last commit and keep my changes"
+# 0.28 against "how do I undo my last commit but keep the changes").
+LIGHT = [
+    (r"\bhow do i\b", "how can i"),
+    (r"\bhow can i\b", "how do i"),
+    (r"\bhow do you\b", "how do i"),
+    (r"\bwhat's\b", "what is"),
+    (r"\bwhat is\b", "what's"),
+    (r"\bmy\b", "the"),
+    (r"\bthe\b", "my"),
+    (r"\ba\b", "the"),
+    (r"\bbut\b", "and"),
+    (r"\bis it possible to\b", "can i"),
+    (r"\bcan i\b", "is it possible to"),
+    (r"\bi want to\b", "i need to"),
+    (r"\bi need to\b", "i want to"),
+    (r"^", "please tell me "),
+    (r"^", "quick question: "),
+    (r"$", " please"),
+    (r"$", ", thanks"),
+    (r"^(how|what|where|why|when|can|is|do)\b", "so \\1"),
+]
+_LIGHT = [(re.compile(pattern, re.I), replacement) for pattern, replacement in LIGHT]
+
+
+def light_edit(text: str, rng: random.Random) -> str | None:
+    """The question with one or two framing or function words changed: a positive."""
+    applicable = [(p, r) for p, r in _LIGHT if p.search(text)]
+    if not applicable:
+        return None
+    rng.shuffle(applicable)
+    changed = text
+    for pattern, replacement in applicable[: rng.choice([1, 2])]:
+        changed = pattern.sub(replacement, changed, count=1)
+    return changed if changed.strip().lower() != text.strip().lower() else None
+
+
 EDITS = ("swap-term", "opposite", "swap-args", "number", "unit", "state", "identifier", "negation", "scope")
 
 
@@ -389,6 +430,10 @@ def generate(families: Iterable[dict], seed: int = SEED) -> Iterator[dict]:
             if reframed and reframed.strip().lower() not in known:
                 known.add(reframed.strip().lower())
                 yield {"topic": family["id"], "a": text, "b": reframed, "same_answer": True, "kind": "reframe"}
+            light = light_edit(text, rng)
+            if light and light.strip().lower() not in known:
+                known.add(light.strip().lower())
+                yield {"topic": family["id"], "a": text, "b": light, "same_answer": True, "kind": "light-edit"}
 
 
 def _domain(family: dict) -> str:

@@ -1,18 +1,23 @@
-"""Train the decision model: a cross-encoder on all-MiniLM-L6-v2 with a LoRA adapter, calibrated on held-out topics.
+"""Train and calibrate the decision model; ``make model`` runs ``python -m training.train``.
 
-``make model`` runs ``python -m training.train``. It
+1. Reads the pairs (``training/pairs.py``: dev families, hand-written topic files, generated near-misses, trap
+   pairs), adds hard negatives mined across topics (a text's nearest texts of *other* topics of the same split,
+   as the HNSW search would return them), and splits them by topic: train / calibration / test. Cosines come
+   from the shipped embedder (ONNX), cached in ``training/work/vectors.npz``.
+2. Fits the design:
 
-1. reads the pairs (``training/pairs.py``: dev families, hand-written topic files, generated near-misses, trap
-   pairs), adds hard negatives mined across topics (a question's nearest questions of *other* topics of the same
-   split, as the HNSW search would return them), and splits them by topic: train / calibration / test;
-2. fine-tunes a cross-encoder initialised from the shipped all-MiniLM-L6-v2 weights: the base weights stay frozen,
-   a LoRA adapter (rank ``--rank``) on every linear layer of the encoder and a fresh pooler + classification head
-   are trained with binary cross-entropy (fixed seeds, CPU, about 20 minutes on 2 cores);
-3. calibrates: the threshold is the lowest score whose 95% Clopper–Pearson upper bound on near-miss pairs served
-   is at most 1% on the calibration split, counting only pairs at or above the cosine floor;
-4. writes the artefact to ``aicache/data/decision/``: ``adapter.npz`` (LoRA factors, pooler, head; a few MB) and
-   ``decision.toml`` (version, threshold, floor, calibration counts, how to rebuild the model). At first use
-   ``aicache/semantic/decision.py`` merges the adapter into the base weights and exports ONNX.
+   - ``--design features`` (default, shipped: it won on held-out topics, see RESULTS.md): a logistic regression
+     over ``aicache.semantic.decision.pair_features`` (cosine, the verifier's rule verdicts, overlap);
+   - ``--design cross-encoder``: the first ``--layers`` layers of all-MiniLM-L6-v2 reading both questions, with
+     a LoRA adapter (``--rank``) or fully fine-tuned layers (``--rank 0``) and a fresh pooler + head, binary
+     cross-entropy, one seeded pass over ``--max-train-pairs`` pairs, 1 torch thread.
+
+3. Calibrates: the threshold is the lowest score whose 95% Clopper–Pearson upper bound on near-miss pairs served
+   is at most 1% on the calibration split, counting only pairs at or above the cosine floor (cross-encoder
+   scores come from the runtime's ONNX export, so the threshold is set on what will run).
+4. Writes ``aicache/data/decision/decision.toml`` (version, threshold, floor, calibration counts; the feature
+   weights) and, for a cross-encoder, ``adapter.npz``; and ``training/work/`` (pairs and scores) for
+   ``training/compare.py``.
 
 ``--max-steps``, ``--limit`` and ``--out`` exist so a test can train a few steps on a handful of pairs.
 """
