@@ -152,7 +152,7 @@ SOURCES = sorted(
 )
 # a command as written in docs, help and messages: `aicache hook install`, ``aicache keys set``, 'aicache ...'
 COMMAND = re.compile(r"(?:`|')aicache ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?")
-DOC_FILE = re.compile(r"\b([A-Z][A-Z_]+\.md)\b|\b(DESIGN|RELIABILITY) (?:decision )?\d")
+DOC_FILE = re.compile(r"(?<![\w/])((?:[\w-]+/)*[A-Z][A-Z_]+\.md)\b|\b(DESIGN|RELIABILITY) (?:decision )?\d")
 
 
 def test_named_files_are_in_the_repository() -> None:
