@@ -55,24 +55,31 @@ def lower_bound(count: int, total: int, confidence: float = CONFIDENCE) -> float
 
 
 def most_permissive(
-    negative_scores: list[float], max_wrong: float, confidence: float = CONFIDENCE
-) -> tuple[float, int, int] | None:
+    servable: list[float],
+    total: int,
+    max_wrong: float,
+    confidence: float = CONFIDENCE,
+    check_size: int = 0,
+) -> float | None:
     """The lowest score threshold whose upper bound on wrong answers stays within ``max_wrong``.
 
-    ``negative_scores`` are the scores of cases where serving is wrong (near-misses); a threshold t serves those
-    scoring >= t. Returns (threshold, wrong served, total), or None when even serving none of them cannot be
-    shown to be within the budget (too few cases to bound the rate that low).
+    ``servable`` are the scores of the wrong-prone cases (near-misses) a threshold could let through; ``total``
+    counts every wrong-prone case, including those never servable (under the cosine floor, or vetoed), which
+    count in the rate all the same. A threshold t serves the scores >= t. Returns the threshold (``-inf``: every
+    servable case may be served), or None when even serving none of them cannot be shown within the budget.
+
+    ``check_size``: how many wrong-prone cases a later, smaller check of this threshold holds. The same share of
+    wrong answers bounds higher on fewer cases, so the threshold is also kept to what would pass there.
     """
-    negatives = sorted(negative_scores, reverse=True)
-    total = len(negatives)
     if total == 0 or upper_bound(0, total, confidence) > max_wrong:
         return None
-    best: tuple[float, int, int] = (math.nextafter(negatives[0], math.inf), 0, total)
-    for k in range(1, total + 1):
+    ranked = sorted(servable, reverse=True)
+    best = math.nextafter(ranked[0], math.inf) if ranked else -math.inf
+    for k in range(1, len(ranked) + 1):
         if upper_bound(k, total, confidence) > max_wrong:
             break
-        if k < total and negatives[k] == negatives[k - 1]:
-            continue  # a threshold between tied scores does not exist: it would serve both or neither
-        threshold = math.nextafter(negatives[k], math.inf) if k < total else -math.inf
-        best = (threshold, k, total)
+        if check_size and upper_bound(math.ceil(k * check_size / total), check_size, confidence) > max_wrong:
+            break
+        # k served: just above the (k+1)-th highest score (a tie with the k-th serves fewer, never more)
+        best = math.nextafter(ranked[k], math.inf) if k < len(ranked) else -math.inf
     return best

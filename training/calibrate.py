@@ -15,40 +15,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aicache import stats
+
 CONFIDENCE = 0.95
 BUDGET = 0.01
 
 
-def _binom_cdf(k: int, n: int, p: float) -> float:
-    """P(X <= k) for X ~ Binomial(n, p), summed in log space (n up to a few hundred thousand)."""
-    if p <= 0.0:
-        return 1.0
-    if p >= 1.0:
-        return 1.0 if k >= n else 0.0
-    log_p, log_q = math.log(p), math.log1p(-p)
-    total = 0.0
-    for i in range(k + 1):
-        total += math.exp(
-            math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
-        )
-    return min(1.0, total)
-
-
 def cp_upper(k: int, n: int, confidence: float = CONFIDENCE) -> float:
-    """Clopper–Pearson upper bound of a binomial rate with ``k`` events in ``n`` trials (two-sided interval)."""
-    if n <= 0:
-        return 1.0
-    if k >= n:
-        return 1.0
-    tail = (1.0 - confidence) / 2.0
-    lo, hi = k / n, 1.0
-    for _ in range(100):  # bisection: P(X <= k | p) falls as p grows
-        mid = (lo + hi) / 2.0
-        if _binom_cdf(k, n, mid) > tail:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    """Clopper–Pearson upper bound of a binomial rate with ``k`` events in ``n`` trials: the upper end of the
+    two-sided interval, i.e. ``stats.upper_bound`` (one-sided) at half the miss probability."""
+    return stats.upper_bound(k, n, 1.0 - (1.0 - confidence) / 2.0)
 
 
 @dataclass(frozen=True)
@@ -102,25 +78,16 @@ def choose_threshold(
     eligible: Sequence[bool] | None = None,
     budget: float = BUDGET,
 ) -> tuple[float, Counts]:
-    """The lowest threshold (most served) whose CP upper bound on wrong answers is at most ``budget``.
+    """The lowest threshold (most served) whose CP upper bound on wrong answers is at most ``budget``
+    (``stats.most_permissive`` with the two-sided interval's upper end); ``inf`` when no threshold meets it.
 
     Candidates are the scores of eligible negative pairs (just above each one) and 0: lowering the threshold
-    only adds wrong answers when it passes a negative's score. The bound is not monotone in the count of
-    positives, but it is in the count of negatives served, so the scan stops at the first threshold over budget.
+    only adds wrong answers when it passes a negative's score.
     """
-    negatives = sorted(
-        (s for i, (s, y) in enumerate(zip(scores, labels, strict=True)) if not y and (eligible is None or eligible[i])),
-        reverse=True,
-    )
+    servable = [
+        s for i, (s, y) in enumerate(zip(scores, labels, strict=True)) if not y and (eligible is None or eligible[i])
+    ]
     n = sum(1 for y in labels if not y)
-    best = math.nextafter(max(negatives), math.inf) if negatives else 0.0
-    if negatives and cp_upper(0, n) > budget:
-        best = math.inf  # not even zero wrong answers meets the budget with this few near-misses
-    for k in range(len(negatives) + 1):
-        if cp_upper(k, n) > budget:
-            break
-        # k wrong answers allowed: the threshold sits just above the (k+1)-th highest negative score
-        best = math.nextafter(negatives[k], math.inf) if k < len(negatives) else 0.0
-    if best == math.inf:
-        return best, count(scores, labels, best, eligible)
+    found = stats.most_permissive(servable, n, budget, 1.0 - (1.0 - CONFIDENCE) / 2.0)
+    best = math.inf if found is None else max(found, 0.0)
     return best, count(scores, labels, best, eligible)

@@ -84,25 +84,13 @@ def minimum_wrong_pairs(max_wrong: float) -> int:
 def fit(pairs: Sequence[LabelledPair], floor: float, max_wrong: float, check_size: int = 0) -> float | None:
     """The most permissive threshold whose bound on wrong answers is within ``max_wrong``; None without enough.
 
-    ``check_size``: how many wrong pairs the newer part that will check this threshold holds. Its bound is
-    computed on fewer pairs, so the same share of wrong answers bounds higher there; the threshold is chosen so
-    that the share it lets through would still be within the budget at that size.
+    ``check_size``: how many wrong pairs the newer part that will check this threshold holds (its bound is
+    computed on fewer pairs; see ``stats.most_permissive``).
     """
-    # A wrong pair that can never be served (under the floor, or vetoed) counts in the rate but needs no threshold.
-    scores = sorted((p.score if served(p, -1.0, floor) else -1.0 for p in pairs if not p.good), reverse=True)
-    total = len(scores)
-    if total == 0 or stats.upper_bound(0, total) > max_wrong:
-        return None
-    best = math.nextafter(scores[0], math.inf)
-    for k in range(1, total + 1):
-        if stats.upper_bound(k, total) > max_wrong:
-            break
-        if check_size and stats.upper_bound(math.ceil(k * check_size / total), check_size) > max_wrong:
-            break
-        if k < total and scores[k] == scores[k - 1]:
-            continue  # no threshold lies between tied scores
-        best = math.nextafter(scores[k], math.inf) if k < total else -1.0
-    return max(best, 0.0)
+    wrong = [p for p in pairs if not p.good]
+    servable = [p.score for p in wrong if served(p, -math.inf, floor)]
+    found = stats.most_permissive(servable, len(wrong), max_wrong, check_size=check_size)
+    return None if found is None else max(found, 0.0)
 
 
 def split_by_time(pairs: Sequence[LabelledPair]) -> tuple[list[LabelledPair], list[LabelledPair]]:
