@@ -21,13 +21,13 @@ from typing import Any
 
 from aicache import cache, labels, memory
 from aicache.cachekeys import content_hash
-from aicache.config import Settings
+from aicache.config import HttpSettings, Settings
 from aicache.db import write_transaction
 from aicache.errors import AicacheError, CacheMissError, ProviderError, StoreError, UsageError
 from aicache.hooks.gitinfo import repo_and_head
 from aicache.memory import Outcome
 from aicache.normalize import EMPTY_QUESTION, has_content
-from aicache.providers.base import Completion, TextSink
+from aicache.providers.base import Completion, ProviderRequest, TextSink
 from aicache.request import AskRequest
 
 NoteSink = Callable[[str], None]
@@ -198,11 +198,24 @@ def _semantic_lookup(request: AskRequest, ctx: AskContext) -> _Semantic:
     return found
 
 
+def to_provider(request: AskRequest, *, stream: bool, api_key: str | None, http: HttpSettings) -> ProviderRequest:
+    """What the provider is sent for ``request`` (also a shadow check's second asking)."""
+    return ProviderRequest(
+        model=request.model,
+        messages=request.messages(),
+        system=request.effective_system,
+        params=request.params,
+        stream=stream,
+        base_url=request.base_url,
+        api_key=api_key,
+        http=http,
+    )
+
+
 def _call_provider(
     request: AskRequest, ctx: AskContext, on_text: TextSink, started: float
 ) -> tuple[Completion, float | None]:
     from aicache.providers import get_provider
-    from aicache.providers.base import ProviderRequest
 
     first_byte: list[float] = []
 
@@ -211,16 +224,7 @@ def _call_provider(
             first_byte.append((time.perf_counter() - started) * 1000)
         on_text(text)
 
-    provider_request = ProviderRequest(
-        model=request.model,
-        messages=request.messages(),
-        system=request.effective_system,
-        params=request.params,
-        stream=ctx.stream,
-        base_url=request.base_url,
-        api_key=ctx.api_key,
-        http=ctx.settings.http,
-    )
+    provider_request = to_provider(request, stream=ctx.stream, api_key=ctx.api_key, http=ctx.settings.http)
     completion = get_provider(request.provider).complete(provider_request, sink)
     return completion, (first_byte[0] if first_byte else None)
 

@@ -143,6 +143,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache.embedding_model", _text, None, "a local sentence-transformers directory", "all-MiniLM-L6-v2"),
     Setting("decision.kind", _choice("model", "rules"), None, "what decides a semantic hit", "model"),
     Setting("decision.threshold", _number(0, 1), None, "the hit decision's operating point", "calibrated"),
+    Setting("decision.directory", _text, None, "a decision model directory (make model --out)", "the shipped one"),
     Setting("decision.model", _text, None, "the decision model version decision.threshold was learned for"),
     Setting("decision.templates.*.threshold", _number(0, 1), None, "operating point for one template's asks"),
     Setting("index.ef_search", _COUNT, None, "HNSW search breadth (recall against speed)", "64"),

@@ -125,15 +125,9 @@ def run(topics: list[dict[str, Any]], asks: list[Ask], args: argparse.Namespace,
 
 def _apply(settings: Any, changes: dict[str, Any]) -> Any:
     from aicache import config
+    from aicache.learn import run
 
-    data = json.loads(json.dumps(settings.data))
-    for dotted, value in changes.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return config.Settings(data)
+    return config.Settings(run.with_changes(settings.data, changes))
 
 
 def _served_topic(conn: Any, result: Any, topic_of: dict[str, str]) -> str | None:

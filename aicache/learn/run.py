@@ -7,6 +7,7 @@ dates, the command): never a question or an answer.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -61,12 +62,6 @@ class Study:
         return "-".join(p for p in parts if p) or "nothing"
 
 
-def _sweep(decision_name: str) -> tuple[float, ...]:
-    from aicache.semantic import evaluate
-
-    return evaluate.MODEL_SWEEP if decision_name.startswith("model") else evaluate.SWEEP
-
-
 def study(
     conn: sqlite3.Connection,
     settings: Settings,
@@ -106,7 +101,7 @@ def study(
         decision=decision.name,
         max_wrong=max_wrong,
         calibrations=calibrations,
-        curve=_curve(scored, calibrations[0], decision.floor, decision.name),
+        curve=_curve(scored, calibrations[0], decision),
         search=found,
         changes=_changes(calibrations, found, decision.name),
         episode_ids=sorted({p.episode_id for p in scored if p.episode_id is not None}),
@@ -150,13 +145,15 @@ def _counts(conn: sqlite3.Connection, pairs: Sequence[LabelledPair]) -> dict[str
     }
 
 
-def _curve(pairs: Sequence[LabelledPair], finding: calibrate.Calibration, floor: float, name: str) -> dict[str, Any]:
+def _curve(pairs: Sequence[LabelledPair], finding: calibrate.Calibration, decision: Any) -> dict[str, Any]:
+    from aicache.semantic import evaluate
+
     _older, newer = calibrate.split_by_time(pairs)
     return {
         "group": finding.group,
         "current": finding.current,
         "fitted": finding.fitted,
-        "points": [calibrate.outcome(newer, t, floor).to_json() for t in _sweep(name)],
+        "points": [calibrate.outcome(newer, t, decision.floor).to_json() for t in evaluate.sweep_points(decision)],
     }
 
 
@@ -173,23 +170,24 @@ def _changes(calibrations: Sequence[calibrate.Calibration], found: dict[str, Any
     return changes
 
 
-def learned_toml(current: dict[str, Any], changes: dict[str, Any]) -> bytes:
-    """The learned settings file with ``changes`` applied to what it holds today."""
-    import tomli_w
-
-    merged: dict[str, Any] = _deep_copy(current)
+def with_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A copy of settings ``data`` with each dotted setting of ``changes`` set."""
+    merged = copy.deepcopy(data)
     for dotted, value in changes.items():
         node = merged
         *parents, leaf = dotted.split(".")
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
+    return merged
+
+
+def learned_toml(current: dict[str, Any], changes: dict[str, Any]) -> bytes:
+    """The learned settings file with ``changes`` applied to what it holds today."""
+    import tomli_w
+
     header = "# Written by `aicache learn`: settings learned from your own episodes. Review with git; edit freely.\n"
-    return (header + tomli_w.dumps(merged)).encode("utf-8")
-
-
-def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+    return (header + tomli_w.dumps(with_changes(current, changes))).encode("utf-8")
 
 
 def evidence(found: Study) -> dict[str, Any]:

@@ -40,8 +40,8 @@ def _best_refused(conn: Any, episode_id: int) -> int | None:
 
 def _fresh_answer(job: dict[str, Any], settings: config.Settings) -> str:
     from aicache import templates
+    from aicache.flow import to_provider
     from aicache.providers import get_provider
-    from aicache.providers.base import ProviderRequest
     from aicache.request import AskRequest
 
     asked = job["request"]
@@ -55,16 +55,7 @@ def _fresh_answer(job: dict[str, Any], settings: config.Settings) -> str:
         template=templates.load(asked["template"]) if asked.get("template") else None,
         params=tuple((str(k), v) for k, v in asked.get("params", [])),
     )
-    provider_request = ProviderRequest(
-        model=request.model,
-        messages=request.messages(),
-        system=request.effective_system,
-        params=request.params,
-        stream=False,
-        base_url=request.base_url,
-        api_key=job.get("key"),
-        http=settings.http,
-    )
+    provider_request = to_provider(request, stream=False, api_key=job.get("key"), http=settings.http)
     completion = get_provider(request.provider).complete(provider_request, lambda _text: None)
     if not completion.complete:
         raise AicacheError("the provider's answer was cut short")

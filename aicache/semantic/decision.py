@@ -26,6 +26,7 @@ module runs it.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tomllib
@@ -105,6 +106,13 @@ def read_config(directory: Path) -> DecisionConfig:
         raise ConfigError(f"decision model in {directory}: unreadable decision.toml ({exc})") from None
 
 
+@functools.lru_cache(maxsize=4)
+def _config(directory: Path) -> DecisionConfig:
+    """``read_config`` once per process: every semantic lookup loads the decision, and the file never changes
+    under a running process (the warm helper restarts when the package's files do)."""
+    return read_config(directory)
+
+
 def is_prepared(settings: Settings) -> bool:
     """False when the next ``load`` will first merge and export the model (several seconds, once)."""
     config = read_config(model_directory(settings))
@@ -118,7 +126,7 @@ def load(
     settings: Settings, on_prepare: Callable[[], None] | None = None, threads: int | None = None
 ) -> PairModel | FeatureModel:
     """The decision model, loaded once per process (prepared on first use; ``on_prepare`` is called then)."""
-    config = read_config(model_directory(settings))
+    config = _config(model_directory(settings))
     if config.version not in _MODELS and config.kind == "features":
         _MODELS[config.version] = FeatureModel(config, lambda: embeddings.get_embedder(settings, threads=threads))
     if config.version not in _MODELS:

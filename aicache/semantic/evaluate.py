@@ -568,8 +568,8 @@ def _with_decision(settings: Settings, kind: str, threshold: float | None) -> Se
     if threshold is not None and kind == "rules":
         cache_settings["threshold"] = threshold
     elif threshold is not None:
-        decision["threshold"], decision["model"] = threshold, None
-        decision.pop("model")
+        decision["threshold"] = threshold
+        decision.pop("model", None)  # the given threshold applies to whatever model is installed
     return Settings({**settings.data, "decision": decision, "cache": cache_settings})
 
 
