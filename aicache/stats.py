@@ -47,13 +47,6 @@ def upper_bound(count: int, total: int, confidence: float = CONFIDENCE) -> float
     return high
 
 
-def lower_bound(count: int, total: int, confidence: float = CONFIDENCE) -> float:
-    """One-sided Clopper–Pearson lower bound (the mirror of ``upper_bound``)."""
-    if total <= 0 or count <= 0:
-        return 0.0
-    return 1.0 - upper_bound(total - count, total, confidence)
-
-
 def most_permissive(
     servable: list[float],
     total: int,

@@ -288,10 +288,10 @@ def test_the_returned_vector_is_the_questions_embedding(conn: sqlite3.Connection
 def test_the_operating_point_comes_from_the_decision_and_its_settings(
     conn: sqlite3.Connection, settings: config.Settings
 ) -> None:
-    from aicache.semantic import decision, verify
+    from aicache.semantic import decide, decision, verify
 
     undo = store(conn, settings, "p", "how do I undo the last commit but keep my changes")
-    assert tier.threshold(settings) == verify.DEFAULT_THRESHOLD  # rules: the cosine threshold
+    assert decide.load(settings).threshold == verify.DEFAULT_THRESHOLD  # rules: the cosine threshold
     strict = with_cache(settings, threshold=0.999)
     result = tier.lookup(conn, strict, "p", "undo last commit, keep my changes")
     assert result.threshold == 0.999 and result.entry_id is None
@@ -299,13 +299,13 @@ def test_the_operating_point_comes_from_the_decision_and_its_settings(
     assert tier.lookup(conn, settings, "p", "undo last commit, keep my changes").entry_id == undo
     model = config.Settings({**settings.data, "decision": {"kind": "model"}})
     shipped = decision.load(model)
-    assert tier.threshold(model) == shipped.threshold
+    assert decide.load(model).threshold == shipped.threshold
     judged = tier.lookup(conn, model, "p", "undo last commit, keep my changes")
     assert judged.decision == f"model:{shipped.version}" and "score" in judged.verdicts[0]
     learned = config.Settings({**model.data, "decision": {"kind": "model", "threshold": 0.2, "model": shipped.version}})
     assert tier.lookup(conn, learned, "p", "undo last commit, keep my changes").entry_id == undo
     other = config.Settings({**model.data, "decision": {"kind": "model", "threshold": 0.2, "model": "another"}})
-    assert tier.threshold(other) == shipped.threshold  # learned for another model version: not used
+    assert decide.load(other).threshold == shipped.threshold  # learned for another model version: not used
 
 
 def test_the_index_path_serves_like_the_exact_scan(conn: sqlite3.Connection, settings: config.Settings) -> None:

@@ -134,7 +134,7 @@ def load(
             if on_prepare is not None:
                 on_prepare()
             _prepare(config)
-        _MODELS[config.version] = PairModel(config, threads or embeddings._threads())
+        _MODELS[config.version] = PairModel(config, threads or embeddings.default_threads())
     return _MODELS[config.version]
 
 
@@ -148,7 +148,7 @@ class PairModel:
         self.version = config.version
         self.threshold = config.threshold
         self.floor = config.floor
-        self._session = embeddings._session(onnx_path or config.onnx_path, threads)
+        self._session = embeddings.onnx_session(onnx_path or config.onnx_path, threads)
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(_base_dir() / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=config.max_length, strategy="longest_first")
@@ -332,7 +332,7 @@ def _prepare(config: DecisionConfig) -> None:
 
 def merged_model(config: DecisionConfig) -> Any:
     """The base transformer with the adapter merged in and the trained head: a plain torch model."""
-    embeddings._offline()
+    embeddings.offline()
     import numpy as np
     import torch
     from transformers import AutoModelForSequenceClassification

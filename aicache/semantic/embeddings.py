@@ -264,7 +264,7 @@ def get_embedder(
     """
     spec = model_spec(settings)
     if spec.model_id not in _EMBEDDERS:
-        _EMBEDDERS[spec.model_id] = _load(spec, on_prepare, threads or _threads())
+        _EMBEDDERS[spec.model_id] = _load(spec, on_prepare, threads or default_threads())
     return _EMBEDDERS[spec.model_id]
 
 
@@ -329,14 +329,14 @@ def quiet() -> Iterator[None]:
         yield
 
 
-def _offline() -> None:
+def offline() -> None:
     # huggingface_hub reads these when first imported: set them before anything imports transformers.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 def load_sentence_transformer(spec: ModelSpec, **kwargs: Any) -> Any:
-    _offline()
+    offline()
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
@@ -428,7 +428,7 @@ def _compare(spec: ModelSpec, onnx_path: Path, st_model: Any) -> str | None:
 # The two embedders
 
 
-def _threads() -> int:
+def default_threads() -> int:
     # Measured on 2 cores: 2 threads take a query from 8 ms to 4-5 ms; more than 4 only adds contention.
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -447,7 +447,7 @@ class OnnxEmbedder:
         from tokenizers import Tokenizer
 
         self._onnx_path = onnx_path
-        self._session = _session(onnx_path, threads or _threads())
+        self._session = onnx_session(onnx_path, threads or default_threads())
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(spec.transformer_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=spec.max_seq_length)
@@ -466,7 +466,7 @@ class OnnxEmbedder:
 
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if len(texts) >= BULK_MIN and _threads() >= 2:
+        if len(texts) >= BULK_MIN and default_threads() >= 2:
             return self._encode_bulk(texts)
         # Similar lengths together: padding is wasted work, and pooling ignores it, so order is free.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -509,7 +509,7 @@ class OnnxEmbedder:
 
         with self._bulk_lock:
             if self._bulk is None:
-                self._bulk = (_session(self._onnx_path, 1), ThreadPoolExecutor(_threads(), "aicache-embed"))
+                self._bulk = (onnx_session(self._onnx_path, 1), ThreadPoolExecutor(default_threads(), "aicache-embed"))
             return self._bulk
 
     def _cased(self, texts: list[str]) -> list[str]:
@@ -527,7 +527,7 @@ class OnnxEmbedder:
         return _normalise(_pool(hidden, mask, self._spec.pooling or "mean"))
 
 
-def _session(onnx_path: Path, threads: int) -> Any:
+def onnx_session(onnx_path: Path, threads: int) -> Any:
     import onnxruntime
 
     onnxruntime.disable_telemetry_events()  # onnxruntime >= 1.31 reports usage to Microsoft by default

@@ -72,11 +72,6 @@ def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def threshold(settings: Settings) -> float:
-    """The operating point of the configured hit decision (on its own score)."""
-    return decide.load(settings).threshold
-
-
 def model_id(settings: Settings) -> str:
     """The id to store in ``entries.embed_model`` next to a vector from ``embed_question``."""
     return embeddings.model_id(settings)
