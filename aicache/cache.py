@@ -11,6 +11,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from aicache import labels
 from aicache.cachekeys import canonical_json
 from aicache.llmtypes import Completion
 from aicache.request import AskRequest
@@ -37,8 +38,13 @@ def _entry(row: sqlite3.Row | None) -> Entry | None:
 
 
 def lookup_exact(conn: sqlite3.Connection, exact_key: str) -> Entry | None:
+    """The entry stored for ``exact_key``, unless its answer was labelled wrong for that question (the negative
+    list: asked again, the new answer replaces it)."""
     row = conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE exact_key = ?", (exact_key,)).fetchone()
-    return _entry(row)
+    entry = _entry(row)
+    if entry is not None and labels.is_negative(conn, exact_key, entry.id):
+        return None
+    return entry
 
 
 def get_entry(conn: sqlite3.Connection, entry_id: int) -> Entry | None:

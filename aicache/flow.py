@@ -322,8 +322,6 @@ def _answer(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResul
     found = _Semantic()
     if ctx.mode in (CacheMode.NORMAL, CacheMode.CACHE_ONLY):
         entry = cache.lookup_exact(ctx.conn, request.exact_key)
-        if entry is not None and labels.is_negative(ctx.conn, request.exact_key, entry.id):
-            entry = None  # marked wrong for this question: ask again (the new answer replaces it)
         if entry is not None:
             episode.outcome = Outcome.EXACT_HIT
             _replay(entry.answer, ctx.stream, on_text)

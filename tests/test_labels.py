@@ -116,3 +116,24 @@ def test_labelling_leaves_the_connection_as_it_found_it(conn: sqlite3.Connection
     factory = conn.row_factory
     labels.label_episode(conn, 1, good=False, source="feedback")
     assert conn.row_factory is factory  # the flow goes on using this connection after a --refresh label
+
+
+def test_the_exact_tier_itself_refuses_an_answer_labelled_wrong(conn: sqlite3.Connection) -> None:
+    # In the exact tier's lookup, not only in the ask flow: a process that waited for another's identical miss
+    # reads the stored entry through it too, and must not be handed an answer marked wrong.
+    from aicache import cache, labels
+    from aicache.request import exact_key
+
+    key = exact_key("p", "q")
+    conn.execute(
+        "INSERT INTO entries (exact_key, partition_key, question, answer, created_at) VALUES (?, 'p', 'q', 'a', 1)",
+        (key,),
+    )
+    conn.execute(
+        "INSERT INTO episodes (question, outcome, partition_key, entry_id, ts) VALUES ('q', 'miss', 'p', 1, 1)"
+    )
+    assert cache.lookup_exact(conn, key) is not None
+    labels.label_episode(conn, 1, good=False, source="feedback")
+    assert cache.lookup_exact(conn, key) is None
+    conn.execute("UPDATE entries SET created_at = 2 WHERE id = 1")  # refreshed: the new answer is not refused
+    assert cache.lookup_exact(conn, key) is not None
