@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,21 @@ def test_a_dry_run_writes_nothing_and_a_real_run_does_what_it_showed(aicache_hom
         ).stdout
     )
     assert [p["branch"] for p in listed["proposals"]] == [real["proposal"]["branch"]]
+    # On these pairs the refitted model serves more of the newer part at the bound than any threshold of today's
+    # (see the README): the proposal carries it, and once applied every command judges with it.
+    refitted = real["learn"]["refit"]
+    assert refitted["accepted"] and real["proposal"]["files"] == ["decision/decision.toml", "learned.toml"]
+    subprocess.run([*AICACHE, "proposals", "apply", str(real["proposal"]["id"])], env=cli_env(aicache_home), check=True)
+    used = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from aicache import config\nfrom aicache.semantic import decide\n"
+            "print(decide.load(config.load()).name, decide.load(config.load()).threshold)",
+        ],
+        capture_output=True,
+        env=cli_env(aicache_home),
+        check=True,
+        text=True,
+    ).stdout.split()
+    assert used == [f"model:{refitted['version']}", str(real["learn"]["changes"]["decision.threshold"])]

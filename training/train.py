@@ -50,6 +50,7 @@ TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dens
 MAX_TRAIN_PAIRS = 16000  # one pass over this many pairs takes ~20 minutes on 2 shared cores
 CROSS_PER_TEXT = 2  # hard negatives mined per text across topics
 CROSS_MIN_COSINE = 0.45
+SHIPPED_TRAIN_ROWS = 20000  # train rows shipped in rows.npz for learn's refit: enough to anchor it, ~1 MB
 
 
 def model_dir() -> Path:
@@ -356,27 +357,36 @@ def write_toml(out: Path, settings: dict[str, object]) -> None:
 
 
 def _write_features_toml(out: Path, settings: dict[str, object]) -> None:
-    from aicache.semantic.decision import FEATURES
+    from aicache.semantic.decision import features_toml
 
-    weights: dict[str, object] = settings["weights"]  # type: ignore[assignment]
-    lines = [
-        "# The semantic hit decision: written by `make model` (training/train.py); see training/README.md.",
-        "# version changes whenever the weights change; episodes record it.",
-        f'version = "{settings["version"]}"',
-        'kind = "features"  # logistic regression over decision.pair_features',
-        f"threshold = {settings['threshold']!r}  # calibrated: 95% Clopper-Pearson upper bound on wrong answers <= 1%",
-        f"floor = {settings['floor']!r}  # cosine below which no candidate reaches the model",
-        "",
-        "[features]  # standardised: z = (x - mean) / scale; p = sigmoid(z . coef + bias)",
-        "names = [" + ", ".join(json.dumps(n) for n in FEATURES) + "]",
-        *(f"{key} = [{', '.join(repr(float(v)) for v in weights[key])}]" for key in ("mean", "scale", "coef")),  # type: ignore[attr-defined]
-        f"bias = {float(weights['bias'])!r}",  # type: ignore[arg-type]
-        "",
-        "[calibration]  # on the calibration split (topics never trained on); counts are ordered pairs",
-    ]
-    for key, value in settings["calibration"].items():  # type: ignore[attr-defined]
-        lines.append(f"{key} = {value!r}")
-    (out / "decision.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = features_toml(
+        str(settings["version"]),
+        float(settings["threshold"]),  # type: ignore[arg-type]
+        float(settings["floor"]),  # type: ignore[arg-type]
+        settings["weights"],  # type: ignore[arg-type]
+        {"split": "calibration (topics never trained on)"} | settings["calibration"],  # type: ignore[operator]
+        "The semantic hit decision: written by `make model` (training/train.py); see training/README.md.",
+    )
+    (out / "decision.toml").write_text(text, encoding="utf-8")
+
+
+Rows = tuple[list[list[float]], list[int]]  # features and labels
+
+
+def write_rows(out: Path, train: Rows, cal: Rows, seed: int) -> None:
+    """``rows.npz``: the features and labels of a seeded sample of the train split and of the whole calibration
+    split, shipped so that ``aicache learn`` can refit the weights on the user's labels mixed with these (and
+    not forget them), and check the refit on the calibration topics (``aicache/learn/refit.py``)."""
+    import numpy as np
+
+    chosen = sorted(random.Random(seed).sample(range(len(train[0])), min(SHIPPED_TRAIN_ROWS, len(train[0]))))
+    np.savez_compressed(
+        out / "rows.npz",
+        train_x=np.asarray([train[0][i] for i in chosen], dtype=np.float32),
+        train_y=np.asarray([train[1][i] for i in chosen], dtype=np.uint8),
+        calibration_x=np.asarray(cal[0], dtype=np.float32),
+        calibration_y=np.asarray(cal[1], dtype=np.uint8),
+    )
 
 
 def runtime_scorer(out: Path) -> Any:
@@ -441,24 +451,27 @@ def calibration_table(counts: calibrate.Counts, data: Sequence[pairs.Pair], trai
 
 def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]], vectors: dict, started: float) -> int:
     """Design 2, the shipped one: logistic regression over ``decision.pair_features`` (a few minutes)."""
+    from aicache.semantic.decision import features_version
     from training import features
 
     def rows(data: Sequence[pairs.Pair]) -> list[list[float]]:
         return [features.features(p.a, p.b, cosine(vectors, p.a, p.b)) for p in data]
 
     train_pairs = parts["train"]
-    model = features.FeatureModel().fit(rows(train_pairs), [p.label for p in train_pairs], seed=args.seed)
+    train_rows = rows(train_pairs)
+    model = features.FeatureModel().fit(train_rows, [p.label for p in train_pairs], seed=args.seed)
     trained = time.monotonic() - started
-    sets = {"calibration": parts["calibration"], "test": parts["test"]}
-    sets |= {} if args.limit else pairs.heldout_sets()
-    scores: dict[str, object] = {name: model.predict(rows(data)) for name, data in sets.items()}
     cal = parts["calibration"]
+    cal_rows = rows(cal)
+    sets = {"test": parts["test"]} | ({} if args.limit else pairs.heldout_sets())
+    scores: dict[str, object] = {"calibration": model.predict(cal_rows)}
+    scores |= {name: model.predict(rows(data)) for name, data in sets.items()}
     threshold, counts = calibrated(scores["calibration"], cal, vectors, args.floor)  # type: ignore[arg-type]
     print(f"threshold {threshold:.6f} on calibration: served | wrong | CP upper: {counts.row()}")
     weights = {"mean": model.mean, "scale": model.scale, "coef": model.coef, "bias": model.bias}
-    digest = hashlib.sha256(json.dumps(weights, sort_keys=True).encode()).hexdigest()[:12]
-    version = f"pair-features-{digest}"
+    version = features_version(weights)
     args.out.mkdir(parents=True, exist_ok=True)
+    write_rows(args.out, (train_rows, [p.label for p in train_pairs]), (cal_rows, [p.label for p in cal]), args.seed)
     (args.out / "adapter.npz").unlink(missing_ok=True)  # a cross-encoder's, if one was there
     table = calibration_table(counts, cal, len(train_pairs), trained)
     write_toml(

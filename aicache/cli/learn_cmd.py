@@ -66,7 +66,7 @@ def _propose(conn: Any, found: Study, *, repo: bool, dry_run: bool) -> dict[str,
             _record_run(conn, found, proposal=None)
         return None
     current = settings_repo.read_learned(target.settings_dir / settings_repo.LEARNED_FILE)
-    files = {settings_repo.LEARNED_FILE: run.learned_toml(current, found.changes)}
+    files = {settings_repo.LEARNED_FILE: run.learned_toml(current, found.changes)} | found.artefacts
     shown: dict[str, Any] = {"slug": found.slug, "files": sorted(files), "diff": proposals.preview(target, files)}
     if dry_run:
         return shown
@@ -112,6 +112,8 @@ def _show(found: Study, proposal: dict[str, Any] | None, dry_run: bool) -> None:
             )
         print(line)
         print(f"    {'accepted' if c.accepted else 'kept'}: {c.why}")
+    if found.refit is not None:
+        _show_refit(found.refit)
     for row in found.search.get("hnsw", []):
         print(f"  hnsw M={row['M']} ef={row['ef']}: recall@1 {row['recall_at_1']:.3f}, {row['p50_ms']:.3f} ms")
     for row in found.search.get("candidates", []):
@@ -124,6 +126,25 @@ def _show(found: Study, proposal: dict[str, Any] | None, dry_run: bool) -> None:
         print(f"dry run: would propose branch aicache/learn/<date>-{proposal['slug']}; nothing was written")
     else:
         print(f"proposed {proposal['branch']} (proposal {proposal['id']}): aicache proposals show {proposal['id']}")
+
+
+def _show_refit(found: Any) -> None:
+    before, after = found.baseline, found.after
+    line = f"  refit of {found.base} on {found.user_rows} of your pairs + {found.shipped_rows} shipped rows"
+    if after is not None:
+        line += (
+            f" -> {found.version} at {found.threshold:.3f}; newer data: served {before.served}/{before.right} -> "
+            f"{after.served}/{after.right}, wrong {before.wrong}/{before.wrong_pairs} (<= {before.wrong_bound:.1%})"
+            f" -> {after.wrong}/{after.wrong_pairs} (<= {after.wrong_bound:.1%})"
+        )
+    print(line)
+    if found.shipped_after is not None:
+        shipped = found.shipped_after
+        print(
+            f"    shipped calibration topics: served {shipped.served}/{shipped.right}, "
+            f"wrong {shipped.wrong}/{shipped.wrong_pairs} (<= {shipped.wrong_bound:.1%})"
+        )
+    print(f"    {'accepted' if found.accepted else 'kept'}: {found.why}")
 
 
 def register(app: typer.Typer) -> None:

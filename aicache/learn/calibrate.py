@@ -145,17 +145,18 @@ def calibrate(group: str, pairs: Sequence[LabelledPair], current: float, floor: 
         )
         return Calibration(group, current, None, len(older), before, None, False, why)
     after = outcome(newer, fitted, floor)
+    accepted, why = verdict(before, after, max_wrong)
+    return Calibration(group, current, fitted, len(older), before, after, accepted, why)
+
+
+def verdict(before: Outcome, after: Outcome, max_wrong: float) -> tuple[bool, str]:
+    """Whether ``after`` should replace ``before`` (both measured on the newer part), and why."""
     budget = max(max_wrong, before.wrong_bound)
     if after.wrong_bound > budget:
-        why = f"the fitted threshold breaks the bound on newer data ({after.wrong_bound:.1%} > {budget:.1%})"
-        accepted = False
-    elif before.wrong_bound > max_wrong and after.wrong_bound < before.wrong_bound:
-        why = f"today's threshold breaks the bound on newer data ({before.wrong_bound:.1%}); the fitted one is safer"
-        accepted = abs(fitted - current) > 1e-9
-    elif after.served > before.served:
-        why = f"serves more on newer data ({after.served}/{after.right} vs {before.served}/{before.right}) at the bound"
-        accepted = True
-    else:
-        why = "today's threshold already serves as much on newer data"
-        accepted = False
-    return Calibration(group, current, fitted, len(older), before, after, accepted, why)
+        return False, f"it breaks the bound on newer data ({after.wrong_bound:.1%} > {budget:.1%})"
+    if before.wrong_bound > max_wrong and after.wrong_bound < before.wrong_bound:
+        return True, f"today's setting breaks the bound on newer data ({before.wrong_bound:.1%}); this is safer"
+    if after.served > before.served:
+        counts = f"{after.served}/{after.right} vs {before.served}/{before.right}"
+        return True, f"serves more on newer data ({counts}) at the bound"
+    return False, "today's setting already serves as much on newer data"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aicache.learn import calibrate, labelled, search
+from aicache.learn import calibrate, labelled, refit, search
 from aicache.learn.labelled import LabelledPair
 
 if TYPE_CHECKING:
@@ -40,6 +40,14 @@ class Study:
     changes: dict[str, Any]  # dotted setting -> new value
     episode_ids: list[int] = field(default_factory=list)
     command: str = "aicache learn"
+    refit: refit.Refit | None = None  # None: the decision has no weights to refit (the rules)
+
+    @property
+    def artefacts(self) -> dict[str, bytes]:
+        """Files the proposal carries beside learned.toml: the refitted model, when it passed the gates."""
+        if self.refit is None or not self.refit.accepted or self.refit.artefact is None:
+            return {}
+        return {f"{refit.ARTEFACT_DIR}/decision.toml": self.refit.artefact}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,13 +59,15 @@ class Study:
             "calibrations": [c.to_json() for c in self.calibrations],
             "curve": self.curve,
             "search": self.search,
+            "refit": None if self.refit is None else self.refit.to_json(),
             "changes": self.changes,
             "command": self.command,
         }
 
     @property
     def slug(self) -> str:
-        parts = ["threshold" if any(k.startswith("decision.") for k in self.changes) else ""]
+        decision = "model" if "decision.directory" in self.changes else "threshold"
+        parts = [decision if any(k.startswith("decision.") for k in self.changes) else ""]
         parts.append("ef-search" if "index.ef_search" in self.changes else "")
         return "-".join(p for p in parts if p) or "nothing"
 
@@ -91,6 +101,7 @@ def study(
         calibrate.calibrate(name, members, _current(settings, decision, name), decision.floor, max_wrong)
         for name, members in groups.items()
     ]
+    refitted = _refit(settings, scored, calibrations[0], max_wrong, tick)
     tick("searching index settings", 0, 1)
     found = search.search(conn, settings, scored)
     found["vetoes"] = _vetoes_on_and_off(scored, calibrations[0], decision.floor, max_wrong)
@@ -103,10 +114,35 @@ def study(
         calibrations=calibrations,
         curve=_curve(scored, calibrations[0], decision),
         search=found,
-        changes=_changes(calibrations, found, decision.name),
+        changes=_changes(calibrations, found, decision.name, refitted),
         episode_ids=sorted({p.episode_id for p in scored if p.episode_id is not None}),
         command=command,
+        refit=refitted,
     )
+
+
+def _refit(
+    settings: Settings,
+    pairs: Sequence[LabelledPair],
+    finding: calibrate.Calibration,
+    max_wrong: float,
+    tick: Progress,
+) -> refit.Refit | None:
+    """The model refitted on the older part, measured against what would run without it: today's threshold, or
+    the one calibration proposes."""
+    from aicache.semantic import decide, decision
+
+    if str(settings.get("decision.kind", decide.DEFAULT_KIND)) != "model":
+        return None
+    config = decision.read_config(decision.model_directory(settings))
+    if config.kind != "features":
+        return None
+    tick("refitting the decision model", 0, 1)
+    older, newer = calibrate.split_by_time(pairs)
+    baseline = finding.test_after if finding.accepted and finding.test_after is not None else finding.test_before
+    found = refit.refit(older, newer, config, baseline, max_wrong)
+    tick("refitting the decision model", 1, 1)
+    return found
 
 
 def _vetoes_on_and_off(
@@ -157,7 +193,20 @@ def _curve(pairs: Sequence[LabelledPair], finding: calibrate.Calibration, decisi
     }
 
 
-def _changes(calibrations: Sequence[calibrate.Calibration], found: dict[str, Any], decision: str) -> dict[str, Any]:
+def _changes(
+    calibrations: Sequence[calibrate.Calibration],
+    found: dict[str, Any],
+    decision: str,
+    refitted: refit.Refit | None = None,
+) -> dict[str, Any]:
+    if refitted is not None and refitted.accepted:
+        # a new model: thresholds learned for the old one (global or per template) mean nothing for it
+        return {
+            "decision.directory": refit.ARTEFACT_DIR,
+            "decision.model": refitted.version,
+            "decision.threshold": refitted.threshold,
+            "decision.templates": None,
+        } | found.get("chosen", {})
     changes: dict[str, Any] = {}
     for finding in calibrations:
         if not finding.accepted or finding.fitted is None:
@@ -171,14 +220,17 @@ def _changes(calibrations: Sequence[calibrate.Calibration], found: dict[str, Any
 
 
 def with_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """A copy of settings ``data`` with each dotted setting of ``changes`` set."""
+    """A copy of settings ``data`` with each dotted setting of ``changes`` set (``None``: removed)."""
     merged = copy.deepcopy(data)
     for dotted, value in changes.items():
         node = merged
         *parents, leaf = dotted.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = value
+        if value is None:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
     return merged
 
 
@@ -214,9 +266,32 @@ def evidence(found: Study) -> dict[str, Any]:
             }
             for c in found.calibrations
         ],
+        "refit": None if found.refit is None else _refit_evidence(found.refit),
         "changes": found.changes,
         "command": found.command,
     }
+
+
+def _refit_evidence(found: refit.Refit) -> dict[str, Any]:
+    evidence: dict[str, Any] = {
+        "base": found.base,
+        "version": found.version,
+        "threshold": None if found.threshold is None else round(found.threshold, 6),
+        "user_rows": found.user_rows,
+        "shipped_rows": found.shipped_rows,
+        "accepted": found.accepted,
+    }
+    parts = {
+        "newer_before": found.baseline,
+        "newer_after": found.after,
+        "shipped_calibration_before": found.shipped_before,
+        "shipped_calibration_after": found.shipped_after,
+    }
+    for name, seen in parts.items():
+        evidence[f"{name}_served"] = None if seen is None else f"{seen.served}/{seen.right}"
+        evidence[f"{name}_wrong"] = None if seen is None else f"{seen.wrong}/{seen.wrong_pairs}"
+        evidence[f"{name}_wrong_bound"] = None if seen is None else round(seen.wrong_bound, 4)
+    return evidence
 
 
 def _dates(window: tuple[float, float] | None) -> str | None:

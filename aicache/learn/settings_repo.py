@@ -12,7 +12,8 @@ Two kinds of repository hold them:
 ``learned_settings`` is on every command's path (``config.load``), so it reads ``learned.toml`` from the working
 tree as a plain file: no git process, no GitPython import, and ``tomllib`` only when a file exists.
 Learned files may set only the sections learning owns (``LEARNABLE``): a cloned repository's ``.aicache/``
-must not be able to redirect a provider or its key.
+must not be able to redirect a provider or its key. A refitted decision model travels with its learned.toml:
+``decision.directory`` there must be a folder beside the file, and is read relative to it.
 """
 
 from __future__ import annotations
@@ -129,7 +130,26 @@ def parse_learned(raw: bytes, where: str) -> dict[str, Any]:
             raise ConfigError(
                 f"learned settings {where} set {key!r}: only the sections {', '.join(LEARNABLE)} may be learned"
             )
+    directory = data.get("decision", {}).get("directory")
+    if directory is not None and not _inside(str(directory)):
+        raise ConfigError(
+            f"learned settings {where} set decision.directory {directory!r}: it must name a folder beside "
+            "learned.toml (a relative path without '..')"
+        )
     return data
+
+
+def _inside(relative: str) -> bool:
+    parts = relative.replace("\\", "/").split("/")
+    return bool(relative) and not os.path.isabs(relative) and ".." not in parts
+
+
+def _resolved(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``decision.directory`` of a learned file (a refitted model it carries) as a path beside the file."""
+    directory = data.get("decision", {}).get("directory")
+    if directory is None:
+        return data
+    return _merge(data, {"decision": {"directory": str(folder / str(directory))}})
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -150,5 +170,5 @@ def learned_settings() -> dict[str, Any]:
     """
     merged: dict[str, Any] = {}
     for path in live_files():
-        merged = _merge(merged, read_learned(path))
+        merged = _merge(merged, _resolved(read_learned(path), path.parent))
     return merged

@@ -106,6 +106,48 @@ def read_config(directory: Path) -> DecisionConfig:
         raise ConfigError(f"decision model in {directory}: unreadable decision.toml ({exc})") from None
 
 
+def features_toml(
+    version: str,
+    threshold: float,
+    floor: float,
+    weights: dict[str, Any],
+    calibration: dict[str, Any],
+    origin: str,
+    base: str | None = None,
+) -> str:
+    """The ``decision.toml`` of a feature model (``read_config`` reads it back): ``make model`` and ``learn``'s
+    refit write it. ``origin`` is the first comment line: who wrote the file and how to redo it."""
+    import json
+
+    lines = [
+        f"# {origin}",
+        "# version changes whenever the weights change; episodes record it.",
+        f'version = "{version}"',
+        *([f'base = "{base}"  # the model these weights were refitted from'] if base else []),
+        'kind = "features"  # logistic regression over decision.pair_features',
+        f"threshold = {threshold!r}  # calibrated: 95% Clopper-Pearson upper bound on wrong answers within budget",
+        f"floor = {floor!r}  # cosine below which no candidate reaches the model",
+        "",
+        "[features]  # standardised: z = (x - mean) / scale; p = sigmoid(z . coef + bias)",
+        "names = [" + ", ".join(json.dumps(n) for n in FEATURES) + "]",
+        *(f"{key} = [{', '.join(repr(float(v)) for v in weights[key])}]" for key in ("mean", "scale", "coef")),
+        f"bias = {float(weights['bias'])!r}",
+        "",
+        "[calibration]  # counts are ordered pairs",
+        *(f"{key} = {json.dumps(value)}" for key, value in calibration.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def features_version(weights: dict[str, Any]) -> str:
+    """A feature model's version: a digest of its weights, so equal weights are one version."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(weights, sort_keys=True).encode()).hexdigest()[:12]
+    return f"pair-features-{digest}"
+
+
 @functools.lru_cache(maxsize=4)
 def _config(directory: Path) -> DecisionConfig:
     """``read_config`` once per process: every semantic lookup loads the decision, and the file never changes

@@ -1,0 +1,312 @@
+"""Refit the decision model's weights on the user's own labels, mixed with the shipped training rows.
+
+The feature model's trainable part is a logistic regression (a weight per feature and a bias, in
+``decision.toml``). ``refit`` fits it again on two kinds of rows:
+
+* the shipped rows (``rows.npz``, written by ``make model``: a sample of the train split), so the model keeps
+  what it knew about questions this user never asked (it does not forget);
+* the labelled pairs of the older part of the user's data, given ``USER_SHARE`` of the total weight: enough to
+  move the weights toward this user's questions whatever their number.
+
+It passes the same gates as a threshold (``calibrate``), and one more:
+
+1. its threshold is fitted on scores it did not train on: out-of-fold scores of the older part (each fold's
+   model trained without that fold's topics), bounded within ``max_wrong``;
+2. on the shipped calibration topics (``rows.npz`` holds them too) the bound must stay within the budget as
+   well: the user's questions are not bought with everyone else's;
+3. the newer part tests it against what would run without it (today's decision, or the threshold ``calibrate``
+   proposes); it is proposed only when it serves more there at the bound.
+
+The result is a new ``decision.toml`` (a new version: scores of two versions are not comparable) that the
+proposal carries beside ``learned.toml``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aicache import stats
+from aicache.learn import calibrate
+from aicache.learn.labelled import LabelledPair, topic_of
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from aicache.semantic.decision import DecisionConfig
+
+USER_SHARE = 0.3  # of the total sample weight; the shipped rows keep the rest
+FOLDS = 5  # out-of-fold scores for the threshold
+L2 = 1.0  # the penalty `make model` fits with (scikit-learn's C = 1)
+ROWS_FILE = "rows.npz"
+ARTEFACT_DIR = "decision"  # inside the settings folder: the proposal's decision.toml goes here
+ORIGIN = "The semantic hit decision refitted by `aicache learn` on your labels mixed with the shipped rows."
+
+
+@dataclass(frozen=True)
+class Refit:
+    """What refitting found: the new model's outcome on the newer part and on the shipped calibration topics."""
+
+    base: str  # the version refitted from
+    user_rows: int
+    shipped_rows: int
+    baseline: calibrate.Outcome  # the newer part, with what would run without the refit
+    accepted: bool
+    why: str
+    version: str | None = None
+    threshold: float | None = None
+    after: calibrate.Outcome | None = None
+    shipped_before: calibrate.Outcome | None = None  # the shipped calibration topics, today's model
+    shipped_after: calibrate.Outcome | None = None
+    artefact: bytes | None = None  # the new decision.toml
+
+    def to_json(self) -> dict[str, Any]:
+        shown = lambda o: None if o is None else o.to_json()  # noqa: E731
+        return {
+            "base": self.base,
+            "version": self.version,
+            "threshold": None if self.threshold is None else round(self.threshold, 4),
+            "user_rows": self.user_rows,
+            "shipped_rows": self.shipped_rows,
+            "user_share": USER_SHARE,
+            "newer_before": self.baseline.to_json(),
+            "newer_after": shown(self.after),
+            "shipped_calibration_before": shown(self.shipped_before),
+            "shipped_calibration_after": shown(self.shipped_after),
+            "accepted": self.accepted,
+            "why": self.why,
+        }
+
+
+@dataclass(frozen=True)
+class Weights:
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    bias: float
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+
+        z = (rows - self.mean) / self.scale
+        return _sigmoid(z @ self.coef + self.bias)
+
+    def to_toml(self) -> dict[str, Any]:
+        return {
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "bias": float(self.bias),
+        }
+
+
+def refit(
+    older: Sequence[LabelledPair],
+    newer: Sequence[LabelledPair],
+    config: DecisionConfig,
+    baseline: calibrate.Outcome,
+    max_wrong: float,
+) -> Refit:
+    """Refit on ``older`` (+ the shipped rows), test on ``newer`` against ``baseline``, and decide."""
+    import numpy as np
+
+    current = _weights(config)
+    shipped = _shipped_rows(config.directory)
+    base = {"base": config.version, "baseline": baseline}
+    if shipped is None:
+        return Refit(**base, user_rows=0, shipped_rows=0, accepted=False, why="this model ships no rows to refit with")
+    train_x, train_y, cal_x, cal_y = shipped
+    fit_part = [p for p in older if _scored(p, config.floor)]
+    need = calibrate.minimum_wrong_pairs(max_wrong)
+    have = sum(not p.good for p in fit_part)
+    sizes = {"user_rows": len(fit_part), "shipped_rows": len(train_y)}
+    if have < need or len({topic_of(p) for p in fit_part}) < FOLDS:
+        why = f"not enough data: refitting needs at least {need} wrong-answer labels, and the older part has {have}"
+        return Refit(**base, **sizes, accepted=False, why=why)
+
+    user_x, user_y = _rows(fit_part), np.asarray([p.good for p in fit_part], dtype=np.float64)
+    out_of_fold = np.zeros(len(fit_part))
+    folds = np.asarray([int(topic_of(p)[:8], 16) % FOLDS for p in fit_part])
+    for fold in range(FOLDS):
+        held = folds == fold
+        model = _fit(current, train_x, train_y, user_x[~held], user_y[~held])
+        out_of_fold[held] = model.scores(user_x[held])
+    model = _fit(current, train_x, train_y, user_x, user_y)
+
+    wrong_newer = sum(not p.good for p in newer)
+    user_threshold = _threshold(out_of_fold, user_y, sum(not p.good for p in older), max_wrong, wrong_newer)
+    shipped_ok = cal_x[:, 0] >= config.floor  # column 0 is the cosine: the floor applies as in training
+    shipped_scores = model.scores(cal_x)
+    shipped_threshold = stats.most_permissive(
+        [float(s) for s, ok, y in zip(shipped_scores, shipped_ok, cal_y, strict=True) if ok and not y],
+        int((cal_y == 0).sum()),
+        max_wrong,
+    )
+    if user_threshold is None or shipped_threshold is None:
+        why = "no threshold of the refitted model keeps wrong answers within the bound"
+        return Refit(**base, **sizes, accepted=False, why=why)
+    threshold = math.ceil(max(user_threshold, shipped_threshold, 0.0) * 1e6) / 1e6  # never below a near-miss
+    rescored = [replace(p, score=float(s)) for p, s in zip(newer, model.scores(_rows(newer)), strict=True)]
+    after = calibrate.outcome(rescored, threshold, config.floor)
+    accepted, why = calibrate.verdict(baseline, after, max_wrong)
+    shipped_before = _outcome(current.scores(cal_x), cal_y, shipped_ok, config.threshold)
+    shipped_after = _outcome(shipped_scores, cal_y, shipped_ok, threshold)
+    version = _version(model)
+    artefact = _artefact(config, model, version, threshold, after, len(fit_part), len(train_y))
+    return Refit(
+        **base,
+        **sizes,
+        accepted=accepted,
+        why=why,
+        version=version,
+        threshold=threshold,
+        after=after,
+        shipped_before=shipped_before,
+        shipped_after=shipped_after,
+        artefact=artefact,
+    )
+
+
+def _scored(pair: LabelledPair, floor: float) -> bool:
+    """Pairs the model would judge at all: above the cosine floor and not vetoed by an exact rule."""
+    return pair.similarity >= floor and not pair.vetoed
+
+
+def _threshold(
+    scores: np.ndarray, labels: np.ndarray, total_wrong: int, max_wrong: float, check_size: int
+) -> float | None:
+    """The most permissive threshold on out-of-fold scores; wrong pairs the model never judges count as refused."""
+    servable = [float(s) for s, y in zip(scores, labels, strict=True) if not y]
+    return stats.most_permissive(servable, total_wrong, max_wrong, check_size=check_size)
+
+
+def _outcome(scores: np.ndarray, labels: np.ndarray, eligible: np.ndarray, threshold: float) -> calibrate.Outcome:
+    served = eligible & (scores >= threshold)
+    return calibrate.Outcome(
+        threshold,
+        int((served & (labels == 1)).sum()),
+        int((labels == 1).sum()),
+        int((served & (labels == 0)).sum()),
+        int((labels == 0).sum()),
+    )
+
+
+def _weights(config: DecisionConfig) -> Weights:
+    import numpy as np
+
+    w = config.weights
+    return Weights(
+        np.asarray(w["mean"], dtype=np.float64),
+        np.asarray(w["scale"], dtype=np.float64),
+        np.asarray(w["coef"], dtype=np.float64),
+        float(w["bias"]),
+    )
+
+
+def _shipped_rows(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The rows of the model's own directory (a ``make model --out`` one), else those the package ships."""
+    import numpy as np
+
+    from aicache.semantic.decision import DATA_DIR
+
+    for path in (directory / ROWS_FILE, DATA_DIR / ROWS_FILE):
+        if path.is_file():
+            with np.load(path) as rows:
+                return (
+                    rows["train_x"].astype(np.float64),
+                    rows["train_y"].astype(np.float64),
+                    rows["calibration_x"].astype(np.float64),
+                    rows["calibration_y"].astype(np.float64),
+                )
+    return None
+
+
+def _rows(pairs: Sequence[LabelledPair]) -> np.ndarray:
+    import numpy as np
+
+    from aicache.semantic.decision import FEATURES, pair_features
+
+    rows = [pair_features(p.cached, p.question, p.similarity) for p in pairs]
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
+
+
+def _fit(start: Weights, ship_x: np.ndarray, ship_y: np.ndarray, user_x: np.ndarray, user_y: np.ndarray) -> Weights:
+    """The weighted logistic regression on both kinds of rows, with ``start``'s standardisation."""
+    import numpy as np
+
+    user_weight = USER_SHARE / (1 - USER_SHARE) * len(ship_y) / max(len(user_y), 1)
+    x = (np.vstack([ship_x, user_x]) - start.mean) / start.scale
+    x = np.hstack([x, np.ones((len(x), 1))])
+    y = np.concatenate([ship_y, user_y])
+    weight = np.concatenate([np.ones(len(ship_y)), np.full(len(user_y), user_weight)])
+    coef = _newton(x, y, weight)
+    return Weights(start.mean, start.scale, coef[:-1], float(coef[-1]))
+
+
+def _newton(x: np.ndarray, y: np.ndarray, weight: np.ndarray, steps: int = 100) -> np.ndarray:
+    """Minimise the weighted log loss plus L2 / 2 * |coef|^2 (not on the bias) by Newton's method with step
+    halving: the problem is convex, a few dozen features converge in a handful of steps, with numpy alone."""
+    import numpy as np
+
+    penalty = np.full(x.shape[1], L2)
+    penalty[-1] = 0.0
+
+    def loss(w: np.ndarray) -> float:
+        logits = x @ w
+        return float(weight @ (np.logaddexp(0.0, logits) - y * logits) + 0.5 * penalty @ (w * w))
+
+    w = np.zeros(x.shape[1])
+    current = loss(w)
+    for _ in range(steps):
+        p = _sigmoid(x @ w)
+        gradient = x.T @ (weight * (p - y)) + penalty * w
+        hessian = (x * (weight * p * (1 - p))[:, None]).T @ x + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hessian, gradient)
+        size = 1.0
+        while size > 1e-6 and loss(w - size * step) > current:
+            size /= 2
+        w = w - size * step
+        current = loss(w)
+        if float(np.abs(size * step).max()) < 1e-10:
+            break
+    return w
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return 1.0 / (1.0 + np.exp(-np.clip(logits, -500.0, 500.0)))  # clipped: exp overflows past ~709
+
+
+def _version(model: Weights) -> str:
+    from aicache.semantic.decision import features_version
+
+    return features_version(model.to_toml())
+
+
+def _artefact(
+    config: DecisionConfig,
+    model: Weights,
+    version: str,
+    threshold: float,
+    after: calibrate.Outcome,
+    user_rows: int,
+    shipped_rows: int,
+) -> bytes:
+    from aicache.semantic.decision import features_toml
+
+    calibration = {
+        "split": "the newer part of your labels (by time); the threshold was fitted on the older part",
+        "user_rows": user_rows,
+        "shipped_rows": shipped_rows,
+        "user_share": USER_SHARE,
+        "near_misses": after.wrong_pairs,
+        "near_misses_served": after.wrong,
+        "wrong_upper_bound": round(after.wrong_bound, 5),
+        "paraphrases": after.right,
+        "paraphrases_served": after.served,
+    }
+    text = features_toml(version, threshold, config.floor, model.to_toml(), calibration, ORIGIN, base=config.version)
+    return text.encode("utf-8")
