@@ -51,11 +51,11 @@ class Refit:
     """What refitting found: the new model's outcome on the newer part and on the shipped calibration topics."""
 
     base: str  # the version refitted from
-    user_rows: int
-    shipped_rows: int
     baseline: calibrate.Outcome  # the newer part, with what would run without the refit
     accepted: bool
     why: str
+    user_rows: int = 0
+    shipped_rows: int = 0
     version: str | None = None
     threshold: float | None = None
     after: calibrate.Outcome | None = None
@@ -110,63 +110,83 @@ def refit(
     max_wrong: float,
 ) -> Refit:
     """Refit on ``older`` (+ the shipped rows), test on ``newer`` against ``baseline``, and decide."""
-    import numpy as np
-
-    current = _weights(config)
+    kept = Refit(base=config.version, baseline=baseline, accepted=False, why="")
     shipped = _shipped_rows(config.directory)
-    base = {"base": config.version, "baseline": baseline}
     if shipped is None:
-        return Refit(**base, user_rows=0, shipped_rows=0, accepted=False, why="this model ships no rows to refit with")
-    train_x, train_y, cal_x, cal_y = shipped
+        return replace(kept, why="this model ships no rows to refit with")
     fit_part = [p for p in older if _scored(p, config.floor)]
-    need = calibrate.minimum_wrong_pairs(max_wrong)
-    have = sum(not p.good for p in fit_part)
-    sizes = {"user_rows": len(fit_part), "shipped_rows": len(train_y)}
+    kept = replace(kept, user_rows=len(fit_part), shipped_rows=len(shipped.train_y))
+    need, have = calibrate.minimum_wrong_pairs(max_wrong), sum(not p.good for p in fit_part)
     if have < need or len({topic_of(p) for p in fit_part}) < FOLDS:
         why = f"not enough data: refitting needs at least {need} wrong-answer labels, and the older part has {have}"
-        return Refit(**base, **sizes, accepted=False, why=why)
-
-    user_x, user_y = _rows(fit_part), np.asarray([p.good for p in fit_part], dtype=np.float64)
-    out_of_fold = np.zeros(len(fit_part))
-    folds = np.asarray([int(topic_of(p)[:8], 16) % FOLDS for p in fit_part])
-    for fold in range(FOLDS):
-        held = folds == fold
-        model = _fit(current, train_x, train_y, user_x[~held], user_y[~held])
-        out_of_fold[held] = model.scores(user_x[held])
-    model = _fit(current, train_x, train_y, user_x, user_y)
-
+        return replace(kept, why=why)
+    model, out_of_fold = _fit_user(config, shipped, fit_part)
     wrong_newer = sum(not p.good for p in newer)
-    user_threshold = _threshold(out_of_fold, user_y, sum(not p.good for p in older), max_wrong, wrong_newer)
-    shipped_ok = cal_x[:, 0] >= config.floor  # column 0 is the cosine: the floor applies as in training
-    shipped_scores = model.scores(cal_x)
-    shipped_threshold = stats.most_permissive(
-        [float(s) for s, ok, y in zip(shipped_scores, shipped_ok, cal_y, strict=True) if ok and not y],
-        int((cal_y == 0).sum()),
-        max_wrong,
-    )
+    user_threshold = _threshold(out_of_fold, sum(not p.good for p in older), max_wrong, wrong_newer)
+    shipped_threshold = _threshold(shipped.servable(model, config.floor), shipped.wrong_pairs, max_wrong, 0)
     if user_threshold is None or shipped_threshold is None:
-        why = "no threshold of the refitted model keeps wrong answers within the bound"
-        return Refit(**base, **sizes, accepted=False, why=why)
+        return replace(kept, why="no threshold of the refitted model keeps wrong answers within the bound")
     threshold = math.ceil(max(user_threshold, shipped_threshold, 0.0) * 1e6) / 1e6  # never below a near-miss
     rescored = [replace(p, score=float(s)) for p, s in zip(newer, model.scores(_rows(newer)), strict=True)]
     after = calibrate.outcome(rescored, threshold, config.floor)
     accepted, why = calibrate.verdict(baseline, after, max_wrong)
-    shipped_before = _outcome(current.scores(cal_x), cal_y, shipped_ok, config.threshold)
-    shipped_after = _outcome(shipped_scores, cal_y, shipped_ok, threshold)
     version = _version(model)
-    artefact = _artefact(config, model, version, threshold, after, len(fit_part), len(train_y))
-    return Refit(
-        **base,
-        **sizes,
+    return replace(
+        kept,
         accepted=accepted,
         why=why,
         version=version,
         threshold=threshold,
         after=after,
-        shipped_before=shipped_before,
-        shipped_after=shipped_after,
-        artefact=artefact,
+        shipped_before=shipped.outcome(_weights(config), config.floor, config.threshold),
+        shipped_after=shipped.outcome(model, config.floor, threshold),
+        artefact=_artefact(config, model, version, threshold, after, kept.user_rows, kept.shipped_rows),
     )
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """``rows.npz``: features and labels of shipped train rows, and of the calibration topics."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    calibration_x: np.ndarray
+    calibration_y: np.ndarray
+
+    @property
+    def wrong_pairs(self) -> int:
+        return int((self.calibration_y == 0).sum())
+
+    def _eligible(self, floor: float) -> np.ndarray:
+        return self.calibration_x[:, 0] >= floor  # column 0 is the cosine: the floor applies as in training
+
+    def servable(self, model: Weights, floor: float) -> list[float]:
+        """The scores of the calibration near-misses a threshold could serve."""
+        wrong = self._eligible(floor) & (self.calibration_y == 0)
+        return [float(s) for s in model.scores(self.calibration_x[wrong])]
+
+    def outcome(self, model: Weights, floor: float, threshold: float) -> calibrate.Outcome:
+        served = self._eligible(floor) & (model.scores(self.calibration_x) >= threshold)
+        right = self.calibration_y == 1
+        return calibrate.Outcome(
+            threshold, int((served & right).sum()), int(right.sum()), int((served & ~right).sum()), self.wrong_pairs
+        )
+
+
+def _fit_user(config: DecisionConfig, shipped: Shipped, pairs: Sequence[LabelledPair]) -> tuple[Weights, list[float]]:
+    """The model fitted on every pair, and the out-of-fold scores of the wrong pairs (each fold's model trained
+    without that fold's topics): what the threshold is fitted on."""
+    import numpy as np
+
+    current = _weights(config)
+    x, y = _rows(pairs), np.asarray([p.good for p in pairs], dtype=np.float64)
+    folds = np.asarray([int(topic_of(p)[:8], 16) % FOLDS for p in pairs])
+    out_of_fold: list[float] = []
+    for fold in range(FOLDS):
+        held = (folds == fold) & (y == 0)
+        model = _fit(current, shipped, x[folds != fold], y[folds != fold])
+        out_of_fold.extend(float(s) for s in model.scores(x[held]))
+    return _fit(current, shipped, x, y), out_of_fold
 
 
 def _scored(pair: LabelledPair, floor: float) -> bool:
@@ -174,23 +194,9 @@ def _scored(pair: LabelledPair, floor: float) -> bool:
     return pair.similarity >= floor and not pair.vetoed
 
 
-def _threshold(
-    scores: np.ndarray, labels: np.ndarray, total_wrong: int, max_wrong: float, check_size: int
-) -> float | None:
-    """The most permissive threshold on out-of-fold scores; wrong pairs the model never judges count as refused."""
-    servable = [float(s) for s, y in zip(scores, labels, strict=True) if not y]
+def _threshold(servable: list[float], total_wrong: int, max_wrong: float, check_size: int) -> float | None:
+    """The most permissive threshold; wrong pairs never servable (under the floor, vetoed) count as refused."""
     return stats.most_permissive(servable, total_wrong, max_wrong, check_size=check_size)
-
-
-def _outcome(scores: np.ndarray, labels: np.ndarray, eligible: np.ndarray, threshold: float) -> calibrate.Outcome:
-    served = eligible & (scores >= threshold)
-    return calibrate.Outcome(
-        threshold,
-        int((served & (labels == 1)).sum()),
-        int((labels == 1).sum()),
-        int((served & (labels == 0)).sum()),
-        int((labels == 0).sum()),
-    )
 
 
 def _weights(config: DecisionConfig) -> Weights:
@@ -205,7 +211,7 @@ def _weights(config: DecisionConfig) -> Weights:
     )
 
 
-def _shipped_rows(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+def _shipped_rows(directory: Path) -> Shipped | None:
     """The rows of the model's own directory (a ``make model --out`` one), else those the package ships."""
     import numpy as np
 
@@ -214,12 +220,8 @@ def _shipped_rows(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     for path in (directory / ROWS_FILE, DATA_DIR / ROWS_FILE):
         if path.is_file():
             with np.load(path) as rows:
-                return (
-                    rows["train_x"].astype(np.float64),
-                    rows["train_y"].astype(np.float64),
-                    rows["calibration_x"].astype(np.float64),
-                    rows["calibration_y"].astype(np.float64),
-                )
+                names = ("train_x", "train_y", "calibration_x", "calibration_y")
+                return Shipped(*(rows[name].astype(np.float64) for name in names))
     return None
 
 
@@ -232,10 +234,11 @@ def _rows(pairs: Sequence[LabelledPair]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
 
 
-def _fit(start: Weights, ship_x: np.ndarray, ship_y: np.ndarray, user_x: np.ndarray, user_y: np.ndarray) -> Weights:
+def _fit(start: Weights, shipped: Shipped, user_x: np.ndarray, user_y: np.ndarray) -> Weights:
     """The weighted logistic regression on both kinds of rows, with ``start``'s standardisation."""
     import numpy as np
 
+    ship_x, ship_y = shipped.train_x, shipped.train_y
     user_weight = USER_SHARE / (1 - USER_SHARE) * len(ship_y) / max(len(user_y), 1)
     x = (np.vstack([ship_x, user_x]) - start.mean) / start.scale
     x = np.hstack([x, np.ones((len(x), 1))])
