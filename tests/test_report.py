@@ -47,6 +47,9 @@ def test_a_full_result_renders_every_section_with_its_three_plots() -> None:
     calibrations = section(page, "calibrations")
     assert "git-commit-message" in calibrations and "too few wrong pairs to bound" in calibrations
     assert "served 92/420 (21.9%)" in calibrations and "wrong 1/640 (0.16%, &le;&nbsp;0.74%)" in calibrations
+    refit = section(page, "refit")
+    assert "pair-features-68ba177975bb</code> &rarr; <code>pair-features-42ba945dd4a7" in refit
+    assert "163 + 20,000" in refit and "the threshold alone serves as much" in refit
     assert "1,791 asks over 45 days" in section(page, "history")
     search = section(page, "search")
     assert "index.ef_search = 64" in search and "sentence-transformers/all-MiniLM-L6-v2" in search

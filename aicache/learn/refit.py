@@ -116,7 +116,8 @@ def refit(
         return replace(kept, why="this model ships no rows to refit with")
     fit_part = [p for p in older if _scored(p, config.floor)]
     kept = replace(kept, user_rows=len(fit_part), shipped_rows=len(shipped.train_y))
-    need, have = calibrate.minimum_wrong_pairs(max_wrong), sum(not p.good for p in fit_part)
+    # as for a threshold: wrong pairs the model never judges (under the floor, vetoed) count as refused
+    need, have = calibrate.minimum_wrong_pairs(max_wrong), sum(not p.good for p in older)
     if have < need or len({topic_of(p) for p in fit_part}) < FOLDS:
         why = f"not enough data: refitting needs at least {need} wrong-answer labels, and the older part has {have}"
         return replace(kept, why=why)

@@ -50,6 +50,7 @@ def render(result: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> s
         _header(result),
         _operating_point(result, figure),
         _calibrations(result.get("calibrations") or []),
+        _refit(result.get("refit")),
         _history(history, figure),
     ]
     if result.get("search"):
@@ -265,6 +266,37 @@ def _calibrations(calibrations: Sequence[Mapping[str, Any]]) -> str:
         "served, then wrong answers served with their 95% upper bound.</p>"
     )
     return f"{title}<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>{note}</section>"
+
+
+def _refit(found: Mapping[str, Any] | None) -> str:
+    title = '<section id="refit"><h2>Refitted model</h2>'
+    if not found:
+        return f'{title}<p class="thin">This decision has no weights to refit.</p></section>'
+    accepted = bool(found.get("accepted"))
+    head = (
+        "<tr><th>model</th><th>threshold</th><th>rows: yours + shipped</th><th>newer part, without it</th>"
+        "<th>newer part, refitted</th><th>shipped calibration topics, refitted</th><th>accepted</th><th>why</th></tr>"
+    )
+    version = found.get("version")
+    row = (
+        "<tr>"
+        f"<td><code>{_e(found.get('base', ''))}</code>"
+        f"{f' &rarr; <code>{_e(version)}</code>' if version else ''}</td>"
+        f"<td>{_num(found.get('threshold'))}</td>"
+        f"<td>{_int(found.get('user_rows', 0))} + {_int(found.get('shipped_rows', 0))}</td>"
+        f"<td>{_outcome(found.get('newer_before'))}</td>"
+        f"<td>{_outcome(found.get('newer_after'))}</td>"
+        f"<td>{_outcome(found.get('shipped_calibration_after'))}</td>"
+        f'<td class="{"yes" if accepted else "no"}">{"yes" if accepted else "no"}</td>'
+        f"<td>{_e(found.get('why', ''))}</td>"
+        "</tr>"
+    )
+    note = (
+        "<p>The model's weights fitted again on your older labels mixed with the shipped training rows, its "
+        "threshold chosen on scores it did not train on, and kept within the bound on the topics the shipped model "
+        "was calibrated on.</p>"
+    )
+    return f"{title}<table><thead>{head}</thead><tbody>{row}</tbody></table>{note}</section>"
 
 
 def _history(history: Sequence[Mapping[str, Any]], figure: FigureFactory) -> str:
