@@ -175,13 +175,14 @@ def heldout_sets(tests_dir: Path = TESTS_DATA) -> dict[str, list[Pair]]:
     }
 
 
-def write_test_split(out: Path, data_dir: Path = DATA) -> list[Path]:
+def write_test_split(out: Path, data_dir: Path = DATA, split: str = "test") -> list[Path]:
     """The test topics of the hand-written families, developer and everyday, as two topic files in ``out`` (for
-    ``benchmarks/bench_eval.py`` and ``benchmarks/learn_scenario.py``: topics nothing was trained or calibrated on)."""
+    ``benchmarks/bench_eval.py`` and ``benchmarks/learn_scenario.py``: topics nothing was trained or calibrated on).
+    ``split="calibration"``: the topics the shipped threshold was chosen on (never trained on)."""
     written = []
     for kind in ("dev", "everyday"):
         rows = [row for path in sorted(data_dir.glob(f"topics-{kind}-*.jsonl")) for row in read_jsonl(path)]
-        target = out / f"test-split-{kind}.jsonl"
-        target.write_text("".join(json.dumps(r) + "\n" for r in rows if split_of(r["id"]) == "test"), encoding="utf-8")
+        target = out / f"{split}-split-{kind}.jsonl"
+        target.write_text("".join(json.dumps(r) + "\n" for r in rows if split_of(r["id"]) == split), encoding="utf-8")
         written.append(target)
     return written
