@@ -106,6 +106,7 @@ def _preload(settings: Any) -> None:
 
         verify.load_lexicon()
         _load_embedder(settings)
+        _load_decision(settings)
     os.chdir("/")  # hold no user directory open
 
 
@@ -297,6 +298,16 @@ def _load_embedder(settings: Any) -> None:
 
     if settings.get("cache.semantic", True) and embeddings.is_prepared(settings):
         embeddings.get_embedder(settings, threads=1)
+
+
+def _load_decision(settings: Any) -> None:
+    """The hit decision's model (its weights, or its exported session), if it needs no preparation first."""
+    from aicache.errors import ConfigError
+    from aicache.semantic import decide, decision
+
+    if settings.get("decision.kind", decide.DEFAULT_KIND) == "model" and decision.is_prepared(settings):
+        with contextlib.suppress(ConfigError):  # a broken model directory is reported by the command itself
+            decide.load(settings)
 
 
 def _rss_mb() -> float:
