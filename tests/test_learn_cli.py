@@ -64,21 +64,62 @@ def test_a_dry_run_writes_nothing_and_a_real_run_does_what_it_showed(aicache_hom
         ).stdout
     )
     assert [p["branch"] for p in listed["proposals"]] == [real["proposal"]["branch"]]
-    # On these pairs the refitted model serves more of the newer part at the bound than any threshold of today's
-    # (see the README): the proposal carries it, and once applied every command judges with it.
-    refitted = real["learn"]["refit"]
-    assert refitted["accepted"] and real["proposal"]["files"] == ["decision/decision.toml", "learned.toml"]
-    subprocess.run([*AICACHE, "proposals", "apply", str(real["proposal"]["id"])], env=cli_env(aicache_home), check=True)
+
+
+def confused_model(folder: Path) -> Path:
+    """The shipped decision with the weights of opposite words and actions turned around: it ranks "disable" above
+    "turn on" for "enable", so no threshold of it can serve the one without the other."""
+    from aicache.semantic import decision
+
+    config = decision.read_config(decision.DATA_DIR)
+    coef = list(config.weights["coef"])
+    for name in ("rule: opposite words", "rule: different action"):
+        coef[decision.FEATURES.index(name)] = 6.0
+    weights = dict(config.weights, coef=coef)
+    text = decision.features_toml("pair-features-confused", config.threshold, config.floor, weights, {}, "a test")
+    folder.mkdir(parents=True)
+    (folder / "decision.toml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def logging_topics(path: Path, count: int) -> Path:
+    """Topics whose paraphrase says it in other words and whose near-miss asks the opposite."""
+    rows = [
+        {
+            "id": f"logging-{i}",
+            "question": f"how do I enable logging for service{i}",
+            "paraphrases": [f"how can I turn on logging for service{i}"],
+            "negatives": [f"how do I disable logging for service{i}"],
+        }
+        for i in range(count)
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("model_home")
+def test_a_refitted_model_travels_in_its_proposal_and_judges_once_applied(aicache_home: Path, tmp_path: Path) -> None:
+    confused = confused_model(tmp_path / "confused")
+    (aicache_home / "config.toml").write_text(f'[decision]\ndirectory = "{confused}"\n', encoding="utf-8")
+    pairs = logging_topics(tmp_path / "logging.jsonl", 1000)  # the newer 40% must be able to show 1%
+    found = json.loads(learn(aicache_home, "--pairs", str(pairs), "--json").stdout)
+    refitted = found["learn"]["refit"]
+    assert refitted["base"] == "pair-features-confused" and refitted["accepted"], refitted["why"]
+    assert refitted["newer_after"]["served"] > refitted["newer_before"]["served"]
+    assert refitted["newer_after"]["wrong_upper95"] <= 0.01
+    assert found["proposal"]["files"] == ["decision/decision.toml", "learned.toml"]
+    subprocess.run(
+        [*AICACHE, "proposals", "apply", str(found["proposal"]["id"])], env=cli_env(aicache_home), check=True
+    )
+    # config.toml names the confused model and wins over learned settings: once it goes, the applied model judges
+    (aicache_home / "config.toml").unlink()
+    probe = "from aicache import config\nfrom aicache.semantic import decide\nd = decide.load(config.load())\n"
     used = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from aicache import config\nfrom aicache.semantic import decide\n"
-            "print(decide.load(config.load()).name, decide.load(config.load()).threshold)",
-        ],
+        [sys.executable, "-c", probe + "print(d.name, d.threshold)"],
         capture_output=True,
         env=cli_env(aicache_home),
         check=True,
         text=True,
     ).stdout.split()
-    assert used == [f"model:{refitted['version']}", str(real["learn"]["changes"]["decision.threshold"])]
+    assert used == [f"model:{refitted['version']}", str(found["learn"]["changes"]["decision.threshold"])]

@@ -290,6 +290,8 @@ FEATURES = (
     "length ratio",
     "log length ratio squared",
     "words on one side only",
+    "content overlap",
+    "content on one side only",
 )
 
 
@@ -301,7 +303,8 @@ def pair_features(cached: str, new: str, cosine: float) -> list[float]:
     from aicache.semantic import verify
 
     lex = verify.load_lexicon()
-    reasons = verify.compare(lex.analyse(new), lex.analyse(cached), lex)
+    new_analysis, cached_analysis = lex.analyse(new), lex.analyse(cached)
+    reasons = verify.compare(new_analysis, cached_analysis, lex)
     verdict = verify.verify(new, cached, cosine, threshold=0.0)
     flags = [0.0] * len(RULES)
     for reason in reasons:
@@ -312,6 +315,7 @@ def pair_features(cached: str, new: str, cosine: float) -> list[float]:
     words = re.compile(r"[a-z0-9]+")
     wa, wb = set(words.findall(cached.lower())), set(words.findall(new.lower()))
     la, lb = max(1, len(cached.split())), max(1, len(new.split()))
+    ca, cb = cached_analysis.content, new_analysis.content
     return [
         cosine,
         cosine * cosine,
@@ -323,6 +327,10 @@ def pair_features(cached: str, new: str, cosine: float) -> list[float]:
         min(la, lb) / max(la, lb),
         math.log(la / lb) ** 2,
         float(len(wa ^ wb)),
+        # the same on what the words mean (synonyms one concept, function words left out): a changed "the" is
+        # not a changed "merge"
+        len(ca & cb) / max(1, len(ca | cb)),
+        float(len(ca ^ cb)),
     ]
 
 
