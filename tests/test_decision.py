@@ -130,3 +130,24 @@ def test_the_shipped_model_scores_paraphrases_above_near_misses() -> None:
         assert served >= model.threshold > refused
     assert model.score("anything", []) == []
     assert decision.is_prepared(Settings({}))
+
+
+def test_pair_features_carry_the_verifiers_own_verdict() -> None:
+    """The features reuse the rules' reasons for the verdict instead of comparing the pair twice: the verdict
+    must be the one ``verify`` gives, on every pair of the dev set, at similarities across its thresholds."""
+    from aicache.semantic import verify
+
+    accepts, gray = decision.FEATURES.index("verifier accepts"), decision.FEATURES.index("verifier gray zone")
+    families = [
+        json.loads(line)
+        for line in (ROOT / "tests" / "data" / "dev-pairs.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    checked = 0
+    for family in families[:40]:
+        for other in [*family["paraphrases"], *family["negatives"]]:
+            for similarity in (-0.1, 0.3, 0.65, 0.95):
+                features = decision.pair_features(family["question"], other, similarity)
+                verdict = verify.verify(other, family["question"], similarity, threshold=0.0)
+                assert (features[accepts], features[gray]) == (float(verdict.accepted), float(verdict.gray_zone))
+                checked += 1
+    assert checked > 400

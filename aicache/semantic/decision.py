@@ -305,7 +305,11 @@ def pair_features(cached: str, new: str, cosine: float) -> list[float]:
     lex = verify.load_lexicon()
     new_analysis, cached_analysis = lex.analyse(new), lex.analyse(cached)
     reasons = verify.compare(new_analysis, cached_analysis, lex)
-    verdict = verify.verify(new, cached, cosine, threshold=0.0)
+    verdict = (
+        verify.verdict_of(new_analysis, cached_analysis, reasons, cosine, 0.0)
+        if cosine >= 0.0
+        else verify.verify(new, cached, cosine, threshold=0.0)  # below any threshold: refused for that alone
+    )
     flags = [0.0] * len(RULES)
     for reason in reasons:
         for i, prefix in enumerate(RULES):

@@ -90,7 +90,19 @@ def verify(
         return Verdict(False, (f"similarity {similarity:.2f} below threshold {limit:.2f}",), similarity, limit)
     lex = lexicon or load_lexicon()
     ours, theirs = lex.analyse(query), lex.analyse(candidate)
-    reasons = compare(ours, theirs, lex)
+    return verdict_of(ours, theirs, compare(ours, theirs, lex), similarity, limit, reworded_threshold)
+
+
+def verdict_of(
+    ours: Analysis,
+    theirs: Analysis,
+    reasons: list[str],
+    similarity: float,
+    limit: float,
+    reworded_threshold: float | None = None,
+) -> Verdict:
+    """``verify``'s verdict from an analysed pair and its rules' ``reasons`` (``compare``), for a caller that
+    has them already; ``similarity`` must have reached ``limit``."""
     if reasons:
         return Verdict(False, tuple(reasons), similarity, limit)
     reworded = max(limit, REWORDED_THRESHOLD if reworded_threshold is None else reworded_threshold)
