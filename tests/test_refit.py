@@ -68,7 +68,7 @@ def stingy_model() -> decision.DecisionConfig:
 
 
 def scored_with(config: decision.DecisionConfig, pairs: list[LabelledPair]) -> list[LabelledPair]:
-    model = refit._weights(config)
+    model = decision.Weights.of(config.weights)
     return [
         dataclasses.replace(p, score=float(s)) for p, s in zip(pairs, model.scores(refit._rows(pairs)), strict=True)
     ]

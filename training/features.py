@@ -62,7 +62,8 @@ class FeatureModel:
         return self
 
     def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
-        import numpy as np
+        """Scored as the runtime scores them (``decision.Weights``)."""
+        from aicache.semantic.decision import Weights
 
-        z = (np.asarray(rows, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)
-        return (1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.bias)))).tolist()
+        weights = {"mean": self.mean, "scale": self.scale, "coef": self.coef, "bias": self.bias}
+        return [float(p) for p in Weights.of(weights).scores(rows)]

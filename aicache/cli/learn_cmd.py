@@ -12,6 +12,7 @@ import typer
 from aicache import output
 
 if TYPE_CHECKING:
+    from aicache.learn.refit import Refit
     from aicache.learn.run import Study
 
 
@@ -128,7 +129,7 @@ def _show(found: Study, proposal: dict[str, Any] | None, dry_run: bool) -> None:
         print(f"proposed {proposal['branch']} (proposal {proposal['id']}): aicache proposals show {proposal['id']}")
 
 
-def _show_refit(found: Any) -> None:
+def _show_refit(found: Refit) -> None:
     before, after = found.baseline, found.after
     line = f"  refit of {found.base} on {found.user_rows} of your pairs + {found.shipped_rows} shipped rows"
     if after is not None:

@@ -32,6 +32,15 @@ from typing import TYPE_CHECKING, Any
 from aicache import stats
 from aicache.learn import calibrate
 from aicache.learn.labelled import LabelledPair, topic_of
+from aicache.semantic.decision import (
+    DATA_DIR,
+    FEATURES,
+    Weights,
+    features_toml,
+    features_version,
+    pair_features,
+    sigmoid,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,27 +90,6 @@ class Refit:
         }
 
 
-@dataclass(frozen=True)
-class Weights:
-    mean: np.ndarray
-    scale: np.ndarray
-    coef: np.ndarray
-    bias: float
-
-    def scores(self, rows: np.ndarray) -> np.ndarray:
-
-        z = (rows - self.mean) / self.scale
-        return _sigmoid(z @ self.coef + self.bias)
-
-    def to_toml(self) -> dict[str, Any]:
-        return {
-            "mean": self.mean.tolist(),
-            "scale": self.scale.tolist(),
-            "coef": self.coef.tolist(),
-            "bias": float(self.bias),
-        }
-
-
 def refit(
     older: Sequence[LabelledPair],
     newer: Sequence[LabelledPair],
@@ -123,15 +111,15 @@ def refit(
         return replace(kept, why=why)
     model, out_of_fold = _fit_user(config, shipped, fit_part)
     wrong_newer = sum(not p.good for p in newer)
-    user_threshold = _threshold(out_of_fold, sum(not p.good for p in older), max_wrong, wrong_newer)
-    shipped_threshold = _threshold(shipped.servable(model, config.floor), shipped.wrong_pairs, max_wrong, 0)
+    user_threshold = stats.most_permissive(out_of_fold, have, max_wrong, check_size=wrong_newer)
+    shipped_threshold = stats.most_permissive(shipped.servable(model, config.floor), shipped.wrong_pairs, max_wrong)
     if user_threshold is None or shipped_threshold is None:
         return replace(kept, why="no threshold of the refitted model keeps wrong answers within the bound")
     threshold = math.ceil(max(user_threshold, shipped_threshold, 0.0) * 1e6) / 1e6  # never below a near-miss
     rescored = [replace(p, score=float(s)) for p, s in zip(newer, model.scores(_rows(newer)), strict=True)]
     after = calibrate.outcome(rescored, threshold, config.floor)
     accepted, why = calibrate.verdict(baseline, after, max_wrong)
-    version = _version(model)
+    version = features_version(model.to_toml())
     return replace(
         kept,
         accepted=accepted,
@@ -139,7 +127,7 @@ def refit(
         version=version,
         threshold=threshold,
         after=after,
-        shipped_before=shipped.outcome(_weights(config), config.floor, config.threshold),
+        shipped_before=shipped.outcome(Weights.of(config.weights), config.floor, config.threshold),
         shipped_after=shipped.outcome(model, config.floor, threshold),
         artefact=_artefact(config, model, version, threshold, after, kept.user_rows, kept.shipped_rows),
     )
@@ -179,7 +167,7 @@ def _fit_user(config: DecisionConfig, shipped: Shipped, pairs: Sequence[Labelled
     without that fold's topics): what the threshold is fitted on."""
     import numpy as np
 
-    current = _weights(config)
+    current = Weights.of(config.weights)
     x, y = _rows(pairs), np.asarray([p.good for p in pairs], dtype=np.float64)
     folds = np.asarray([int(topic_of(p)[:8], 16) % FOLDS for p in pairs])
     out_of_fold: list[float] = []
@@ -195,28 +183,9 @@ def _scored(pair: LabelledPair, floor: float) -> bool:
     return pair.similarity >= floor and not pair.vetoed
 
 
-def _threshold(servable: list[float], total_wrong: int, max_wrong: float, check_size: int) -> float | None:
-    """The most permissive threshold; wrong pairs never servable (under the floor, vetoed) count as refused."""
-    return stats.most_permissive(servable, total_wrong, max_wrong, check_size=check_size)
-
-
-def _weights(config: DecisionConfig) -> Weights:
-    import numpy as np
-
-    w = config.weights
-    return Weights(
-        np.asarray(w["mean"], dtype=np.float64),
-        np.asarray(w["scale"], dtype=np.float64),
-        np.asarray(w["coef"], dtype=np.float64),
-        float(w["bias"]),
-    )
-
-
 def _shipped_rows(directory: Path) -> Shipped | None:
     """The rows of the model's own directory (a ``make model --out`` one), else those the package ships."""
     import numpy as np
-
-    from aicache.semantic.decision import DATA_DIR
 
     for path in (directory / ROWS_FILE, DATA_DIR / ROWS_FILE):
         if path.is_file():
@@ -228,8 +197,6 @@ def _shipped_rows(directory: Path) -> Shipped | None:
 
 def _rows(pairs: Sequence[LabelledPair]) -> np.ndarray:
     import numpy as np
-
-    from aicache.semantic.decision import FEATURES, pair_features
 
     rows = [pair_features(p.cached, p.question, p.similarity) for p in pairs]
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
@@ -264,7 +231,7 @@ def _newton(x: np.ndarray, y: np.ndarray, weight: np.ndarray, steps: int = 100) 
     w = np.zeros(x.shape[1])
     current = loss(w)
     for _ in range(steps):
-        p = _sigmoid(x @ w)
+        p = sigmoid(x @ w)
         gradient = x.T @ (weight * (p - y)) + penalty * w
         hessian = (x * (weight * p * (1 - p))[:, None]).T @ x + np.diag(penalty + 1e-9)
         step = np.linalg.solve(hessian, gradient)
@@ -278,18 +245,6 @@ def _newton(x: np.ndarray, y: np.ndarray, weight: np.ndarray, steps: int = 100) 
     return w
 
 
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    return 1.0 / (1.0 + np.exp(-np.clip(logits, -500.0, 500.0)))  # clipped: exp overflows past ~709
-
-
-def _version(model: Weights) -> str:
-    from aicache.semantic.decision import features_version
-
-    return features_version(model.to_toml())
-
-
 def _artefact(
     config: DecisionConfig,
     model: Weights,
@@ -299,8 +254,6 @@ def _artefact(
     user_rows: int,
     shipped_rows: int,
 ) -> bytes:
-    from aicache.semantic.decision import features_toml
-
     calibration = {
         "split": "the newer part of your labels (by time); the threshold was fitted on the older part",
         "user_rows": user_rows,

