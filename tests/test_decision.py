@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aicache.config import Settings
-from aicache.semantic import decision
+from aicache.semantic import decision, features
 from training import calibrate, pairs
 from training import train as trainer
 
@@ -93,7 +93,8 @@ def test_the_training_script_fits_the_feature_model(tmp_path: Path) -> None:
     assert trainer.main(["--limit", "40", "--out", str(out), "--work", str(work)]) == 0
     config = decision.read_config(out)
     assert config.kind == "features" and config.version.startswith("pair-features-")
-    assert len(config.weights["coef"]) == len(decision.FEATURES)
+    assert config.weights["basis"] == features.DEFAULT_BASIS
+    assert len(config.weights["coef"]) == len(features.terms(features.DEFAULT_BASIS)) > len(features.FEATURES)
     assert not (out / "adapter.npz").exists()
 
 
@@ -137,7 +138,7 @@ def test_pair_features_carry_the_verifiers_own_verdict() -> None:
     must be the one ``verify`` gives, on every pair of the dev set, at similarities across its thresholds."""
     from aicache.semantic import verify
 
-    accepts, gray = decision.FEATURES.index("verifier accepts"), decision.FEATURES.index("verifier gray zone")
+    accepts, gray = features.FEATURES.index("verifier accepts"), features.FEATURES.index("verifier gray zone")
     families = [
         json.loads(line)
         for line in (ROOT / "tests" / "data" / "dev-pairs.jsonl").read_text(encoding="utf-8").splitlines()
@@ -146,8 +147,8 @@ def test_pair_features_carry_the_verifiers_own_verdict() -> None:
     for family in families[:40]:
         for other in [*family["paraphrases"], *family["negatives"]]:
             for similarity in (-0.1, 0.3, 0.65, 0.95):
-                features = decision.pair_features(family["question"], other, similarity)
+                row = features.pair_features(family["question"], other, similarity)
                 verdict = verify.verify(other, family["question"], similarity, threshold=0.0)
-                assert (features[accepts], features[gray]) == (float(verdict.accepted), float(verdict.gray_zone))
+                assert (row[accepts], row[gray]) == (float(verdict.accepted), float(verdict.gray_zone))
                 checked += 1
     assert checked > 400

@@ -69,12 +69,13 @@ def test_a_dry_run_writes_nothing_and_a_real_run_does_what_it_showed(aicache_hom
 def confused_model(folder: Path) -> Path:
     """The shipped decision with the weights of opposite words and actions turned around: it ranks "disable" above
     "turn on" for "enable", so no threshold of it can serve the one without the other."""
-    from aicache.semantic import decision
+    from aicache.semantic import decision, features
 
     config = decision.read_config(decision.DATA_DIR)
     coef = list(config.weights["coef"])
-    for name in ("rule: opposite words", "rule: different action"):
-        coef[decision.FEATURES.index(name)] = 6.0
+    for i, name in enumerate(features.terms(str(config.weights.get("basis", "linear")))):
+        if name.endswith(("rule: opposite words", "rule: different action")):  # the rule and its cosine product
+            coef[i] = 6.0
     weights = dict(config.weights, coef=coef)
     text = decision.features_toml("pair-features-confused", config.threshold, config.floor, weights, {}, "a test")
     folder.mkdir(parents=True)

@@ -13,7 +13,7 @@ from aicache.config import Settings
 from aicache.errors import ConfigError
 from aicache.learn import calibrate, refit, settings_repo
 from aicache.learn.labelled import LabelledPair
-from aicache.semantic import decision
+from aicache.semantic import decision, features
 
 
 def test_the_newton_fit_is_scikit_learns_logistic_regression() -> None:
@@ -68,7 +68,7 @@ def stingy_model() -> decision.DecisionConfig:
 
 
 def scored_with(config: decision.DecisionConfig, pairs: list[LabelledPair]) -> list[LabelledPair]:
-    model = decision.Weights.of(config.weights)
+    model = features.Weights.of(config.weights)
     return [
         dataclasses.replace(p, score=float(s)) for p, s in zip(pairs, model.scores(refit._rows(pairs)), strict=True)
     ]

@@ -9,7 +9,7 @@ one of Redis LangCache-Embed: fine-tune the bi-encoder on labelled hard pairs wi
 apart, then use its cosine
 
 * (a) alone as the score;
-* (b) in place of the shipped cosine in the feature model (``decision.pair_features``, 24 features);
+* (b) in place of the shipped cosine in the feature model (``features.pair_features``, 24 features);
 * (c) as a 25th feature next to the shipped ones;
 
 against the baseline, the shipped feature model refitted here the same way. Split discipline: the pairs and the
@@ -232,7 +232,7 @@ def fine_tuned_vectors(model_path: Path, texts: Sequence[str]) -> dict[str, Any]
 
 
 def feature_rows(name: str, data: Sequence[pairs.Pair], cosines: Sequence[float], cache_dir: Path) -> Any:
-    """``decision.pair_features`` of every pair with the given cosines (cached: ~1 min per 50k pairs)."""
+    """``features.pair_features`` of every pair with the given cosines (cached: ~1 min per 50k pairs)."""
     import hashlib
 
     import numpy as np

@@ -1,9 +1,10 @@
 """Design 2: a logistic regression over cheap features, and the exact vetoes.
 
-The features of a pair (``aicache.semantic.decision.pair_features``, shared with the runtime): the cosine
+The features of a pair (``aicache.semantic.features.pair_features``, shared with the runtime): the cosine
 similarity of the embeddings, which of the verifier's rules fired (one feature each), whether the verifier
-accepted, word overlap and length ratio. The regression is standardised and fitted with scikit-learn on the
-train split; the runtime only needs the weights (``decision.toml``, ``[features]``).
+accepted, word overlap and length ratio; the basis (``features.expand``) adds hinges and products with the
+cosine. The regression is standardised and fitted with scikit-learn on the train split; the runtime only needs
+the weights (``decision.toml``, ``[features]``).
 
 The *exact vetoes* are the verifier rules that need no judgement: two different numbers, two different versions
 of one named thing, two different identifiers (codes mixing letters and digits). They can sit in front of any
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aicache.semantic import verify
-from aicache.semantic.decision import pair_features
+from aicache.semantic.features import DEFAULT_BASIS, Weights, expand, pair_features
 
 
 def vetoed(a: str, b: str) -> bool:
@@ -42,28 +43,39 @@ def features(a: str, b: str, cosine: float) -> list[float]:
 class FeatureModel:
     """Standardised logistic regression (scikit-learn to fit; a dot product to score)."""
 
-    def __init__(self) -> None:
+    def __init__(self, basis: str = DEFAULT_BASIS) -> None:
+        self.basis = basis
         self.mean: list[float] = []
         self.scale: list[float] = []
         self.coef: list[float] = []
         self.bias = 0.0
 
-    def fit(self, rows: Sequence[Sequence[float]], labels: Sequence[int], seed: int = 0) -> FeatureModel:
+    def fit(
+        self,
+        rows: Sequence[Sequence[float]],
+        labels: Sequence[int],
+        weights: Sequence[float] | None = None,
+        seed: int = 0,
+    ) -> FeatureModel:
         import numpy as np
         from sklearn.linear_model import LogisticRegression
 
-        x = np.asarray(rows, dtype=np.float64)
+        x = expand(rows, self.basis)
         self.mean = x.mean(axis=0).tolist()
         self.scale = (x.std(axis=0) + 1e-9).tolist()
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(z, np.asarray(labels))
+        model = LogisticRegression(C=1.0, max_iter=10000, random_state=seed).fit(
+            z, np.asarray(labels), sample_weight=None if weights is None else np.asarray(weights)
+        )
         self.coef = model.coef_[0].tolist()
         self.bias = float(model.intercept_[0])
         return self
 
-    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
-        """Scored as the runtime scores them (``decision.Weights``)."""
-        from aicache.semantic.decision import Weights
+    @property
+    def weights(self) -> dict[str, object]:
+        """The ``[features]`` table of decision.toml."""
+        return {"basis": self.basis, "mean": self.mean, "scale": self.scale, "coef": self.coef, "bias": self.bias}
 
-        weights = {"mean": self.mean, "scale": self.scale, "coef": self.coef, "bias": self.bias}
-        return [float(p) for p in Weights.of(weights).scores(rows)]
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
+        """Scored as the runtime scores them (``features.Weights``)."""
+        return [float(p) for p in Weights.of(self.weights).scores(rows)]

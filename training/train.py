@@ -7,7 +7,7 @@
 2. Fits the design:
 
    - ``--design features`` (default, shipped: it won on held-out topics, see RESULTS.md): a logistic regression
-     over ``aicache.semantic.decision.pair_features`` (cosine, the verifier's rule verdicts, overlap);
+     over ``aicache.semantic.features.pair_features`` (cosine, the verifier's rule verdicts, overlap);
    - ``--design cross-encoder``: the first ``--layers`` layers of all-MiniLM-L6-v2 reading both questions, with
      a LoRA adapter (``--rank``) or fully fine-tuned layers (``--rank 0``) and a fresh pooler + head, binary
      cross-entropy, one seeded pass over ``--max-train-pairs`` pairs, 1 torch thread.
@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from aicache.semantic.features import BASES, DEFAULT_BASIS
 from training import calibrate, pairs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,10 @@ MAX_TRAIN_PAIRS = 16000  # one pass over this many pairs takes ~20 minutes on 2 
 CROSS_PER_TEXT = 2  # hard negatives mined per text across topics
 CROSS_MIN_COSINE = 0.45
 SHIPPED_TRAIN_ROWS = 20000  # train rows shipped in rows.npz for learn's refit: enough to anchor it, ~0.4 MB
+# The generated positives (light edits, reframings) are two fifths of the positives and all alike: at full weight
+# the fit spends itself on them and serves fewer hand-written paraphrases (chosen on calibration, RESULTS.md 5).
+GENERATED_POSITIVE_WEIGHT = 0.5
+GENERATED_POSITIVES = ("gen-light-edit", "gen-reframe")
 
 
 def model_dir() -> Path:
@@ -373,7 +378,11 @@ def _write_features_toml(out: Path, settings: dict[str, object]) -> None:
 Rows = tuple[list[list[float]], list[int]]  # features and labels
 
 
-def write_rows(out: Path, train: Rows, cal: Rows, seed: int) -> None:
+def sample_weight(pair: pairs.Pair) -> float:
+    return GENERATED_POSITIVE_WEIGHT if pair.role in GENERATED_POSITIVES else 1.0
+
+
+def write_rows(out: Path, train: Rows, weights: Sequence[float], cal: Rows, seed: int) -> None:
     """``rows.npz``: the features and labels of a seeded sample of the train split and of the whole calibration
     split, shipped so that ``aicache learn`` can refit the weights on the user's labels mixed with these (and
     not forget them), and check the refit on the calibration topics (``aicache/learn/refit.py``)."""
@@ -384,6 +393,7 @@ def write_rows(out: Path, train: Rows, cal: Rows, seed: int) -> None:
         out / "rows.npz",
         train_x=np.asarray([train[0][i] for i in chosen], dtype=np.float32),
         train_y=np.asarray([train[1][i] for i in chosen], dtype=np.uint8),
+        train_w=np.asarray([weights[i] for i in chosen], dtype=np.float32),
         calibration_x=np.asarray(cal[0], dtype=np.float32),
         calibration_y=np.asarray(cal[1], dtype=np.uint8),
     )
@@ -450,7 +460,7 @@ def calibration_table(counts: calibrate.Counts, data: Sequence[pairs.Pair], trai
 
 
 def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]], vectors: dict, started: float) -> int:
-    """Design 2, the shipped one: logistic regression over ``decision.pair_features`` (a few minutes)."""
+    """Design 2, the shipped one: logistic regression over ``features.pair_features`` and its basis (a few minutes)."""
     from aicache.semantic.decision import features_version
     from training import features
 
@@ -459,7 +469,8 @@ def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]],
 
     train_pairs = parts["train"]
     train_rows = rows(train_pairs)
-    model = features.FeatureModel().fit(train_rows, [p.label for p in train_pairs], seed=args.seed)
+    weights = [sample_weight(p) for p in train_pairs]
+    model = features.FeatureModel(args.basis).fit(train_rows, [p.label for p in train_pairs], weights, args.seed)
     trained = time.monotonic() - started
     cal = parts["calibration"]
     cal_rows = rows(cal)
@@ -468,16 +479,17 @@ def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]],
     scores |= {name: model.predict(rows(data)) for name, data in sets.items()}
     threshold, counts = calibrated(scores["calibration"], cal, vectors, args.floor)  # type: ignore[arg-type]
     print(f"threshold {threshold:.6f} on calibration: served | wrong | CP upper: {counts.row()}")
-    weights = {"mean": model.mean, "scale": model.scale, "coef": model.coef, "bias": model.bias}
-    version = features_version(weights)
+    version = features_version(model.weights)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_rows(args.out, (train_rows, [p.label for p in train_pairs]), (cal_rows, [p.label for p in cal]), args.seed)
+    write_rows(
+        args.out, (train_rows, [p.label for p in train_pairs]), weights, (cal_rows, [p.label for p in cal]), args.seed
+    )
     (args.out / "adapter.npz").unlink(missing_ok=True)  # a cross-encoder's, if one was there
     table = calibration_table(counts, cal, len(train_pairs), trained)
     write_toml(
         args.out,
         {"version": version, "floor": args.floor, "threshold": threshold, "calibration": table, "kind": "features"}
-        | {"weights": weights},
+        | {"weights": model.weights},
     )
     (args.work / "scores.json").write_text(json.dumps(scores | {"version": version}), encoding="utf-8")
     print(f"wrote {args.out} ({version}) in {time.monotonic() - started:.0f}s")
@@ -493,6 +505,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=("features", "cross-encoder"),
         default="features",
         help="features (shipped: it won on held-out topics, see RESULTS.md) or the cross-encoder",
+    )
+    parser.add_argument(
+        "--basis", choices=BASES, default=DEFAULT_BASIS, help="the feature model's inputs (features.expand)"
     )
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -1,7 +1,7 @@
 """Refit the decision model's weights on the user's own labels, mixed with the shipped training rows.
 
-The feature model's trainable part is a logistic regression (a weight per feature and a bias, in
-``decision.toml``). ``refit`` fits it again on two kinds of rows:
+The feature model's trainable part is a logistic regression (a weight per input of its basis and a bias, in
+``decision.toml``; ``aicache/semantic/features.py``). ``refit`` fits it again on two kinds of rows:
 
 * the shipped rows (``rows.npz``, written by ``make model``: a sample of the train split), so the model keeps
   what it knew about questions this user never asked (it does not forget);
@@ -32,15 +32,8 @@ from typing import TYPE_CHECKING, Any
 from aicache import stats
 from aicache.learn import calibrate
 from aicache.learn.labelled import LabelledPair, topic_of
-from aicache.semantic.decision import (
-    DATA_DIR,
-    FEATURES,
-    Weights,
-    features_toml,
-    features_version,
-    pair_features,
-    sigmoid,
-)
+from aicache.semantic.decision import DATA_DIR, features_toml, features_version
+from aicache.semantic.features import FEATURES, Weights, pair_features, sigmoid
 
 if TYPE_CHECKING:
     import numpy as np
@@ -135,10 +128,11 @@ def refit(
 
 @dataclass(frozen=True)
 class Shipped:
-    """``rows.npz``: features and labels of shipped train rows, and of the calibration topics."""
+    """``rows.npz``: features, labels and training weights of shipped train rows, and the calibration topics'."""
 
     train_x: np.ndarray
     train_y: np.ndarray
+    train_w: np.ndarray  # what each row weighed in `make model`'s fit (ones in files that do not say)
     calibration_x: np.ndarray
     calibration_y: np.ndarray
 
@@ -190,8 +184,14 @@ def _shipped_rows(directory: Path) -> Shipped | None:
     for path in (directory / ROWS_FILE, DATA_DIR / ROWS_FILE):
         if path.is_file():
             with np.load(path) as rows:
-                names = ("train_x", "train_y", "calibration_x", "calibration_y")
-                return Shipped(*(rows[name].astype(np.float64) for name in names))
+                weights = rows["train_w"] if "train_w" in rows.files else np.ones(len(rows["train_y"]))
+                return Shipped(
+                    rows["train_x"].astype(np.float64),
+                    rows["train_y"].astype(np.float64),
+                    weights.astype(np.float64),
+                    rows["calibration_x"].astype(np.float64),
+                    rows["calibration_y"].astype(np.float64),
+                )
     return None
 
 
@@ -207,13 +207,13 @@ def _fit(start: Weights, shipped: Shipped, user_x: np.ndarray, user_y: np.ndarra
     import numpy as np
 
     ship_x, ship_y = shipped.train_x, shipped.train_y
-    user_weight = USER_SHARE / (1 - USER_SHARE) * len(ship_y) / max(len(user_y), 1)
-    x = (np.vstack([ship_x, user_x]) - start.mean) / start.scale
+    user_weight = USER_SHARE / (1 - USER_SHARE) * float(shipped.train_w.sum()) / max(len(user_y), 1)
+    x = start.inputs(np.vstack([ship_x, user_x]))
     x = np.hstack([x, np.ones((len(x), 1))])
     y = np.concatenate([ship_y, user_y])
-    weight = np.concatenate([np.ones(len(ship_y)), np.full(len(user_y), user_weight)])
+    weight = np.concatenate([shipped.train_w, np.full(len(user_y), user_weight)])
     coef = _newton(x, y, weight)
-    return Weights(start.mean, start.scale, coef[:-1], float(coef[-1]))
+    return replace(start, coef=coef[:-1], bias=float(coef[-1]))
 
 
 def _newton(x: np.ndarray, y: np.ndarray, weight: np.ndarray, steps: int = 100) -> np.ndarray:

