@@ -369,25 +369,33 @@ def test_a_rebuilt_index_is_reported_once(conn: sqlite3.Connection, settings: co
     assert len(list(paths.data_dir().glob("index.hnsw.corrupt-*"))) == 1
 
 
-def test_keep_index_warm_holds_the_index_once_a_lookup_would_load_it(
+def test_keep_index_warm_holds_the_index_once_the_store_has_vectors(
     conn: sqlite3.Connection, settings: config.Settings
 ) -> None:
-    small_scans = with_cache(settings, exact_scan_max=1)
+    tier.forget_indexes()  # as the warm helper starts: nothing held
+    assert tier.keep_index_warm(settings) is None  # no store yet
     store(conn, settings, "p", "how do I rename a git branch")
     store(conn, settings, "q", "how do I delete a git branch")
-    tier.forget_indexes()  # as the warm helper starts: nothing held
-    assert tier.keep_index_warm(small_scans) is None  # partitions of one: lookups scan them in SQLite
-    assert tier.keep_index_warm(settings) is None
-    store(conn, settings, "p", "how do I merge a git branch")
     tier.forget_indexes()
-    assert tier.keep_index_warm(small_scans) == 3
+    # Partitions this small are scanned, not searched: the held index's vectors are scanned instead of SQLite's.
+    assert tier.keep_index_warm(settings) == 2
     held = list(tier._OPEN.values())
     # Under the key this store's lookups use (its read-only connection names the same file).
     assert list(tier._OPEN) == [tier._key(conn, tier.model_id(settings))]
     new = store(conn, settings, "p", "list all docker images on this machine")
-    assert tier.keep_index_warm(small_scans) == 4
+    assert tier.keep_index_warm(settings) == 3
     assert list(tier._OPEN.values()) == held  # caught up in place, not loaded again
-    assert tier.lookup(conn, small_scans, "p", "show every docker image on my machine").entry_id == new
+    assert tier.lookup(conn, settings, "p", "show every docker image on my machine").entry_id == new
+    assert tier.lookup(conn, settings, "q", "show every docker image on my machine").entry_id is None  # not p's
+
+
+def test_keep_index_warm_holds_nothing_when_the_semantic_tier_is_off(
+    conn: sqlite3.Connection, settings: config.Settings
+) -> None:
+    store(conn, settings, "p", "how do I rename a git branch")
+    tier.forget_indexes()
+    assert tier.keep_index_warm(with_cache(settings, semantic=False)) is None
+    assert not tier._OPEN
 
 
 def test_an_index_held_from_a_replaced_store_is_not_caught_up_with_the_new_one(

@@ -205,12 +205,14 @@ def _maybe_tuned(index: VectorIndex | None, settings: Settings) -> VectorIndex |
 
 
 def keep_index_warm(settings: Settings) -> int | None:
-    """Hold the store's index in this process, and nothing else, caught up with SQLite, when a lookup would load
-    it (some partition is larger than ``cache.exact_scan_max``); returns the vectors held, or None.
+    """Hold the store's index in this process, and nothing else, caught up with SQLite, once the store has
+    vectors; returns the vectors held, or None.
 
     For the warm helper, which serves one store, between forks: each child then starts with the index in memory
-    (copy-on-write) and replays only the changes since, instead of loading the file (0.26 s at 100,000 entries).
-    It uses its own read-only connection, closed before returning, so no connection crosses a fork.
+    (copy-on-write) and replays only the changes since, instead of loading the file (0.26 s at 100,000 entries)
+    or, for a partition small enough to scan, reading every vector of it from SQLite (the scan then runs over the
+    vectors in memory, ``VectorIndex.exact``). It uses its own read-only connection, closed before returning, so
+    no connection crosses a fork.
     """
     if not settings.get("cache.semantic", True) or not paths.db_path().exists():
         return None
@@ -222,22 +224,13 @@ def keep_index_warm(settings: Settings) -> int | None:
             held = _OPEN.pop(key, None)
             _OPEN.clear()  # anything else is from a store replaced since, or another model's: not this store's now
             if held is None or not held.catch_up(conn):
-                held = _worth_holding(conn, settings, model)
+                dim = vector_index.stored_dim(conn, model)
+                held = None if dim is None else vector_index.load_sound(conn, model, dim)
             if held is not None:
                 _OPEN[key] = held
             return held.count if held is not None else None
     finally:
         conn.close()
-
-
-def _worth_holding(conn: sqlite3.Connection, settings: Settings, model: str) -> VectorIndex | None:
-    dim = vector_index.stored_dim(conn, model)
-    exact_max = int(settings.get("cache.exact_scan_max", vector_index.EXACT_MAX))
-    if dim is None or vector_index.vector_count(conn, model) <= exact_max:
-        return None  # every partition is small enough to scan in SQLite: lookups never load the index
-    if vector_index.largest_partition(conn, model) <= exact_max:
-        return None
-    return vector_index.load_sound(conn, model, dim)
 
 
 def forget_indexes() -> None:
