@@ -152,3 +152,18 @@ def test_pair_features_carry_the_verifiers_own_verdict() -> None:
                 assert (row[accepts], row[gray]) == (float(verdict.accepted), float(verdict.gray_zone))
                 checked += 1
     assert checked > 400
+
+
+def test_a_refusal_names_the_rules_that_objected_beside_the_score() -> None:
+    from aicache.semantic.decide import ModelDecision
+
+    def refuse_all(question: str, cached: object, similarities: list[float]) -> list[float]:
+        return [0.1] * len(similarities)
+
+    decision_ = ModelDecision(threshold=0.76, floor=0.5, version="test", scorer=refuse_all)
+    cached = "how do I undo my last commit but keep the changes"
+    opposite, reworded = decision_.judge(
+        "undo last commit and discard the changes", [(cached, 0.94)]
+    ) + decision_.judge("take back my last commit, keep the code", [(cached, 0.78)])
+    assert opposite.reasons == ("score 0.10 below threshold 0.76", "opposite words: discard vs keep")
+    assert reworded.reasons == ("score 0.10 below threshold 0.76",)  # no rule objects: the score alone refused

@@ -146,7 +146,8 @@ class ModelDecision:
                 judged.append(Judgement(True, score, ()))
             else:
                 gray = score >= self.threshold - GRAY_ZONE
-                judged.append(Judgement(False, score, (_below("score", score, self.threshold),), gray))
+                objections = tuple(verify.differences(question, cached))  # what the model weighed against it
+                judged.append(Judgement(False, score, (_below("score", score, self.threshold), *objections), gray))
         return judged
 
     def at(self, threshold: float) -> ModelDecision:

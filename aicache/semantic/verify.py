@@ -130,6 +130,13 @@ def compare(query: Analysis, candidate: Analysis, lex: Lexicon) -> list[str]:
     return reasons or _different_question(query, candidate, lex)
 
 
+def differences(query: str, candidate: str, lexicon: Lexicon | None = None) -> list[str]:
+    """Every rule that objects to serving ``candidate``'s answer for ``query`` (what ``aicache why`` shows beside
+    a trained decision's score: the model weighed these, among its other features)."""
+    lex = lexicon or load_lexicon()
+    return compare(lex.analyse(query), lex.analyse(candidate), lex)
+
+
 def exact_differences(query: str, candidate: str, lexicon: Lexicon | None = None) -> list[str]:
     """The rules that are exact, not judgement: different numbers, versions or identifiers (error codes, hashes).
 
