@@ -12,6 +12,7 @@ import pytest
 from aicache.config import Settings
 from aicache.semantic import decision, features
 from training import calibrate, pairs
+from training import compare as comparer
 from training import train as trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +97,17 @@ def test_the_training_script_fits_the_feature_model(tmp_path: Path) -> None:
     assert config.weights["basis"] == features.DEFAULT_BASIS
     assert len(config.weights["coef"]) == len(features.terms(features.DEFAULT_BASIS)) > len(features.FEATURES)
     assert not (out / "adapter.npz").exists()
+    # make model's last step compares the designs: from the scores train.py saved, and from every pair scored
+    # again by the runtime; both must give the same figures
+    figures = []
+    for extra in ([], ["--scores", str(tmp_path / "absent.json")]):
+        written = tmp_path / "figures.json"
+        compare_args = ["--no-store-all", "--work", str(work), "--decision", str(out), "--json", str(written)]
+        assert comparer.main([*compare_args, *extra]) == 0
+        rows = json.loads(written.read_text())["pairwise"]
+        figures.append({r["split"]: (r["served"], r["wrong"]) for r in rows if r["design"] == "shipped model"})
+    assert set(figures[0]) == {"calibration", "test", "test q->p/n"}  # a --limit run has no held-out files
+    assert figures[0] == figures[1]
 
 
 def test_the_shipped_decision_toml_records_its_calibration() -> None:

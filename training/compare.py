@@ -8,8 +8,9 @@ test splits and of the two held-out files, with its cosine similarity) and score
 * ``cosine``: the cosine similarity alone;
 * ``verifier``: today's rules at their default operating point (0.50, reworded 0.70), not calibrated;
 * ``features``: logistic regression over cosine, the verifier's rule verdicts, word overlap, length ratio;
-* ``cross-encoder``: the shipped decision model, through the runtime (``aicache.semantic.decision``: ONNX);
-* ``cross-encoder + vetoes``: the same behind the exact rules (different numbers, versions, identifiers).
+* ``shipped model``: the shipped decision model, through the runtime (``aicache.semantic.decision``), with the
+  scores ``train.py`` saved when they are of its version;
+* ``shipped model + vetoes``: the same behind the exact rules (different numbers, versions, identifiers).
 
 Each calibrated design gets its threshold from the calibration split (95% Clopper–Pearson upper bound on
 near-misses served <= 1%, pairs below the cosine floor never served); the table shows served, wrong and the
@@ -38,22 +39,23 @@ def load(work: Path) -> dict[str, list[dict]]:
     return data
 
 
-def cross_encoder_scores(data: dict[str, list[dict]], directory: Path) -> tuple[dict[str, list[float]], float, str]:
+def runtime_scores(data: dict[str, list[dict]], directory: Path) -> tuple[dict[str, list[float]], float, str]:
+    """Every pair (but the train split's) scored through the runtime, as ``ask`` would score it."""
     from aicache.config import Settings
     from aicache.semantic import decision
 
     model = decision.load(Settings({"decision": {"directory": str(directory)}}))
-    out: dict[str, list[float]] = {}
-    for name, rows in data.items():
-        if name == "train":
-            continue
-        scores: list[float] = []
-        for start in range(0, len(rows), 64):
-            chunk = rows[start : start + 64]
-            # one question against one candidate per pair: score() takes the new question and cached candidates
-            scores.extend(_score_pairs(model, [(r["a"], r["b"]) for r in chunk]))
-        out[name] = scores
+    out = {name: _score_rows(model, rows) for name, rows in data.items() if name != "train"}
     return out, model.threshold, model.version
+
+
+def _score_rows(model: object, rows: list[dict]) -> list[float]:
+    if not hasattr(model, "logits"):  # the feature model: cheap, and it needs each pair's cosine
+        return [model.score(r["b"], [r["a"]], [r["cosine"]])[0] for r in rows]  # type: ignore[attr-defined]
+    scores: list[float] = []
+    for start in range(0, len(rows), 64):  # a cross-encoder: one batch of (cached, new) pairs at a time
+        scores.extend(_score_pairs(model, [(r["a"], r["b"]) for r in rows[start : start + 64]]))
+    return scores
 
 
 def model_scores(
@@ -71,7 +73,7 @@ def model_scores(
                 s for s, p in zip(scores["test"], data["test"], strict=True) if p["role"] in ("q-p", "q-n")
             ]
             return scores, config.threshold, config.version + " (scores saved by train.py)"
-    return cross_encoder_scores(data, directory)
+    return runtime_scores(data, directory)
 
 
 def _score_pairs(model: object, pairs: list[tuple[str, str]]) -> list[float]:
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 threshold, _ = calibrate.choose_threshold(
                     scores["calibration"], labels["calibration"], ok("calibration")
                 )
-            for split in SETS:
+            for split in (s for s in SETS if s in data):  # a smoke run's pairs have no held-out files
                 counts = calibrate.count(scores[split], labels[split], threshold, ok(split))
                 rows_out.append(
                     {
@@ -210,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     print(
         f"decision model {version}; floor {args.floor}; features computed in {feature_seconds:.0f}s, "
-        f"cross-encoder scored {sum(len(v) for v in ce.values())} pairs in {ce_seconds:.0f}s"
+        f"shipped model scored {sum(len(v) for v in ce.values())} pairs in {ce_seconds:.0f}s"
     )
     print("| design | threshold | split | paraphrases served | near-misses served (wrong) | 95% CP upper |")
     print("|---|---|---|---|---|---|")
@@ -219,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         wrong = f"{r['wrong']}/{r['negatives']} = {100 * r['wrong'] / max(1, r['negatives']):.2f}%"
         bound = f"{100 * r['wrong_upper']:.2f}%"
         print(f"| {r['design']} | {r['threshold']:.4f} | {r['split']} | {served} | {wrong} | {bound} |")
+    if args.json:
+        args.json.write_text(json.dumps({"pairwise": rows_out}, indent=1), encoding="utf-8")
     if args.no_model or args.no_store_all:
         return 0
     # The store-all protocol (aicache eval) on the held-out families and on the test split's families
