@@ -50,12 +50,8 @@ def runtime_scores(data: dict[str, list[dict]], directory: Path) -> tuple[dict[s
 
 
 def _score_rows(model: object, rows: list[dict]) -> list[float]:
-    if not hasattr(model, "logits"):  # the feature model: cheap, and it needs each pair's cosine
-        return [model.score(r["b"], [r["a"]], [r["cosine"]])[0] for r in rows]  # type: ignore[attr-defined]
-    scores: list[float] = []
-    for start in range(0, len(rows), 64):  # a cross-encoder: one batch of (cached, new) pairs at a time
-        scores.extend(_score_pairs(model, [(r["a"], r["b"]) for r in rows[start : start + 64]]))
-    return scores
+    """Each pair as ``ask`` scores it: the new question ``b`` against cached ``a``, with their cosine."""
+    return [model.score(r["b"], [r["a"]], [r["cosine"]])[0] for r in rows]  # type: ignore[attr-defined]
 
 
 def model_scores(
@@ -74,17 +70,6 @@ def model_scores(
             ]
             return scores, config.threshold, config.version + " (scores saved by train.py)"
     return runtime_scores(data, directory)
-
-
-def _score_pairs(model: object, pairs: list[tuple[str, str]]) -> list[float]:
-    import numpy as np
-
-    forward = model.logits(pairs)  # type: ignore[attr-defined]
-    probs = 1.0 / (1.0 + np.exp(-np.asarray(forward, dtype=np.float64)))
-    if model.config.symmetric:  # type: ignore[attr-defined]
-        backward = model.logits([(b, a) for a, b in pairs])  # type: ignore[attr-defined]
-        probs = (probs + 1.0 / (1.0 + np.exp(-np.asarray(backward, dtype=np.float64)))) / 2
-    return [float(p) for p in probs]
 
 
 def store_all(families: list[dict], floor: float, deciders: dict[str, object], k: int = 5) -> dict[str, dict]:

@@ -22,8 +22,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from aicache.semantic.features import sigmoid
 from training import calibrate, pairs
-from training.train import FLOOR, GENERATED_POSITIVES, WORK_DIR
+from training.features import fit_standardised
+from training.train import FLOOR, GENERATED_POSITIVE_WEIGHT, GENERATED_POSITIVES, WORK_DIR
 
 PAIR_KINDS: dict[str, Callable[[dict, dict[str, str]], bool]] = {
     "hand-written paraphrases": lambda r, d: r["label"] == 1 and r["role"] in ("q-p", "p-q", "p-p"),
@@ -103,14 +105,10 @@ EXTRAS = {"residual": residual_features, "alignment": alignment_features}
 
 def fit_and_calibrate(x_train: Any, train: Sequence[dict], x_cal: Any, cal: Sequence[dict]) -> tuple[float, Any]:
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
 
-    labels = np.array([r["label"] for r in train])
-    weights = np.array([0.5 if r["role"] in GENERATED_POSITIVES else 1.0 for r in train])
-    mean, scale = x_train.mean(axis=0), x_train.std(axis=0) + 1e-9
-    model = LogisticRegression(C=1.0, max_iter=10000, random_state=0)
-    model.fit((x_train - mean) / scale, labels, sample_weight=weights)
-    scores = model.predict_proba((x_cal - mean) / scale)[:, 1]
+    weights = [GENERATED_POSITIVE_WEIGHT if r["role"] in GENERATED_POSITIVES else 1.0 for r in train]
+    mean, scale, coef, bias = fit_standardised(x_train, [r["label"] for r in train], weights)
+    scores = sigmoid(((x_cal - np.asarray(mean)) / np.asarray(scale)) @ np.asarray(coef) + bias)
     eligible = [r["cosine"] >= FLOOR for r in cal]  # the HNSW floor: never served under it
     threshold, _ = calibrate.choose_threshold(list(scores), [r["label"] for r in cal], eligible)
     return threshold, [s >= threshold and e for s, e in zip(scores, eligible, strict=True)]

@@ -14,6 +14,7 @@ model; ``training/compare.py`` measures with and without them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from aicache.semantic import verify
 from aicache.semantic.features import DEFAULT_BASIS, Weights, expand, pair_features
@@ -40,6 +41,20 @@ def features(a: str, b: str, cosine: float) -> list[float]:
     return pair_features(a, b, cosine)
 
 
+def fit_standardised(
+    inputs: Any, labels: Sequence[int], weights: Sequence[float] | None = None, seed: int = 0
+) -> tuple[list[float], list[float], list[float], float]:
+    """A logistic regression on standardised inputs (one row per pair): their mean, scale, coef and bias."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = inputs.mean(axis=0), inputs.std(axis=0) + 1e-9
+    model = LogisticRegression(C=1.0, max_iter=10000, random_state=seed).fit(
+        (inputs - mean) / scale, np.asarray(labels), sample_weight=None if weights is None else np.asarray(weights)
+    )
+    return mean.tolist(), scale.tolist(), model.coef_[0].tolist(), float(model.intercept_[0])
+
+
 class FeatureModel:
     """Standardised logistic regression (scikit-learn to fit; a dot product to score)."""
 
@@ -57,18 +72,8 @@ class FeatureModel:
         weights: Sequence[float] | None = None,
         seed: int = 0,
     ) -> FeatureModel:
-        import numpy as np
-        from sklearn.linear_model import LogisticRegression
-
-        x = expand(rows, self.basis)
-        self.mean = x.mean(axis=0).tolist()
-        self.scale = (x.std(axis=0) + 1e-9).tolist()
-        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        model = LogisticRegression(C=1.0, max_iter=10000, random_state=seed).fit(
-            z, np.asarray(labels), sample_weight=None if weights is None else np.asarray(weights)
-        )
-        self.coef = model.coef_[0].tolist()
-        self.bias = float(model.intercept_[0])
+        inputs = expand(rows, self.basis)
+        self.mean, self.scale, self.coef, self.bias = fit_standardised(inputs, labels, weights, seed)
         return self
 
     @property
