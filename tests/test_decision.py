@@ -73,6 +73,40 @@ def test_the_threshold_is_the_most_permissive_within_the_budget() -> None:
     assert calibrate.choose_threshold([0.1, 0.9], [0, 1])[0] == math.inf
 
 
+def test_the_bound_holds_for_each_kind_of_near_miss_not_only_for_their_pool() -> None:
+    # 1,000 easy near-misses (scores up to 0.5) and 400 hard ones (question against its own near-miss, up to
+    # 0.999): pooled, 1,400 near-misses allow 6 wrong, all of them hard ones; on their own 400 allow none.
+    easy = [i / 2000 for i in range(1000)]
+    hard = [0.5 + i / 800 for i in range(400)]
+    scores, labels = [*easy, *hard, 0.9995], [0] * 1400 + [1]
+    kinds = ["paraphrase"] * 1000 + ["question"] * 400 + ["question"]
+    pooled, counts = calibrate.choose_threshold(scores, labels)
+    assert counts.wrong == 6 and counts.wrong_upper <= 0.01
+    assert calibrate.count_by_kind(scores, labels, pooled, kinds)["question"].wrong_upper > 0.03
+    strict, counts = calibrate.choose_threshold(scores, labels, kinds=kinds)
+    assert strict > pooled and counts.wrong == 0 and counts.served == 1
+    by_kind = calibrate.count_by_kind(scores, labels, strict, kinds)
+    assert all(c.wrong_upper <= 0.01 for c in by_kind.values()), by_kind
+    assert (by_kind["question"].negatives, by_kind["paraphrase"].negatives) == (400, 1000)
+    assert [calibrate.near_miss_kind(r) for r in ("q-n", "n-q", "trap", "p-n", "gen-scope", "cross")] == [
+        "question",
+        "question",
+        "question",
+        "paraphrase",
+        "generated",
+        "cross",
+    ]
+
+
+def test_the_independent_writers_pairs_calibrate_and_are_never_trained_on() -> None:
+    independent = pairs.independent_pairs()
+    assert {p.label for p in independent} == {0, 1}
+    assert all(p.topic.startswith("independent:") for p in independent)
+    assert {calibrate.near_miss_kind(p.role) for p in independent if not p.label} == {"question", "paraphrase"}
+    trained = {pairs._fold(t) for p in pairs.all_pairs() for t in (p.a, p.b)}
+    assert not {pairs._fold(t) for p in independent for t in (p.a, p.b)} & trained
+
+
 @pytest.mark.slow
 def test_the_training_script_trains_a_cross_encoder_a_few_steps(tmp_path: Path) -> None:
     out, work = tmp_path / "decision", tmp_path / "work"

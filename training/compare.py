@@ -12,9 +12,9 @@ test splits and of the two held-out files, with its cosine similarity) and score
   scores ``train.py`` saved when they are of its version;
 * ``shipped model + vetoes``: the same behind the exact rules (different numbers, versions, identifiers).
 
-Each calibrated design gets its threshold from the calibration split (95% Clopper–Pearson upper bound on
-near-misses served <= 1%, pairs below the cosine floor never served); the table shows served, wrong and the
-bound on every split.
+Each calibrated design gets its threshold from the calibration data (the calibration split and the independent
+writers' pairs: 95% Clopper–Pearson upper bound on near-misses served <= 1% for each kind of near-miss, pairs
+below the cosine floor never served); the table shows served, wrong and the bound on every split.
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     data = load(args.work)
     labels = {name: [r["label"] for r in rows] for name, rows in data.items()}
     floor_ok = {name: [r["cosine"] >= args.floor for r in rows] for name, rows in data.items()}
+    kinds = [calibrate.near_miss_kind(r["role"]) for r in data["calibration"]]  # the bound holds for each kind
     veto = {name: [features.vetoed(r["a"], r["b"]) for r in rows] for name, rows in data.items() if name != "train"}
 
     designs: dict[str, dict[str, list[float]]] = {}
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 threshold = thresholds[design]
             else:
                 threshold, _ = calibrate.choose_threshold(
-                    scores["calibration"], labels["calibration"], ok("calibration")
+                    scores["calibration"], labels["calibration"], ok("calibration"), kinds=kinds
                 )
             for split in (s for s in SETS if s in data):  # a smoke run's pairs have no held-out files
                 counts = calibrate.count(scores[split], labels[split], threshold, ok(split))
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ce_model = decision.load(Settings({"decision": {"directory": str(args.decision)}}))
     fitted = {
         design: calibrate.choose_threshold(
-            designs[design]["calibration"], labels["calibration"], floor_ok["calibration"]
+            designs[design]["calibration"], labels["calibration"], floor_ok["calibration"], kinds=kinds
         )[0]
         for design in ("cosine",)
     }

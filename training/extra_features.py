@@ -110,7 +110,8 @@ def fit_and_calibrate(x_train: Any, train: Sequence[dict], x_cal: Any, cal: Sequ
     mean, scale, coef, bias = fit_standardised(x_train, [r["label"] for r in train], weights)
     scores = sigmoid(((x_cal - np.asarray(mean)) / np.asarray(scale)) @ np.asarray(coef) + bias)
     eligible = [r["cosine"] >= FLOOR for r in cal]  # the HNSW floor: never served under it
-    threshold, _ = calibrate.choose_threshold(list(scores), [r["label"] for r in cal], eligible)
+    kinds = [calibrate.near_miss_kind(r["role"]) for r in cal]
+    threshold, _ = calibrate.choose_threshold(list(scores), [r["label"] for r in cal], eligible, kinds=kinds)
     return threshold, [s >= threshold and e for s, e in zip(scores, eligible, strict=True)]
 
 

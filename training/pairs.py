@@ -14,11 +14,15 @@ Sources (see ``training/README.md``):
 * ``tests/data/dev-pairs.jsonl``: the project's development families (developer questions);
 * ``training/data/topics-*.jsonl``: hand-written families, developer and everyday (banking, travel, health...);
 * ``training/data/generated.jsonl``: near-misses made from those families by ``training/generate.py``;
-* ``tests/data/trap-pairs.jsonl``: hand-written a/b pairs; each pair is its own topic.
+* ``tests/data/trap-pairs.jsonl``: hand-written a/b pairs; each pair is its own topic;
+* ``training/data/pairs-*.jsonl``: hand-written a/b pairs, grouped by their ``topic``.
 
-``tests/data/heldout-pairs.jsonl``, ``tests/data/general-trap-pairs.jsonl`` and the ``tests/data/fresh-*`` files
-(``HELD_OUT_FILES``) are never read here for training or calibration: ``heldout_sets()`` loads the first two for
-the final test only, ``benchmarks/bench_eval.py`` reads them all.
+``training/data/independent/`` holds families and a/b pairs written by other people, who never saw the training
+data: they join the calibration split only (``independent_pairs``), so the threshold is also bounded on questions
+worded unlike the training data's.
+
+``tests/data/heldout-pairs.jsonl`` and ``tests/data/general-trap-pairs.jsonl`` (``HELD_OUT_FILES``) are never read
+here for training or calibration: ``heldout_sets()`` loads them for the final test only.
 """
 
 from __future__ import annotations
@@ -34,14 +38,9 @@ DATA = ROOT / "training" / "data"
 TESTS_DATA = ROOT / "tests" / "data"
 SPLIT_SALT = "aicache-decision-split-v1"
 SPLITS = ("train", "calibration", "test")
-# never trained or calibrated on; the fresh-* files were written after the shipped model was fixed (RESULTS.md 7)
-HELD_OUT_FILES = (
-    "heldout-pairs.jsonl",
-    "general-trap-pairs.jsonl",
-    "fresh-dev-families.jsonl",
-    "fresh-everyday-pairs.jsonl",
-    "fresh-quora-style-pairs.jsonl",
-)
+HELD_OUT_FILES = ("heldout-pairs.jsonl", "general-trap-pairs.jsonl")  # never trained or calibrated on
+# Families and a/b pairs written by people who never saw the training data: calibration only, never trained on.
+INDEPENDENT = DATA / "independent"
 
 
 @dataclass(frozen=True)
@@ -122,9 +121,9 @@ def all_pairs(data_dir: Path = DATA, tests_dir: Path = TESTS_DATA) -> list[Pair]
     generated = data_dir / "generated.jsonl"
     if generated.is_file():
         out.extend(trap_pairs(read_jsonl(generated), role="gen"))
-    traps = tests_dir / "trap-pairs.jsonl"
-    if traps.is_file():
-        out.extend(trap_pairs(read_jsonl(traps)))
+    for path in [tests_dir / "trap-pairs.jsonl", *sorted(data_dir.glob("pairs-*.jsonl"))]:
+        if path.is_file():
+            out.extend(trap_pairs(read_jsonl(path)))
     # A text that is also in a held-out file (the same question written twice) stays out of training entirely.
     return without_held_out(out, tests_dir)
 
@@ -134,10 +133,27 @@ def without_held_out(data: Iterable[Pair], tests_dir: Path = TESTS_DATA) -> list
     return dedupe(p for p in data if _fold(p.a) not in held and _fold(p.b) not in held)
 
 
-def held_out_texts(tests_dir: Path = TESTS_DATA) -> set[str]:
+def independent_families(data_dir: Path = DATA) -> list[dict]:
+    """The independent writers' families, their ids marked so they never share a topic with the training data."""
+    rows = [row for path in sorted((data_dir / "independent").glob("*.jsonl")) for row in read_jsonl(path)]
+    return [dict(row, id=f"independent:{row['id']}") for row in rows if "question" in row]
+
+
+def independent_pairs(data_dir: Path = DATA) -> list[Pair]:
+    """Every labelled pair of ``training/data/independent/`` (families and a/b pairs), for calibration only."""
+    out = [p for family in independent_families(data_dir) for p in family_pairs(family)]
+    for path in sorted((data_dir / "independent").glob("*.jsonl")):
+        rows = [row for row in read_jsonl(path) if "a" in row]
+        out.extend(trap_pairs(row | {"topic": f"independent:{row.get('topic') or trap_topic(row)}"} for row in rows))
+    return dedupe(out)
+
+
+def held_out_texts(tests_dir: Path = TESTS_DATA, data_dir: Path = DATA) -> set[str]:
+    """Every text the model must never train on: the held-out files' and the independent writers'."""
+    files = [tests_dir / name for name in HELD_OUT_FILES] + sorted((data_dir / "independent").glob("*.jsonl"))
     texts: set[str] = set()
-    for name in HELD_OUT_FILES:
-        for row in read_jsonl(tests_dir / name):
+    for path in files:
+        for row in read_jsonl(path):
             for key in ("question", "a", "b"):
                 if row.get(key):
                     texts.add(_fold(row[key]))

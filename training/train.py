@@ -111,28 +111,34 @@ def cosine(vectors: dict[str, object], a: str, b: str) -> float:
 
 def cross_negatives(families: list[dict], vectors: dict[str, object]) -> list[pairs.Pair]:
     """For each text, its nearest texts of other topics in the same split: what the cache would retrieve."""
-    import numpy as np
-
     out: list[pairs.Pair] = []
     for name in pairs.SPLITS:
-        members = [f for f in families if pairs.split_of(f["id"]) == name]
-        texts, owner = [], []
-        for f in members:
-            for t in pairs_texts(f):
-                texts.append(t)
-                owner.append(f["id"])
-        if not texts:
-            continue
-        matrix = np.stack([vectors[t] for t in texts])  # type: ignore[misc]
-        sims = matrix @ matrix.T
-        owners = np.asarray(owner)
-        for i in range(len(texts)):
-            row = np.where(owners == owners[i], -1.0, sims[i])
-            for j in np.argsort(-row)[:CROSS_PER_TEXT]:
-                if row[j] < CROSS_MIN_COSINE:
-                    break
-                # the cached question is the other topic's text; the pair belongs to the asking text's topic
-                out.append(pairs.Pair(texts[j], texts[i], 0, owner[i], "cross"))
+        out += nearest_other_topics([f for f in families if pairs.split_of(f["id"]) == name], vectors)
+    return out
+
+
+def nearest_other_topics(members: list[dict], vectors: dict[str, object]) -> list[pairs.Pair]:
+    """Near-miss pairs of each text with its nearest texts of the other families in ``members``."""
+    import numpy as np
+
+    texts, owner = [], []
+    for f in members:
+        for t in pairs_texts(f):
+            texts.append(t)
+            owner.append(f["id"])
+    if not texts:
+        return []
+    matrix = np.stack([vectors[t] for t in texts])  # type: ignore[misc]
+    sims = matrix @ matrix.T
+    owners = np.asarray(owner)
+    out = []
+    for i in range(len(texts)):
+        row = np.where(owners == owners[i], -1.0, sims[i])
+        for j in np.argsort(-row)[:CROSS_PER_TEXT]:
+            if row[j] < CROSS_MIN_COSINE:
+                break
+            # the cached question is the other topic's text; the pair belongs to the asking text's topic
+            out.append(pairs.Pair(texts[j], texts[i], 0, owner[i], "cross"))
     return out
 
 
@@ -155,9 +161,13 @@ def build_data(
         texts = [t for p in everything for t in (p.a, p.b)]
         vectors = embed(texts)
         return pairs.split(everything), vectors, families
-    vectors = embed(texts, cache)
+    independent = pairs.independent_pairs()
+    vectors = embed([*texts, *(t for p in independent for t in (p.a, p.b))], cache)
     everything = pairs.without_held_out([*everything, *cross_negatives(families, vectors)])
-    return pairs.split(everything), vectors, families
+    parts = pairs.split(everything)
+    # The independent writers' pairs bound the threshold too: calibration only (pairs.INDEPENDENT)
+    parts["calibration"] += pairs.dedupe([*independent, *nearest_other_topics(pairs.independent_families(), vectors)])
+    return parts, vectors, families
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -369,7 +379,7 @@ def _write_features_toml(out: Path, settings: dict[str, object]) -> None:
         float(settings["threshold"]),  # type: ignore[arg-type]
         float(settings["floor"]),  # type: ignore[arg-type]
         settings["weights"],  # type: ignore[arg-type]
-        {"split": "calibration (topics never trained on)"} | settings["calibration"],  # type: ignore[operator]
+        {"split": CALIBRATION_DATA} | settings["calibration"],  # type: ignore[operator]
         "The semantic hit decision: written by `make model` (training/train.py); see training/README.md.",
     )
     (out / "decision.toml").write_text(text, encoding="utf-8")
@@ -382,10 +392,13 @@ def sample_weight(pair: pairs.Pair) -> float:
     return GENERATED_POSITIVE_WEIGHT if pair.role in GENERATED_POSITIVES else 1.0
 
 
-def write_rows(out: Path, train: Rows, weights: Sequence[float], cal: Rows, seed: int) -> None:
+def write_rows(
+    out: Path, train: Rows, weights: Sequence[float], cal: Rows, cal_kinds: Sequence[str], seed: int
+) -> None:
     """``rows.npz``: the features and labels of a seeded sample of the train split and of the whole calibration
-    split, shipped so that ``aicache learn`` can refit the weights on the user's labels mixed with these (and
-    not forget them), and check the refit on the calibration topics (``aicache/learn/refit.py``)."""
+    data with each near-miss's kind, shipped so that ``aicache learn`` can refit the weights on the user's labels
+    mixed with these (and not forget them), and check the refit on the calibration topics
+    (``aicache/learn/refit.py``), kind by kind as ``make model`` does."""
     import numpy as np
 
     chosen = sorted(random.Random(seed).sample(range(len(train[0])), min(SHIPPED_TRAIN_ROWS, len(train[0]))))
@@ -396,6 +409,7 @@ def write_rows(out: Path, train: Rows, weights: Sequence[float], cal: Rows, seed
         train_w=np.asarray([weights[i] for i in chosen], dtype=np.float32),
         calibration_x=np.asarray(cal[0], dtype=np.float32),
         calibration_y=np.asarray(cal[1], dtype=np.uint8),
+        calibration_kind=np.asarray(cal_kinds, dtype=np.str_),
     )
 
 
@@ -435,36 +449,65 @@ def dump_pairs(work: Path, parts: dict[str, list[pairs.Pair]], vectors: dict[str
     (work / "pairs.json").write_text(json.dumps(dump), encoding="utf-8")
 
 
+CALIBRATION_DATA = "the calibration split (topics never trained on) and training/data/independent/"
+
+
 def calibrated(
     scores: Sequence[float], data: Sequence[pairs.Pair], vectors: dict[str, object], floor: float
 ) -> tuple[float, calibrate.Counts]:
-    """The threshold (rounded up to 6 decimals, never below the near-miss it was set above) and its counts."""
-    threshold, counts = calibrate.choose_threshold(scores, [p.label for p in data], eligible(data, vectors, floor))
+    """The threshold (rounded up to 6 decimals, never below the near-miss it was set above) and its counts: the
+    most permissive whose bound holds for each kind of near-miss (``calibrate.near_miss_kind``)."""
+    threshold, counts = calibrate.choose_threshold(
+        scores, [p.label for p in data], eligible(data, vectors, floor), kinds=near_miss_kinds(data)
+    )
     if not math.isfinite(threshold):
         print("calibration: too few near-misses to bound wrong answers at 1%; threshold set to 1.0", file=sys.stderr)
         return 1.0, counts
     return math.ceil(threshold * 1e6) / 1e6, counts
 
 
-HAND_WRITTEN_PARAPHRASES = ("q-p", "p-q", "p-p")  # roles of hand-written paraphrase pairs (pairs.family_pairs)
+def near_miss_kinds(data: Sequence[pairs.Pair]) -> list[str]:
+    return [calibrate.near_miss_kind(p.role) for p in data]
+
+
+HAND_WRITTEN_PARAPHRASES = ("q-p", "p-q", "p-p", "trap")  # hand-written paraphrase pairs (family and a/b pairs)
 
 
 def calibration_table(
-    counts: calibrate.Counts, data: Sequence[pairs.Pair], served: Sequence[bool], train_pairs: int, seconds: float
+    counts: calibrate.Counts,
+    data: Sequence[pairs.Pair],
+    scores: Sequence[float],
+    ok: Sequence[bool],
+    threshold: float,
+    train_pairs: int,
+    seconds: float,
 ) -> dict:
-    """The calibration counts for decision.toml. Paraphrases served are given apart for the hand-written ones:
-    two fifths of the positives are generated light edits, which every good model serves, so the total says
-    little about the loose rewordings people write (the figure designs are chosen on, RESULTS.md section 5)."""
-    hand = [i for i, p in enumerate(data) if p.role in HAND_WRITTEN_PARAPHRASES]
+    """The calibration counts for decision.toml, and for each kind of near-miss its own (the bound holds for
+    each). Paraphrases served are given apart for the hand-written ones: two fifths of the positives are
+    generated light edits, which every good model serves, so the total says little about the loose rewordings
+    people write (the figure designs are chosen on, RESULTS.md section 5)."""
+    hand = [i for i, p in enumerate(data) if p.label and p.role in HAND_WRITTEN_PARAPHRASES]
+    labels = [p.label for p in data]
+    by_kind = calibrate.count_by_kind(scores, labels, threshold, near_miss_kinds(data), ok)
     return {
         "near_misses": counts.negatives,
         "near_misses_served": counts.wrong,
         "wrong_upper_bound": round(counts.wrong_upper, 5),
+        **{
+            f"{kind}_{key}": value
+            for kind, c in by_kind.items()
+            for key, value in (
+                ("near_misses", c.negatives),
+                ("near_misses_served", c.wrong),
+                ("wrong_upper_bound", round(c.wrong_upper, 5)),
+            )
+        },
         "paraphrases": counts.positives,
         "paraphrases_served": counts.served,
         "hand_written_paraphrases": len(hand),
-        "hand_written_paraphrases_served": sum(1 for i in hand if served[i]),
+        "hand_written_paraphrases_served": sum(1 for i in hand if ok[i] and scores[i] >= threshold),
         "topics": len({p.topic for p in data}),
+        "independent_topics": len({p.topic for p in data if p.topic.startswith("independent:")}),
         "train_pairs": train_pairs,
         "train_seconds": round(seconds),
     }
@@ -492,13 +535,11 @@ def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]],
     print(f"threshold {threshold:.6f} on calibration: served | wrong | CP upper: {counts.row()}")
     version = features_version(model.weights)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_rows(
-        args.out, (train_rows, [p.label for p in train_pairs]), weights, (cal_rows, [p.label for p in cal]), args.seed
-    )
+    train_data = (train_rows, [p.label for p in train_pairs])
+    write_rows(args.out, train_data, weights, (cal_rows, [p.label for p in cal]), near_miss_kinds(cal), args.seed)
     (args.out / "adapter.npz").unlink(missing_ok=True)  # a cross-encoder's, if one was there
     ok = eligible(cal, vectors, args.floor)
-    served = [bool(ok[i] and score >= threshold) for i, score in enumerate(scores["calibration"])]  # type: ignore[arg-type]
-    table = calibration_table(counts, cal, served, len(train_pairs), trained)
+    table = calibration_table(counts, cal, scores["calibration"], ok, threshold, len(train_pairs), trained)  # type: ignore[arg-type]
     write_toml(
         args.out,
         {"version": version, "floor": args.floor, "threshold": threshold, "calibration": table, "kind": "features"}
@@ -586,12 +627,7 @@ def main(argv: list[str] | None = None) -> int:
             scores[name] = scored(scorer, data, eligible(data, vectors, args.floor))
     (args.work / "scores.json").write_text(json.dumps(scores | {"version": version}), encoding="utf-8")
     cal = parts["calibration"]
-    cal_ok = eligible(cal, vectors, args.floor)
-    threshold, counts = calibrate.choose_threshold(scores["calibration"], [p.label for p in cal], cal_ok)
-    if not math.isfinite(threshold):
-        print("calibration: too few near-misses to bound wrong answers at 1%; threshold set to 1.0", file=sys.stderr)
-        threshold = 1.0
-    threshold = math.ceil(threshold * 1e6) / 1e6  # rounded up: never below the near-miss it was set above
+    threshold, counts = calibrated(scores["calibration"], cal, vectors, args.floor)
     print(f"threshold {threshold:.6f} on calibration: served | wrong | CP upper: {counts.row()}")
     write_toml(
         args.out,

@@ -13,7 +13,8 @@ It passes the same gates as a threshold (``calibrate``), and one more:
 1. its threshold is fitted on scores it did not train on: out-of-fold scores of the older part (each fold's
    model trained without that fold's topics), bounded within ``max_wrong``;
 2. on the shipped calibration topics (``rows.npz`` holds them too) the bound must stay within the budget as
-   well: the user's questions are not bought with everyone else's;
+   well, for each kind of near-miss as ``make model`` bounds it: the user's questions are not bought with
+   everyone else's;
 3. the newer part tests it against what would run without it (today's decision, or the threshold ``calibrate``
    proposes); it is proposed only when it serves more there at the bound.
 
@@ -105,7 +106,7 @@ def refit(
     model, out_of_fold = _fit_user(config, shipped, fit_part)
     wrong_newer = sum(not p.good for p in newer)
     user_threshold = stats.most_permissive(out_of_fold, have, max_wrong, check_size=wrong_newer)
-    shipped_threshold = stats.most_permissive(shipped.servable(model, config.floor), shipped.wrong_pairs, max_wrong)
+    shipped_threshold = shipped.threshold(model, config.floor, max_wrong)
     if user_threshold is None or shipped_threshold is None:
         return replace(kept, why="no threshold of the refitted model keeps wrong answers within the bound")
     threshold = math.ceil(max(user_threshold, shipped_threshold, 0.0) * 1e6) / 1e6  # never below a near-miss
@@ -135,6 +136,7 @@ class Shipped:
     train_w: np.ndarray  # what each row weighed in `make model`'s fit (ones in files that do not say)
     calibration_x: np.ndarray
     calibration_y: np.ndarray
+    calibration_kind: np.ndarray  # each near-miss's kind (training/calibrate.near_miss_kind); one kind if unsaid
 
     @property
     def wrong_pairs(self) -> int:
@@ -143,10 +145,20 @@ class Shipped:
     def _eligible(self, floor: float) -> np.ndarray:
         return self.calibration_x[:, 0] >= floor  # column 0 is the cosine: the floor applies as in training
 
-    def servable(self, model: Weights, floor: float) -> list[float]:
-        """The scores of the calibration near-misses a threshold could serve."""
-        wrong = self._eligible(floor) & (self.calibration_y == 0)
-        return [float(s) for s in model.scores(self.calibration_x[wrong])]
+    def threshold(self, model: Weights, floor: float, max_wrong: float) -> float | None:
+        """The lowest threshold whose bound on the calibration near-misses stays within ``max_wrong`` for every
+        kind of near-miss; None when one kind cannot be kept within it."""
+        import numpy as np
+
+        scores, eligible, best = model.scores(self.calibration_x), self._eligible(floor), -math.inf
+        for kind in np.unique(self.calibration_kind[self.calibration_y == 0]):
+            wrong = (self.calibration_y == 0) & (self.calibration_kind == kind)
+            servable = [float(s) for s in scores[wrong & eligible]]
+            found = stats.most_permissive(servable, int(wrong.sum()), max_wrong)
+            if found is None:
+                return None
+            best = max(best, found)
+        return best
 
     def outcome(self, model: Weights, floor: float, threshold: float) -> calibrate.Outcome:
         served = self._eligible(floor) & (model.scores(self.calibration_x) >= threshold)
@@ -185,12 +197,16 @@ def _shipped_rows(directory: Path) -> Shipped | None:
         if path.is_file():
             with np.load(path) as rows:
                 weights = rows["train_w"] if "train_w" in rows.files else np.ones(len(rows["train_y"]))
+                calibration_y = rows["calibration_y"].astype(np.float64)
+                one_kind = np.full(len(calibration_y), "")
+                kinds = rows["calibration_kind"] if "calibration_kind" in rows.files else one_kind
                 return Shipped(
                     rows["train_x"].astype(np.float64),
                     rows["train_y"].astype(np.float64),
                     weights.astype(np.float64),
                     rows["calibration_x"].astype(np.float64),
-                    rows["calibration_y"].astype(np.float64),
+                    calibration_y,
+                    kinds,
                 )
     return None
 
