@@ -120,3 +120,23 @@ def test_a_learned_file_may_point_only_at_a_model_folder_beside_it(aicache_home:
     (folder / "learned.toml").write_text('[decision]\ndirectory = "decision"\n', encoding="utf-8")
     assert settings_repo.learned_settings()["decision"]["directory"] == str(folder / "decision")
     assert decision.model_directory(Settings(settings_repo.learned_settings())) == (folder / "decision").resolve()
+
+
+def test_the_shipped_calibration_bounds_a_refit_for_each_kind_of_near_miss() -> None:
+    from aicache import stats
+
+    config = shipped()
+    rows = refit._shipped_rows(config.directory)
+    assert rows is not None
+    wrong = rows.calibration_y == 0
+    assert set(np.unique(rows.calibration_kind[wrong])) == {"question", "paraphrase", "generated", "cross"}
+    model = features.Weights.of(config.weights)
+    threshold = rows.threshold(model, config.floor, 0.01)
+    assert threshold is not None
+    scores, eligible = model.scores(rows.calibration_x), rows.calibration_x[:, 0] >= config.floor
+    pooled = stats.most_permissive([float(s) for s in scores[wrong & eligible]], int(wrong.sum()), 0.01)
+    assert pooled is not None and threshold > pooled  # the pool alone would let the hardest kind through more
+    for kind in np.unique(rows.calibration_kind[wrong]):
+        of_kind = wrong & (rows.calibration_kind == kind)
+        served = int((of_kind & eligible & (scores >= threshold)).sum())
+        assert stats.upper_bound(served, int(of_kind.sum())) <= 0.01, kind
