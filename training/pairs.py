@@ -21,7 +21,7 @@ Sources (see ``training/README.md``):
 data: they join the calibration split only (``independent_pairs``), so the threshold is also bounded on questions
 worded unlike the training data's.
 
-``tests/data/heldout-pairs.jsonl``, ``tests/data/general-trap-pairs.jsonl`` and ``tests/data/heldout2-*``
+``tests/data/heldout-pairs.jsonl``, ``tests/data/general-trap-pairs.jsonl`` and ``tests/data/heldout3-*``
 (``HELD_OUT_FILES``) are never read here for training or calibration: ``heldout_sets()`` loads the first two for
 the final test only; ``benchmarks/bench_eval.py`` reads them all.
 """
@@ -39,14 +39,14 @@ DATA = ROOT / "training" / "data"
 TESTS_DATA = ROOT / "tests" / "data"
 SPLIT_SALT = "aicache-decision-split-v1"
 SPLITS = ("train", "calibration", "test")
-# Never trained or calibrated on; heldout2-* were written, by people who never saw the repository, after the
-# calibration rule that judges them was fixed (training/RESULTS.md section 7).
+# Never trained or calibrated on; heldout3-* were written, by people who never saw the repository, after the
+# model and calibration rule that judge them were fixed (training/RESULTS.md section 7, round 3).
 HELD_OUT_FILES = (
     "heldout-pairs.jsonl",
     "general-trap-pairs.jsonl",
-    "heldout2-dev-families.jsonl",
-    "heldout2-everyday-pairs.jsonl",
-    "heldout2-quora-style-pairs.jsonl",
+    "heldout3-dev-families.jsonl",
+    "heldout3-everyday-pairs.jsonl",
+    "heldout3-quora-style-pairs.jsonl",
 )
 # Families and a/b pairs written by people who never saw the training data: calibration only, never trained on.
 INDEPENDENT = DATA / "independent"
@@ -143,9 +143,14 @@ def without_held_out(data: Iterable[Pair], tests_dir: Path = TESTS_DATA) -> list
 
 
 def independent_families(data_dir: Path = DATA) -> list[dict]:
-    """The independent writers' families, their ids marked so they never share a topic with the training data."""
-    rows = [row for path in sorted((data_dir / "independent").glob("*.jsonl")) for row in read_jsonl(path)]
-    return [dict(row, id=f"independent:{row['id']}") for row in rows if "question" in row]
+    """The independent writers' families, their ids marked (``independent:FILE:ID``) so they never share a topic
+    with the training data or with another file's."""
+    return [
+        dict(row, id=f"independent:{path.stem}:{row['id']}")
+        for path in sorted((data_dir / "independent").glob("*.jsonl"))
+        for row in read_jsonl(path)
+        if "question" in row
+    ]
 
 
 def independent_pairs(data_dir: Path = DATA) -> list[Pair]:
@@ -153,7 +158,8 @@ def independent_pairs(data_dir: Path = DATA) -> list[Pair]:
     out = [p for family in independent_families(data_dir) for p in family_pairs(family)]
     for path in sorted((data_dir / "independent").glob("*.jsonl")):
         rows = [row for row in read_jsonl(path) if "a" in row]
-        out.extend(trap_pairs(row | {"topic": f"independent:{row.get('topic') or trap_topic(row)}"} for row in rows))
+        marked = [row | {"topic": f"independent:{path.stem}:{row.get('topic') or trap_topic(row)}"} for row in rows]
+        out.extend(trap_pairs(marked))
     return dedupe(out)
 
 
