@@ -165,8 +165,13 @@ def build_data(
     vectors = embed([*texts, *(t for p in independent for t in (p.a, p.b))], cache)
     everything = pairs.without_held_out([*everything, *cross_negatives(families, vectors)])
     parts = pairs.split(everything)
-    # The independent writers' pairs bound the threshold too: calibration only (pairs.INDEPENDENT)
-    parts["calibration"] += pairs.dedupe([*independent, *nearest_other_topics(pairs.independent_families(), vectors)])
+    # The independent writers' pairs bound the threshold too: calibration only (pairs.INDEPENDENT). Other topics'
+    # nearest texts are near-misses only within one writer's families: two writers often ask the same question.
+    writers: dict[str, list[dict]] = {}
+    for family in pairs.independent_families():
+        writers.setdefault(family.get("writer", family["id"]), []).append(family)
+    nearest = [p for written in writers.values() for p in nearest_other_topics(written, vectors)]
+    parts["calibration"] += pairs.dedupe([*independent, *nearest])
     return parts, vectors, families
 
 
