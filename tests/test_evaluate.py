@@ -270,13 +270,15 @@ def test_the_trained_decision_serves_no_wrong_answer_on_sets_it_never_trained_on
 
 @pytest.mark.slow
 def test_the_trained_decision_keeps_its_bound_on_sets_written_by_people_who_never_saw_the_repository() -> None:
-    # tests/data/heldout3-*: written after the model and its calibration were fixed (training/RESULTS.md section 7).
-    # Measured (52b04711d201): developer 4/213 paraphrases served, 0/213 near-misses wrongly; everyday pairs 6/39,
-    # 0/39; Quora-style pairs 9/29, 1/33 ("questions to ask at the end of a job interview" / "... I will be asked").
+    # tests/data/heldout4-*: written after the model and its calibration were fixed (training/RESULTS.md section 7).
+    # Measured (4480bca6cc38): developer 3/186 paraphrases served, 0/186 near-misses wrongly; everyday pairs 13/94,
+    # 2/87 ("details to *give* someone overseas so they can wire money *into* my account" / "details I need *from*
+    # them so I can wire money *to* them"; a check made out to "me *and* my wife" / "me *or* my wife");
+    # Quora-style pairs 26/164, 0/165.
     for name, pairwise, most_wrong in (
-        ("heldout3-dev-families.jsonl", False, 0),
-        ("heldout3-everyday-pairs.jsonl", True, 0),
-        ("heldout3-quora-style-pairs.jsonl", True, 1),
+        ("heldout4-dev-families.jsonl", False, 0),
+        ("heldout4-everyday-pairs.jsonl", True, 2),
+        ("heldout4-quora-style-pairs.jsonl", True, 0),
     ):
         report = evaluate.run_eval(evaluate.load_pairs(DATA / name), decision="model", pairwise=pairwise)
         assert report.overall.negatives_wrong.count <= most_wrong, (name, report.overall.negatives_wrong)
