@@ -10,7 +10,7 @@ threshold is set by a bound on them, not by F1.
 
 With ``kinds``, the bound must hold for each kind of near-miss separately (``near_miss_kind``), and the threshold
 is the strictest of theirs: pooled, the easy kinds (a paraphrase against a near-miss, a generated one-word edit)
-outnumber the hard one (a question against its own near-miss) seven to one and hid a bound of 2.4% on it
+outnumber the hard one (a question against its own near-miss) and hide how often it is served
 (training/RESULTS.md section 7).
 """
 

@@ -48,8 +48,8 @@ HELD_OUT_FILES = (
     "heldout4-everyday-pairs.jsonl",
     "heldout4-quora-style-pairs.jsonl",
 )
-# Families and a/b pairs written by people who never saw the training data: calibration only, never trained on.
-INDEPENDENT = DATA / "independent"
+# Under training/data: families and a/b pairs written by people who never saw the training data; calibration only.
+INDEPENDENT = "independent"
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def independent_families(data_dir: Path = DATA) -> list[dict]:
     with the training data or with another file's."""
     return [
         dict(row, id=f"independent:{path.stem}:{row['id']}")
-        for path in sorted((data_dir / "independent").glob("*.jsonl"))
+        for path in sorted((data_dir / INDEPENDENT).glob("*.jsonl"))
         for row in read_jsonl(path)
         if "question" in row
     ]
@@ -156,7 +156,7 @@ def independent_families(data_dir: Path = DATA) -> list[dict]:
 def independent_pairs(data_dir: Path = DATA) -> list[Pair]:
     """Every labelled pair of ``training/data/independent/`` (families and a/b pairs), for calibration only."""
     out = [p for family in independent_families(data_dir) for p in family_pairs(family)]
-    for path in sorted((data_dir / "independent").glob("*.jsonl")):
+    for path in sorted((data_dir / INDEPENDENT).glob("*.jsonl")):
         rows = [row for row in read_jsonl(path) if "a" in row]
         marked = [row | {"topic": f"independent:{path.stem}:{row.get('topic') or trap_topic(row)}"} for row in rows]
         out.extend(trap_pairs(marked))
@@ -165,7 +165,7 @@ def independent_pairs(data_dir: Path = DATA) -> list[Pair]:
 
 def held_out_texts(tests_dir: Path = TESTS_DATA, data_dir: Path = DATA) -> set[str]:
     """Every text the model must never train on: the held-out files' and the independent writers'."""
-    files = [tests_dir / name for name in HELD_OUT_FILES] + sorted((data_dir / "independent").glob("*.jsonl"))
+    files = [tests_dir / name for name in HELD_OUT_FILES] + sorted((data_dir / INDEPENDENT).glob("*.jsonl"))
     texts: set[str] = set()
     for path in files:
         for row in read_jsonl(path):

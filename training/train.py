@@ -165,14 +165,19 @@ def build_data(
     vectors = embed([*texts, *(t for p in independent for t in (p.a, p.b))], cache)
     everything = pairs.without_held_out([*everything, *cross_negatives(families, vectors)])
     parts = pairs.split(everything)
-    # The independent writers' pairs bound the threshold too: calibration only (pairs.INDEPENDENT). Other topics'
-    # nearest texts are near-misses only within one writer's families: two writers often ask the same question.
+    parts["calibration"] += independent_calibration(independent, vectors)  # they bound the threshold too
+    return parts, vectors, families
+
+
+def independent_calibration(independent: list[pairs.Pair], vectors: dict[str, object]) -> list[pairs.Pair]:
+    """The independent writers' pairs (``pairs.INDEPENDENT``: calibration only), with the nearest texts of each
+    writer's other families as near-misses: only the same writer's, because two writers often ask the same
+    question in two topics."""
     writers: dict[str, list[dict]] = {}
     for family in pairs.independent_families():
         writers.setdefault(family.get("writer", family["id"]), []).append(family)
     nearest = [p for written in writers.values() for p in nearest_other_topics(written, vectors)]
-    parts["calibration"] += pairs.dedupe([*independent, *nearest])
-    return parts, vectors, families
+    return pairs.dedupe([*independent, *nearest])
 
 
 # ---------------------------------------------------------------------------------------------------------
