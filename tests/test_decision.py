@@ -213,3 +213,20 @@ def test_a_refusal_names_the_rules_that_objected_beside_the_score() -> None:
     ) + decision_.judge("take back my last commit, keep the code", [(cached, 0.78)])
     assert opposite.reasons == ("score 0.10 below threshold 0.76", "opposite words: discard vs keep")
     assert reworded.reasons == ("score 0.10 below threshold 0.76",)  # no rule objects: the score alone refused
+
+
+def test_a_candidate_below_the_floor_is_never_judged_by_the_model() -> None:
+    from aicache.semantic.decide import ModelDecision
+
+    asked: list[list[str]] = []
+
+    def trust_all(question: str, cached: list[str], similarities: list[float]) -> list[float]:
+        asked.append(list(cached))
+        return [0.99] * len(similarities)
+
+    decision_ = ModelDecision(threshold=0.76, floor=0.5, version="test", scorer=trust_all)
+    near, far = decision_.judge("rename a git branch", [("rename a branch in git", 0.93), ("brew a cup of tea", 0.18)])
+    assert near.accepted and not far.accepted
+    assert far.reasons == ("similarity 0.18 below the floor 0.50",) and far.score == 0.0
+    assert asked == [["rename a branch in git"]]  # the far one was never scored
+    assert decision_.judge("anything", [("brew a cup of tea", 0.2)])[0].accepted is False and len(asked) == 1

@@ -134,11 +134,16 @@ class ModelDecision:
     def judge(self, question: str, candidates: Sequence[tuple[str, float]]) -> list[Judgement]:
         from aicache.semantic import verify
 
-        if not candidates:
-            return []
-        scores = self.scorer(question, [cached for cached, _ in candidates], [s for _, s in candidates])
+        # Below the floor a candidate is never judged: the index's exact scan returns the nearest entries however
+        # far, and the model's score means nothing on pairs so unlike the ones it was calibrated on.
+        above = [(cached, s) for cached, s in candidates if s >= self.floor]
+        scores = iter(self.scorer(question, [c for c, _ in above], [s for _, s in above]) if above else ())
         judged = []
-        for (cached, _), score in zip(candidates, scores, strict=True):
+        for cached, similarity in candidates:
+            if similarity < self.floor:
+                judged.append(Judgement(False, 0.0, (f"similarity {similarity:.2f} below the floor {self.floor:.2f}",)))
+                continue
+            score = next(scores)
             vetoed = tuple(verify.exact_differences(question, cached)) if self.vetoes else ()
             if vetoed:
                 judged.append(Judgement(False, score, vetoed))
