@@ -9,6 +9,7 @@ no scipy and holds for small counts, where normal approximations are most wrong.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 
 CONFIDENCE = 0.95
 
@@ -75,4 +76,20 @@ def most_permissive(
             break
         # k served: just above the (k+1)-th highest score (a tie with the k-th serves fewer, never more)
         best = math.nextafter(ranked[k], math.inf) if k < len(ranked) else -math.inf
+    return best
+
+
+def most_permissive_for_each(
+    groups: Iterable[tuple[Sequence[float], int]], max_wrong: float, confidence: float = CONFIDENCE
+) -> float | None:
+    """The lowest threshold that keeps every group within ``max_wrong``: ``most_permissive`` of each group (its
+    servable scores and its total of wrong-prone cases), the strictest of them; None when one group cannot be.
+
+    A pool of easy and hard cases bounds the pool, not the hard ones: a threshold is kept to each kind."""
+    best = -math.inf
+    for servable, total in groups:
+        found = most_permissive(list(servable), total, max_wrong, confidence)
+        if found is None:
+            return None
+        best = max(best, found)
     return best

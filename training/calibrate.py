@@ -105,13 +105,12 @@ def choose_threshold(
     only adds wrong answers when it passes a negative's score.
     """
     kind_of = list(kinds) if kinds is not None else ["all"] * len(labels)
-    groups = sorted({k for k, y in zip(kind_of, labels, strict=True) if not y}) or ["all"]
-    best = 0.0
-    for group in groups:
+    groups = []
+    for group in sorted({k for k, y in zip(kind_of, labels, strict=True) if not y}) or ["all"]:
         negatives = [i for i, y in enumerate(labels) if not y and kind_of[i] == group]
-        servable = [scores[i] for i in negatives if eligible is None or eligible[i]]
-        found = stats.most_permissive(servable, len(negatives), budget, 1.0 - (1.0 - CONFIDENCE) / 2.0)
-        best = max(best, math.inf if found is None else found)
+        groups.append(([scores[i] for i in negatives if eligible is None or eligible[i]], len(negatives)))
+    found = stats.most_permissive_for_each(groups, budget, 1.0 - (1.0 - CONFIDENCE) / 2.0)
+    best = math.inf if found is None else max(found, 0.0)
     return best, count(scores, labels, best, eligible)
 
 

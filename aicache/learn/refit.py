@@ -150,15 +150,10 @@ class Shipped:
         kind of near-miss; None when one kind cannot be kept within it."""
         import numpy as np
 
-        scores, eligible, best = model.scores(self.calibration_x), self._eligible(floor), -math.inf
-        for kind in np.unique(self.calibration_kind[self.calibration_y == 0]):
-            wrong = (self.calibration_y == 0) & (self.calibration_kind == kind)
-            servable = [float(s) for s in scores[wrong & eligible]]
-            found = stats.most_permissive(servable, int(wrong.sum()), max_wrong)
-            if found is None:
-                return None
-            best = max(best, found)
-        return best
+        scores, eligible, wrong = model.scores(self.calibration_x), self._eligible(floor), self.calibration_y == 0
+        of_kind = [wrong & (self.calibration_kind == kind) for kind in np.unique(self.calibration_kind[wrong])]
+        groups = [([float(s) for s in scores[mask & eligible]], int(mask.sum())) for mask in of_kind]
+        return stats.most_permissive_for_each(groups, max_wrong)
 
     def outcome(self, model: Weights, floor: float, threshold: float) -> calibrate.Outcome:
         served = self._eligible(floor) & (model.scores(self.calibration_x) >= threshold)
