@@ -14,6 +14,7 @@ from aicache.semantic import evaluate
 from aicache.semantic.evaluate import NEGATIVE, PARAPHRASE, UNRELATED, EvalSet, Probe, Rate, Served
 
 DATA = Path(__file__).resolve().parent / "data"
+ROUND4 = DATA.parent.parent / "training" / "data" / "independent"
 
 
 def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
@@ -270,17 +271,18 @@ def test_the_trained_decision_serves_no_wrong_answer_on_sets_it_never_trained_on
 
 @pytest.mark.slow
 def test_the_trained_decision_keeps_its_bound_on_sets_written_by_people_who_never_saw_the_repository() -> None:
-    # tests/data/heldout4-*: written after the model and its calibration were fixed (training/RESULTS.md section 7).
+    # The round-4 test (training/data/independent/round4-*, calibration data since round 5): written after the model
+    # and its calibration were fixed (training/RESULTS.md section 7).
     # Measured (4480bca6cc38): developer 3/186 paraphrases served, 0/186 near-misses wrongly; everyday pairs 13/94,
     # 2/87 ("details to *give* someone overseas so they can wire money *into* my account" / "details I need *from*
     # them so I can wire money *to* them"; a check made out to "me *and* my wife" / "me *or* my wife");
     # Quora-style pairs 26/164, 0/165.
     for name, pairwise, most_wrong in (
-        ("heldout4-dev-families.jsonl", False, 0),
-        ("heldout4-everyday-pairs.jsonl", True, 2),
-        ("heldout4-quora-style-pairs.jsonl", True, 0),
+        ("round4-dev-families.jsonl", False, 0),
+        ("round4-everyday-pairs.jsonl", True, 2),
+        ("round4-quora-style-pairs.jsonl", True, 0),
     ):
-        report = evaluate.run_eval(evaluate.load_pairs(DATA / name), decision="model", pairwise=pairwise)
+        report = evaluate.run_eval(evaluate.load_pairs(ROUND4 / name), decision="model", pairwise=pairwise)
         assert report.overall.negatives_wrong.count <= most_wrong, (name, report.overall.negatives_wrong)
         assert report.overall.paraphrases_wrong.count == 0, (name, report.overall.paraphrases_wrong)
         assert report.overall.paraphrases_served.count >= 3, (name, report.overall.paraphrases_served)

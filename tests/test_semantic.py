@@ -476,9 +476,9 @@ def test_an_entry_labelled_wrong_for_a_question_is_never_its_candidate_again(
 def test_the_trained_decision_never_serves_a_candidate_below_the_floor(
     conn: sqlite3.Connection, settings: config.Settings
 ) -> None:
-    # The exact scan of a small partition returns its nearest entries however far. Found on
-    # tests/data/heldout4-dev-families.jsonl: "deleting an element from my list variable makes terraform destroy
-    # and recreate the others" was served the answer of "Arrays.asList(...).add() throws
+    # The exact scan of a small partition returns its nearest entries however far. Found on the round-4 developer
+    # families (training/data/independent/round4-dev-families.jsonl): "deleting an element from my list variable
+    # makes terraform destroy and recreate the others" was served the answer of "Arrays.asList(...).add() throws
     # UnsupportedOperationException" at similarity 0.18 (the shipped model scored that pair 0.83).
     far = store(conn, settings, "p", "Arrays.asList(...).add() throws UnsupportedOperationException")
     store(conn, settings, "p", "terraform count: removing one item from the list recreates all the resources after it")
