@@ -2,6 +2,7 @@
 
     python -m training.extra_features residual     # the differing content words of each side, embedded
     python -m training.extra_features alignment    # greedy matching of MiniLM's contextual token embeddings
+    python -m training.extra_features embedding    # the two embeddings themselves: |u - v| and u * v
 
 Reads ``pairs.json`` of a ``training.train`` run (``--work``), fits the shipped design (hinge basis, generated
 positives at half weight) on the train split with and without the extra features, thresholds each at the 1%
@@ -12,11 +13,15 @@ split is read only for a variant that passes the criterion written down before t
   joined per side and embedded with the index embedder; their cosine, whether one side or both are empty.
 * ``alignment``: each token of one question matched to its most similar token of the other (contextual
   embeddings of all-MiniLM-L6-v2), as BERTScore does: the F1 of the matches and the weakest match.
+* ``embedding``: the index embedder's two unit vectors u and v, as ``|u - v|`` and ``u * v`` per dimension
+  (symmetric in the two questions). The cosine is the sum of ``u * v``; these let the regression weigh the
+  directions along which two questions differ. Free at run time: the tier holds both vectors already.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -100,7 +105,17 @@ def alignment_features(rows: Sequence[dict]) -> list[list[float]]:
     return out
 
 
-EXTRAS = {"residual": residual_features, "alignment": alignment_features}
+def embedding_features(rows: Sequence[dict], work: Path = WORK_DIR) -> Any:
+    import numpy as np
+
+    with np.load(work / "vectors.npz") as stored:
+        vectors = dict(zip(stored["texts"].tolist(), stored["vectors"], strict=True))
+    u = np.stack([vectors[r["a"]] for r in rows])
+    v = np.stack([vectors[r["b"]] for r in rows])
+    return np.hstack([np.abs(u - v), u * v])
+
+
+EXTRAS = {"residual": residual_features, "alignment": alignment_features, "embedding": embedding_features}
 
 
 def fit_and_calibrate(x_train: Any, train: Sequence[dict], x_cal: Any, cal: Sequence[dict]) -> tuple[float, Any]:
@@ -130,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         name: expand([pair_features(r["a"], r["b"], r["cosine"]) for r in rows], "hinges")
         for name, rows in (("train", train), ("calibration", cal))
     }
-    extra = {name: np.asarray(EXTRAS[args.extra](rows)) for name, rows in (("train", train), ("calibration", cal))}
+    compute = EXTRAS[args.extra]
+    if args.extra == "embedding":
+        compute = functools.partial(embedding_features, work=args.work)
+    extra = {name: np.asarray(compute(rows)) for name, rows in (("train", train), ("calibration", cal))}
     domains = topic_domains()
     for design, x in (
         ("shipped design", base),
