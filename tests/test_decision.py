@@ -203,7 +203,7 @@ def test_pair_features_carry_the_verifiers_own_verdict() -> None:
 def test_a_refusal_names_the_rules_that_objected_beside_the_score() -> None:
     from aicache.semantic.decide import ModelDecision
 
-    def refuse_all(question: str, cached: object, similarities: list[float]) -> list[float]:
+    def refuse_all(question: str, cached: object, similarities: list[float], vectors: object = None) -> list[float]:
         return [0.1] * len(similarities)
 
     decision_ = ModelDecision(threshold=0.76, floor=0.5, version="test", scorer=refuse_all)
@@ -220,7 +220,7 @@ def test_a_candidate_below_the_floor_is_never_judged_by_the_model() -> None:
 
     asked: list[list[str]] = []
 
-    def trust_all(question: str, cached: list[str], similarities: list[float]) -> list[float]:
+    def trust_all(question: str, cached: list[str], similarities: list[float], vectors: object = None) -> list[float]:
         asked.append(list(cached))
         return [0.99] * len(similarities)
 

@@ -24,7 +24,7 @@ def test_the_newton_fit_is_scikit_learns_logistic_regression() -> None:
     y = (x @ rng.normal(size=6) + rng.normal(scale=1.5, size=400) > 0).astype(float)
     expected = LogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(x, y)
     with_bias = np.hstack([x, np.ones((400, 1))])
-    got = refit._newton(with_bias, y, np.ones(400))
+    got = refit._newton(with_bias, y, np.ones(400), np.zeros(400))
     assert np.allclose(got[:-1], expected.coef_[0], atol=1e-5)
     assert got[-1] == pytest.approx(expected.intercept_[0], abs=1e-5)
 
@@ -37,8 +37,8 @@ def test_a_rows_weight_counts_as_that_many_copies_of_it() -> None:
     weight[:10] = 3.0
     copied = np.vstack([x, x[:10], x[:10]])
     assert np.allclose(
-        refit._newton(x, y, weight),
-        refit._newton(copied, np.concatenate([y, y[:10], y[:10]]), np.ones(80)),
+        refit._newton(x, y, weight, np.zeros(60)),
+        refit._newton(copied, np.concatenate([y, y[:10], y[:10]]), np.ones(80), np.zeros(80)),
         atol=1e-8,
     )
 
@@ -50,14 +50,16 @@ def shipped() -> decision.DecisionConfig:
 def labelled(count: int, *, start: float, seed: int) -> list[LabelledPair]:
     """Pairs of distinct topics, all of them close (cosine 0.80-0.95): the right ones reworded, the wrong ones
     asking the opposite."""
-    rng = random.Random(seed)
+    rng, vectors = random.Random(seed), np.random.default_rng(seed)
     made = []
     for i in range(count):
         good = i % 2 == 0
         topic = f"service{int(start) + i}"
         new = f"how can I turn on logging for {topic}" if good else f"how do I disable logging for {topic}"
         pair = LabelledPair(new, f"how do I enable logging for {topic}", good, "feedback", start + i, "plain")
-        made.append(dataclasses.replace(pair, similarity=rng.uniform(0.8, 0.95)))
+        both = vectors.normal(size=(2, 384))  # what labelled.score fills in: (question, cached) unit vectors
+        both /= np.linalg.norm(both, axis=1, keepdims=True)
+        made.append(dataclasses.replace(pair, similarity=rng.uniform(0.8, 0.95), vectors=both))
     return made
 
 
@@ -69,9 +71,8 @@ def stingy_model() -> decision.DecisionConfig:
 
 def scored_with(config: decision.DecisionConfig, pairs: list[LabelledPair]) -> list[LabelledPair]:
     model = features.Weights.of(config.weights)
-    return [
-        dataclasses.replace(p, score=float(s)) for p, s in zip(pairs, model.scores(refit._rows(pairs)), strict=True)
-    ]
+    scores = model.scores(refit._rows(pairs), refit._directions(pairs, model))
+    return [dataclasses.replace(p, score=float(s)) for p, s in zip(pairs, scores, strict=True)]
 
 
 def test_too_few_wrong_labels_refit_nothing_and_say_how_many_are_needed() -> None:
@@ -100,7 +101,9 @@ def test_a_refit_that_serves_more_on_newer_labels_within_the_bound_is_accepted_a
     assert calibrate.outcome(rescored, loaded.threshold, loaded.floor) == found.after
     runtime = decision.FeatureModel(loaded, embedder=lambda: None)
     pair = newer[0]
-    assert runtime.score(pair.question, [pair.cached], [pair.similarity])[0] == pytest.approx(rescored[0].score)
+    assert runtime.score(pair.question, [pair.cached], [pair.similarity], pair.vectors)[0] == pytest.approx(
+        rescored[0].score
+    )
 
 
 def write_artefact(data: bytes) -> Path:
@@ -133,7 +136,7 @@ def test_the_shipped_calibration_bounds_a_refit_for_each_kind_of_near_miss() -> 
     model = features.Weights.of(config.weights)
     threshold = rows.threshold(model, config.floor, 0.01)
     assert threshold is not None
-    scores, eligible = model.scores(rows.calibration_x), rows.calibration_x[:, 0] >= config.floor
+    scores, eligible = model.scores(rows.calibration_x, rows.calibration_d), rows.calibration_x[:, 0] >= config.floor
     pooled = stats.most_permissive([float(s) for s in scores[wrong & eligible]], int(wrong.sum()), 0.01)
     assert pooled is not None and threshold > pooled  # the pool alone would let the hardest kind through more
     for kind in np.unique(rows.calibration_kind[wrong]):

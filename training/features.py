@@ -13,11 +13,12 @@ model; ``training/compare.py`` measures with and without them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from aicache.semantic import verify
-from aicache.semantic.features import DEFAULT_BASIS, Weights, expand, pair_features
+from aicache.semantic.features import DEFAULT_BASIS, Weights, direction_inputs, expand, pair_features, terms
 
 
 def vetoed(a: str, b: str) -> bool:
@@ -56,14 +57,18 @@ def fit_standardised(
 
 
 class FeatureModel:
-    """Standardised logistic regression (scikit-learn to fit; a dot product to score)."""
+    """Standardised logistic regression (scikit-learn to fit; a dot product to score); with ``directions``, over
+    ``features.direction_inputs`` of the two questions' unit vectors as well."""
 
-    def __init__(self, basis: str = DEFAULT_BASIS) -> None:
+    def __init__(self, basis: str = DEFAULT_BASIS, directions: bool = False, embedder: str = "") -> None:
         self.basis = basis
+        self.directions = directions
+        self.embedder = embedder  # the embedding model's id (``embeddings.model_id``): its vectors only
         self.mean: list[float] = []
         self.scale: list[float] = []
         self.coef: list[float] = []
         self.bias = 0.0
+        self.direction_range = [-math.inf, math.inf]
 
     def fit(
         self,
@@ -71,16 +76,53 @@ class FeatureModel:
         labels: Sequence[int],
         weights: Sequence[float] | None = None,
         seed: int = 0,
+        vectors: tuple[Any, Any] | None = None,
     ) -> FeatureModel:
+        """``vectors``: the cached and the new questions' unit vectors, one row per pair (with ``directions``)."""
+        import numpy as np
+
         inputs = expand(rows, self.basis)
+        if self.directions:
+            inputs = np.hstack([inputs, direction_inputs(*self._needed(vectors))])
         self.mean, self.scale, self.coef, self.bias = fit_standardised(inputs, labels, weights, seed)
+        if self.directions:  # the range the directions' part took on the training rows bounds it at run time
+            seen = Weights.of(self.weights).direction_logits(*self._needed(vectors))
+            self.direction_range = [float(seen.min()), float(seen.max())]
         return self
 
     @property
     def weights(self) -> dict[str, object]:
         """The ``[features]`` table of decision.toml."""
-        return {"basis": self.basis, "mean": self.mean, "scale": self.scale, "coef": self.coef, "bias": self.bias}
+        base = len(self.mean) - (self._direction_inputs if self.directions else 0)
+        table: dict[str, object] = {
+            "basis": self.basis,
+            "mean": self.mean[:base],
+            "scale": self.scale[:base],
+            "coef": self.coef[:base],
+            "bias": self.bias,
+        }
+        if self.directions:
+            for key, values in (("mean", self.mean), ("scale", self.scale), ("coef", self.coef)):
+                table[f"direction_{key}"] = values[base:]
+            table["direction_range"] = self.direction_range
+            table["direction_embedder"] = self.embedder
+        return table
 
-    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
+    def predict(self, rows: Sequence[Sequence[float]], vectors: tuple[Any, Any] | None = None) -> list[float]:
         """Scored as the runtime scores them (``features.Weights``)."""
-        return [float(p) for p in Weights.of(self.weights).scores(rows)]
+        model = Weights.of(self.weights)
+        directions = model.direction_logits(*self._needed(vectors)) if self.directions else None
+        return [float(p) for p in model.scores(rows, directions)]
+
+    def direction_logits(self, vectors: tuple[Any, Any]) -> list[float]:
+        """The directions' part of each pair's logit (zeros without directions): ``rows.npz`` keeps it."""
+        return [float(d) for d in Weights.of(self.weights).direction_logits(*vectors)]
+
+    @property
+    def _direction_inputs(self) -> int:
+        return len(self.mean) - len(terms(self.basis))
+
+    def _needed(self, vectors: tuple[Any, Any] | None) -> tuple[Any, Any]:
+        if vectors is None:
+            raise ValueError("a model over the embeddings' directions needs both questions' vectors")
+        return vectors

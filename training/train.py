@@ -395,7 +395,7 @@ def _write_features_toml(out: Path, settings: dict[str, object]) -> None:
     (out / "decision.toml").write_text(text, encoding="utf-8")
 
 
-Rows = tuple[list[list[float]], list[int]]  # features and labels
+Rows = tuple[list[list[float]], list[int], list[float]]  # features, labels, the directions' part of the logit
 
 
 def sample_weight(pair: pairs.Pair) -> float:
@@ -408,7 +408,8 @@ def write_rows(
     """``rows.npz``: the features and labels of a seeded sample of the train split and of the whole calibration
     data with each near-miss's kind, shipped so that ``aicache learn`` can refit the weights on the user's labels
     mixed with these (and not forget them), and check the refit on the calibration topics
-    (``aicache/learn/refit.py``), kind by kind as ``make model`` does."""
+    (``aicache/learn/refit.py``), kind by kind as ``make model`` does. The embeddings' directions are kept as
+    their part of each row's logit (``*_d``): the refit leaves that part as it is, so it needs no vectors."""
     import numpy as np
 
     chosen = sorted(random.Random(seed).sample(range(len(train[0])), min(SHIPPED_TRAIN_ROWS, len(train[0]))))
@@ -417,9 +418,11 @@ def write_rows(
         train_x=np.asarray([train[0][i] for i in chosen], dtype=np.float32),
         train_y=np.asarray([train[1][i] for i in chosen], dtype=np.uint8),
         train_w=np.asarray([weights[i] for i in chosen], dtype=np.float32),
+        train_d=np.asarray([train[2][i] for i in chosen], dtype=np.float32),
         calibration_x=np.asarray(cal[0], dtype=np.float32),
         calibration_y=np.asarray(cal[1], dtype=np.uint8),
         calibration_kind=np.asarray(cal_kinds, dtype=np.str_),
+        calibration_d=np.asarray(cal[2], dtype=np.float32),
     )
 
 
@@ -525,28 +528,39 @@ def calibration_table(
 
 def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]], vectors: dict, started: float) -> int:
     """Design 2, the shipped one: logistic regression over ``features.pair_features`` and its basis (a few minutes)."""
+    from aicache.config import Settings
+    from aicache.semantic import embeddings
     from aicache.semantic.decision import features_version
     from training import features
 
     def rows(data: Sequence[pairs.Pair]) -> list[list[float]]:
         return [features.features(p.a, p.b, cosine(vectors, p.a, p.b)) for p in data]
 
+    def pair_vectors(data: Sequence[pairs.Pair]) -> tuple[Any, Any]:
+        import numpy as np
+
+        return np.stack([vectors[p.a] for p in data]), np.stack([vectors[p.b] for p in data])  # type: ignore[misc]
+
     train_pairs = parts["train"]
     train_rows = rows(train_pairs)
     weights = [sample_weight(p) for p in train_pairs]
-    model = features.FeatureModel(args.basis).fit(train_rows, [p.label for p in train_pairs], weights, args.seed)
+    embedder = embeddings.model_id(Settings({}))  # the vectors ``embed`` made
+    model = features.FeatureModel(args.basis, args.directions, embedder).fit(
+        train_rows, [p.label for p in train_pairs], weights, args.seed, pair_vectors(train_pairs)
+    )
     trained = time.monotonic() - started
     cal = parts["calibration"]
     cal_rows = rows(cal)
     sets = {"test": parts["test"]} | ({} if args.limit else pairs.heldout_sets())
-    scores: dict[str, object] = {"calibration": model.predict(cal_rows)}
-    scores |= {name: model.predict(rows(data)) for name, data in sets.items()}
+    scores: dict[str, object] = {"calibration": model.predict(cal_rows, pair_vectors(cal))}
+    scores |= {name: model.predict(rows(data), pair_vectors(data)) for name, data in sets.items()}
     threshold, counts = calibrated(scores["calibration"], cal, vectors, args.floor)  # type: ignore[arg-type]
     print(f"threshold {threshold:.6f} on calibration: served | wrong | CP upper: {counts.row()}")
     version = features_version(model.weights)
     args.out.mkdir(parents=True, exist_ok=True)
-    train_data = (train_rows, [p.label for p in train_pairs])
-    write_rows(args.out, train_data, weights, (cal_rows, [p.label for p in cal]), near_miss_kinds(cal), args.seed)
+    train_data = (train_rows, [p.label for p in train_pairs], model.direction_logits(pair_vectors(train_pairs)))
+    cal_data = (cal_rows, [p.label for p in cal], model.direction_logits(pair_vectors(cal)))
+    write_rows(args.out, train_data, weights, cal_data, near_miss_kinds(cal), args.seed)
     (args.out / "adapter.npz").unlink(missing_ok=True)  # a cross-encoder's, if one was there
     ok = eligible(cal, vectors, args.floor)
     table = calibration_table(counts, cal, scores["calibration"], ok, threshold, len(train_pairs), trained)  # type: ignore[arg-type]
@@ -572,6 +586,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--basis", choices=BASES, default=DEFAULT_BASIS, help="the feature model's inputs (features.expand)"
+    )
+    parser.add_argument(
+        "--directions",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the feature model weighs the directions in which the two embeddings differ (RESULTS.md section 8)",
     )
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)

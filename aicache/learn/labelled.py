@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aicache.config import Settings
@@ -34,6 +34,8 @@ class LabelledPair:
     similarity: float = 0.0  # filled by ``score``
     score: float = 0.0
     vetoed: bool = False  # an exact rule (numbers, versions, identifiers) refuses it whatever the score
+    # the unit vectors of (question, cached), filled by ``score``: a model that weighs directions needs them
+    vectors: Any = field(default=None, compare=False, repr=False)
 
 
 def from_store(conn: sqlite3.Connection) -> list[LabelledPair]:
@@ -71,6 +73,8 @@ def score(pairs: Sequence[LabelledPair], settings: Settings, decision: Decision)
     """The pairs with today's cosine similarity and decision score (one embedding batch, one scoring pass)."""
     if not pairs:
         return []
+    import numpy as np
+
     from aicache.semantic import embeddings
 
     embedder = embeddings.get_embedder(settings)
@@ -78,8 +82,9 @@ def score(pairs: Sequence[LabelledPair], settings: Settings, decision: Decision)
     vectors = dict(zip(texts, embedder.encode(texts), strict=True))
     scored = []
     for pair in pairs:
-        similarity = float(vectors[pair.question] @ vectors[pair.cached])
-        judged = decision.at(0.0).judge(pair.question, [(pair.cached, similarity)])[0]
+        both = np.vstack([vectors[pair.question], vectors[pair.cached]])
+        similarity = float(both[0] @ both[1])
+        judged = decision.at(0.0).judge(pair.question, [(pair.cached, similarity)], both)[0]
         vetoed = not judged.accepted  # at threshold 0 only a rule can refuse
-        scored.append(replace(pair, similarity=similarity, score=judged.score, vetoed=vetoed))
+        scored.append(replace(pair, similarity=similarity, score=judged.score, vetoed=vetoed, vectors=both))
     return scored

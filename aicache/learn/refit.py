@@ -110,7 +110,8 @@ def refit(
     if user_threshold is None or shipped_threshold is None:
         return replace(kept, why="no threshold of the refitted model keeps wrong answers within the bound")
     threshold = math.ceil(max(user_threshold, shipped_threshold, 0.0) * 1e6) / 1e6  # never below a near-miss
-    rescored = [replace(p, score=float(s)) for p, s in zip(newer, model.scores(_rows(newer)), strict=True)]
+    newer_scores = model.scores(_rows(newer), _directions(newer, model))
+    rescored = [replace(p, score=float(s)) for p, s in zip(newer, newer_scores, strict=True)]
     after = calibrate.outcome(rescored, threshold, config.floor)
     accepted, why = calibrate.verdict(baseline, after, max_wrong)
     version = features_version(model.to_toml())
@@ -137,6 +138,10 @@ class Shipped:
     calibration_x: np.ndarray
     calibration_y: np.ndarray
     calibration_kind: np.ndarray  # each near-miss's kind (training/calibrate.near_miss_kind); one kind if unsaid
+    # the directions' part of each row's logit (``Weights.direction_logits``; zeros for a model without): the
+    # refit keeps that part of the model as it is and refits the rest around it
+    train_d: np.ndarray
+    calibration_d: np.ndarray
 
     @property
     def wrong_pairs(self) -> int:
@@ -150,13 +155,14 @@ class Shipped:
         kind of near-miss; None when one kind cannot be kept within it."""
         import numpy as np
 
-        scores, eligible, wrong = model.scores(self.calibration_x), self._eligible(floor), self.calibration_y == 0
+        scores, eligible = model.scores(self.calibration_x, self.calibration_d), self._eligible(floor)
+        wrong = self.calibration_y == 0
         of_kind = [wrong & (self.calibration_kind == kind) for kind in np.unique(self.calibration_kind[wrong])]
         groups = [([float(s) for s in scores[mask & eligible]], int(mask.sum())) for mask in of_kind]
         return stats.most_permissive_for_each(groups, max_wrong)
 
     def outcome(self, model: Weights, floor: float, threshold: float) -> calibrate.Outcome:
-        served = self._eligible(floor) & (model.scores(self.calibration_x) >= threshold)
+        served = self._eligible(floor) & (model.scores(self.calibration_x, self.calibration_d) >= threshold)
         right = self.calibration_y == 1
         return calibrate.Outcome(
             threshold, int((served & right).sum()), int(right.sum()), int((served & ~right).sum()), self.wrong_pairs
@@ -170,13 +176,14 @@ def _fit_user(config: DecisionConfig, shipped: Shipped, pairs: Sequence[Labelled
 
     current = Weights.of(config.weights)
     x, y = _rows(pairs), np.asarray([p.good for p in pairs], dtype=np.float64)
+    d = _directions(pairs, current)
     folds = np.asarray([int(topic_of(p)[:8], 16) % FOLDS for p in pairs])
     out_of_fold: list[float] = []
     for fold in range(FOLDS):
-        held = (folds == fold) & (y == 0)
-        model = _fit(current, shipped, x[folds != fold], y[folds != fold])
-        out_of_fold.extend(float(s) for s in model.scores(x[held]))
-    return _fit(current, shipped, x, y), out_of_fold
+        held, fit = (folds == fold) & (y == 0), folds != fold
+        model = _fit(current, shipped, x[fit], y[fit], d[fit])
+        out_of_fold.extend(float(s) for s in model.scores(x[held], d[held]))
+    return _fit(current, shipped, x, y, d), out_of_fold
 
 
 def _scored(pair: LabelledPair, floor: float) -> bool:
@@ -195,6 +202,7 @@ def _shipped_rows(directory: Path) -> Shipped | None:
                 calibration_y = rows["calibration_y"].astype(np.float64)
                 one_kind = np.full(len(calibration_y), "")
                 kinds = rows["calibration_kind"] if "calibration_kind" in rows.files else one_kind
+                zeros = lambda n: np.zeros(n)  # noqa: E731 (files of models that weigh no directions)
                 return Shipped(
                     rows["train_x"].astype(np.float64),
                     rows["train_y"].astype(np.float64),
@@ -202,6 +210,10 @@ def _shipped_rows(directory: Path) -> Shipped | None:
                     rows["calibration_x"].astype(np.float64),
                     calibration_y,
                     kinds,
+                    rows["train_d"].astype(np.float64) if "train_d" in rows.files else zeros(len(weights)),
+                    rows["calibration_d"].astype(np.float64)
+                    if "calibration_d" in rows.files
+                    else zeros(len(calibration_y)),
                 )
     return None
 
@@ -213,8 +225,19 @@ def _rows(pairs: Sequence[LabelledPair]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
 
 
-def _fit(start: Weights, shipped: Shipped, user_x: np.ndarray, user_y: np.ndarray) -> Weights:
-    """The weighted logistic regression on both kinds of rows, with ``start``'s standardisation."""
+def _directions(pairs: Sequence[LabelledPair], model: Weights) -> np.ndarray:
+    """The directions' part of each pair's logit under ``model`` (zeros for a model that weighs none)."""
+    import numpy as np
+
+    if model.directions is None or not pairs:
+        return np.zeros(len(pairs))
+    both = np.stack([p.vectors for p in pairs])  # (question, cached) per pair, from ``labelled.score``
+    return model.direction_logits(both[:, 1], both[:, 0])
+
+
+def _fit(start: Weights, shipped: Shipped, user_x: np.ndarray, user_y: np.ndarray, user_d: np.ndarray) -> Weights:
+    """The weighted logistic regression on both kinds of rows, with ``start``'s standardisation; the directions'
+    part of the logit (if the model has one) stays as it is, an offset the rest is fitted around."""
     import numpy as np
 
     ship_x, ship_y = shipped.train_x, shipped.train_y
@@ -223,26 +246,27 @@ def _fit(start: Weights, shipped: Shipped, user_x: np.ndarray, user_y: np.ndarra
     x = np.hstack([x, np.ones((len(x), 1))])
     y = np.concatenate([ship_y, user_y])
     weight = np.concatenate([shipped.train_w, np.full(len(user_y), user_weight)])
-    coef = _newton(x, y, weight)
+    coef = _newton(x, y, weight, np.concatenate([shipped.train_d, user_d]))
     return replace(start, coef=coef[:-1], bias=float(coef[-1]))
 
 
-def _newton(x: np.ndarray, y: np.ndarray, weight: np.ndarray, steps: int = 100) -> np.ndarray:
-    """Minimise the weighted log loss plus L2 / 2 * |coef|^2 (not on the bias) by Newton's method with step
-    halving: the problem is convex, a few dozen features converge in a handful of steps, with numpy alone."""
+def _newton(x: np.ndarray, y: np.ndarray, weight: np.ndarray, offset: np.ndarray, steps: int = 100) -> np.ndarray:
+    """Minimise the weighted log loss of ``x @ w + offset`` plus L2 / 2 * |coef|^2 (not on the bias) by Newton's
+    method with step halving: the problem is convex, a few dozen features converge in a handful of steps, with
+    numpy alone."""
     import numpy as np
 
     penalty = np.full(x.shape[1], L2)
     penalty[-1] = 0.0
 
     def loss(w: np.ndarray) -> float:
-        logits = x @ w
+        logits = x @ w + offset
         return float(weight @ (np.logaddexp(0.0, logits) - y * logits) + 0.5 * penalty @ (w * w))
 
     w = np.zeros(x.shape[1])
     current = loss(w)
     for _ in range(steps):
-        p = sigmoid(x @ w)
+        p = sigmoid(x @ w + offset)
         gradient = x.T @ (weight * (p - y)) + penalty * w
         hessian = (x * (weight * p * (1 - p))[:, None]).T @ x + np.diag(penalty + 1e-9)
         step = np.linalg.solve(hessian, gradient)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aicache.errors import ConfigError
 
@@ -60,8 +60,10 @@ class Decision(Protocol):
         """The cosine similarity a candidate needs before it is judged at all."""
         ...
 
-    def judge(self, question: str, candidates: Sequence[tuple[str, float]]) -> list[Judgement]:
-        """Judge each (cached question, cosine similarity), in the order given."""
+    def judge(self, question: str, candidates: Sequence[tuple[str, float]], vectors: Any = None) -> list[Judgement]:
+        """Judge each (cached question, cosine similarity), in the order given. ``vectors``, when the caller
+        has them: the question's unit vector (row 0) and each candidate's (rows 1..), so that a model that needs
+        them does not embed the texts again."""
         ...
 
     def at(self, threshold: float) -> Decision:
@@ -80,7 +82,7 @@ class CosineDecision:
     def floor(self) -> float:
         return self.threshold
 
-    def judge(self, question: str, candidates: Sequence[tuple[str, float]]) -> list[Judgement]:
+    def judge(self, question: str, candidates: Sequence[tuple[str, float]], vectors: Any = None) -> list[Judgement]:
         return [
             Judgement(s >= self.threshold, s, () if s >= self.threshold else (_below("similarity", s, self.threshold),))
             for _, s in candidates
@@ -101,7 +103,7 @@ class RulesDecision:
     def floor(self) -> float:
         return self.threshold
 
-    def judge(self, question: str, candidates: Sequence[tuple[str, float]]) -> list[Judgement]:
+    def judge(self, question: str, candidates: Sequence[tuple[str, float]], vectors: Any = None) -> list[Judgement]:
         from aicache.semantic import verify
 
         judged = []
@@ -114,7 +116,7 @@ class RulesDecision:
         return replace(self, threshold=threshold)
 
 
-Scorer = Callable[[str, Sequence[str], Sequence[float]], list[float]]  # question, cached, cosines
+Scorer = Callable[..., list[float]]  # (question, cached, cosines, vectors): decision.FeatureModel.score
 
 
 @dataclass(frozen=True)
@@ -131,13 +133,15 @@ class ModelDecision:
     def name(self) -> str:
         return f"model:{self.version}"
 
-    def judge(self, question: str, candidates: Sequence[tuple[str, float]]) -> list[Judgement]:
+    def judge(self, question: str, candidates: Sequence[tuple[str, float]], vectors: Any = None) -> list[Judgement]:
         from aicache.semantic import verify
 
         # Below the floor a candidate is never judged: the index's exact scan returns the nearest entries however
         # far, and the model's score means nothing on pairs so unlike the ones it was calibrated on.
-        above = [(cached, s) for cached, s in candidates if s >= self.floor]
-        scores = iter(self.scorer(question, [c for c, _ in above], [s for _, s in above]) if above else ())
+        above = [i for i, (_, s) in enumerate(candidates) if s >= self.floor]
+        rows = None if vectors is None else vectors[[0, *(i + 1 for i in above)]]
+        texts, similarities = [candidates[i][0] for i in above], [candidates[i][1] for i in above]
+        scores = iter(self.scorer(question, texts, similarities, rows) if above else ())
         judged = []
         for cached, similarity in candidates:
             if similarity < self.floor:

@@ -138,6 +138,21 @@ def features_toml(
         "names = [" + ", ".join(json.dumps(n) for n in terms(str(weights.get("basis", "linear")))) + "]",
         *(f"{key} = [{', '.join(repr(float(v)) for v in weights[key])}]" for key in ("mean", "scale", "coef")),
         f"bias = {float(weights['bias'])!r}",
+        *(
+            ["# + the directions: ((|u - v|, u * v) - direction_mean) / direction_scale . direction_coef, in range"]
+            if "direction_coef" in weights
+            else []
+        ),
+        *(
+            f"{key} = [{', '.join(repr(float(v)) for v in weights[key])}]"
+            for key in ("direction_mean", "direction_scale", "direction_coef", "direction_range")
+            if key in weights
+        ),
+        *(
+            [f"direction_embedder = {json.dumps(weights['direction_embedder'])}  # the vectors they were fitted on"]
+            if "direction_embedder" in weights
+            else []
+        ),
         "",
         "[calibration]  # counts are ordered pairs",
         *(f"{key} = {json.dumps(value)}" for key, value in calibration.items()),
@@ -176,7 +191,8 @@ def load(
     """The decision model, loaded once per process (prepared on first use; ``on_prepare`` is called then)."""
     config = _config(model_directory(settings))
     if config.version not in _MODELS and config.kind == "features":
-        _MODELS[config.version] = FeatureModel(config, lambda: embeddings.get_embedder(settings, threads=threads))
+        embedder = lambda: embeddings.get_embedder(settings, threads=threads)  # noqa: E731
+        _MODELS[config.version] = FeatureModel(config, embedder, embeddings.model_id(settings))
     if config.version not in _MODELS:
         if not config.onnx_path.is_file():
             if on_prepare is not None:
@@ -203,10 +219,14 @@ class PairModel:
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest pair of the batch
 
     def score(
-        self, question: str, candidates: Sequence[str], similarities: Sequence[float] | None = None
+        self,
+        question: str,
+        candidates: Sequence[str],
+        similarities: Sequence[float] | None = None,
+        vectors: Any = None,
     ) -> list[float]:
         """For each cached ``candidates[i]``, the probability that its answer is right for ``question``
-        (``similarities`` is accepted for the interface of ``FeatureModel`` and not needed)."""
+        (``similarities`` and ``vectors`` are accepted for the interface of ``FeatureModel`` and not needed)."""
         if not candidates:
             return []
         pairs = [(c, question) for c in candidates]
@@ -237,7 +257,7 @@ class FeatureModel:
     fire, whether it accepts, word overlap and length ratio (``pair_features``). Same interface as ``PairModel``;
     ``score`` embeds the texts when the caller has no similarities (the semantic tier has them)."""
 
-    def __init__(self, config: DecisionConfig, embedder: Callable[[], Any]) -> None:
+    def __init__(self, config: DecisionConfig, embedder: Callable[[], Any], embedder_id: str | None = None) -> None:
         self.config = config
         self.version = config.version
         self.threshold = config.threshold
@@ -247,18 +267,35 @@ class FeatureModel:
             self.weights = Weights.of(config.weights)
         except (KeyError, ValueError, ConfigError) as exc:
             raise ConfigError(f"decision model {config.version}: {exc}") from None
+        directions = self.weights.directions
+        # Directions are weighed only on the vectors of the model they were fitted on (cache.embedding_model may
+        # name another): other vectors' directions mean nothing to these weights, so they add nothing.
+        self.weighs_directions = directions is not None and embedder_id in (None, directions.embedder)
 
     def score(
-        self, question: str, candidates: Sequence[str], similarities: Sequence[float] | None = None
+        self,
+        question: str,
+        candidates: Sequence[str],
+        similarities: Sequence[float] | None = None,
+        vectors: Any = None,
     ) -> list[float]:
-        """For each cached ``candidates[i]``, the probability that its answer is right for ``question``."""
+        """For each cached ``candidates[i]``, the probability that its answer is right for ``question``.
+        ``vectors``: the unit vectors of the question (row 0) and of each candidate (rows 1..), when the caller
+        has them; a model that weighs directions embeds the texts otherwise."""
         if not candidates:
             return []
-        if similarities is None:
+        import numpy as np
+
+        if vectors is None and (self.weighs_directions or similarities is None):
             vectors = self._embedder().encode([question, *candidates])
+        if similarities is None:
             similarities = [float(v) for v in vectors[1:] @ vectors[0]]
         rows = [pair_features(c, question, s) for c, s in zip(candidates, similarities, strict=True)]
-        return [float(p) for p in self.weights.scores(rows)]
+        if self.weighs_directions:
+            directions = self.weights.direction_logits(vectors[1:], vectors[:1])
+        else:
+            directions = np.zeros(len(rows))
+        return [float(p) for p in self.weights.scores(rows, directions)]
 
 
 def _base_dir() -> Path:

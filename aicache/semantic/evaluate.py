@@ -397,6 +397,7 @@ class InMemoryCache:
         ranked: Mapping[str, list[tuple[int, float]]],
         own: Sequence[float],
         model: str,
+        vectors: tuple[Any, Mapping[str, Any]] | None = None,
     ) -> None:
         from aicache.normalize import normalize_question
 
@@ -405,6 +406,7 @@ class InMemoryCache:
         self.ranked = ranked  # probe text -> best stored questions with their similarity, best first
         self.own = own  # per probe: similarity to the stored question it was written against
         self.model = model
+        self.vectors = vectors  # the stored questions' unit vectors (a matrix) and each probe's, as the tier has
         self.exact = {normalize_question(q): i for i, q in reversed(list(enumerate(self.stored)))}
 
     @classmethod
@@ -426,7 +428,7 @@ class InMemoryCache:
             float(similarities[row[p.text], j]) if j >= 0 else 0.0
             for p, j in zip(evalset.probes, evalset.pairs or [-1] * len(evalset.probes), strict=True)
         ]
-        return cls(evalset, ranked, own, embedder.model_id)
+        return cls(evalset, ranked, own, embedder.model_id, (stored, dict(zip(probes, asked, strict=True))))
 
     def lookup(self, decision: Decision, *, pairwise: bool = False) -> Lookup:
         """A lookup function for one decision at its operating point."""
@@ -447,7 +449,9 @@ class InMemoryCache:
                 ranked = self.ranked[question]
             best = ranked[0][1] if ranked else 0.0
             candidates = [(entry, similarity) for entry, similarity in ranked if similarity >= decision.floor]
-            judged = decision.judge(question, [(self.stored[e], s) for e, s in candidates])
+            judged = decision.judge(
+                question, [(self.stored[e], s) for e, s in candidates], self._vectors(question, candidates)
+            )
             accepted = [(j.score, e, s) for (e, s), j in zip(candidates, judged, strict=True) if j.accepted]
             if not accepted:
                 return Served(None, best)
@@ -455,6 +459,15 @@ class InMemoryCache:
             return Served(entry, similarity)
 
         return find
+
+    def _vectors(self, question: str, candidates: Sequence[tuple[int, float]]) -> Any:
+        """The question's vector, then each candidate's: what ``Decision.judge`` takes."""
+        import numpy as np
+
+        if self.vectors is None:
+            return None
+        stored, asked = self.vectors
+        return np.vstack([asked[question], *(stored[e] for e, _ in candidates)])
 
 
 def _candidates(settings: Settings) -> int:
@@ -583,11 +596,15 @@ def memoised(decision: Decision) -> Decision:
         return decision
     scorer, seen = decision.scorer, dict[tuple[str, str], float]()
 
-    def scores(question: str, candidates: Sequence[str], similarities: Sequence[float]) -> list[float]:
+    def scores(
+        question: str, candidates: Sequence[str], similarities: Sequence[float], vectors: Any = None
+    ) -> list[float]:
         cosine = dict(zip(candidates, similarities, strict=True))
+        row = {c: i + 1 for i, c in enumerate(candidates)}  # its vector's row in ``vectors``
         missing = [c for c in dict.fromkeys(candidates) if (question, c) not in seen]
         if missing:
-            found = scorer(question, missing, [cosine[c] for c in missing])
+            rows = None if vectors is None else vectors[[0, *(row[c] for c in missing)]]
+            found = scorer(question, missing, [cosine[c] for c in missing], rows)
             seen.update({(question, c): s for c, s in zip(missing, found, strict=True)})
         return [seen[(question, c)] for c in candidates]
 

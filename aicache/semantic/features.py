@@ -12,11 +12,18 @@ A *basis* turns those into the regression's inputs:
 
 ``Weights`` is a standardised logistic regression over the basis: the runtime scores with it (``decision.
 FeatureModel``), ``learn`` refits it (``aicache/learn/refit.py``), ``make model`` fits it (``training/``).
+
+A model may also weigh the *directions* in which the two questions' embeddings differ (``directions``): the
+cosine is the sum of ``u * v`` over the dimensions of the two unit vectors, and sums away which dimensions agree;
+``|u - v|`` and ``u * v`` per dimension keep it, so the regression can learn that some directions of difference
+change the answer and others are only wording. Their part of the logit is ``Weights.direction_logits``; it needs
+both vectors, which the semantic tier holds already.
 Everything here is numpy and the verifier's word analysis: nothing heavy on the hit path.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,35 +106,104 @@ class Weights:
     coef: Any
     bias: float
     basis: str = "linear"
+    directions: Directions | None = None
 
     @classmethod
     def of(cls, table: dict[str, Any]) -> Weights:
         """From the ``[features]`` table of a decision.toml (or anything with the same keys); a table without
-        ``basis`` is a linear model (the files written before the basis existed)."""
+        ``basis`` is a linear model (the files written before the basis existed), one without
+        ``direction_coef`` weighs no directions."""
         import numpy as np
 
         mean, scale, coef = (np.asarray(table[key], dtype=np.float64) for key in ("mean", "scale", "coef"))
         basis = str(table.get("basis", "linear"))
         if not (len(mean) == len(scale) == len(coef) == len(terms(basis))):
             raise ConfigError(f"the weights do not match the {basis} basis ({len(terms(basis))} inputs)")
-        return cls(mean, scale, coef, float(table["bias"]), basis)
+        directions = Directions.of(table) if "direction_coef" in table else None
+        return cls(mean, scale, coef, float(table["bias"]), basis, directions)
 
     def inputs(self, rows: Any) -> Any:
         """The standardised inputs of rows of ``pair_features``."""
         return (expand(rows, self.basis) - self.mean) / self.scale
 
-    def scores(self, rows: Any) -> Any:
-        """The probability for each row of ``pair_features``."""
-        return sigmoid(self.inputs(rows) @ self.coef + self.bias)
+    def scores(self, rows: Any, direction_logits: Any = None) -> Any:
+        """The probability for each row of ``pair_features``; a model that weighs directions needs their part
+        of the logit for each row too (``direction_logits``)."""
+        logits = self.inputs(rows) @ self.coef + self.bias
+        if self.directions is not None:
+            if direction_logits is None:
+                raise ValueError("this model weighs the embeddings' directions: their logits are needed")
+            logits = logits + direction_logits
+        return sigmoid(logits)
+
+    def direction_logits(self, cached: Any, new: Any) -> Any:
+        """The directions' part of the logit for pairs of unit vectors (one row per pair); zeros without."""
+        import numpy as np
+
+        if self.directions is None:
+            return np.zeros(len(np.atleast_2d(cached)))
+        return self.directions.logits(cached, new)
 
     def to_toml(self) -> dict[str, Any]:
-        return {
+        table = {
             "basis": self.basis,
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
             "coef": self.coef.tolist(),
             "bias": float(self.bias),
         }
+        return table | (self.directions.to_toml() if self.directions is not None else {})
+
+
+@dataclass(frozen=True)
+class Directions:
+    """The regression's weights over ``direction_inputs`` of two unit vectors, standardised like the rest, for
+    the vectors of one embedding model (``embedder``, its ``embeddings.model_id``). Their part of the logit is
+    kept within the range it took on the training rows (``low``, ``high``): vectors unlike any the model saw
+    (another embedding model's, say) would otherwise move the score without bound."""
+
+    mean: Any
+    scale: Any
+    coef: Any
+    embedder: str
+    low: float = -math.inf
+    high: float = math.inf
+
+    @classmethod
+    def of(cls, table: dict[str, Any]) -> Directions:
+        import numpy as np
+
+        mean, scale, coef = (np.asarray(table[f"direction_{key}"], dtype=np.float64) for key in KEYS)
+        if not len(mean) == len(scale) == len(coef) or len(coef) % 2:
+            raise ConfigError("the direction weights are not one mean, scale and coef per input")
+        low, high = (float(v) for v in table.get("direction_range", (-math.inf, math.inf)))
+        return cls(mean, scale, coef, str(table.get("direction_embedder", "")), low, high)
+
+    def logits(self, cached: Any, new: Any) -> Any:
+        import numpy as np
+
+        inputs = direction_inputs(cached, new)
+        if inputs.shape[1] != len(self.coef):
+            raise ConfigError(f"the direction weights are for {len(self.coef) // 2}-dimensional embeddings")
+        return np.clip(((inputs - self.mean) / self.scale) @ self.coef, self.low, self.high)
+
+    def to_toml(self) -> dict[str, Any]:
+        return {f"direction_{key}": getattr(self, key).tolist() for key in KEYS} | {
+            "direction_embedder": self.embedder,
+            "direction_range": [self.low, self.high],
+        }
+
+
+KEYS = ("mean", "scale", "coef")
+
+
+def direction_inputs(cached: Any, new: Any) -> Any:
+    """``|u - v|`` then ``u * v`` per dimension, for pairs of unit vectors (one row per pair): symmetric in the
+    two questions."""
+    import numpy as np
+
+    u, v = np.atleast_2d(np.asarray(cached, dtype=np.float64)), np.atleast_2d(np.asarray(new, dtype=np.float64))
+    return np.hstack([np.abs(u - v), u * v])
 
 
 def pair_features(cached: str, new: str, cosine: float) -> list[float]:

@@ -113,7 +113,7 @@ def lookup(
     )
     refused = labels.negatives(conn, exact_key(partition_key, question))
     neighbours = [n for n in found.neighbours if n.entry_id not in refused]  # marked wrong for this question
-    verdicts = _judge(conn, decision, question, partition_key, neighbours)
+    verdicts = _judge(conn, decision, question, partition_key, neighbours, vector)
     if judge.enabled(settings):
         verdicts = judge.decide_gray_zone(conn, settings, question, verdicts)
     accepted = [v for v in verdicts if v["accepted"]]
@@ -135,18 +135,21 @@ def _judge(
     question: str,
     partition_key: str,
     neighbours: list[vector_index.Neighbour],
+    vector: Any,
 ) -> list[dict[str, Any]]:
     if not neighbours:
         return []
     marks = ",".join("?" * len(neighbours))
     rows = conn.execute(
-        f"SELECT id, question FROM entries WHERE partition_key = ? AND id IN ({marks})",
+        f"SELECT id, question, embedding FROM entries WHERE partition_key = ? AND id IN ({marks})",
         [partition_key, *(n.entry_id for n in neighbours)],
-    )
+    ).fetchall()
     questions = {int(r[0]): str(r[1]) for r in rows}
     # deleted (or moved) since the index saw them: never serve across partitions
     present = [n for n in neighbours if n.entry_id in questions]
-    judged = decision.judge(question, [(questions[n.entry_id], n.similarity) for n in present])
+    stored = {int(r[0]): r[2] for r in rows}
+    vectors = _vectors(vector, [stored[n.entry_id] for n in present])
+    judged = decision.judge(question, [(questions[n.entry_id], n.similarity) for n in present], vectors)
     return [
         {
             "entry_id": n.entry_id,
@@ -160,6 +163,17 @@ def _judge(
         }
         for n, j in zip(present, judged, strict=True)
     ]
+
+
+def _vectors(vector: Any, stored: list[bytes | None]) -> Any:
+    """The question's vector and each candidate's, as stored with its entry (what a decision may weigh besides
+    the similarity); None if one is missing, and the decision embeds the texts itself."""
+    import numpy as np
+
+    blobs = [blob for blob in stored if blob is not None and len(blob) == vector.size * 4]
+    if len(blobs) < len(stored):
+        return None
+    return np.vstack([vector, *(np.frombuffer(blob, dtype=np.float32) for blob in blobs)])
 
 
 # ---------------------------------------------------------------------------------------------------------
