@@ -230,3 +230,48 @@ def test_a_candidate_below_the_floor_is_never_judged_by_the_model() -> None:
     assert far.reasons == ("similarity 0.18 below the floor 0.50",) and far.score == 0.0
     assert asked == [["rename a branch in git"]]  # the far one was never scored
     assert decision_.judge("anything", [("brew a cup of tea", 0.2)])[0].accepted is False and len(asked) == 1
+
+
+def test_the_model_is_given_the_vectors_of_the_candidates_it_scores() -> None:
+    import numpy as np
+
+    from aicache.semantic.decide import ModelDecision
+
+    given: list[object] = []
+
+    def record(question: str, cached: list[str], similarities: list[float], vectors: object = None) -> list[float]:
+        given.append(vectors)
+        return [0.99] * len(cached)
+
+    decision_ = ModelDecision(threshold=0.76, floor=0.5, version="test", scorer=record)
+    vectors = np.arange(8.0).reshape(4, 2)  # the question's row, then one per candidate
+    candidates = [("rename a branch in git", 0.93), ("brew a cup of tea", 0.18), ("git rename branch", 0.9)]
+    decision_.judge("rename a git branch", candidates, vectors)
+    assert np.array_equal(given[0], vectors[[0, 1, 3]])  # the one under the floor is left out with its vector
+    decision_.judge("rename a git branch", candidates)
+    assert given[1] is None  # a caller without vectors: the model embeds the texts itself
+
+
+def test_the_directions_are_weighed_only_on_the_vectors_they_were_fitted_on() -> None:
+    import numpy as np
+
+    config = decision.read_config(decision.DATA_DIR)
+    weights = features.Weights.of(config.weights)
+    assert weights.directions is not None  # the shipped model weighs them
+
+    def no_embedding() -> object:
+        raise AssertionError("the vectors were given: nothing to embed")
+
+    same = decision.FeatureModel(config, no_embedding, weights.directions.embedder)
+    other = decision.FeatureModel(config, no_embedding, "another-model@0000")
+    question, cached = "git undo last commit keep changes", "undo my last commit but keep the changes"
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(2, 384))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    similarity = float(vectors[0] @ vectors[1])
+    row = features.pair_features(cached, question, similarity)
+    with_directions = weights.scores([row], weights.direction_logits(vectors[1:], vectors[:1]))[0]
+    without = weights.scores([row], np.zeros(1))[0]
+    assert with_directions != pytest.approx(without)
+    assert same.score(question, [cached], [similarity], vectors) == pytest.approx([with_directions])
+    assert other.score(question, [cached], [similarity], vectors) == pytest.approx([without])

@@ -62,3 +62,46 @@ def test_a_weight_on_an_input_moves_the_score_of_rows_that_have_it() -> None:
     assert clean == pytest.approx(features.sigmoid(2.0)) and opposite == pytest.approx(features.sigmoid(-7.0))
     again = features.Weights.of(weights.to_toml())  # what decision.toml holds reads back as the same model
     assert again.basis == "hinges" and again.scores([row(cosine=0.9)]).tolist() == [clean]
+
+
+def with_directions(dim: int = 4, coef: list[float] | None = None, **extra: object) -> features.Weights:
+    size = len(features.terms("hinges"))
+    directions = {
+        "direction_mean": [0.0] * (2 * dim),
+        "direction_scale": [1.0] * (2 * dim),
+        "direction_coef": coef or [0.0] * (2 * dim),
+        "direction_embedder": "an-embedder@0123",
+    }
+    return features.Weights.of(table("hinges", size) | directions | extra)
+
+
+def test_the_directions_tell_apart_two_pairs_the_other_features_cannot() -> None:
+    # Along dimension 0 the two questions differ (|u - v| weighs -8): the cosine is the same for both pairs.
+    weights = with_directions(coef=[-8.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    cached = np.array([[0.6, 0.8, 0.0, 0.0], [0.0, 0.8, 0.6, 0.0]])
+    new = np.array([[0.0, 0.8, 0.6, 0.0], [0.0, 0.8, 0.0, 0.6]])
+    assert (cached * new).sum(axis=1).tolist() == pytest.approx([0.64, 0.64])
+    logits = weights.direction_logits(cached, new)
+    assert logits.tolist() == pytest.approx([-4.8, 0.0])
+    rows = [row(cosine=0.64), row(cosine=0.64)]
+    changed, same = weights.scores(rows, logits)
+    assert same == pytest.approx(features.sigmoid(0.5)) and changed == pytest.approx(features.sigmoid(0.5 - 4.8))
+    with pytest.raises(ValueError, match="directions"):
+        weights.scores(rows)  # a model that weighs directions never scores without them
+
+
+def test_the_directions_part_stays_within_the_range_seen_in_training() -> None:
+    weights = with_directions(coef=[50.0] * 8, direction_range=[-1.5, 2.0])
+    far = weights.direction_logits(np.array([[1.0, 0.0, 0.0, 0.0]]), np.array([[0.0, 0.0, 0.0, 1.0]]))
+    assert far.tolist() == [2.0]  # vectors unlike the training rows' would otherwise move the score by 100
+    again = features.Weights.of(weights.to_toml())
+    assert again.directions is not None and again.directions.embedder == "an-embedder@0123"
+    assert (again.directions.low, again.directions.high) == (-1.5, 2.0)
+    with pytest.raises(ConfigError, match="4-dimensional"):
+        weights.direction_logits(np.ones((1, 6)) / 6**0.5, np.ones((1, 6)) / 6**0.5)
+
+
+def test_weights_without_directions_add_nothing_for_them() -> None:
+    weights = features.Weights.of(table("hinges", len(features.terms("hinges"))))
+    assert weights.directions is None and "direction_coef" not in weights.to_toml()
+    assert weights.direction_logits(np.eye(3, 4), np.eye(3, 4)).tolist() == [0.0, 0.0, 0.0]

@@ -489,3 +489,33 @@ def test_the_trained_decision_never_serves_a_candidate_below_the_floor(
     below = [v for v in found.verdicts if v["similarity"] < 0.5]
     assert below and all(not v["accepted"] and "below the floor" in v["reasons"][0] for v in below)
     assert found.entry_id != far
+
+
+def test_the_trained_decision_weighs_the_vectors_stored_with_the_entries(
+    conn: sqlite3.Connection, settings: config.Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aicache.semantic import decision
+
+    questions = ["how do I rename a local git branch", "rename the current branch in git"]
+    for question in questions:
+        store(conn, settings, "p", question)
+    given: list[Any] = []
+    score = decision.FeatureModel.score
+
+    def spy(self: decision.FeatureModel, *args: Any) -> list[float]:
+        given.append(args)
+        return score(self, *args)
+
+    monkeypatch.setattr(decision.FeatureModel, "score", spy)
+    model = config.Settings({**settings.data, "decision": {"kind": "model"}})
+    asked = "git rename my branch"
+    found = tier.lookup(conn, model, "p", asked)
+    ((question, cached, _similarities, vectors),) = given
+    assert question == asked and sorted(cached) == sorted(questions)
+    stored = {q: np.frombuffer(tier.embed_question(settings, q), dtype=np.float32) for q in questions}
+    expected = [tier.embed_question(settings, asked), *(stored[c].tobytes() for c in cached)]
+    assert [row.astype(np.float32).tobytes() for row in vectors] == expected  # nothing was embedded twice
+    assert {v["question"] for v in found.verdicts} == set(questions)
+    # an entry without a vector of this size: no vectors are given, and the model embeds the texts itself
+    assert tier._vectors(np.ones(384, dtype=np.float32), [None, b"\0" * 1536]) is None
+    assert tier._vectors(np.ones(384, dtype=np.float32), [b"\0" * 1024]) is None
