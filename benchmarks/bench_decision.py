@@ -55,10 +55,14 @@ def main() -> None:
                 vectors = embedder.encode([question, *candidates])
                 sims = [float(s) for s in vectors[1:] @ vectors[0]] if given else None
                 t0 = time.perf_counter()
-                model.score(question, candidates, sims)
+                model.score(question, candidates, sims, vectors if given else None)
                 times.append((time.perf_counter() - t0) * 1000)
             times.sort()
-            how = "similarities given (as the semantic tier calls it)" if given else "texts embedded by score()"
+            how = (
+                "similarities and vectors given (as the semantic tier calls it)"
+                if given
+                else "texts embedded by score()"
+            )
             print(
                 f"{k} candidate(s), {how}: median {statistics.median(times):.1f} ms, "
                 f"p90 {times[int(len(times) * 0.9)]:.1f} ms ({args.runs} runs)"
