@@ -14,7 +14,6 @@ from aicache.semantic import evaluate
 from aicache.semantic.evaluate import NEGATIVE, PARAPHRASE, UNRELATED, EvalSet, Probe, Rate, Served
 
 DATA = Path(__file__).resolve().parent / "data"
-ROUND5 = DATA.parent.parent / "training" / "data" / "independent"
 
 
 def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
@@ -271,17 +270,17 @@ def test_the_trained_decision_serves_no_wrong_answer_on_sets_it_never_trained_on
 
 @pytest.mark.slow
 def test_the_trained_decision_keeps_its_bound_on_sets_written_by_people_who_never_saw_the_repository() -> None:
-    # The round-5 test (training/data/independent/round5-*, calibration data since round 6): written after the
-    # candidate models and the rule choosing among them were fixed (training/RESULTS.md section 8). Measured (3fd9a30595ef): developer 6/381 paraphrases served, 1/381
-    # near-misses given another family's answer ("gradle see where a transitive dependency comes from", arguably
-    # the same question as the one served); everyday pairs 11/61, 1/57 ("Can I port my number *out of* Google
-    # Voice?" / "... *to* Google Voice?"); Quora-style pairs 32/159, 0/153.
+    # tests/data/heldout6-*: written after the shipped weights and the rule that set their threshold were fixed
+    # (training/RESULTS.md section 9). Measured (3fd9a30595ef at 0.823): developer 7/348 paraphrases served, 0/348
+    # near-misses given another's answer; everyday pairs 8/67, 2/68 (cancelling a flight *myself* / *an airline*
+    # cancels it; reselling thrift-store clothes / selling *my own*); Quora-style pairs 33/151, 2/150 (*does*
+    # grunting help tennis players / *why* do they grunt; Hindu holy men *buried* / Hindus *cremate*).
     for name, pairwise, most_wrong in (
-        ("round5-dev-families.jsonl", False, 1),
-        ("round5-everyday-pairs.jsonl", True, 1),
-        ("round5-quora-style-pairs.jsonl", True, 0),
+        ("heldout6-dev-families.jsonl", False, 0),
+        ("heldout6-everyday-pairs.jsonl", True, 2),
+        ("heldout6-quora-style-pairs.jsonl", True, 2),
     ):
-        report = evaluate.run_eval(evaluate.load_pairs(ROUND5 / name), decision="model", pairwise=pairwise)
+        report = evaluate.run_eval(evaluate.load_pairs(DATA / name), decision="model", pairwise=pairwise)
         assert report.overall.negatives_wrong.count <= most_wrong, (name, report.overall.negatives_wrong)
         assert report.overall.paraphrases_wrong.count == 0, (name, report.overall.paraphrases_wrong)
         assert report.overall.paraphrases_served.count >= 5, (name, report.overall.paraphrases_served)
