@@ -69,9 +69,12 @@ def stingy_model() -> decision.DecisionConfig:
     return dataclasses.replace(config, weights=dict(config.weights, bias=-12.0), version="pair-features-stingy")
 
 
-def scored_with(config: decision.DecisionConfig, pairs: list[LabelledPair]) -> list[LabelledPair]:
+def scored_with(
+    config: decision.DecisionConfig, pairs: list[LabelledPair], directions: bool = True
+) -> list[LabelledPair]:
     model = features.Weights.of(config.weights)
-    scores = model.scores(refit._rows(pairs), refit._directions(pairs, model))
+    weighed = refit._directions(pairs, model) if directions else np.zeros(len(pairs))
+    scores = model.scores(refit._rows(pairs), weighed)
     return [dataclasses.replace(p, score=float(s)) for p, s in zip(pairs, scores, strict=True)]
 
 
@@ -143,3 +146,24 @@ def test_the_shipped_calibration_bounds_a_refit_for_each_kind_of_near_miss() -> 
         of_kind = wrong & (rows.calibration_kind == kind)
         served = int((of_kind & eligible & (scores >= threshold)).sum())
         assert stats.upper_bound(served, int(of_kind.sum())) <= 0.01, kind
+
+
+def test_a_refit_weighs_the_directions_only_on_the_embedding_model_they_were_fitted_on() -> None:
+    config = stingy_model()
+    directions = features.Weights.of(config.weights).directions
+    assert directions is not None
+    older, newer = labelled(1400, start=1, seed=3), labelled(900, start=5000, seed=4)
+    revectored = lambda pairs, seed: [  # noqa: E731 (the same pairs, other vectors)
+        dataclasses.replace(p, vectors=q.vectors)
+        for p, q in zip(pairs, labelled(len(pairs), start=0, seed=seed), strict=True)
+    ]
+    other_older, other_newer = revectored(older, 13), revectored(newer, 14)
+
+    def artefact(older: list[LabelledPair], newer: list[LabelledPair], embedder: str) -> bytes | None:
+        scored = scored_with(config, newer, directions=embedder == directions.embedder)
+        baseline = calibrate.outcome(scored, config.threshold, config.floor)
+        return refit.refit(older, scored, config, baseline, 0.01, embedder).artefact
+
+    # Another model's vectors mean nothing to these weights: the refit does not depend on them, as the runtime.
+    assert artefact(older, newer, "another-model@0") == artefact(other_older, other_newer, "another-model@0")
+    assert artefact(older, newer, directions.embedder) != artefact(older, newer, "another-model@0")

@@ -90,12 +90,18 @@ def refit(
     config: DecisionConfig,
     baseline: calibrate.Outcome,
     max_wrong: float,
+    embedder_id: str | None = None,
 ) -> Refit:
-    """Refit on ``older`` (+ the shipped rows), test on ``newer`` against ``baseline``, and decide."""
+    """Refit on ``older`` (+ the shipped rows), test on ``newer`` against ``baseline``, and decide.
+    ``embedder_id``: the embedding model the pairs' vectors come from; the directions are weighed only if the
+    model's were fitted on it, as at run time (``decision.FeatureModel``)."""
     kept = Refit(base=config.version, baseline=baseline, accepted=False, why="")
     shipped = _shipped_rows(config.directory)
     if shipped is None:
         return replace(kept, why="this model ships no rows to refit with")
+    directions = Weights.of(config.weights).directions
+    if directions is not None and embedder_id not in (None, directions.embedder):
+        shipped, older, newer = shipped.without_directions(), _unweighed(older), _unweighed(newer)
     fit_part = [p for p in older if _scored(p, config.floor)]
     kept = replace(kept, user_rows=len(fit_part), shipped_rows=len(shipped.train_y))
     # as for a threshold: wrong pairs the model never judges (under the floor, vetoed) count as refused
@@ -146,6 +152,12 @@ class Shipped:
     @property
     def wrong_pairs(self) -> int:
         return int((self.calibration_y == 0).sum())
+
+    def without_directions(self) -> Shipped:
+        """The rows as a runtime that weighs no directions scores them (another embedding model's vectors)."""
+        import numpy as np
+
+        return replace(self, train_d=np.zeros(len(self.train_d)), calibration_d=np.zeros(len(self.calibration_d)))
 
     def _eligible(self, floor: float) -> np.ndarray:
         return self.calibration_x[:, 0] >= floor  # column 0 is the cosine: the floor applies as in training
@@ -225,11 +237,16 @@ def _rows(pairs: Sequence[LabelledPair]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
 
 
+def _unweighed(pairs: Sequence[LabelledPair]) -> list[LabelledPair]:
+    return [replace(p, vectors=None) for p in pairs]
+
+
 def _directions(pairs: Sequence[LabelledPair], model: Weights) -> np.ndarray:
-    """The directions' part of each pair's logit under ``model`` (zeros for a model that weighs none)."""
+    """The directions' part of each pair's logit under ``model`` (zeros for a model that weighs none, and for
+    pairs without vectors: another embedding model's, which the runtime does not weigh either)."""
     import numpy as np
 
-    if model.directions is None or not pairs:
+    if model.directions is None or not pairs or any(p.vectors is None for p in pairs):
         return np.zeros(len(pairs))
     both = np.stack([p.vectors for p in pairs])  # (question, cached) per pair, from ``labelled.score``
     return model.direction_logits(both[:, 1], both[:, 0])

@@ -130,7 +130,7 @@ def _refit(
 ) -> refit.Refit | None:
     """The model refitted on the older part, measured against what would run without it: today's threshold, or
     the one calibration proposes."""
-    from aicache.semantic import decide, decision
+    from aicache.semantic import decide, decision, embeddings
 
     if str(settings.get("decision.kind", decide.DEFAULT_KIND)) != "model":
         return None
@@ -140,7 +140,7 @@ def _refit(
     tick("refitting the decision model", 0, 1)
     older, newer = calibrate.split_by_time(pairs)
     baseline = finding.test_after if finding.accepted and finding.test_after is not None else finding.test_before
-    found = refit.refit(older, newer, config, baseline, max_wrong)
+    found = refit.refit(older, newer, config, baseline, max_wrong, embeddings.model_id(settings))
     tick("refitting the decision model", 1, 1)
     return found
 
