@@ -28,22 +28,22 @@ SETS = (
     "heldout-pairs.jsonl",
     "trap-pairs.jsonl",
     "general-trap-pairs.jsonl",
-    "heldout6-dev-families.jsonl",
-    "heldout6-everyday-pairs.jsonl",
-    "heldout6-quora-style-pairs.jsonl",
+    "heldout7-dev-families.jsonl",
+    "heldout7-everyday-pairs.jsonl",
+    "heldout7-quora-style-pairs.jsonl",
 )
 DEFAULT_FILES = tuple(ROOT / "tests" / "data" / name for name in SETS)
 # What each set is to the trained decision (training/pairs.py): the model learned from the train topics of
-# dev-pairs, trap-pairs and training/data; heldout-pairs, general-trap-pairs and heldout6-* were never used in training.
+# dev-pairs, trap-pairs and training/data; heldout-pairs, general-trap-pairs and heldout7-* were never used in training.
 FRESH = "never trained or calibrated on; written 2026-12-04 by people who never saw the repository"
 ROLE = {
     "dev-pairs.jsonl": "trained on (train topics) and calibrated on some of its topics",
     "trap-pairs.jsonl": "trained on (train topics); written while fixing the rules",
     "heldout-pairs.jsonl": "never trained on; looked at while fixing the rules in earlier sessions",
     "general-trap-pairs.jsonl": "never trained on; written while fixing the rules",
-    "heldout6-dev-families.jsonl": FRESH,
-    "heldout6-everyday-pairs.jsonl": FRESH,
-    "heldout6-quora-style-pairs.jsonl": FRESH,
+    "heldout7-dev-families.jsonl": FRESH,
+    "heldout7-everyday-pairs.jsonl": FRESH,
+    "heldout7-quora-style-pairs.jsonl": FRESH,
     "test-split-dev.jsonl": "held-out test topics of training/data (developer), never trained or calibrated on",
     "test-split-everyday.jsonl": "held-out test topics of training/data (everyday), never trained or calibrated on",
 }

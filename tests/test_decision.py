@@ -91,7 +91,7 @@ def test_the_bound_holds_for_each_kind_of_near_miss_not_only_for_their_pool() ->
     assert [calibrate.near_miss_kind(r) for r in ("q-n", "n-q", "trap", "p-n", "gen-scope", "cross")] == [
         "question",
         "question",
-        "question",
+        "pair",
         "paraphrase",
         "generated",
         "cross",
@@ -102,7 +102,7 @@ def test_the_independent_writers_pairs_calibrate_and_are_never_trained_on() -> N
     independent = pairs.independent_pairs()
     assert {p.label for p in independent} == {0, 1}
     assert all(p.topic.startswith("independent:") for p in independent)
-    assert {calibrate.near_miss_kind(p.role) for p in independent if not p.label} == {"question", "paraphrase"}
+    assert {calibrate.near_miss_kind(p.role) for p in independent if not p.label} == {"question", "pair", "paraphrase"}
     trained = {pairs._fold(t) for p in pairs.all_pairs() for t in (p.a, p.b)}
     assert not {pairs._fold(t) for p in independent for t in (p.a, p.b)} & trained
 

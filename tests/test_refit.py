@@ -135,7 +135,7 @@ def test_the_shipped_calibration_bounds_a_refit_for_each_kind_of_near_miss() -> 
     rows = refit._shipped_rows(config.directory)
     assert rows is not None
     wrong = rows.calibration_y == 0
-    assert set(np.unique(rows.calibration_kind[wrong])) == {"question", "paraphrase", "generated", "cross"}
+    assert set(np.unique(rows.calibration_kind[wrong])) == {"question", "pair", "paraphrase", "generated", "cross"}
     model = features.Weights.of(config.weights)
     threshold = rows.threshold(model, config.floor, 0.01)
     assert threshold is not None

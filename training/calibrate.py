@@ -11,7 +11,8 @@ threshold is set by a bound on them, not by F1.
 With ``kinds``, the bound must hold for each kind of near-miss separately (``near_miss_kind``), and the threshold
 is the strictest of theirs: pooled, the easy kinds (a paraphrase against a near-miss, a generated one-word edit)
 outnumber the hard one (a question against its own near-miss) and hide how often it is served
-(training/RESULTS.md section 7).
+(training/RESULTS.md section 7); pooled with the family near-misses, the a/b pair traps of other domains hid
+theirs (section 10).
 """
 
 from __future__ import annotations
@@ -79,10 +80,13 @@ def count(
 
 def near_miss_kind(role: str) -> str:
     """The kind a near-miss pair's role (``pairs.Pair.role``) is bounded with: ``question`` (a question against
-    its own near-miss, and hand-written trap pairs), ``paraphrase`` (a paraphrase against a near-miss),
-    ``generated`` (one-edit near-misses of ``generate.py``) or ``cross`` (another topic's nearest text)."""
-    if role in ("q-n", "n-q") or role.startswith("trap"):
+    its own near-miss), ``pair`` (a hand-written a/b trap pair), ``paraphrase`` (a paraphrase against a
+    near-miss), ``generated`` (one-edit near-misses of ``generate.py``) or ``cross`` (another topic's nearest
+    text)."""
+    if role in ("q-n", "n-q"):
         return "question"
+    if role.startswith("trap"):
+        return "pair"
     if role in ("p-n", "n-p"):
         return "paraphrase"
     if role.startswith("gen"):
