@@ -257,7 +257,8 @@ def test_general_language_traps_stay_within_the_one_known_failure() -> None:
 @pytest.mark.slow
 def test_the_trained_decision_serves_no_wrong_answer_on_sets_it_never_trained_on() -> None:
     # heldout-pairs.jsonl and general-trap-pairs.jsonl are kept out of training and calibration (training/pairs.py).
-    # Measured (3fd9a30595ef): heldout 51/159 paraphrases served, general traps 8/16 pairwise; no near-miss served.
+    # Measured (3fd9a30595ef at 0.899): heldout 46/159 paraphrases served, general traps 7/16 pairwise; no near-miss
+    # served.
     heldout = evaluate.run_eval(evaluate.load_pairs(DATA / "heldout-pairs.jsonl"), decision="model")
     assert heldout.decision.startswith("model:")
     assert heldout.overall.negatives_wrong.count == 0, heldout.overall.negatives_wrong
@@ -270,20 +271,19 @@ def test_the_trained_decision_serves_no_wrong_answer_on_sets_it_never_trained_on
 
 @pytest.mark.slow
 def test_the_trained_decision_keeps_its_bound_on_sets_written_by_people_who_never_saw_the_repository() -> None:
-    # tests/data/heldout6-*: written after the shipped weights and the rule that set their threshold were fixed
-    # (training/RESULTS.md section 9). Measured (3fd9a30595ef at 0.823): developer 7/348 paraphrases served, 0/348
-    # near-misses given another's answer; everyday pairs 8/67, 2/68 (cancelling a flight *myself* / *an airline*
-    # cancels it; reselling thrift-store clothes / selling *my own*); Quora-style pairs 33/151, 2/150 (*does*
-    # grunting help tennis players / *why* do they grunt; Hindu holy men *buried* / Hindus *cremate*).
-    for name, pairwise, most_wrong in (
-        ("heldout6-dev-families.jsonl", False, 0),
-        ("heldout6-everyday-pairs.jsonl", True, 2),
-        ("heldout6-quora-style-pairs.jsonl", True, 2),
+    # tests/data/heldout7-*: written after the shipped weights and their calibration rule were fixed
+    # (training/RESULTS.md section 10). Measured (3fd9a30595ef at 0.899): developer 0/87 paraphrases served, 0/87
+    # near-misses given another's answer; everyday pairs 10/174, 1/171 (which insurer to file with "if *I* hit
+    # *them*" / "if *they* hit *me*", cosine 0.99); Quora-style pairs 18/175, 0/173.
+    for name, pairwise, most_wrong, least_served in (
+        ("heldout7-dev-families.jsonl", False, 0, 0),
+        ("heldout7-everyday-pairs.jsonl", True, 1, 5),
+        ("heldout7-quora-style-pairs.jsonl", True, 0, 9),
     ):
         report = evaluate.run_eval(evaluate.load_pairs(DATA / name), decision="model", pairwise=pairwise)
         assert report.overall.negatives_wrong.count <= most_wrong, (name, report.overall.negatives_wrong)
         assert report.overall.paraphrases_wrong.count == 0, (name, report.overall.paraphrases_wrong)
-        assert report.overall.paraphrases_served.count >= 5, (name, report.overall.paraphrases_served)
+        assert report.overall.paraphrases_served.count >= least_served, (name, report.overall.paraphrases_served)
 
 
 @pytest.mark.slow
