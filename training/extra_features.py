@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from aicache.semantic.features import sigmoid
+from aicache.semantic.features import direction_inputs, sigmoid
 from training import calibrate, pairs
 from training.features import fit_standardised
 from training.train import FLOOR, GENERATED_POSITIVE_WEIGHT, GENERATED_POSITIVES, WORK_DIR
@@ -110,9 +110,7 @@ def embedding_features(rows: Sequence[dict], work: Path = WORK_DIR) -> Any:
 
     with np.load(work / "vectors.npz") as stored:
         vectors = dict(zip(stored["texts"].tolist(), stored["vectors"], strict=True))
-    u = np.stack([vectors[r["a"]] for r in rows])
-    v = np.stack([vectors[r["b"]] for r in rows])
-    return np.hstack([np.abs(u - v), u * v])
+    return direction_inputs(np.stack([vectors[r["a"]] for r in rows]), np.stack([vectors[r["b"]] for r in rows]))
 
 
 EXTRAS = {"residual": residual_features, "alignment": alignment_features, "embedding": embedding_features}

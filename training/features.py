@@ -93,7 +93,7 @@ class FeatureModel:
     @property
     def weights(self) -> dict[str, object]:
         """The ``[features]`` table of decision.toml."""
-        base = len(self.mean) - (self._direction_inputs if self.directions else 0)
+        base = len(terms(self.basis))  # the basis's inputs come first; the directions' follow
         table: dict[str, object] = {
             "basis": self.basis,
             "mean": self.mean[:base],
@@ -117,10 +117,6 @@ class FeatureModel:
     def direction_logits(self, vectors: tuple[Any, Any]) -> list[float]:
         """The directions' part of each pair's logit (zeros without directions): ``rows.npz`` keeps it."""
         return [float(d) for d in Weights.of(self.weights).direction_logits(*vectors)]
-
-    @property
-    def _direction_inputs(self) -> int:
-        return len(self.mean) - len(terms(self.basis))
 
     def _needed(self, vectors: tuple[Any, Any] | None) -> tuple[Any, Any]:
         if vectors is None:

@@ -214,7 +214,6 @@ def _shipped_rows(directory: Path) -> Shipped | None:
                 calibration_y = rows["calibration_y"].astype(np.float64)
                 one_kind = np.full(len(calibration_y), "")
                 kinds = rows["calibration_kind"] if "calibration_kind" in rows.files else one_kind
-                zeros = lambda n: np.zeros(n)  # noqa: E731 (files of models that weigh no directions)
                 return Shipped(
                     rows["train_x"].astype(np.float64),
                     rows["train_y"].astype(np.float64),
@@ -222,10 +221,11 @@ def _shipped_rows(directory: Path) -> Shipped | None:
                     rows["calibration_x"].astype(np.float64),
                     calibration_y,
                     kinds,
-                    rows["train_d"].astype(np.float64) if "train_d" in rows.files else zeros(len(weights)),
+                    # files of models that weigh no directions have no directions' part: zeros
+                    rows["train_d"].astype(np.float64) if "train_d" in rows.files else np.zeros(len(weights)),
                     rows["calibration_d"].astype(np.float64)
                     if "calibration_d" in rows.files
-                    else zeros(len(calibration_y)),
+                    else np.zeros(len(calibration_y)),
                 )
     return None
 

@@ -48,6 +48,7 @@ from aicache.semantic.features import Weights, pair_features, sigmoid, terms
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "decision"
 EXPORT_VERSION = "x1"  # bump when the export or the scoring pipeline changes: a new file is made
+DIRECTION_KEYS = ("direction_mean", "direction_scale", "direction_coef", "direction_range")
 MAX_LOGIT_DIFF = 1e-3  # the ONNX export must reproduce the torch model's logits to this on every probe
 _PROBES = (
     ("how do I undo the last commit but keep my changes", "take back my last commit, keep the code"),
@@ -125,6 +126,9 @@ def features_toml(
     refit write it. ``origin`` is the first comment line: who wrote the file and how to redo it."""
     import json
 
+    def numbers(key: str) -> str:
+        return f"{key} = [{', '.join(repr(float(v)) for v in weights[key])}]"
+
     lines = [
         f"# {origin}",
         "# version changes whenever the weights change; episodes record it.",
@@ -137,18 +141,14 @@ def features_toml(
         "[features]  # standardised: z = (inputs - mean) / scale; p = sigmoid(z . coef + bias)",
         f'basis = "{weights.get("basis", "linear")}"  # how pair_features become the inputs (features.expand)',
         "names = [" + ", ".join(json.dumps(n) for n in terms(str(weights.get("basis", "linear")))) + "]",
-        *(f"{key} = [{', '.join(repr(float(v)) for v in weights[key])}]" for key in ("mean", "scale", "coef")),
+        *(numbers(key) for key in ("mean", "scale", "coef")),
         f"bias = {float(weights['bias'])!r}",
         *(
             ["# + the directions: ((|u - v|, u * v) - direction_mean) / direction_scale . direction_coef, in range"]
             if "direction_coef" in weights
             else []
         ),
-        *(
-            f"{key} = [{', '.join(repr(float(v)) for v in weights[key])}]"
-            for key in ("direction_mean", "direction_scale", "direction_coef", "direction_range")
-            if key in weights
-        ),
+        *(numbers(key) for key in DIRECTION_KEYS if key in weights),
         *(
             [f"direction_embedder = {json.dumps(weights['direction_embedder'])}  # the vectors they were fitted on"]
             if "direction_embedder" in weights
