@@ -65,7 +65,7 @@ def connect(path: Path | None = None, *, readonly: bool = False) -> sqlite3.Conn
     try:
         conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms()}")
         if not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
+            use_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         from aicache import migrations
@@ -82,6 +82,24 @@ def connect(path: Path | None = None, *, readonly: bool = False) -> sqlite3.Conn
             return _connect_immutable(path)
         raise translate(exc) from None
     return conn
+
+
+def use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL (a no-op once it is), retrying while another process holds the lock.
+
+    The switch needs an exclusive lock. When two processes open a new file at once and both hold a shared lock,
+    SQLite answers one of them SQLITE_BUSY at once instead of calling the busy handler (waiting would deadlock),
+    so the busy timeout alone does not cover it: the switch is retried until that timeout has passed.
+    """
+    deadline = time.monotonic() + busy_timeout_ms() / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def store_id(conn: sqlite3.Connection) -> str:

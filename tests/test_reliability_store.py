@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -307,6 +308,28 @@ def test_a_held_write_lock_makes_writers_wait_then_fail_by_name(
     assert result["temp files"] == []
     assert paths.index_path().read_bytes() == before
     assert_index_matches_store(conn, store)
+
+
+def test_opening_a_new_store_waits_for_a_writer_before_switching_to_wal(
+    aicache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite refuses the switch to WAL at once (no busy handler) while another connection holds a write lock."""
+    path = paths.db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE held (x)")
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, lambda: other.execute("ROLLBACK"))
+    release.start()
+    monkeypatch.setenv("AICACHE_BUSY_TIMEOUT_MS", "10000")
+    try:
+        opened = db.connect(path)
+    finally:
+        release.join()
+        other.close()
+    assert opened.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.store_id(opened)
+    opened.close()
 
 
 # ---------------------------------------------------------------------------------------------------------
