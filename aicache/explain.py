@@ -30,13 +30,30 @@ class Explanation:
         if outcome == Outcome.EXACT_HIT:
             return "exact hit: the same normalized question was cached in the same partition"
         if outcome == Outcome.SEMANTIC_HIT:
+            served = next((c for c in self.candidates if c.get("accepted")), {})
+            if served.get("score") is not None:
+                return f"semantic hit: {verdict_reasons(served)} (similarity {similarity:.3f}); no exact rule vetoed it"
             return f"semantic hit: similarity {similarity:.3f} >= threshold {threshold:.3f} and the verifier agreed"
         if outcome in (Outcome.REFRESH, Outcome.BYPASS):
             return f"{outcome}: the cache was not consulted"
         if not self.candidates:
             return f"{outcome}: no cached question in this partition came close enough"
         refused = [c for c in self.candidates if not c.get("accepted")]
-        return f"{outcome}: {len(refused)} candidate(s) refused by the threshold or the verifier"
+        return f"{outcome}: {len(refused)} candidate(s) refused by the hit decision ({self.decision})"
+
+    @property
+    def decision(self) -> str:
+        """What judged the candidates: ``model:<version>``, ``rules`` or ``cosine`` (episodes before it: rules)."""
+        return str(self.episode.get("decision") or "rules")
+
+
+def verdict_reasons(verdict: dict[str, Any]) -> str:
+    """Why a candidate was accepted or refused, in words: a refusal's reasons, or the score that let it through."""
+    reasons = "; ".join(verdict.get("reasons") or [])
+    score, threshold = verdict.get("score"), verdict.get("threshold")
+    if verdict.get("accepted") and not reasons and score is not None and threshold is not None:
+        return f"score {score:.2f} >= threshold {threshold:.2f}"
+    return reasons
 
 
 def explain(conn: sqlite3.Connection, episode_id: int) -> Explanation:

@@ -19,6 +19,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
+from aicache.explain import verdict_reasons
 from aicache.output import note, visible_controls
 
 console = Console()
@@ -107,7 +108,7 @@ def episode_detail(episode: dict[str, Any], entry: Any) -> None:
     }
     for verdict in sorted(e.get("verdicts") or [], key=lambda v: -(v.get("similarity") or 0)):
         decided = "accepted" if verdict.get("accepted") else "refused"
-        reasons = "; ".join(verdict.get("reasons", []))
+        reasons = verdict_reasons(verdict)
         fields[f"verdict on entry {verdict.get('entry_id', '')}"] = (
             f"{decided}, similarity {verdict.get('similarity', 0):.3f}" + (f": {reasons}" if reasons else "")
         )
@@ -205,21 +206,24 @@ def explanation(found: Any) -> None:
     if found.entry is not None:
         console.print(Text.assemble(f"entry {found.entry.id}: ", _safe(_short(found.entry.question, 100))))
     if episode.get("threshold") is not None:
-        console.print(f"threshold: {episode['threshold']:.3f}")
+        console.print(f"decision: {found.decision}, threshold {episode['threshold']:.3f}")
     if found.partition:
         key_values("partition", {k: v for k, v in found.partition.items() if v not in (None, {}, "")})
     if not found.candidates:
         return
+    scored = any(c.get("score") is not None for c in found.candidates)
     table = Table(title="candidates", box=None, header_style="bold", title_justify="left")
-    for column in ("entry", "similarity", "verdict", "question", "reasons"):
+    for column in ("entry", "similarity", *(["score"] if scored else []), "verdict", "question", "reasons"):
         table.add_column(column, overflow="fold")
     for c in found.candidates:
+        score = [] if not scored else [f"{c['score']:.3f}" if c.get("score") is not None else ""]
         table.add_row(
             str(c.get("entry_id", "")),
             f"{c.get('similarity', 0):.3f}",
+            *score,
             "accepted" if c.get("accepted") else "refused",
             _safe(_short(c.get("question"), 50)),
-            _safe("; ".join(c.get("reasons", []))),
+            _safe(verdict_reasons(c)),
         )
     console.print(table)
 

@@ -46,13 +46,14 @@ ROLE = {
     "heldout7-quora-style-pairs.jsonl": FRESH,
     "test-split-dev.jsonl": "held-out test topics of training/data (developer), never trained or calibrated on",
     "test-split-everyday.jsonl": "held-out test topics of training/data (everyday), never trained or calibrated on",
+    "test-split-light-edits.jsonl": "generated light edits (positives) of the test topics; seen in earlier sessions",
 }
 
 
 def test_split_files(out: Path) -> list[Path]:
-    from training.pairs import write_test_split
+    from training.pairs import write_light_edits, write_test_split
 
-    return write_test_split(out)
+    return [*write_test_split(out), write_light_edits(out)]
 
 
 def fmt(rate: object, bound: bool = False) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import pytest
 
 from aicache.config import Settings
 from aicache.semantic import decision, features
+from tests.fakellm import FakeLLM, Reply
+from tests.test_cli import ask, run
+from tests.test_semantic import export_run, model_home, onnx_models  # noqa: F401  (fixtures)
 from training import calibrate, pairs
 from training import compare as comparer
 from training import train as trainer
@@ -96,6 +100,14 @@ def test_the_bound_holds_for_each_kind_of_near_miss_not_only_for_their_pool() ->
         "generated",
         "cross",
     ]
+
+
+def test_the_light_edits_benchmarked_are_the_test_topics_positives(tmp_path: Path) -> None:
+    written = pairs.read_jsonl(pairs.write_light_edits(tmp_path))
+    generated = pairs.read_jsonl(pairs.DATA / "generated.jsonl")
+    expected = [r for r in generated if r["kind"] == "light-edit" and pairs.split_of(r["topic"]) == "test"]
+    assert written and [(w["a"], w["b"]) for w in written] == [(r["a"], r["b"]) for r in expected]
+    assert all(w["same_answer"] is True for w in written)
 
 
 def test_the_independent_writers_pairs_calibrate_and_are_never_trained_on() -> None:
@@ -275,3 +287,30 @@ def test_the_directions_are_weighed_only_on_the_vectors_they_were_fitted_on() ->
     assert with_directions != pytest.approx(without)
     assert same.score(question, [cached], [similarity], vectors) == pytest.approx([with_directions])
     assert other.score(question, [cached], [similarity], vectors) == pytest.approx([without])
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("model_home")  # the session's exported embedding model, linked into this test's home
+def test_the_models_score_is_shown_wherever_a_verdict_is_explained(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    home = aicache_home
+    (home / "config.toml").write_text("[cache]\nsemantic = true\n")  # the shipped decision model, by default
+    fake_llm.enqueue(Reply.text("git reset --soft HEAD~1"), Reply.text("git reset --hard HEAD~1"))
+    assert ask(home, fake_llm, "how do I undo my last commit but keep the changes").returncode == 0
+    noted = ask(home, fake_llm, "undo my last commit but keep the changes")
+    served = json.loads(ask(home, fake_llm, "undo my last commit but keep the changes", "--json").stdout)
+    assert served["outcome"] == "semantic_hit" and served["score"] >= served["threshold"], served
+    assert f"semantic hit (similarity {served['similarity']:.2f}, score {served['score']:.2f})".encode() in (
+        noted.stderr
+    ), noted.stderr
+    refused = ask(home, fake_llm, "how do I undo my last commit and discard the changes", "--json")
+    assert json.loads(refused.stdout)["outcome"] == "miss" and json.loads(refused.stdout)["score"] is None
+
+    why_hit = json.loads(run(home, None, "why", str(served["episode_id"]), "--json").stdout)
+    version = decision.read_config(decision.model_directory(Settings({}))).version
+    assert why_hit["summary"].startswith(f"semantic hit: score {served['score']:.2f} >= threshold "), why_hit
+    why_miss = run(home, None, "why", str(json.loads(refused.stdout)["episode_id"]), env={"COLUMNS": "200"})
+    text = why_miss.stdout.decode()
+    assert f"refused by the hit decision (model:{version})" in text, text
+    assert re.search(r"similarity +score +verdict", text) and re.search(r"0\.\d{3} +refused", text), text
+    shown = run(home, None, "show", str(served["episode_id"])).stdout.decode()
+    assert f"accepted, similarity {served['similarity']:.3f}: score {served['score']:.2f} >= threshold" in shown

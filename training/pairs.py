@@ -225,3 +225,13 @@ def write_test_split(out: Path, data_dir: Path = DATA, split: str = "test") -> l
         target.write_text("".join(json.dumps(r) + "\n" for r in rows if split_of(r["id"]) == split), encoding="utf-8")
         written.append(target)
     return written
+
+
+def write_light_edits(out: Path, data_dir: Path = DATA, split: str = "test") -> Path:
+    """The generated light edits (framing or function words changed: positives) of one split's topics, as a/b
+    pairs in ``out``: how many near-verbatim rewordings the decision serves, for ``benchmarks/bench_eval.py``."""
+    rows = [r for r in read_jsonl(data_dir / "generated.jsonl") if r["kind"] == "light-edit"]
+    target = out / f"{split}-split-light-edits.jsonl"
+    pairs = [{"a": r["a"], "b": r["b"], "same_answer": True} for r in rows if split_of(r["topic"]) == split]
+    target.write_text("".join(json.dumps(p) + "\n" for p in pairs), encoding="utf-8")
+    return target

@@ -47,7 +47,8 @@ def _outcome_note(result: AskResult) -> str:
     if result.outcome is Outcome.EXACT_HIT:
         return "cache: exact hit"
     if result.outcome is Outcome.SEMANTIC_HIT:
-        return f"cache: semantic hit (similarity {result.similarity:.2f})"
+        score = "" if result.score is None else f", score {result.score:.2f}"
+        return f"cache: semantic hit (similarity {result.similarity:.2f}{score})"
     stored = "stored" if result.entry_id is not None else "not stored"
     return f"cache: {result.outcome.replace('_', ' ')} ({stored})"
 
