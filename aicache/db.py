@@ -87,9 +87,10 @@ def connect(path: Path | None = None, *, readonly: bool = False) -> sqlite3.Conn
 def use_wal(conn: sqlite3.Connection) -> None:
     """Switch the file to WAL (a no-op once it is), retrying while another process holds the lock.
 
-    The switch needs an exclusive lock. When two processes open a new file at once and both hold a shared lock,
-    SQLite answers one of them SQLITE_BUSY at once instead of calling the busy handler (waiting would deadlock),
-    so the busy timeout alone does not cover it: the switch is retried until that timeout has passed.
+    The switch needs an exclusive lock, and while another connection holds a lock on the file (as when several
+    processes create the store together) SQLite may answer SQLITE_BUSY at once instead of calling the busy
+    handler (waiting could deadlock), so the busy timeout alone does not cover it: the switch is retried until
+    that timeout has passed.
     """
     deadline = time.monotonic() + busy_timeout_ms() / 1000
     while True:

@@ -30,7 +30,7 @@ class Explanation:
         if outcome == Outcome.EXACT_HIT:
             return "exact hit: the same normalized question was cached in the same partition"
         if outcome == Outcome.SEMANTIC_HIT:
-            served = next((c for c in self.candidates if c.get("accepted")), {})
+            served = memory.verdict_on(self.candidates, self.episode.get("entry_id"))
             if served.get("score") is not None:
                 return f"semantic hit: {verdict_reasons(served)} (similarity {similarity:.3f}); no exact rule vetoed it"
             return f"semantic hit: similarity {similarity:.3f} >= threshold {threshold:.3f} and the verifier agreed"

@@ -143,18 +143,12 @@ def _serve_hit(
         model=entry.model or request.model,
         similarity=episode.similarity,
         threshold=episode.threshold,
-        score=_score_of(episode.verdicts, entry.id),
+        score=memory.verdict_on(episode.verdicts, entry.id).get("score"),
         latency_ms=episode.latency_ms,
         tokens_in=entry.tokens_in,
         tokens_out=entry.tokens_out,
         cached=True,
     )
-
-
-def _score_of(verdicts: list[dict[str, Any]] | None, entry_id: int) -> float | None:
-    """The score the hit decision gave the entry it accepted (none for an exact hit or a decision without one)."""
-    judged = next((v for v in verdicts or [] if v.get("accepted") and v.get("entry_id") == entry_id), {})
-    return judged.get("score")
 
 
 class _OneTime:

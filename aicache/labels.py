@@ -14,9 +14,9 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from aicache.errors import UsageError
+from aicache.memory import verdict_on
 from aicache.request import exact_key
 
 GOOD, BAD = "good", "bad"
@@ -52,10 +52,7 @@ def negatives(conn: sqlite3.Connection, key: str) -> set[int]:
 
 def _judged(episode: sqlite3.Row, entry_id: int) -> tuple[float | None, float | None]:
     """The similarity and score the hit decision gave an entry when the episode was asked, from its verdicts."""
-    verdicts: list[dict[str, Any]] = json.loads(episode["verdicts"] or "[]")
-    judged = next((v for v in verdicts if v.get("entry_id") == entry_id), None)
-    if judged is None:
-        return None, None
+    judged = verdict_on(json.loads(episode["verdicts"] or "[]"), entry_id)
     return judged.get("similarity"), judged.get("score")
 
 

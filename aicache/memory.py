@@ -78,6 +78,11 @@ class Episode:
         return row
 
 
+def verdict_on(verdicts: list[dict[str, Any]] | None, entry_id: int | None) -> dict[str, Any]:
+    """The hit decision's verdict on one entry among an episode's verdicts (``{}`` if it did not judge it)."""
+    return next((v for v in verdicts or [] if v.get("entry_id") == entry_id), {})
+
+
 def insert(conn: sqlite3.Connection, episode: Episode) -> int:
     """Insert inside the caller's transaction; returns the episode id."""
     row = episode.row()

@@ -211,16 +211,15 @@ def explanation(found: Any) -> None:
         key_values("partition", {k: v for k, v in found.partition.items() if v not in (None, {}, "")})
     if not found.candidates:
         return
-    scored = any(c.get("score") is not None for c in found.candidates)
+    scored = any(c.get("score") is not None for c in found.candidates)  # a model judged (not rules, cosine)
     table = Table(title="candidates", box=None, header_style="bold", title_justify="left")
     for column in ("entry", "similarity", *(["score"] if scored else []), "verdict", "question", "reasons"):
         table.add_column(column, overflow="fold")
     for c in found.candidates:
-        score = [] if not scored else [f"{c['score']:.3f}" if c.get("score") is not None else ""]
         table.add_row(
             str(c.get("entry_id", "")),
             f"{c.get('similarity', 0):.3f}",
-            *score,
+            *([f"{c.get('score') or 0:.3f}"] if scored else []),
             "accepted" if c.get("accepted") else "refused",
             _safe(_short(c.get("question"), 50)),
             _safe(verdict_reasons(c)),
