@@ -129,27 +129,29 @@ def episode_detail(episode: dict[str, Any], entry: Any) -> None:
     console.print(Markdown(visible_controls(e.get("answer") or ""), hyperlinks=False))
 
 
+STATS_COLUMNS = (
+    "provider",
+    "model",
+    "asks",
+    "exact",
+    "semantic",
+    "misses",
+    "errors",
+    "hit rate",
+    "tokens saved",
+    "time saved",
+    "cost saved",
+)
+
+
 def stats_table(rows: list[Any]) -> None:
+    """A table on a terminal wide enough for it, else a block per model (never a name or figure cut short); in a
+    pipe a header line, then one tab-separated line per provider and model."""
     if not rows:
-        console.print("no episodes yet", style="dim")
+        note("no episodes yet")
         return
-    table = Table(box=None, header_style="bold")
-    for column in (
-        "provider",
-        "model",
-        "asks",
-        "exact",
-        "semantic",
-        "misses",
-        "errors",
-        "hit rate",
-        "tokens saved",
-        "time saved",
-        "cost saved",
-    ):
-        table.add_column(column, justify="right" if column not in ("provider", "model") else "left")
-    for r in rows:
-        table.add_row(
+    cells = [
+        (
             r.provider or "",
             r.model or "",
             str(r.total),
@@ -162,7 +164,22 @@ def stats_table(rows: list[Any]) -> None:
             f"{r.seconds_saved:.1f} s",
             f"${r.cost_saved:.4f}",
         )
-    console.print(table)
+        for r in rows
+    ]
+    if not console.is_terminal:
+        sys.stdout.write("".join("\t".join(line) + "\n" for line in (STATS_COLUMNS, *cells)))
+        sys.stdout.flush()
+        return
+    table = Table(box=None, header_style="bold")
+    for column in STATS_COLUMNS:
+        table.add_column(column, justify="left" if column in ("provider", "model") else "right", no_wrap=True)
+    for row in cells:
+        table.add_row(*(_safe(cell) for cell in row))
+    if console.measure(table, options=console.options.update_width(10_000)).maximum <= console.width:
+        console.print(table)
+        return
+    for provider, model, *figures in cells:  # too narrow for the table: one block per model, nothing cut
+        key_values(f"{provider} / {model}", dict(zip(STATS_COLUMNS[2:], figures, strict=True)))
 
 
 def key_values(title: str, values: dict[str, Any]) -> None:

@@ -217,6 +217,22 @@ def test_log_in_a_pipe_is_one_whole_line_per_episode(aicache_home: Path, fake_ll
     assert (nothing.returncode, nothing.stdout, nothing.stderr) == (0, b"", b"no episodes match\n")
 
 
+def test_stats_in_a_pipe_and_on_a_narrow_terminal_keep_every_name_and_figure(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    empty = run(aicache_home, None, "stats")
+    assert (empty.returncode, empty.stdout, empty.stderr) == (0, b"", b"no episodes yet\n")
+    model = "meta-llama/llama-3.1-70b-instruct-turbo"
+    ask(aicache_home, fake_llm, "what does git rebase do", "-m", model)
+    ask(aicache_home, fake_llm, "what does git rebase do", "-m", model)
+    header, row = (line.split("\t") for line in run(aicache_home, None, "stats").stdout.decode().splitlines())
+    assert header[:3] == ["provider", "model", "asks"] and header[-1] == "cost saved"
+    assert row[:4] == ["openai", model, "2", "1"] and row[header.index("hit rate")] == "50%"
+    code, shown = on_a_terminal(term_env(aicache_home, fake_llm), "stats")
+    assert code == 0 and b"\xe2\x80\xa6" not in shown, shown  # no name or figure cut short with an ellipsis
+    assert b"meta-llama/" in shown and b"50%" in shown
+
+
 def test_log_query_speaks_fts5(aicache_home: Path, fake_llm: FakeLLM) -> None:
     for topic in ("stash", "rebase", "docker", "c++ templates", "don't panic"):
         ask(aicache_home, fake_llm, f"question about {topic}")
