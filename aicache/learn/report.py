@@ -20,6 +20,7 @@ import datetime as dt
 import errno
 import html
 import io
+import itertools
 import os
 import shutil
 import sys
@@ -302,35 +303,33 @@ def _refit(found: Mapping[str, Any] | None) -> str:
 def _history(history: Sequence[Mapping[str, Any]], figure: FigureFactory) -> str:
     title = '<section id="history"><h2>Hits and savings over time</h2>'
     days = sorted((row for row in history if row.get("day")), key=lambda row: str(row["day"]))
-    asked = [row for row in days if row.get("asks")]
-    if not asked:
+    if not any(row.get("asks") for row in days):
         return f'{title}<p class="thin">No asks recorded yet, so there is no history to draw.</p></section>'
-    dates = [dt.date.fromisoformat(str(row["day"])) for row in days]
-    asked_dates = [dt.date.fromisoformat(str(row["day"])) for row in asked]
+    fig = figure(figsize=(9.6, 6.4), layout="constrained")
+    rate_ax, saved_ax = fig.subplots(2, 1, sharex=True)
+    _plot_hit_rates(rate_ax, [row for row in days if row.get("asks")])
+    saved_seconds, saved_cost = _plot_savings(saved_ax, days)
+    image = _png(fig, "hit rate per day and cumulative time and cost saved")
+    asks = sum(int(r.get("asks") or 0) for r in days)
+    hits = sum(int(r.get("exact_hits") or 0) + int(r.get("semantic_hits") or 0) for r in days)
+    summary = (
+        f"{_int(asks)} asks over {_int(len(days))} days, {_int(hits)} answered from the cache "
+        f"({_pct(hits / asks)}); {_duration(saved_seconds)} and {saved_cost:.2f} USD saved in all."
+    )
+    return f"{title}{image}<p>{_e(summary)}</p></section>"
+
+
+def _plot_hit_rates(ax: Any, asked: Sequence[Mapping[str, Any]]) -> None:
+    """Each day's share of asks answered from the cache, and the trailing week's by kind of hit."""
+    dates = [dt.date.fromisoformat(str(row["day"])) for row in asked]
 
     def rate(rows: Sequence[Mapping[str, Any]], *kinds: str) -> float:
         return sum(int(row.get(kind) or 0) for row in rows for kind in kinds) / sum(int(row["asks"]) for row in rows)
 
     # A day's rate swings with how few asks a quiet day has; the trailing week's rate shows the trend.
-    weeks = [
-        [r for r, d in zip(asked, asked_dates, strict=True) if 0 <= (day - d).days < ROLLING_DAYS]
-        for day in asked_dates
-    ]
-
-    seconds, cost, running_seconds, running_cost = [], [], 0.0, 0.0
-    for row in days:
-        running_seconds += float(row.get("saved_seconds") or 0.0)
-        running_cost += float(row.get("saved_cost") or 0.0)
-        seconds.append(running_seconds)
-        cost.append(running_cost)
-    unit, scale = ("hours", 3600.0) if running_seconds >= 7200 else ("minutes", 60.0)
-    if running_seconds < 120:
-        unit, scale = "seconds", 1.0
-
-    fig = figure(figsize=(9.6, 6.4), layout="constrained")
-    rate_ax, saved_ax = fig.subplots(2, 1, sharex=True)
-    rate_ax.plot(
-        asked_dates,
+    weeks = [[r for r, d in zip(asked, dates, strict=True) if 0 <= (day - d).days < ROLLING_DAYS] for day in dates]
+    ax.plot(
+        dates,
         [rate([r], "exact_hits", "semantic_hits") for r in asked],
         color=BLUE,
         alpha=0.35,
@@ -345,40 +344,41 @@ def _history(history: Sequence[Mapping[str, Any]], figure: FigureFactory) -> str
         (("semantic_hits",), PURPLE, 1.4, "semantic"),
     ):
         rolling = [rate(week, *kinds) for week in weeks]
-        rate_ax.plot(asked_dates, rolling, color=colour, linewidth=width, label=f"{label}, last {ROLLING_DAYS} days")
-    rate_ax.set_ylabel("share of asks answered")
-    rate_ax.set_ylim(0, 1.02)
-    _percent_axis(rate_ax)
-    rate_ax.legend(loc="upper left", fontsize=9)
+        ax.plot(dates, rolling, color=colour, linewidth=width, label=f"{label}, last {ROLLING_DAYS} days")
+    ax.set_ylabel("share of asks answered")
+    ax.set_ylim(0, 1.02)
+    _percent_axis(ax)
+    ax.legend(loc="upper left", fontsize=9)
 
-    saved_ax.plot(dates, [s / scale for s in seconds], color=GREEN, linewidth=2, label=f"time saved ({unit})")
-    saved_ax.set_ylabel(f"time saved, {unit}")
-    saved_ax.set_ylim(bottom=0)
-    saved_ax.grid(True, color="#dddddd", linewidth=0.6)
-    cost_ax = saved_ax.twinx()
+
+def _plot_savings(ax: Any, days: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
+    """Time and cost saved, summed up to each day (time on the left axis, in a unit its total reads well in,
+    cost on the right); returns the totals."""
+    dates = [dt.date.fromisoformat(str(row["day"])) for row in days]
+    seconds = list(itertools.accumulate(float(row.get("saved_seconds") or 0.0) for row in days))
+    cost = list(itertools.accumulate(float(row.get("saved_cost") or 0.0) for row in days))
+    total = seconds[-1]
+    unit, scale = ("hours", 3600.0) if total >= 7200 else ("minutes", 60.0) if total >= 120 else ("seconds", 1.0)
+    ax.plot(dates, [s / scale for s in seconds], color=GREEN, linewidth=2, label=f"time saved ({unit})")
+    ax.set_ylabel(f"time saved, {unit}")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, color="#dddddd", linewidth=0.6)
+    cost_ax = ax.twinx()
     cost_ax.plot(dates, cost, color=GREY, linewidth=1.5, linestyle="--", label="cost saved (USD)")
     cost_ax.set_ylabel("cost saved, USD")
     cost_ax.set_ylim(bottom=0)
-    lines = saved_ax.get_lines() + cost_ax.get_lines()
-    saved_ax.legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize=9)
-    saved_ax.set_title("cumulative", fontsize=10)
+    lines = ax.get_lines() + cost_ax.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize=9)
+    ax.set_title("cumulative", fontsize=10)
 
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
     locator = AutoDateLocator(maxticks=8)
-    saved_ax.xaxis.set_major_locator(locator)
-    saved_ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     if len(dates) == 1:  # one day has no width: give the axis one on each side
-        saved_ax.set_xlim(dates[0] - dt.timedelta(days=1), dates[0] + dt.timedelta(days=1))
-    image = _png(fig, "hit rate per day and cumulative time and cost saved")
-
-    asks = sum(int(r.get("asks") or 0) for r in days)
-    hits = sum(int(r.get("exact_hits") or 0) + int(r.get("semantic_hits") or 0) for r in days)
-    summary = (
-        f"{_int(asks)} asks over {_int(len(days))} days, {_int(hits)} answered from the cache "
-        f"({_pct(hits / asks)}); {_duration(running_seconds)} and {running_cost:.2f} USD saved in all."
-    )
-    return f"{title}{image}<p>{_e(summary)}</p></section>"
+        ax.set_xlim(dates[0] - dt.timedelta(days=1), dates[0] + dt.timedelta(days=1))
+    return total, cost[-1]
 
 
 def _search(search: Mapping[str, Any], figure: FigureFactory) -> str:
