@@ -30,6 +30,8 @@ from training import calibrate, features
 from training.train import ARTEFACT_DIR, FLOOR, WORK_DIR
 
 SHIPPED = "shipped model"
+VERIFIER = "verifier (today)"
+VERIFIER_THRESHOLD = 0.5  # its default operating point (reworded pairs: 0.70), not calibrated
 SETS = ("calibration", "test", "test q->p/n", "heldout", "general-trap")
 
 
@@ -116,7 +118,10 @@ def store_all(families: list[dict], floor: float, deciders: dict[str, object], k
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+Scores = dict[str, list[float]]  # split name -> one score per pair
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--work", type=Path, default=WORK_DIR)
     parser.add_argument("--decision", type=Path, default=ARTEFACT_DIR)
@@ -126,41 +131,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-store-all", action="store_true", help="pairwise figures only")
     parser.add_argument("--no-model", action="store_true", help="cosine, verifier and features only")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("AICACHE_HOME", tempfile.mkdtemp(prefix="aicache-compare-"))
-    data = load(args.work)
-    labels = {name: [r["label"] for r in rows] for name, rows in data.items()}
-    floor_ok = {name: [r["cosine"] >= args.floor for r in rows] for name, rows in data.items()}
-    kinds = [calibrate.near_miss_kind(r["role"]) for r in data["calibration"]]  # the bound holds for each kind
-    veto = {name: [features.vetoed(r["a"], r["b"]) for r in rows] for name, rows in data.items() if name != "train"}
+    return parser.parse_args(argv)
 
-    designs: dict[str, dict[str, list[float]]] = {}
-    thresholds: dict[str, float] = {}
-    designs["cosine"] = {name: [r["cosine"] for r in rows] for name, rows in data.items()}
 
-    started = time.monotonic()
+def _designs(args: argparse.Namespace, data: dict[str, list[dict]]) -> tuple[dict[str, Scores], str]:
+    """Every design's scores on every split, and a line saying which model was scored and how long it took."""
     from aicache.semantic import decision, verify
 
+    designs: dict[str, Scores] = {"cosine": {name: [r["cosine"] for r in rows] for name, rows in data.items()}}
+    started = time.monotonic()
     if args.no_model or decision.read_config(args.decision).kind != "features":  # else the shipped model is this
         feats = {name: [features.features(r["a"], r["b"], r["cosine"]) for r in rows] for name, rows in data.items()}
-        model = features.FeatureModel().fit(feats["train"], labels["train"])
+        model = features.FeatureModel().fit(feats["train"], [r["label"] for r in data["train"]])
         designs["features"] = {name: model.predict(rows) for name, rows in feats.items()}
     feature_seconds = time.monotonic() - started
-    verifier = verify
-    designs["verifier (today)"] = {
-        name: [float(verifier.verify(r["b"], r["a"], r["cosine"]).accepted) for r in rows]
-        for name, rows in data.items()
+    designs[VERIFIER] = {
+        name: [float(verify.verify(r["b"], r["a"], r["cosine"]).accepted) for r in rows] for name, rows in data.items()
     }
-    thresholds["verifier (today)"] = 0.5
-
     started = time.monotonic()
-    ce: dict[str, list[float]] = {}
     version = "(not scored)"
     if not args.no_model:
-        ce, shipped_threshold, version = model_scores(data, args.decision, args.scores or args.work / "scores.json")
-        designs[SHIPPED] = ce
+        shipped, shipped_threshold, version = model_scores(
+            data, args.decision, args.scores or args.work / "scores.json"
+        )
+        designs[SHIPPED] = shipped
         version += f", shipped threshold {shipped_threshold:.4f}"
-    ce_seconds = time.monotonic() - started
+    scored = sum(len(v) for v in designs.get(SHIPPED, {}).values())
     for extra in args.extra:  # other designs' scores saved by train.py: NAME=PATH
         name, _, path = extra.partition("=")
         saved = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -168,79 +164,87 @@ def main(argv: list[str] | None = None) -> int:
             s for s, p in zip(saved["test"], data["test"], strict=True) if p["role"] in ("q-p", "q-n")
         ]
         designs[name] = saved
+    said = (
+        f"decision model {version}; floor {args.floor}; features computed in {feature_seconds:.0f}s, "
+        f"shipped model scored {scored} pairs in {time.monotonic() - started:.0f}s"
+    )
+    return designs, said
 
+
+def _pairwise(designs: dict[str, Scores], data: dict[str, list[dict]], floor: float) -> list[dict]:
+    """One row per design (alone, and behind the exact vetoes) and split: its calibrated threshold (the
+    verifier runs at its defaults), paraphrases served, near-misses served and the bound."""
+    labels = {name: [r["label"] for r in rows] for name, rows in data.items()}
+    floor_ok = {name: [r["cosine"] >= floor for r in rows] for name, rows in data.items()}
+    veto = {name: [features.vetoed(r["a"], r["b"]) for r in rows] for name, rows in data.items() if name != "train"}
+    kinds = [calibrate.near_miss_kind(r["role"]) for r in data["calibration"]]  # the bound holds for each kind
     rows_out = []
     for design, scores in designs.items():
         for vetoes in (False, True):
-            if vetoes and design in ("cosine", "verifier (today)"):
+            if vetoes and design in ("cosine", VERIFIER):
                 continue
-            name = design + (" + vetoes" if vetoes else "")
 
             def ok(split: str, vetoes: bool = vetoes) -> list[bool]:
                 return [f and not (vetoes and v) for f, v in zip(floor_ok[split], veto[split], strict=True)]
 
-            if design in thresholds:
-                threshold = thresholds[design]
-            else:
-                threshold, _ = calibrate.choose_threshold(
+            threshold = (
+                VERIFIER_THRESHOLD
+                if design == VERIFIER
+                else calibrate.choose_threshold(
                     scores["calibration"], labels["calibration"], ok("calibration"), kinds=kinds
-                )
+                )[0]
+            )
             for split in (s for s in SETS if s in data):  # a smoke run's pairs have no held-out files
                 counts = calibrate.count(scores[split], labels[split], threshold, ok(split))
                 rows_out.append(
                     {
-                        "design": name,
+                        "design": design + (" + vetoes" if vetoes else ""),
                         "threshold": threshold,
                         "split": split,
                         **counts.__dict__,
                         "wrong_upper": counts.wrong_upper,
                     }
                 )
-    print(
-        f"decision model {version}; floor {args.floor}; features computed in {feature_seconds:.0f}s, "
-        f"shipped model scored {sum(len(v) for v in ce.values())} pairs in {ce_seconds:.0f}s"
-    )
+    return rows_out
+
+
+def _print_pairwise(rows: list[dict]) -> None:
     print("| design | threshold | split | paraphrases served | near-misses served (wrong) | 95% CP upper |")
     print("|---|---|---|---|---|---|")
-    for r in rows_out:
+    for r in rows:
         served = f"{r['served']}/{r['positives']} = {100 * r['served'] / max(1, r['positives']):.1f}%"
         wrong = f"{r['wrong']}/{r['negatives']} = {100 * r['wrong'] / max(1, r['negatives']):.2f}%"
         bound = f"{100 * r['wrong_upper']:.2f}%"
         print(f"| {r['design']} | {r['threshold']:.4f} | {r['split']} | {served} | {wrong} | {bound} |")
-    if args.json:
-        args.json.write_text(json.dumps({"pairwise": rows_out}, indent=1), encoding="utf-8")
-    if args.no_model or args.no_store_all:
-        return 0
-    # The store-all protocol (aicache eval) on the held-out families and on the test split's families
+
+
+def _deciders(cosine_threshold: float, directory: Path) -> dict[str, object]:
+    """What decides in the store-all protocol: ``decide(probe, candidates, cosines) -> list[bool]``."""
     from aicache.config import Settings
-    from aicache.semantic import decision
+    from aicache.semantic import decision, verify
 
-    ce_model = decision.load(Settings({"decision": {"directory": str(args.decision)}}))
-    fitted = {
-        design: calibrate.choose_threshold(
-            designs[design]["calibration"], labels["calibration"], floor_ok["calibration"], kinds=kinds
-        )[0]
-        for design in ("cosine",)
-    }
+    shipped = decision.load(Settings({"decision": {"directory": str(directory)}}))
 
-    def ce(vetoes: bool) -> object:
+    def shipped_model(vetoes: bool) -> object:
         def decide(q: str, cands: list[str], sims: list[float]) -> list[bool]:
-            scores = ce_model.score(q, cands, sims)
+            scores = shipped.score(q, cands, sims)
             return [
-                s >= ce_model.threshold and not (vetoes and features.vetoed(c, q))
+                s >= shipped.threshold and not (vetoes and features.vetoed(c, q))
                 for s, c in zip(scores, cands, strict=True)
             ]
 
         return decide
 
-    deciders = {
-        "cosine": lambda q, cands, sims: [s >= fitted["cosine"] for s in sims],
-        "verifier (today)": lambda q, cands, sims: [
-            verifier.verify(q, c, s).accepted for c, s in zip(cands, sims, strict=True)
-        ],
-        SHIPPED: ce(False),
-        SHIPPED + " + vetoes": ce(True),
+    return {
+        "cosine": lambda q, cands, sims: [s >= cosine_threshold for s in sims],
+        VERIFIER: lambda q, cands, sims: [verify.verify(q, c, s).accepted for c, s in zip(cands, sims, strict=True)],
+        SHIPPED: shipped_model(False),
+        SHIPPED + " + vetoes": shipped_model(True),
     }
+
+
+def _store_all_rows(deciders: dict[str, object], floor: float) -> list[dict]:
+    """The store-all protocol (``aicache eval``) on the test split's families and on heldout-pairs.jsonl."""
     from training import pairs as pair_data
 
     test_families = [f for f in pair_data.load_families() if pair_data.split_of(f["id"]) == "test"]
@@ -249,16 +253,31 @@ def main(argv: list[str] | None = None) -> int:
     print("store-all protocol (aicache eval): store every question, ask every paraphrase, near-miss, unrelated")
     print("| design | set | paraphrases served right | paraphrases served wrong | near-misses served | 95% CP upper |")
     print("|---|---|---|---|---|---|")
-    store_rows = []
+    rows = []
     for set_name, fams in (("test split families", test_families), ("heldout-pairs.jsonl", heldout)):
-        for design, r in store_all(fams, args.floor, deciders).items():
+        for design, r in store_all(fams, floor, deciders).items():
             upper = calibrate.cp_upper(r["wrong"], r["near_misses"])
-            store_rows.append({"design": design, "set": set_name, **r, "wrong_upper": upper})
+            rows.append({"design": design, "set": set_name, **r, "wrong_upper": upper})
             served = f"{r['served']}/{r['paraphrases']} = {100 * r['served'] / r['paraphrases']:.1f}%"
             wrong = f"{r['wrong']}/{r['near_misses']} = {100 * r['wrong'] / r['near_misses']:.2f}%"
             print(f"| {design} | {set_name} | {served} | {r['wrong_paraphrases']} | {wrong} | {100 * upper:.2f}% |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    os.environ.setdefault("AICACHE_HOME", tempfile.mkdtemp(prefix="aicache-compare-"))
+    data = load(args.work)
+    designs, said = _designs(args, data)
+    print(said)
+    pairwise = _pairwise(designs, data, args.floor)
+    _print_pairwise(pairwise)
+    figures: dict[str, list[dict]] = {"pairwise": pairwise}
+    if not (args.no_model or args.no_store_all):
+        cosine_threshold = next(r["threshold"] for r in pairwise if r["design"] == "cosine")
+        figures["store_all"] = _store_all_rows(_deciders(cosine_threshold, args.decision), args.floor)
     if args.json:
-        args.json.write_text(json.dumps({"pairwise": rows_out, "store_all": store_rows}, indent=1), encoding="utf-8")
+        args.json.write_text(json.dumps(figures, indent=1), encoding="utf-8")
     return 0
 
 
