@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
 import tomllib
 from pathlib import Path
@@ -154,6 +155,24 @@ def test_the_training_script_fits_the_feature_model(tmp_path: Path) -> None:
         figures.append({r["split"]: (r["served"], r["wrong"]) for r in rows if r["design"] == "shipped model"})
     assert set(figures[0]) == {"calibration", "test", "test q->p/n"}  # a --limit run has no held-out files
     assert figures[0] == figures[1]
+
+
+def test_the_feature_models_regularization_and_the_generated_rewordings_weight_change_the_fit() -> None:
+    from training import features as training_features
+
+    rng = random.Random(7)
+    rows = [[rng.random() for _ in features.FEATURES] for _ in range(200)]
+    labels = [int(r[0] + 0.3 * rng.random() > 0.6) for r in rows]
+
+    def size(model: training_features.FeatureModel) -> float:
+        return math.fsum(c * c for c in model.coef)
+
+    loose, tight = (training_features.FeatureModel("linear", c=c).fit(rows, labels) for c in (1.0, 0.01))
+    assert size(tight) < size(loose) / 4  # a smaller C shrinks the weights
+    light = pairs.Pair("a", "b", 1, "t", "gen-light-edit")
+    hand = pairs.Pair("a", "c", 1, "t", "q-p")
+    assert trainer.sample_weight(light, 2.0) == 2.0 and trainer.sample_weight(hand, 2.0) == 1.0
+    assert trainer.sample_weight(light) == trainer.GENERATED_POSITIVE_WEIGHT
 
 
 def test_the_shipped_decision_toml_records_its_calibration() -> None:

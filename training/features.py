@@ -43,14 +43,14 @@ def features(a: str, b: str, cosine: float) -> list[float]:
 
 
 def fit_standardised(
-    inputs: Any, labels: Sequence[int], weights: Sequence[float] | None = None, seed: int = 0
+    inputs: Any, labels: Sequence[int], weights: Sequence[float] | None = None, seed: int = 0, c: float = 1.0
 ) -> tuple[list[float], list[float], list[float], float]:
     """A logistic regression on standardised inputs (one row per pair): their mean, scale, coef and bias."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     mean, scale = inputs.mean(axis=0), inputs.std(axis=0) + 1e-9
-    model = LogisticRegression(C=1.0, max_iter=10000, random_state=seed).fit(
+    model = LogisticRegression(C=c, max_iter=10000, random_state=seed).fit(
         (inputs - mean) / scale, np.asarray(labels), sample_weight=None if weights is None else np.asarray(weights)
     )
     return mean.tolist(), scale.tolist(), model.coef_[0].tolist(), float(model.intercept_[0])
@@ -60,8 +60,11 @@ class FeatureModel:
     """Standardised logistic regression (scikit-learn to fit; a dot product to score); with ``directions``, over
     ``features.direction_inputs`` of the two questions' unit vectors as well."""
 
-    def __init__(self, basis: str = DEFAULT_BASIS, directions: bool = False, embedder: str = "") -> None:
+    def __init__(
+        self, basis: str = DEFAULT_BASIS, directions: bool = False, embedder: str = "", c: float = 1.0
+    ) -> None:
         self.basis = basis
+        self.c = c  # the regression's inverse L2 strength
         self.directions = directions
         self.embedder = embedder  # the embedding model's id (``embeddings.model_id``): its vectors only
         self.mean: list[float] = []
@@ -84,7 +87,7 @@ class FeatureModel:
         inputs = expand(rows, self.basis)
         if self.directions:
             inputs = np.hstack([inputs, direction_inputs(*self._needed(vectors))])
-        self.mean, self.scale, self.coef, self.bias = fit_standardised(inputs, labels, weights, seed)
+        self.mean, self.scale, self.coef, self.bias = fit_standardised(inputs, labels, weights, seed, self.c)
         if self.directions:  # the range the directions' part took on the training rows bounds it at run time
             seen = Weights.of(self.weights).direction_logits(*self._needed(vectors))
             self.direction_range = [float(seen.min()), float(seen.max())]

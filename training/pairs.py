@@ -44,9 +44,6 @@ SPLITS = ("train", "calibration", "test")
 HELD_OUT_FILES = (
     "heldout-pairs.jsonl",
     "general-trap-pairs.jsonl",
-    "heldout7-dev-families.jsonl",
-    "heldout7-everyday-pairs.jsonl",
-    "heldout7-quora-style-pairs.jsonl",
 )
 # Under training/data: families and a/b pairs written by people who never saw the training data; calibration only.
 INDEPENDENT = "independent"

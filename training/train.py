@@ -56,6 +56,7 @@ SHIPPED_TRAIN_ROWS = 20000  # train rows shipped in rows.npz for learn's refit: 
 # the fit spends itself on them and serves fewer hand-written paraphrases (chosen on calibration, RESULTS.md 5).
 GENERATED_POSITIVE_WEIGHT = 0.5
 GENERATED_POSITIVES = ("gen-light-edit", "gen-reframe")
+REGULARIZATION = 1.0  # scikit-learn's C for the feature model
 
 
 def model_dir() -> Path:
@@ -398,8 +399,8 @@ def _write_features_toml(out: Path, settings: dict[str, object]) -> None:
 Rows = tuple[list[list[float]], list[int], list[float]]  # features, labels, the directions' part of the logit
 
 
-def sample_weight(pair: pairs.Pair) -> float:
-    return GENERATED_POSITIVE_WEIGHT if pair.role in GENERATED_POSITIVES else 1.0
+def sample_weight(pair: pairs.Pair, generated_positive_weight: float = GENERATED_POSITIVE_WEIGHT) -> float:
+    return generated_positive_weight if pair.role in GENERATED_POSITIVES else 1.0
 
 
 def write_rows(
@@ -543,9 +544,9 @@ def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]],
 
     train_pairs = parts["train"]
     train_rows = rows(train_pairs)
-    weights = [sample_weight(p) for p in train_pairs]
+    weights = [sample_weight(p, args.generated_positive_weight) for p in train_pairs]
     embedder = embeddings.model_id(Settings({}))  # the vectors ``embed`` made
-    model = features.FeatureModel(args.basis, args.directions, embedder).fit(
+    model = features.FeatureModel(args.basis, args.directions, embedder, args.regularization).fit(
         train_rows, [p.label for p in train_pairs], weights, args.seed, pair_vectors(train_pairs)
     )
     trained = time.monotonic() - started
@@ -592,6 +593,15 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="the feature model weighs the directions in which the two embeddings differ (RESULTS.md section 8)",
+    )
+    parser.add_argument(
+        "--generated-positive-weight",
+        type=float,
+        default=GENERATED_POSITIVE_WEIGHT,
+        help="the feature model's weight on each generated rewording (a hand-written pair weighs 1)",
+    )
+    parser.add_argument(
+        "--regularization", type=float, default=REGULARIZATION, help="the feature model's C (inverse L2 strength)"
     )
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)
