@@ -31,10 +31,14 @@ SETS = (
     "heldout7-dev-families.jsonl",
     "heldout7-everyday-pairs.jsonl",
     "heldout7-quora-style-pairs.jsonl",
+    "heldout8-dev-families.jsonl",
+    "heldout8-everyday-pairs.jsonl",
+    "heldout8-quora-style-pairs.jsonl",
 )
 DEFAULT_FILES = tuple(ROOT / "tests" / "data" / name for name in SETS)
 # What each set is to the trained decision (training/pairs.py): the model learned from the train topics of
-# dev-pairs, trap-pairs and training/data; heldout-pairs, general-trap-pairs and heldout7-* were never used in training.
+# dev-pairs, trap-pairs and training/data; heldout-pairs, general-trap-pairs, heldout7-* and heldout8-* were never
+# used in training.
 FRESH = "never trained or calibrated on; written 2026-12-04 by people who never saw the repository"
 ROLE = {
     "dev-pairs.jsonl": "trained on (train topics) and calibrated on some of its topics",
@@ -44,6 +48,9 @@ ROLE = {
     "heldout7-dev-families.jsonl": FRESH,
     "heldout7-everyday-pairs.jsonl": FRESH,
     "heldout7-quora-style-pairs.jsonl": FRESH,
+    "heldout8-dev-families.jsonl": FRESH,
+    "heldout8-everyday-pairs.jsonl": FRESH,
+    "heldout8-quora-style-pairs.jsonl": FRESH,
     "test-split-dev.jsonl": "held-out test topics of training/data (developer), never trained or calibrated on",
     "test-split-everyday.jsonl": "held-out test topics of training/data (everyday), never trained or calibrated on",
     "test-split-light-edits.jsonl": "generated light edits (positives) of the test topics; seen in earlier sessions",

@@ -270,15 +270,21 @@ def test_the_trained_decision_serves_no_wrong_answer_on_sets_it_never_trained_on
 
 
 @pytest.mark.slow
-def test_the_trained_decision_keeps_its_bound_on_sets_written_by_people_who_never_saw_the_repository() -> None:
-    # tests/data/heldout7-*: written after the shipped weights and their calibration rule were fixed
-    # (training/RESULTS.md section 10). Measured (3fd9a30595ef at 0.899): developer 0/87 paraphrases served, 0/87
-    # near-misses given another's answer; everyday pairs 10/174, 1/171 (which insurer to file with "if *I* hit
-    # *them*" / "if *they* hit *me*", cosine 0.99); Quora-style pairs 18/175, 0/173.
+def test_the_trained_decision_does_no_worse_than_measured_on_sets_by_people_who_never_saw_the_repository() -> None:
+    # tests/data/heldout7-* and heldout8-*: written after the shipped weights and their calibration rule were fixed
+    # (training/RESULTS.md sections 10 and 11). Measured (3fd9a30595ef at 0.899): round 7, developer 0/87
+    # paraphrases served, 0/87 near-misses given another's answer; everyday pairs 10/174, 1/171 (which insurer to
+    # file with "if *I* hit *them*" / "if *they* hit *me*", cosine 0.99); Quora-style pairs 18/175, 0/173. Round 8,
+    # developer 2/210, 0/210; everyday pairs 23/171, 4/162 (who changes the locks, income under or over $150,000,
+    # ...: RESULTS section 11); Quora-style pairs 7/66, 0/66. More wrong answers than measured fails, and so do
+    # fewer than about half the paraphrases served.
     for name, pairwise, most_wrong, least_served in (
         ("heldout7-dev-families.jsonl", False, 0, 0),
         ("heldout7-everyday-pairs.jsonl", True, 1, 5),
         ("heldout7-quora-style-pairs.jsonl", True, 0, 9),
+        ("heldout8-dev-families.jsonl", False, 0, 1),
+        ("heldout8-everyday-pairs.jsonl", True, 4, 12),
+        ("heldout8-quora-style-pairs.jsonl", True, 0, 4),
     ):
         report = evaluate.run_eval(evaluate.load_pairs(DATA / name), decision="model", pairwise=pairwise)
         assert report.overall.negatives_wrong.count <= most_wrong, (name, report.overall.negatives_wrong)

@@ -21,9 +21,9 @@ Sources (see ``training/README.md``):
 data: they join the calibration split only (``independent_pairs``), so the threshold is also bounded on questions
 worded unlike the training data's.
 
-``tests/data/heldout-pairs.jsonl``, ``tests/data/general-trap-pairs.jsonl`` and ``tests/data/heldout7-*``
-(``HELD_OUT_FILES``) are never read here for training or calibration: ``heldout_sets()`` loads the first two for
-the final test only; ``benchmarks/bench_eval.py`` reads them all.
+``tests/data/heldout-pairs.jsonl``, ``tests/data/general-trap-pairs.jsonl``, ``tests/data/heldout7-*`` and
+``tests/data/heldout8-*`` (``HELD_OUT_FILES``) are never read here for training or calibration: ``heldout_sets()``
+loads the first two for the final test only; ``benchmarks/bench_eval.py`` reads them all.
 """
 
 from __future__ import annotations
@@ -39,11 +39,17 @@ DATA = ROOT / "training" / "data"
 TESTS_DATA = ROOT / "tests" / "data"
 SPLIT_SALT = "aicache-decision-split-v1"
 SPLITS = ("train", "calibration", "test")
-# Never trained or calibrated on; heldout7-* were written, by people who never saw the repository, after the
-# shipped model and its calibration rule were fixed (training/RESULTS.md section 10, round 7).
+# Never trained or calibrated on; heldout7-* and heldout8-* were written, by people who never saw the repository,
+# after the shipped model and its calibration rule were fixed (training/RESULTS.md sections 10 and 11).
 HELD_OUT_FILES = (
     "heldout-pairs.jsonl",
     "general-trap-pairs.jsonl",
+    "heldout7-dev-families.jsonl",
+    "heldout7-everyday-pairs.jsonl",
+    "heldout7-quora-style-pairs.jsonl",
+    "heldout8-dev-families.jsonl",
+    "heldout8-everyday-pairs.jsonl",
+    "heldout8-quora-style-pairs.jsonl",
 )
 # Under training/data: families and a/b pairs written by people who never saw the training data; calibration only.
 INDEPENDENT = "independent"
