@@ -92,7 +92,7 @@ def ask(
     ``AICACHE_HOME``; a connection opened here is closed before returning.
 
     Raises an ``AicacheError`` subclass whose ``exit_code`` is what the CLI would exit with: ``UsageError`` for an
-    empty question or oversized input, ``ConfigError``, ``ProviderError``, ``CacheMissError`` (``cache_only``),
+    empty question, binary or oversized input, ``ConfigError``, ``ProviderError``, ``CacheMissError`` (``cache_only``),
     ``StoreError``. An episode is recorded for every outcome but a refused request.
     """
     from aicache import config, db

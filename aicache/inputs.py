@@ -3,8 +3,11 @@
 Rules (documented in the README):
 - at most ``limits.max_input_bytes`` bytes (default 1,000,000) are accepted; more is refused with a usage error
   before anything is sent, and no more than the limit plus one byte is ever read into memory;
-- input must be UTF-8; bytes that are not (CP1252 text, binary) are replaced with U+FFFD and a warning is given,
-  so the request still goes through and the user knows it was altered;
+- binary input (a NUL byte anywhere: git's own test, since text never holds one) is refused with a usage error
+  before anything is sent: an image or an archive piped by mistake would otherwise be sent, and paid for, as
+  thousands of replacement characters;
+- text must be UTF-8; bytes that are not (CP1252 text) are replaced with U+FFFD and a warning is given, so the
+  request still goes through and the user knows it was altered;
 - a question given as an argument that holds lone surrogates (undecodable bytes in argv) is repaired the same way.
 """
 
@@ -33,6 +36,11 @@ def read_limited(stream: BinaryIO, limit: int, what: str = "standard input") -> 
 
 
 def decode(data: bytes, what: str = "standard input") -> DecodedText:
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise UsageError(
+            f"{what} looks binary (a NUL byte at offset {nul:,}); aicache sends text, and nothing was sent"
+        )
     try:
         return DecodedText(data.decode("utf-8"))
     except UnicodeDecodeError as exc:

@@ -303,6 +303,15 @@ def test_bad_input(aicache_home: Path, fake_llm: FakeLLM) -> None:
     cp1252 = ask(aicache_home, fake_llm, "translate", stdin=b"caf\xe9 cr\xe8me \x93br\xfbl\xe9e\x94")
     assert cp1252.returncode == 0 and b"not valid UTF-8" in cp1252.stderr
     assert "\ufffd" in fake_llm.requests[-1].body["messages"][-1]["content"]
+    sent = len(fake_llm.requests)
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8
+    binary = ask(aicache_home, fake_llm, "what is this", stdin=png)
+    assert binary.returncode == 2 and b"standard input looks binary (a NUL byte at offset 8)" in binary.stderr
+    image = aicache_home / "logo.png"
+    image.write_bytes(png)
+    attached = ask(aicache_home, fake_llm, "describe", "-a", str(image), "--no-stdin")
+    assert attached.returncode == 2 and b"logo.png looks binary" in attached.stderr
+    assert len(fake_llm.requests) == sent  # nothing sent, and nothing recorded as asked
     unknown = ask(aicache_home, fake_llm, "x", "-p", "nosuch")
     assert unknown.returncode == 5 and b"unknown provider" in unknown.stderr
     assert b"Traceback" not in empty.stderr + huge.stderr + unknown.stderr
