@@ -76,6 +76,38 @@ def test_malformed_lines_name_the_line(tmp_path: Path, line: str, message: str) 
         evaluate.load_pairs(path)
 
 
+def test_public_pair_suites_are_read_as_they_are_published(tmp_path: Path) -> None:
+    quora = tmp_path / "quora_duplicate_questions.tsv"
+    quora.write_text(
+        "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
+        "0\t1\t2\tHow do I learn Go?\tWhat is the best way to learn Go?\t1\n"
+        '1\t3\t4\t"A question that ""quotes""\nand spans two lines"\tHow do I learn Rust?\t0\n'
+        "2\t5\t6\tHow do I learn Go?\tIs Go hard to learn?\t0\n",
+        encoding="utf-8",
+    )
+    evalset = evaluate.load_pairs(quora)
+    assert evalset.stored == ("How do I learn Go?", 'A question that "quotes"\nand spans two lines')
+    assert [(p.text, p.kind, p.expected) for p in evalset.probes] == [
+        ("What is the best way to learn Go?", PARAPHRASE, 0),
+        ("How do I learn Rust?", NEGATIVE, None),
+        ("Is Go hard to learn?", NEGATIVE, None),
+    ]
+    assert evalset.pairs == (0, 1, 0)
+    paws = tmp_path / "paws.csv"
+    paws.write_text("sentence1,sentence2,label\nflights from A to B,flights from B to A,0\n", encoding="utf-8")
+    assert [p.kind for p in evaluate.load_pairs(paws).probes] == [NEGATIVE]
+    jsonl = write_jsonl(tmp_path / "suite.jsonl", [{"question1": "x?", "question2": "y?", "is_duplicate": 1}])
+    assert [p.kind for p in evaluate.load_pairs(jsonl).probes] == [PARAPHRASE]
+    unlabelled = tmp_path / "bad.csv"
+    unlabelled.write_text("question1,question2,is_duplicate\nx?,y?,maybe\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"bad.csv:2: is_duplicate must be true or false, 1 or 0 \(got 'maybe'\)"):
+        evaluate.load_pairs(unlabelled)
+    short = tmp_path / "short.tsv"
+    short.write_text("question1\tquestion2\tis_duplicate\nonly one question\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"short\.tsv:2: is_duplicate must be"):
+        evaluate.load_pairs(short)
+
+
 def test_an_empty_file_has_nothing_to_evaluate(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="nothing to evaluate"):
         evaluate.load_pairs(write_jsonl(tmp_path / "empty.jsonl", []))

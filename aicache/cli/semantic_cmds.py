@@ -38,7 +38,9 @@ def why(
 
 
 def eval_command(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Labelled pairs (JSONL)."),
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="Labelled questions: JSONL, or pairs in a CSV or TSV file with a header."
+    ),
     decision: str = typer.Option(
         None, "--decision", help="model, rules or cosine (default: the setting decision.kind)."
     ),

@@ -16,7 +16,10 @@ only (store ``a``, ask ``b``), as if the cache held nothing else; it runs in mem
 
 ``load_pairs`` reads two JSONL shapes: the dev-set rows (``question``, ``paraphrases``, ``negatives``, optional
 ``unrelated`` and ``category``) and plain pairs (``{"a": ..., "b": ..., "same_answer": true|false}``: ``a`` is
-stored, and ``b`` must be served ``a``'s answer when ``same_answer`` is true and nothing otherwise).
+stored, and ``b`` must be served ``a``'s answer when ``same_answer`` is true and nothing otherwise). Pairs may
+also come as public pair suites write them, in JSONL or in a CSV or TSV file with a header row: ``question1`` /
+``question2`` / ``is_duplicate`` (Quora), ``sentence1`` / ``sentence2`` / ``label`` (PAWS and the like), the
+label true or false, 1 or 0.
 
 Scoring (``score``) does not know how a lookup is made: it takes a function from a question to what was served.
 Two lookups exist:
@@ -107,6 +110,7 @@ class _SetBuilder:
 
     def add_row(self, row: Mapping[str, Any], where: str) -> None:
         category = _text(row.get("category", ""), f"{where}: category")
+        row = _as_pair(row, where)
         if "a" in row or "b" in row:
             self._add_pair(row, category, where)
         elif "question" in row:
@@ -126,12 +130,33 @@ class _SetBuilder:
             self.probe(Probe(text, NEGATIVE, None, category), stored)
 
     def _add_pair(self, row: Mapping[str, Any], category: str, where: str) -> None:
-        same = row.get("same_answer")
-        if not isinstance(same, bool):
-            raise UsageError(f'{where}: a pair needs "same_answer": true or false')
+        same = row["same_answer"]
         stored = self.store(_text(row.get("a"), f"{where}: a", required=True))
         text = _text(row.get("b"), f"{where}: b", required=True)
         self.probe(Probe(text, PARAPHRASE if same else NEGATIVE, stored if same else None, category), stored)
+
+
+# A pair's field names, as (a, b, label): aicache's own, then public pair suites' (Quora's question pairs; PAWS
+# and other sentence-pair sets).
+PAIR_FIELDS = (
+    ("a", "b", "same_answer"),
+    ("question1", "question2", "is_duplicate"),
+    ("sentence1", "sentence2", "label"),
+)
+_LABELS = {"1": True, "0": False, "true": True, "false": False}
+
+
+def _as_pair(row: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    """A pair, under any of ``PAIR_FIELDS``' names, as (``a``, ``b``, ``same_answer`` a bool); any other row as it
+    is. A CSV or TSV file's labels arrive as text: "true", "1"."""
+    for a, b, label in PAIR_FIELDS:
+        if a in row or b in row:
+            value = row.get(label)
+            same = _LABELS.get(str(value).strip().lower()) if isinstance(value, (bool, int, str)) else None
+            if same is None:
+                raise UsageError(f"{where}: {label} must be true or false, 1 or 0 (got {value!r})")
+            return {"a": row.get(a), "b": row.get(b), "same_answer": same, "category": row.get("category", "")}
+    return row
 
 
 def _text(value: Any, what: str, *, required: bool = False) -> str:
@@ -147,13 +172,23 @@ def _texts(values: Any, what: str) -> list[str]:
 
 
 def load_pairs(path: Path) -> EvalSet:
-    """Read a JSONL file of dev-set rows and/or plain pairs. Raises ``UsageError`` on a malformed line."""
+    """Read a JSONL file of dev-set rows and/or pairs, or a CSV or TSV file of pairs (by its suffix). Raises
+    ``UsageError`` on a malformed line, naming it."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
     builder = _SetBuilder()
-    for number, line in enumerate(lines, 1):
+    rows = _table_rows(text, path) if path.suffix.lower() in (".csv", ".tsv") else _jsonl_rows(text, path)
+    for row, where in rows:
+        builder.add_row(row, where)
+    if not builder.stored or not builder.probes:
+        raise UsageError(f"{path}: nothing to evaluate (it needs questions to store and questions to look up)")
+    return EvalSet(str(path), tuple(builder.stored), tuple(builder.probes), tuple(builder.pairs))
+
+
+def _jsonl_rows(text: str, path: Path) -> Iterator[tuple[Mapping[str, Any], str]]:
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path.name}:{number}"
@@ -163,10 +198,20 @@ def load_pairs(path: Path) -> EvalSet:
             raise UsageError(f"{where}: not JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise UsageError(f"{where}: expected a JSON object")
-        builder.add_row(row, where)
-    if not builder.stored or not builder.probes:
-        raise UsageError(f"{path}: nothing to evaluate (it needs questions to store and questions to look up)")
-    return EvalSet(str(path), tuple(builder.stored), tuple(builder.probes), tuple(builder.pairs))
+        yield row, where
+
+
+def _table_rows(text: str, path: Path) -> Iterator[tuple[Mapping[str, Any], str]]:
+    """Rows of a CSV or TSV file with a header row; a quoted field may span lines (Quora's file has some)."""
+    import csv
+    import io
+
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    try:
+        for row in reader:
+            yield {name: value for name, value in row.items() if name is not None}, f"{path.name}:{reader.line_num}"
+    except csv.Error as exc:
+        raise UsageError(f"{path.name}:{reader.line_num}: not {path.suffix[1:].upper()} ({exc})") from None
 
 
 def _owed_repeats(evalset: EvalSet) -> EvalSet:
