@@ -73,7 +73,7 @@ _aicache() {
         "config set") words="--help" ;;
         "config show") words="--json --help" ;;
         "config unset") words="--help" ;;
-        "eval") words="--decision --json --pairwise --sweep --threshold --help" ;;
+        "eval") words="--decision --json --pairwise --sample --sweep --threshold --help" ;;
         "feedback") words="--json --help" ;;
         "helper") words="start status stop --help" ;;
         "helper start") words="--help" ;;

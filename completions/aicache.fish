@@ -50,6 +50,7 @@ complete -c aicache -n '__fish_use_subcommand' -a eval -d 'How safe is this cach
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l decision
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l json
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l pairwise
+complete -c aicache -n '__fish_seen_subcommand_from eval' -l sample
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l sweep
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l threshold
 complete -c aicache -n '__fish_seen_subcommand_from eval' -l help

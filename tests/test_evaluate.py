@@ -108,6 +108,17 @@ def test_public_pair_suites_are_read_as_they_are_published(tmp_path: Path) -> No
         evaluate.load_pairs(short)
 
 
+def test_a_sample_of_a_large_suite_is_the_same_rows_every_run(tmp_path: Path) -> None:
+    rows = [{"a": f"stored question {i}", "b": f"asked question {i}", "same_answer": i % 2 == 0} for i in range(50)]
+    path = write_jsonl(tmp_path / "suite.jsonl", rows)
+    first, again = evaluate.load_pairs(path, sample=10), evaluate.load_pairs(path, sample=10)
+    assert len(first.probes) == 10 and first.probes == again.probes
+    numbers = [int(p.text.rsplit(" ", 1)[1]) for p in first.probes]
+    assert numbers == sorted(numbers) and numbers != list(range(10))  # in file order, drawn from the whole file
+    assert first.source.endswith("(a seeded sample of 10 of its 50 rows)")
+    assert evaluate.load_pairs(path, sample=50).source == str(path)
+
+
 def test_an_empty_file_has_nothing_to_evaluate(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="nothing to evaluate"):
         evaluate.load_pairs(write_jsonl(tmp_path / "empty.jsonl", []))

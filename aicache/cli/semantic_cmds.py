@@ -49,6 +49,9 @@ def eval_command(
     pairwise: bool = typer.Option(
         False, "--pairwise", help="Compare each probe with its own stored question only (store a, ask b)."
     ),
+    sample: int = typer.Option(
+        None, "--sample", min=1, help="Evaluate this many rows of the file, drawn with a fixed seed (large suites)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """How safe is this cache on labelled pairs? Runs them through a fresh temporary cache."""
@@ -58,7 +61,7 @@ def eval_command(
 
     if decision is not None and decision not in ("model", "rules", "cosine"):
         raise UsageError(f"--decision must be model, rules or cosine, not {decision!r}")
-    evalset = evaluate.load_pairs(file)
+    evalset = evaluate.load_pairs(file, sample)
     with render.progress("evaluating") as advance:
         report = evaluate.run_eval(
             evalset,

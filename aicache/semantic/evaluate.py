@@ -136,6 +136,7 @@ class _SetBuilder:
         self.probe(Probe(text, PARAPHRASE if same else NEGATIVE, stored if same else None, category), stored)
 
 
+SAMPLE_SEED = 20261204  # --sample draws the same rows of a file every run
 # A pair's field names, as (a, b, label): aicache's own, then public pair suites' (Quora's question pairs; PAWS
 # and other sentence-pair sets).
 PAIR_FIELDS = (
@@ -171,20 +172,28 @@ def _texts(values: Any, what: str) -> list[str]:
     return [_text(v, what, required=True) for v in values]
 
 
-def load_pairs(path: Path) -> EvalSet:
+def load_pairs(path: Path, sample: int | None = None) -> EvalSet:
     """Read a JSONL file of dev-set rows and/or pairs, or a CSV or TSV file of pairs (by its suffix). Raises
-    ``UsageError`` on a malformed line, naming it."""
+    ``UsageError`` on a malformed line, naming it. ``sample``: keep that many rows, drawn with a fixed seed (the
+    same rows every run), in file order; every row is still read and checked."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
+    rows = list(_table_rows(text, path) if path.suffix.lower() in (".csv", ".tsv") else _jsonl_rows(text, path))
+    source = str(path)
+    if sample is not None and sample < len(rows):
+        import random
+
+        kept = sorted(random.Random(SAMPLE_SEED).sample(range(len(rows)), sample))
+        source += f" (a seeded sample of {sample:,} of its {len(rows):,} rows)"
+        rows = [rows[i] for i in kept]
     builder = _SetBuilder()
-    rows = _table_rows(text, path) if path.suffix.lower() in (".csv", ".tsv") else _jsonl_rows(text, path)
     for row, where in rows:
         builder.add_row(row, where)
     if not builder.stored or not builder.probes:
         raise UsageError(f"{path}: nothing to evaluate (it needs questions to store and questions to look up)")
-    return EvalSet(str(path), tuple(builder.stored), tuple(builder.probes), tuple(builder.pairs))
+    return EvalSet(source, tuple(builder.stored), tuple(builder.probes), tuple(builder.pairs))
 
 
 def _jsonl_rows(text: str, path: Path) -> Iterator[tuple[Mapping[str, Any], str]]:
