@@ -175,7 +175,7 @@ def _texts(values: Any, what: str) -> list[str]:
 def load_pairs(path: Path, sample: int | None = None) -> EvalSet:
     """Read a JSONL file of dev-set rows and/or pairs, or a CSV or TSV file of pairs (by its suffix). Raises
     ``UsageError`` on a malformed line, naming it. ``sample``: keep that many rows, drawn with a fixed seed (the
-    same rows every run), in file order; every row is still read and checked."""
+    same rows every run), in file order; every line is still parsed, only the rows drawn are checked."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
