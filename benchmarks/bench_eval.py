@@ -22,35 +22,19 @@ import tempfile
 from pathlib import Path
 
 from _harness import ROOT
+from training.pairs import HELD_OUT_FILES
 
-SETS = (
-    "dev-pairs.jsonl",
-    "heldout-pairs.jsonl",
-    "trap-pairs.jsonl",
-    "general-trap-pairs.jsonl",
-    "heldout7-dev-families.jsonl",
-    "heldout7-everyday-pairs.jsonl",
-    "heldout7-quora-style-pairs.jsonl",
-    "heldout8-dev-families.jsonl",
-    "heldout8-everyday-pairs.jsonl",
-    "heldout8-quora-style-pairs.jsonl",
-)
+SETS = ("dev-pairs.jsonl", "trap-pairs.jsonl", *HELD_OUT_FILES)
 DEFAULT_FILES = tuple(ROOT / "tests" / "data" / name for name in SETS)
 # What each set is to the trained decision (training/pairs.py): the model learned from the train topics of
-# dev-pairs, trap-pairs and training/data; heldout-pairs, general-trap-pairs, heldout7-* and heldout8-* were never
-# used in training.
+# dev-pairs, trap-pairs and training/data; the held-out files were never used in training. The ones not named
+# here are the rounds written by people who never saw the repository (FRESH).
 FRESH = "never trained or calibrated on; written 2026-12-04 by people who never saw the repository"
 ROLE = {
     "dev-pairs.jsonl": "trained on (train topics) and calibrated on some of its topics",
     "trap-pairs.jsonl": "trained on (train topics); written while fixing the rules",
     "heldout-pairs.jsonl": "never trained on; looked at while fixing the rules in earlier sessions",
     "general-trap-pairs.jsonl": "never trained on; written while fixing the rules",
-    "heldout7-dev-families.jsonl": FRESH,
-    "heldout7-everyday-pairs.jsonl": FRESH,
-    "heldout7-quora-style-pairs.jsonl": FRESH,
-    "heldout8-dev-families.jsonl": FRESH,
-    "heldout8-everyday-pairs.jsonl": FRESH,
-    "heldout8-quora-style-pairs.jsonl": FRESH,
     "test-split-dev.jsonl": "held-out test topics of training/data (developer), never trained or calibrated on",
     "test-split-everyday.jsonl": "held-out test topics of training/data (everyday), never trained or calibrated on",
     "test-split-light-edits.jsonl": "generated light edits (positives) of the test topics; seen in earlier sessions",
@@ -104,8 +88,9 @@ def describe(path: Path) -> dict[str, object]:
         results[kind] = report.to_json()
     protocol = "pairwise" if pairwise else "store all"
     print(f"\n{path.name}: {len(evalset.stored)} stored, {len(evalset.probes)} probes, {protocol}")
-    if path.name in ROLE:
-        print(f"  ({ROLE[path.name]})")
+    role = ROLE.get(path.name) or (FRESH if path.name in HELD_OUT_FILES else None)
+    if role:
+        print(f"  ({role})")
     print(f"  {'decision':<40} {'paraphrases served':<22} {'near-misses wrong (bound)':<30} unrelated wrong (bound)")
     for label, note, scores in rows:
         if scores is None:

@@ -156,7 +156,7 @@ def _as_pair(row: Mapping[str, Any], where: str) -> Mapping[str, Any]:
             same = _LABELS.get(str(value).strip().lower()) if isinstance(value, (bool, int, str)) else None
             if same is None:
                 raise UsageError(f"{where}: {label} must be true or false, 1 or 0 (got {value!r})")
-            return {"a": row.get(a), "b": row.get(b), "same_answer": same, "category": row.get("category", "")}
+            return {"a": row.get(a), "b": row.get(b), "same_answer": same}
     return row
 
 
