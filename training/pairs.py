@@ -21,8 +21,8 @@ Sources (see ``training/README.md``):
 data: they join the calibration split only (``independent_pairs``), so the threshold is also bounded on questions
 worded unlike the training data's.
 
-``tests/data/heldout-pairs.jsonl``, ``tests/data/general-trap-pairs.jsonl``, ``tests/data/heldout7-*`` and
-``tests/data/heldout8-*`` (``HELD_OUT_FILES``) are never read here for training or calibration: ``heldout_sets()``
+``tests/data/heldout-pairs.jsonl``, ``tests/data/general-trap-pairs.jsonl`` and ``tests/data/heldout7-*`` to
+``tests/data/heldout9-*`` (``HELD_OUT_FILES``) are never read here for training or calibration: ``heldout_sets()``
 loads the first two for the final test only; ``benchmarks/bench_eval.py`` reads them all.
 """
 
@@ -39,8 +39,8 @@ DATA = ROOT / "training" / "data"
 TESTS_DATA = ROOT / "tests" / "data"
 SPLIT_SALT = "aicache-decision-split-v1"
 SPLITS = ("train", "calibration", "test")
-# Never trained or calibrated on; heldout7-* and heldout8-* were written, by people who never saw the repository,
-# after the shipped model and its calibration rule were fixed (training/RESULTS.md sections 10 and 11).
+# Never trained or calibrated on; heldout7-* to heldout9-* were written, by people who never saw the repository,
+# after the shipped model and its calibration rule were fixed (training/RESULTS.md sections 10 to 12).
 HELD_OUT_FILES = (
     "heldout-pairs.jsonl",
     "general-trap-pairs.jsonl",
@@ -50,6 +50,9 @@ HELD_OUT_FILES = (
     "heldout8-dev-families.jsonl",
     "heldout8-everyday-pairs.jsonl",
     "heldout8-quora-style-pairs.jsonl",
+    "heldout9-dev-families.jsonl",
+    "heldout9-everyday-pairs.jsonl",
+    "heldout9-quora-style-pairs.jsonl",
 )
 # Under training/data: families and a/b pairs written by people who never saw the training data; calibration only.
 INDEPENDENT = "independent"
