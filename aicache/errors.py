@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     STORE = 6  # the SQLite store is locked past its timeout, corrupt or not writable
     PROPOSAL = 7  # a learned-settings proposal: repository busy (rebase, merge), branch gone or taken, conflict
     INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+    PIPE_CLOSED = 141  # the reader of stdout went away (`| head -1`), as shells report SIGPIPE
 
 
 class AicacheError(Exception):

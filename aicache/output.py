@@ -7,6 +7,10 @@ as it streams. ``NO_COLOR`` (any value) turns colour off everywhere.
 Text that came from a model or a user (answers, questions, errors from a server) is shown on a terminal only
 through ``visible_controls``: an answer must not be able to clear the screen, retitle the window, hide text or
 plant a link to another address. Only aicache's own styling reaches the terminal as escape sequences.
+
+A reader of stdout that goes away (``aicache ask ... | head -1``) ends a command quietly with exit 141, as
+SIGPIPE ends a Unix tool, but never stops an ask halfway: the answer has been paid for, so it is still stored
+and its episode written (``AnswerWriter``), and ``reader_gone`` ends the process afterwards.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import os
 import re
 import sys
 from typing import Any, TextIO
+
+from aicache.errors import ExitCode
 
 JSON_VERSION = 2  # bump when a --json shape changes incompatibly (2: `cached` means served from the cache)
 
@@ -78,6 +84,20 @@ def emit_json(payload: dict[str, Any]) -> None:
     print(_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text), flush=True)
 
 
+def reader_gone() -> int:
+    """Make ready to exit once stdout's reader has gone (a ``BrokenPipeError``); returns the exit code, 141.
+
+    A Unix tool dies of SIGPIPE there, which shells report as 141. Python ignores SIGPIPE, so the write raises
+    instead, and the flush at exit would fail again (a message and exit 120). So, as in Python's "Note on
+    SIGPIPE", stdout and stderr (either may be the closed pipe: ``2>&1 | head``) now write to /dev/null.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    return ExitCode.PIPE_CLOSED
+
+
 def emit_json_error(message: str, exit_code: int) -> None:
     """The ``--json`` shape of a failure, on stdout where the caller reads the JSON: ``error`` and ``exit_code``."""
     emit_json({"error": message, "exit_code": int(exit_code)})
@@ -86,7 +106,9 @@ def emit_json_error(message: str, exit_code: int) -> None:
 class AnswerWriter:
     """Receives answer text as it streams and shows it: raw in pipes, Markdown on a terminal.
 
-    Notes given to ``note`` once the answer has begun wait until it is finished, so none lands inside it.
+    Notes given to ``note`` once the answer has begun wait until it is finished, so none lands inside it. When
+    the reader of the stream goes away, the rest of the answer is still received (the ask goes on, to store and
+    record it) but no longer written, and the ``BrokenPipeError`` is raised again when the writer closes.
     """
 
     def __init__(self, markdown: bool | None = None, stream: TextIO | None = None) -> None:
@@ -97,6 +119,7 @@ class AnswerWriter:
         self._markdown: Any = None
         self._held_cr = False  # a CR at the end of a chunk, until the next one says whether it starts CR LF
         self._notes: list[str] = []
+        self.reader_gone: BrokenPipeError | None = None
 
     def __enter__(self) -> AnswerWriter:
         if self.markdown:
@@ -110,6 +133,14 @@ class AnswerWriter:
         if not text:
             return
         self.text.append(text)
+        if self.reader_gone is not None:
+            return
+        try:
+            self._show(text)
+        except BrokenPipeError as exc:
+            self.reader_gone = exc
+
+    def _show(self, text: str) -> None:
         if self._markdown is not None:
             self._markdown.feed(text)
             return
@@ -126,15 +157,20 @@ class AnswerWriter:
         else:
             note(message)
 
-    def __exit__(self, *exc: object) -> None:
-        if self._markdown is not None:
-            self._markdown.__exit__(None, None, None)
-        else:
-            if self._held_cr:
-                self.stream.write(visible_controls("\r"))
-            if self.text and not self.text[-1].endswith("\n"):
-                self.stream.write("\n")  # a file or pipe ends with a newline, like every other CLI's output
-            self.stream.flush()
+    def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        try:
+            if self._markdown is not None:
+                self._markdown.__exit__(None, None, None)
+            elif self.reader_gone is None:
+                if self._held_cr:
+                    self.stream.write(visible_controls("\r"))
+                if self.text and not self.text[-1].endswith("\n"):
+                    self.stream.write("\n")  # a file or pipe ends with a newline, like every other CLI's output
+                self.stream.flush()
+        except BrokenPipeError as exc:
+            self.reader_gone = exc
         for message in self._notes:
             note(message)
         self._notes.clear()
+        if self.reader_gone is not None and exc_type is None:
+            raise self.reader_gone

@@ -294,6 +294,46 @@ def test_ctrl_c_while_streaming_exits_130_and_leaves_no_entry_or_lock(aicache_ho
     assert ask(aicache_home, fake_llm, "stream slowly").stdout == b"done\n"
 
 
+def closed_pipe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run aicache with stdout a pipe whose reader has already gone, like `aicache ... | head -c 1` once head has
+    its byte (the reading end is closed before aicache starts, so every write meets EPIPE)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [*AICACHE, *args], stdout=write_end, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, timeout=120
+        )
+    finally:
+        os.close(write_end)
+
+
+def assert_a_closed_pipe_loses_no_answer(home: Path, fake_llm: FakeLLM, env: dict[str, str]) -> None:
+    """The reader of stdout has gone: the answer, paid for, is still stored and its episode written, and the
+    command ends quietly with 141, as SIGPIPE ends a Unix tool (also used by test_helper)."""
+    answer = "a long answer, line after line\n" * 100
+    fake_llm.enqueue(Reply.text(answer))
+    closed = closed_pipe(env, "ask", "pipe closed early question")
+    assert (closed.returncode, closed.stderr) == (141, b"cache: miss (stored)\n")
+    assert rows(home, "SELECT outcome, error, entry_id IS NOT NULL FROM episodes") == [("miss", None, 1)]
+    again = subprocess.run(
+        [*AICACHE, "ask", "--cache-only", "pipe closed early question"], env=env, capture_output=True, timeout=120
+    )
+    assert (again.returncode, again.stdout) == (0, answer.encode()), again.stderr
+    assert len(fake_llm.requests) == 1
+
+
+def test_a_closed_pipe_ends_quietly_with_141_and_loses_no_answer(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    env = cli_env(aicache_home, OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-x")
+    assert_a_closed_pipe_loses_no_answer(aicache_home, fake_llm, env)
+    hit = closed_pipe(env, "ask", "pipe closed early question")
+    assert (hit.returncode, hit.stderr) == (141, b"cache: exact hit\n")
+    assert closed_pipe(env, "log").returncode == 141  # every command, not only ask
+    failed = closed_pipe(env, "ask", "--json", "--cache-only", "never asked")
+    assert failed.stderr == b"aicache: error: not in the cache (--cache-only)\n"  # the failure is still told
+    outcomes = rows(aicache_home, "SELECT outcome FROM episodes ORDER BY id")
+    assert outcomes == [("miss",), ("exact_hit",), ("exact_hit",), ("cache_miss",)]
+
+
 def test_bad_input(aicache_home: Path, fake_llm: FakeLLM) -> None:
     empty = ask(aicache_home, fake_llm)
     assert empty.returncode == 2 and b"nothing to ask" in empty.stderr

@@ -28,7 +28,11 @@ import pytest
 from aicache.helper import client, server, wire
 from tests.conftest import AICACHE, cli_env
 from tests.fakellm import FakeLLM, Reply
-from tests.test_cli import assert_ctrl_c_while_streaming_exits_130_and_stores_nothing, rows
+from tests.test_cli import (
+    assert_a_closed_pipe_loses_no_answer,
+    assert_ctrl_c_while_streaming_exits_130_and_stores_nothing,
+    rows,
+)
 from tests.test_semantic import export_run, model_home, onnx_models  # noqa: F401  (session model fixtures)
 
 pytestmark = pytest.mark.slow
@@ -162,6 +166,13 @@ def test_exit_codes_stdin_and_environment_pass_through(warm: dict[str, str], fak
 def test_ctrl_c_reaches_the_command(warm: dict[str, str], fake_llm: FakeLLM, aicache_home: Path) -> None:
     assert_ctrl_c_while_streaming_exits_130_and_stores_nothing(aicache_home, fake_llm, warm)
     assert helper_status(warm)["served"] == 1  # it ran in the helper, and the signal got there
+
+
+def test_a_closed_pipe_loses_no_answer_through_the_helper(
+    warm: dict[str, str], fake_llm: FakeLLM, aicache_home: Path
+) -> None:
+    assert_a_closed_pipe_loses_no_answer(aicache_home, fake_llm, warm)
+    assert helper_status(warm)["served"] == 2  # the closed pipe's ask and the --cache-only one ran in the helper
 
 
 def on_a_terminal(env: dict[str, str], *args: str) -> tuple[int, bytes]:

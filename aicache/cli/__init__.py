@@ -4,7 +4,8 @@ Commands live in one module per group; this module builds the app and owns the e
 becomes a one-line message and its exit code, anything unexpected a one-line message and exit 1 (the traceback
 only with ``AICACHE_DEBUG=1``). Usage errors found by the parser are one line too, in Click's words, exit 2;
 with ``--json`` on the command line every failure is also a JSON object on stdout. A group named without a
-subcommand (``aicache hook``) prints its help and exits 0. Ctrl-C exits 130.
+subcommand (``aicache hook``) prints its help and exits 0. Ctrl-C exits 130, and a reader of stdout that went
+away (``aicache log | head -1``) 141, quietly, as SIGPIPE ends a Unix tool.
 Importing this module must stay cheap: command modules import the core lazily where it is heavy.
 """
 
@@ -14,14 +15,15 @@ import functools
 import os
 import sqlite3
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 import typer.main
 from typer._click import exceptions as click_errors  # Typer vendors its own Click
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
-    from typer._click.core import Command
+    from typer._click.core import Command, Context
 
 from aicache import __version__
 from aicache.cli import (
@@ -38,8 +40,23 @@ from aicache.cli import (
 )
 from aicache.errors import AicacheError, ExitCode
 
+
+class _Commands(TyperGroup):
+    """The root command group; it ends any command whose stdout's reader went away with exit 141."""
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # Click would end the process with exit 1, the code of an unexpected error, and say nothing.
+            from aicache import output
+
+            raise typer.Exit(output.reader_gone()) from None
+
+
 app = typer.Typer(
     name="aicache",
+    cls=_Commands,
     help="A local cache in front of your LLM: exact and semantic hits, episodic memory, offline learning.",
     no_args_is_help=True,
     add_completion=True,
@@ -90,9 +107,9 @@ def _wants_json(args: list[str]) -> bool:
 def _fail(message: str, code: int, json_out: bool) -> NoReturn:
     from aicache import output
 
+    output.error(message)  # first: stderr still tells what failed when stdout's reader has gone
     if json_out:
         output.emit_json_error(message, code)
-    output.error(message)
     sys.exit(code)
 
 
@@ -115,7 +132,15 @@ def command() -> Command:
 
 
 def main() -> None:
-    args = sys.argv[1:]
+    try:
+        _main(sys.argv[1:])
+    except BrokenPipeError:  # while a failure was reported as JSON on stdout (`--json | head -c 10`)
+        from aicache import output
+
+        sys.exit(output.reader_gone())
+
+
+def _main(args: list[str]) -> None:
     json_out = _wants_json(args)
     try:
         code = command().main(args=args, prog_name="aicache", standalone_mode=False)

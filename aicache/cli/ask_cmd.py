@@ -112,9 +112,11 @@ def ask(
         result = run(lambda _text: None)
         output.emit_json({"answer": result.answer, **_result_fields(result)})
         return
+    # A note that comes while the answer streams waits for its end. A reader of stdout that has gone (`| head`)
+    # does not stop the ask: the writer says so (BrokenPipeError) only once the answer is stored and noted.
     with output.AnswerWriter() as writer:
-        result = run(writer.write, writer.note)  # a note that comes while the answer streams waits for its end
-    output.note(_outcome_note(result))
+        result = run(writer.write, writer.note)
+        writer.note(_outcome_note(result))
 
 
 def _result_fields(result: AskResult) -> dict[str, object]:
