@@ -38,13 +38,19 @@ def _entry(row: sqlite3.Row | None) -> Entry | None:
 
 
 def lookup_exact(conn: sqlite3.Connection, exact_key: str) -> Entry | None:
-    """The entry stored for ``exact_key``, unless its answer was labelled wrong for that question (the negative
-    list: asked again, the new answer replaces it)."""
+    """The entry stored for ``exact_key``, unless its answer is blank or was labelled wrong for that question (the
+    negative list: asked again, the new answer replaces it)."""
     row = conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE exact_key = ?", (exact_key,)).fetchone()
     entry = _entry(row)
-    if entry is not None and labels.is_negative(conn, exact_key, entry.id):
+    if entry is None or not servable(entry) or labels.is_negative(conn, exact_key, entry.id):
         return None
     return entry
+
+
+def servable(entry: Entry) -> bool:
+    """False for an empty or blank answer, stored before aicache refused to store one: asked again, the new
+    answer replaces it."""
+    return bool(entry.answer.strip())
 
 
 def get_entry(conn: sqlite3.Connection, entry_id: int) -> Entry | None:
@@ -71,6 +77,8 @@ def store(
     """
     if not completion.complete:
         raise ValueError(f"refusing to cache an incomplete answer (finish reason {completion.finish_reason!r})")
+    if not completion.text.strip():
+        raise ValueError("refusing to cache an empty answer")
     conn.execute(
         "INSERT OR IGNORE INTO partitions (key, spec, created_at) VALUES (?, ?, ?)",
         (request.partition_key, canonical_json(request.partition()), time.time()),

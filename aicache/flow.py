@@ -337,7 +337,7 @@ def _answer(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResul
             found.decision,
         )
         hit = cache.get_entry(ctx.conn, found.entry_id) if found.entry_id is not None else None
-        if hit is not None:
+        if hit is not None and cache.servable(hit):
             episode.outcome = Outcome.SEMANTIC_HIT
             _replay(hit.answer, ctx.stream, on_text)
             return _serve_hit(request, ctx, episode, hit, started)
@@ -407,7 +407,10 @@ def _ask_provider(
         completion.tokens_in,
         completion.tokens_out,
     )
-    cacheable = completion.complete and ctx.mode is not CacheMode.NO_CACHE
+    # An empty or blank answer is shown as given but never stored: replayed, it would answer every repeat with
+    # nothing and never ask again. A truncated one is never stored either.
+    blank = completion.complete and not completion.text.strip()
+    cacheable = completion.complete and not blank and ctx.mode is not CacheMode.NO_CACHE
     vector, embed_model, one_time_s = _vector_for_store(request, ctx, found) if cacheable else (None, None, 0.0)
     started += one_time_s
     episode.outcome = _PROVIDER_OUTCOMES.get(ctx.mode, Outcome.MISS)
@@ -417,6 +420,9 @@ def _ask_provider(
     if not completion.complete:
         episode.error = f"incomplete answer (finish reason {completion.finish_reason}); not cached"
         ctx.on_note(f"the answer was cut short (finish reason {completion.finish_reason}); not cached")
+    elif blank:
+        episode.error = "empty answer; not cached"
+        ctx.on_note("the answer was empty (or only whitespace); not cached")
     episode.latency_ms = (time.perf_counter() - started) * 1000
     entry_id, episode_id = _record_answer(request, ctx, completion, episode, cost, cacheable, (vector, embed_model))
     if entry_id is not None and vector is not None:

@@ -164,8 +164,11 @@ class AnswerWriter:
             elif self.reader_gone is None:
                 if self._held_cr:
                     self.stream.write(visible_controls("\r"))
-                if self.text and not self.text[-1].endswith("\n"):
-                    self.stream.write("\n")  # a file or pipe ends with a newline, like every other CLI's output
+                # A file or pipe ends with a newline, like every other CLI's output: an empty answer too, but not
+                # the empty stdout of an ask that failed before any text came.
+                unended = not self.text[-1].endswith("\n") if self.text else exc_type is None
+                if unended:
+                    self.stream.write("\n")
                 self.stream.flush()
         except BrokenPipeError as exc:
             self.reader_gone = exc

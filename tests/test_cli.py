@@ -7,6 +7,7 @@ holds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -249,6 +250,33 @@ def test_truncated_answer_is_never_served_later(aicache_home: Path, fake_llm: Fa
     assert first.returncode == 0 and b"not cached" in first.stderr
     second = ask(aicache_home, fake_llm, "essay")
     assert b"cache: miss" in second.stderr and len(fake_llm.requests) == 2
+
+
+def test_an_empty_or_blank_answer_is_shown_but_never_cached(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    for n, text in enumerate(("", "   \n  ")):
+        fake_llm.enqueue(Reply.text(text))
+        first = ask(aicache_home, fake_llm, f"say nothing {n}")
+        assert (first.returncode, first.stdout) == (0, text.encode() + b"\n"), first.stderr  # with its final newline
+        assert first.stderr == b"the answer was empty (or only whitespace); not cached\ncache: miss (not stored)\n"
+        assert ask(aicache_home, fake_llm, "--cache-only", f"say nothing {n}").returncode == 4
+    fake_llm.enqueue(Reply.text(""))
+    as_json = json.loads(ask(aicache_home, fake_llm, "--json", "--no-stream", "say nothing again").stdout)
+    assert (as_json["answer"], as_json["stored"], as_json["entry_id"]) == ("", False, None)
+    assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(0,)]
+    episodes = rows(aicache_home, "SELECT outcome, entry_id, error FROM episodes WHERE outcome = 'miss'")
+    assert episodes == [("miss", None, "empty answer; not cached")] * 3
+
+
+def test_a_blank_entry_from_an_older_version_is_never_served(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("an answer"))
+    assert ask(aicache_home, fake_llm, "old question").returncode == 0
+    with contextlib.closing(sqlite3.connect(aicache_home / "data" / "aicache.db")) as conn, conn:
+        conn.execute("UPDATE entries SET answer = ' \n'")  # what an older aicache stored for a blank answer
+    assert ask(aicache_home, fake_llm, "--cache-only", "old question").returncode == 4
+    fake_llm.enqueue(Reply.text("a new answer"))
+    again = ask(aicache_home, fake_llm, "old question")
+    assert (again.stdout, again.stderr) == (b"a new answer\n", b"cache: miss (stored)\n")
+    assert rows(aicache_home, "SELECT answer FROM entries") == [("a new answer",)]  # it replaced the blank one
 
 
 def test_read_timeout_fires_and_nothing_is_cached(aicache_home: Path, fake_llm: FakeLLM) -> None:
