@@ -18,7 +18,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from aicache.semantic import verify
-from aicache.semantic.features import DEFAULT_BASIS, Weights, direction_inputs, expand, pair_features, terms
+from aicache.semantic.features import (
+    DEFAULT_BASIS,
+    INTERACTION_TERMS,
+    Weights,
+    direction_inputs,
+    expand,
+    interaction_inputs,
+    pair_features,
+    terms,
+)
 
 
 def vetoed(a: str, b: str) -> bool:
@@ -58,20 +67,28 @@ def fit_standardised(
 
 class FeatureModel:
     """Standardised logistic regression (scikit-learn to fit; a dot product to score); with ``directions``, over
-    ``features.direction_inputs`` of the two questions' unit vectors as well."""
+    ``features.direction_inputs`` of the two questions' unit vectors as well; with ``heads`` (the digest of an
+    ``interaction.npz``), over the interaction head's logit and that logit times the cosine."""
 
     def __init__(
-        self, basis: str = DEFAULT_BASIS, directions: bool = False, embedder: str = "", c: float = 1.0
+        self,
+        basis: str = DEFAULT_BASIS,
+        directions: bool = False,
+        embedder: str = "",
+        c: float = 1.0,
+        heads: str | None = None,
     ) -> None:
         self.basis = basis
         self.c = c  # the regression's inverse L2 strength
         self.directions = directions
+        self.heads = heads
         self.embedder = embedder  # the embedding model's id (``embeddings.model_id``): its vectors only
         self.mean: list[float] = []
         self.scale: list[float] = []
         self.coef: list[float] = []
         self.bias = 0.0
         self.direction_range = [-math.inf, math.inf]
+        self.interaction_range = [-math.inf, math.inf]
 
     def fit(
         self,
@@ -80,17 +97,25 @@ class FeatureModel:
         weights: Sequence[float] | None = None,
         seed: int = 0,
         vectors: tuple[Any, Any] | None = None,
+        head_logits: Sequence[float] | None = None,
     ) -> FeatureModel:
-        """``vectors``: the cached and the new questions' unit vectors, one row per pair (with ``directions``)."""
+        """``vectors``: the cached and the new questions' unit vectors, one row per pair (with ``directions``);
+        ``head_logits``: the interaction head's logit of each pair (with ``heads``)."""
         import numpy as np
 
         inputs = expand(rows, self.basis)
         if self.directions:
             inputs = np.hstack([inputs, direction_inputs(*self._needed(vectors))])
+        if self.heads is not None:
+            inputs = np.hstack([inputs, interaction_inputs(self._logits(head_logits), _cosines(rows))])
         self.mean, self.scale, self.coef, self.bias = fit_standardised(inputs, labels, weights, seed, self.c)
-        if self.directions:  # the range the directions' part took on the training rows bounds it at run time
+        # the range each fixed part took on the training rows bounds it at run time
+        if self.directions:
             seen = Weights.of(self.weights).direction_logits(*self._needed(vectors))
             self.direction_range = [float(seen.min()), float(seen.max())]
+        if self.heads is not None:
+            seen = Weights.of(self.weights).interaction_logits(self._logits(head_logits), _cosines(rows))
+            self.interaction_range = [float(seen.min()), float(seen.max())]
         return self
 
     @property
@@ -104,24 +129,60 @@ class FeatureModel:
             "coef": self.coef[:base],
             "bias": self.bias,
         }
+        interaction = len(INTERACTION_TERMS) if self.heads is not None else 0
+        end = len(self.coef) - interaction
         if self.directions:
             for key, values in (("mean", self.mean), ("scale", self.scale), ("coef", self.coef)):
-                table[f"direction_{key}"] = values[base:]
+                table[f"direction_{key}"] = values[base:end]
             table["direction_range"] = self.direction_range
             table["direction_embedder"] = self.embedder
+        if self.heads is not None:
+            for key, values in (("mean", self.mean), ("scale", self.scale), ("coef", self.coef)):
+                table[f"interaction_{key}"] = values[end:]
+            table["interaction_range"] = self.interaction_range
+            table["interaction_embedder"] = self.embedder
+            table["interaction_heads"] = self.heads
         return table
 
-    def predict(self, rows: Sequence[Sequence[float]], vectors: tuple[Any, Any] | None = None) -> list[float]:
+    def predict(
+        self,
+        rows: Sequence[Sequence[float]],
+        vectors: tuple[Any, Any] | None = None,
+        head_logits: Sequence[float] | None = None,
+    ) -> list[float]:
         """Scored as the runtime scores them (``features.Weights``)."""
         model = Weights.of(self.weights)
-        directions = model.direction_logits(*self._needed(vectors)) if self.directions else None
-        return [float(p) for p in model.scores(rows, directions)]
+        fixed = self.fixed_logits(rows, vectors, head_logits) if model.weighs_embeddings else None
+        return [float(p) for p in model.scores(rows, fixed)]
 
-    def direction_logits(self, vectors: tuple[Any, Any]) -> list[float]:
-        """The directions' part of each pair's logit (zeros without directions): ``rows.npz`` keeps it."""
-        return [float(d) for d in Weights.of(self.weights).direction_logits(*vectors)]
+    def fixed_logits(
+        self,
+        rows: Sequence[Sequence[float]],
+        vectors: tuple[Any, Any] | None = None,
+        head_logits: Sequence[float] | None = None,
+    ) -> list[float]:
+        """The fixed part of each pair's logit, the directions' and the interaction head's (zeros without):
+        ``rows.npz`` keeps it for ``learn``'s refit."""
+        import numpy as np
+
+        model = Weights.of(self.weights)
+        fixed = np.zeros(len(rows))
+        if self.directions:
+            fixed += model.direction_logits(*self._needed(vectors))
+        if self.heads is not None:
+            fixed += model.interaction_logits(self._logits(head_logits), _cosines(rows))
+        return [float(d) for d in fixed]
 
     def _needed(self, vectors: tuple[Any, Any] | None) -> tuple[Any, Any]:
         if vectors is None:
             raise ValueError("a model over the embeddings' directions needs both questions' vectors")
         return vectors
+
+    def _logits(self, head_logits: Sequence[float] | None) -> Sequence[float]:
+        if head_logits is None:
+            raise ValueError("a model over the interaction head needs its logit for each pair")
+        return head_logits
+
+
+def _cosines(rows: Sequence[Sequence[float]]) -> list[float]:
+    return [float(r[0]) for r in rows]  # pair_features' first feature is the cosine

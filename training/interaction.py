@@ -92,7 +92,7 @@ def padded(matrices: Sequence[Any]) -> tuple[Any, Any]:
     out = torch.zeros(len(matrices), length, matrices[0].shape[1])
     mask = torch.zeros(len(matrices), length, dtype=torch.bool)
     for i, m in enumerate(matrices):
-        out[i, : len(m)] = m.float()
+        out[i, : len(m)] = torch.as_tensor(m).float()
         mask[i, : len(m)] = True
     return out, mask
 
@@ -101,7 +101,8 @@ def weight(row: dict) -> float:
     return GENERATED_POSITIVE_WEIGHT if row["role"] in GENERATED_POSITIVES else 1.0
 
 
-def train_head(rows: Sequence[dict], tokens: dict[str, Any], seed: int = SEED) -> Any:
+def train_head(rows: Sequence[dict], tokens: dict[str, Any], seed: int = SEED, max_steps: int = 0) -> Any:
+    """A head trained on ``rows`` (``a``, ``b``, ``label``, ``role``); ``max_steps`` stops early (a test)."""
     import torch
 
     torch.manual_seed(seed)
@@ -109,10 +110,14 @@ def train_head(rows: Sequence[dict], tokens: dict[str, Any], seed: int = SEED) -
     head = build_head()
     optimiser = torch.optim.Adam(head.parameters(), lr=LEARNING_RATE)
     order = list(range(len(rows)))
+    steps = 0
     for epoch in range(EPOCHS):
         rng.shuffle(order)
         total = 0.0
         for start in range(0, len(order), BATCH):
+            steps += 1
+            if max_steps and steps > max_steps:
+                return head
             batch = [rows[i] for i in order[start : start + BATCH]]
             a, mask_a = padded([tokens[r["a"]] for r in batch])
             b, mask_b = padded([tokens[r["b"]] for r in batch])
@@ -146,6 +151,34 @@ def half_of(topic: str) -> int:
     return hashlib.sha256(f"interaction-halves:{topic}".encode()).digest()[0] % 2
 
 
+def cross_fit(train: Sequence[Any], tokens: dict[str, Any], max_steps: int = 0) -> tuple[list[Any], list[float]]:
+    """``make model``'s heads: one trained on each half of the train topics (``pairs.Pair`` rows). Returns their
+    ``state_dict``s as numpy arrays and each train pair's logit from the head that never saw it (what the
+    regression is fitted on, so that it does not learn to trust a head on pairs the head has learnt)."""
+    rows = [{"a": p.a, "b": p.b, "label": p.label, "role": p.role, "topic": p.topic} for p in train]
+    halves = [[i for i, r in enumerate(rows) if half_of(r["topic"]) == h] for h in (0, 1)]
+    states, out_of_fold = [], [0.0] * len(rows)
+    for h, members in enumerate(halves):
+        print(f"interaction head {h + 1} of 2: {len(members)} pairs", flush=True)
+        head = train_head([rows[i] for i in members], tokens, max_steps=max_steps)
+        states.append({name: value.detach().numpy().copy() for name, value in head.state_dict().items()})
+    for h, members in enumerate(halves):
+        other = heads_of([states[1 - h]])
+        logits_ = other.logits([tokens[rows[i]["a"]] for i in members], [tokens[rows[i]["b"]] for i in members])
+        for i, z in zip(members, logits_, strict=True):
+            out_of_fold[i] = float(z)
+    return states, out_of_fold
+
+
+def heads_of(states: Sequence[dict[str, Any]]) -> Any:
+    """The runtime's heads (numpy, ``aicache.semantic.interaction``) from torch ``state_dict``s."""
+    import numpy as np
+
+    from aicache.semantic.interaction import PARTS, Head, Heads
+
+    return Heads(tuple(Head(*(np.asarray(state[part], dtype=np.float64) for part in PARTS)) for state in states))
+
+
 def report(name: str, scores: Sequence[float], cal: Sequence[dict], domains: dict[str, str]) -> None:
     eligible = [r["cosine"] >= FLOOR for r in cal]
     kinds = [calibrate.near_miss_kind(r["role"]) for r in cal]
@@ -158,7 +191,9 @@ def report(name: str, scores: Sequence[float], cal: Sequence[dict], domains: dic
         chosen = [s for s, r in zip(served, cal, strict=True) if is_kind(r, domains)]
         counts.append(f"{kind} {sum(chosen)}/{len(chosen)}")
     by_kind = calibrate.count_by_kind(list(scores), labels, threshold, kinds, eligible)
-    counts.append("bounds " + " ".join(f"{k} {c.wrong}/{c.negatives} ({c.wrong_upper:.2%})" for k, c in by_kind.items()))
+    counts.append(
+        "bounds " + " ".join(f"{k} {c.wrong}/{c.negatives} ({c.wrong_upper:.2%})" for k, c in by_kind.items())
+    )
     print(f"{name} (calibration, threshold {threshold:.4f}): " + ", ".join(counts), flush=True)
 
 
@@ -192,7 +227,10 @@ def stacked_scores(
         return np.hstack([z, z * np.asarray([r["cosine"] for r in rows])[:, None]])
 
     out = []
-    for xt, xc in ((x_train, x_cal), (np.hstack([x_train, extra(train, train_logits)]), np.hstack([x_cal, extra(cal, cal_logits)]))):
+    for xt, xc in (
+        (x_train, x_cal),
+        (np.hstack([x_train, extra(train, train_logits)]), np.hstack([x_cal, extra(cal, cal_logits)])),
+    ):
         mean, scale, coef, bias = fit_standardised(xt, labels, weights, SEED)
         out.append(sigmoid(((xc - np.asarray(mean)) / np.asarray(scale)) @ np.asarray(coef) + bias))
     return out[0], out[1]
@@ -224,9 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     for h, rows in enumerate(halves):
         print(f"V2: the head on half {h} of the train topics ({len(rows)} pairs)", flush=True)
         heads.append(train_head(rows, tokens))
-    out_of_fold = {id(r): z for h, rows in enumerate(halves) for r, z in zip(rows, logits(heads[1 - h], rows, tokens), strict=True)}
+    out_of_fold = {
+        id(r): z for h, rows in enumerate(halves) for r, z in zip(rows, logits(heads[1 - h], rows, tokens), strict=True)
+    }
     train_logits = [out_of_fold[id(r)] for r in train]
-    cal_logits = [(x + y) / 2 for x, y in zip(logits(heads[0], cal, tokens), logits(heads[1], cal, tokens), strict=True)]
+    cal_logits = [
+        (x + y) / 2 for x, y in zip(logits(heads[0], cal, tokens), logits(heads[1], cal, tokens), strict=True)
+    ]
     base, stacked = stacked_scores(train, cal, train_logits, cal_logits, args.work)
     report("shipped design refitted here (a check: should match Z1)", base, cal, domains)
     report("V2 (the shipped inputs + the head's logit)", stacked, cal, domains)

@@ -33,11 +33,12 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from aicache.semantic.features import BASES, DEFAULT_BASIS
+from aicache.semantic.interaction import FILE as INTERACTION_FILE
 from training import calibrate, pairs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -396,7 +397,7 @@ def _write_features_toml(out: Path, settings: dict[str, object]) -> None:
     (out / "decision.toml").write_text(text, encoding="utf-8")
 
 
-Rows = tuple[list[list[float]], list[int], list[float]]  # features, labels, the directions' part of the logit
+Rows = tuple[list[list[float]], list[int], list[float]]  # features, labels, the fixed part of the logit
 
 
 def sample_weight(pair: pairs.Pair, generated_positive_weight: float = GENERATED_POSITIVE_WEIGHT) -> float:
@@ -409,8 +410,9 @@ def write_rows(
     """``rows.npz``: the features and labels of a seeded sample of the train split and of the whole calibration
     data with each near-miss's kind, shipped so that ``aicache learn`` can refit the weights on the user's labels
     mixed with these (and not forget them), and check the refit on the calibration topics
-    (``aicache/learn/refit.py``), kind by kind as ``make model`` does. The embeddings' directions are kept as
-    their part of each row's logit (``*_d``): the refit leaves that part as it is, so it needs no vectors."""
+    (``aicache/learn/refit.py``), kind by kind as ``make model`` does. The embeddings' directions and the
+    interaction head are kept as the fixed part of each row's logit (``*_d``): the refit leaves that part as it
+    is, so it needs no vectors or tokens."""
     import numpy as np
 
     chosen = sorted(random.Random(seed).sample(range(len(train[0])), min(SHIPPED_TRAIN_ROWS, len(train[0]))))
@@ -542,25 +544,30 @@ def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]],
 
         return np.stack([vectors[p.a] for p in data]), np.stack([vectors[p.b] for p in data])  # type: ignore[misc]
 
-    train_pairs = parts["train"]
+    train_pairs, cal = parts["train"], parts["calibration"]
+    sets = {"test": parts["test"]} | ({} if args.limit else pairs.heldout_sets())
     train_rows = rows(train_pairs)
     weights = [sample_weight(p, args.generated_positive_weight) for p in train_pairs]
     embedder = embeddings.model_id(Settings({}))  # the vectors ``embed`` made
-    model = features.FeatureModel(args.basis, args.directions, embedder, args.regularization).fit(
-        train_rows, [p.label for p in train_pairs], weights, args.seed, pair_vectors(train_pairs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    heads, train_z, head_logits = None, None, lambda data: None
+    if args.interaction:
+        heads, train_z, head_logits = train_interaction(args, [train_pairs, cal, *sets.values()])
+    else:
+        (args.out / INTERACTION_FILE).unlink(missing_ok=True)  # an earlier run's
+    model = features.FeatureModel(args.basis, args.directions, embedder, args.regularization, heads).fit(
+        train_rows, [p.label for p in train_pairs], weights, args.seed, pair_vectors(train_pairs), train_z
     )
     trained = time.monotonic() - started
-    cal = parts["calibration"]
     cal_rows = rows(cal)
-    sets = {"test": parts["test"]} | ({} if args.limit else pairs.heldout_sets())
-    scores: dict[str, object] = {"calibration": model.predict(cal_rows, pair_vectors(cal))}
-    scores |= {name: model.predict(rows(data), pair_vectors(data)) for name, data in sets.items()}
+    scores: dict[str, object] = {"calibration": model.predict(cal_rows, pair_vectors(cal), head_logits(cal))}
+    scores |= {name: model.predict(rows(data), pair_vectors(data), head_logits(data)) for name, data in sets.items()}
     threshold, counts = calibrated(scores["calibration"], cal, vectors, args.floor)  # type: ignore[arg-type]
     print(f"threshold {threshold:.6f} on calibration: served | wrong | CP upper: {counts.row()}")
     version = features_version(model.weights)
-    args.out.mkdir(parents=True, exist_ok=True)
-    train_data = (train_rows, [p.label for p in train_pairs], model.direction_logits(pair_vectors(train_pairs)))
-    cal_data = (cal_rows, [p.label for p in cal], model.direction_logits(pair_vectors(cal)))
+    fixed = model.fixed_logits(train_rows, pair_vectors(train_pairs), train_z)
+    train_data = (train_rows, [p.label for p in train_pairs], fixed)
+    cal_data = (cal_rows, [p.label for p in cal], model.fixed_logits(cal_rows, pair_vectors(cal), head_logits(cal)))
     write_rows(args.out, train_data, weights, cal_data, near_miss_kinds(cal), args.seed)
     (args.out / "adapter.npz").unlink(missing_ok=True)  # a cross-encoder's, if one was there
     ok = eligible(cal, vectors, args.floor)
@@ -573,6 +580,30 @@ def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]],
     (args.work / "scores.json").write_text(json.dumps(scores | {"version": version}), encoding="utf-8")
     print(f"wrote {args.out} ({version}) in {time.monotonic() - started:.0f}s")
     return 0
+
+
+def train_interaction(
+    args: argparse.Namespace, sets: Sequence[Sequence[pairs.Pair]]
+) -> tuple[str, list[float], Callable[[Sequence[pairs.Pair]], list[float]]]:
+    """The interaction heads (``training/interaction.py``), written to ``interaction.npz``: their digest, the
+    train pairs' out-of-fold logits, and the logits of any other pairs (the heads' mean, as at run time). Token
+    embeddings come from the shipped embedder, as at run time."""
+    from aicache.config import Settings
+    from aicache.semantic import embeddings
+    from aicache.semantic.interaction import Heads
+    from training import interaction
+
+    texts = sorted({t for data in sets for p in data for t in (p.a, p.b)})
+    print(f"token embeddings of {len(texts)} texts", flush=True)
+    tokens = dict(zip(texts, embeddings.get_embedder(Settings({})).token_embeddings(texts), strict=True))
+    states, train_z = interaction.cross_fit(sets[0], tokens, args.max_steps)
+    digest = Heads.save(args.out / INTERACTION_FILE, states)
+    runtime = interaction.heads_of(states)
+
+    def head_logits(data: Sequence[pairs.Pair]) -> list[float]:
+        return [float(z) for z in runtime.logits([tokens[p.a] for p in data], [tokens[p.b] for p in data])]
+
+    return digest, train_z, head_logits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -593,6 +624,12 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="the feature model weighs the directions in which the two embeddings differ (RESULTS.md section 8)",
+    )
+    parser.add_argument(
+        "--interaction",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the feature model weighs an interaction head over the token embeddings (RESULTS.md section 12)",
     )
     parser.add_argument(
         "--generated-positive-weight",

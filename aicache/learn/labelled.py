@@ -36,6 +36,8 @@ class LabelledPair:
     vetoed: bool = False  # an exact rule (numbers, versions, identifiers) refuses it whatever the score
     # the unit vectors of (question, cached), filled by ``score``: a model that weighs directions needs them
     vectors: Any = field(default=None, compare=False, repr=False)
+    # the interaction head's logit, filled by ``score`` when the decision model weighs one
+    head_logit: float | None = None
 
 
 def from_store(conn: sqlite3.Connection) -> list[LabelledPair]:
@@ -86,5 +88,19 @@ def score(pairs: Sequence[LabelledPair], settings: Settings, decision: Decision)
         similarity = float(both[0] @ both[1])
         judged = decision.at(0.0).judge(pair.question, [(pair.cached, similarity)], both)[0]
         vetoed = not judged.accepted  # at threshold 0 only a rule can refuse
-        scored.append(replace(pair, similarity=similarity, score=judged.score, vetoed=vetoed, vectors=both))
+        head = _head_logit(settings, decision, pair)
+        scored.append(
+            replace(pair, similarity=similarity, score=judged.score, vetoed=vetoed, vectors=both, head_logit=head)
+        )
     return scored
+
+
+def _head_logit(settings: Settings, decision: Decision, pair: LabelledPair) -> float | None:
+    """The interaction head's logit for the pair, when the decision is a model that weighs one (for the refit)."""
+    if not decision.name.startswith("model:"):
+        return None
+    from aicache.semantic import decision as decision_model
+
+    head_logits = getattr(decision_model.load(settings), "head_logits", None)
+    logits = head_logits(pair.question, [pair.cached]) if head_logits is not None else None
+    return None if logits is None else float(logits[0])

@@ -99,8 +99,9 @@ def refit(
     shipped = _shipped_rows(config.directory)
     if shipped is None:
         return replace(kept, why="this model ships no rows to refit with")
-    directions = Weights.of(config.weights).directions
-    if directions is not None and embedder_id not in (None, directions.embedder):
+    weights = Weights.of(config.weights)
+    fitted_on = {part.embedder for part in (weights.directions, weights.interaction) if part is not None}
+    if fitted_on and embedder_id is not None and embedder_id not in fitted_on:
         shipped, older, newer = shipped.without_directions(), _unweighed(older), _unweighed(newer)
     fit_part = [p for p in older if _scored(p, config.floor)]
     kept = replace(kept, user_rows=len(fit_part), shipped_rows=len(shipped.train_y))
@@ -144,8 +145,9 @@ class Shipped:
     calibration_x: np.ndarray
     calibration_y: np.ndarray
     calibration_kind: np.ndarray  # each near-miss's kind (training/calibrate.near_miss_kind); one kind if unsaid
-    # the directions' part of each row's logit (``Weights.direction_logits``; zeros for a model without): the
-    # refit keeps that part of the model as it is and refits the rest around it
+    # the fixed part of each row's logit (the directions' and the interaction head's: ``Weights.direction_logits``
+    # + ``Weights.interaction_logits``; zeros for a model without): the refit keeps that part of the model as it
+    # is and refits the rest around it
     train_d: np.ndarray
     calibration_d: np.ndarray
 
@@ -154,7 +156,8 @@ class Shipped:
         return int((self.calibration_y == 0).sum())
 
     def without_directions(self) -> Shipped:
-        """The rows as a runtime that weighs no directions scores them (another embedding model's vectors)."""
+        """The rows as a runtime that weighs neither directions nor the interaction head scores them (another
+        embedding model's vectors and tokens)."""
         import numpy as np
 
         return replace(self, train_d=np.zeros(len(self.train_d)), calibration_d=np.zeros(len(self.calibration_d)))
@@ -238,18 +241,22 @@ def _rows(pairs: Sequence[LabelledPair]) -> np.ndarray:
 
 
 def _unweighed(pairs: Sequence[LabelledPair]) -> list[LabelledPair]:
-    return [replace(p, vectors=None) for p in pairs]
+    return [replace(p, vectors=None, head_logit=None) for p in pairs]
 
 
 def _directions(pairs: Sequence[LabelledPair], model: Weights) -> np.ndarray:
-    """The directions' part of each pair's logit under ``model`` (zeros for a model that weighs none, and for
-    pairs without vectors: another embedding model's, which the runtime does not weigh either)."""
+    """The fixed part of each pair's logit under ``model``: the directions' and the interaction head's (zeros for
+    a model that weighs neither, and for pairs without vectors: another embedding model's, which the runtime
+    does not weigh either)."""
     import numpy as np
 
-    if model.directions is None or not pairs or any(p.vectors is None for p in pairs):
-        return np.zeros(len(pairs))
-    both = np.stack([p.vectors for p in pairs])  # (question, cached) per pair, from ``labelled.score``
-    return model.direction_logits(both[:, 1], both[:, 0])
+    fixed = np.zeros(len(pairs))
+    if model.directions is not None and pairs and all(p.vectors is not None for p in pairs):
+        both = np.stack([p.vectors for p in pairs])  # (question, cached) per pair, from ``labelled.score``
+        fixed += model.direction_logits(both[:, 1], both[:, 0])
+    if model.interaction is not None and pairs and all(p.head_logit is not None for p in pairs):
+        fixed += model.interaction_logits([p.head_logit for p in pairs], [p.similarity for p in pairs])
+    return fixed
 
 
 def _fit(start: Weights, shipped: Shipped, user_x: np.ndarray, user_y: np.ndarray, user_d: np.ndarray) -> Weights:

@@ -45,10 +45,12 @@ from aicache.config import Settings
 from aicache.errors import ConfigError
 from aicache.semantic import embeddings
 from aicache.semantic.features import Weights, pair_features, sigmoid, terms
+from aicache.semantic.interaction import Heads
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "decision"
 EXPORT_VERSION = "x1"  # bump when the export or the scoring pipeline changes: a new file is made
 DIRECTION_KEYS = ("direction_mean", "direction_scale", "direction_coef", "direction_range")
+INTERACTION_KEYS = ("interaction_mean", "interaction_scale", "interaction_coef", "interaction_range")
 MAX_LOGIT_DIFF = 1e-3  # the ONNX export must reproduce the torch model's logits to this on every probe
 _PROBES = (
     ("how do I undo the last commit but keep my changes", "take back my last commit, keep the code"),
@@ -152,6 +154,17 @@ def features_toml(
         *(
             [f"direction_embedder = {json.dumps(weights['direction_embedder'])}  # the vectors they were fitted on"]
             if "direction_embedder" in weights
+            else []
+        ),
+        *(
+            [
+                "# + the interaction head (interaction.npz): ((z, z * cosine) - interaction_mean) / interaction_scale"
+                " . interaction_coef, in range",
+                *(numbers(key) for key in INTERACTION_KEYS),
+                f"interaction_embedder = {json.dumps(weights['interaction_embedder'])}  # the tokens it was fitted on",
+                f"interaction_heads = {json.dumps(weights['interaction_heads'])}  # digest of interaction.npz",
+            ]
+            if "interaction_coef" in weights
             else []
         ),
         "",
@@ -268,10 +281,13 @@ class FeatureModel:
             self.weights = Weights.of(config.weights)
         except (KeyError, ValueError, ConfigError) as exc:
             raise ConfigError(f"decision model {config.version}: {exc}") from None
-        directions = self.weights.directions
-        # Directions are weighed only on the vectors of the model they were fitted on (cache.embedding_model may
-        # name another): other vectors' directions mean nothing to these weights, so they add nothing.
+        directions, interaction = self.weights.directions, self.weights.interaction
+        # Directions and the interaction head are weighed only on the vectors and tokens of the model they were
+        # fitted on (cache.embedding_model may name another): another model's mean nothing to these weights.
         self.weighs_directions = directions is not None and embedder_id in (None, directions.embedder)
+        self._heads = None
+        if interaction is not None and embedder_id in (None, interaction.embedder):
+            self._heads = Heads.find(interaction.heads, (config.directory, DATA_DIR))
 
     def score(
         self,
@@ -292,11 +308,21 @@ class FeatureModel:
         if similarities is None:
             similarities = [float(v) for v in vectors[1:] @ vectors[0]]
         rows = [pair_features(c, question, s) for c, s in zip(candidates, similarities, strict=True)]
+        fixed = np.zeros(len(rows))
         if self.weighs_directions:
-            directions = self.weights.direction_logits(vectors[1:], vectors[:1])
-        else:
-            directions = np.zeros(len(rows))
-        return [float(p) for p in self.weights.scores(rows, directions)]
+            fixed += self.weights.direction_logits(vectors[1:], vectors[:1])
+        head = self.head_logits(question, candidates)
+        if head is not None:
+            fixed += self.weights.interaction_logits(head, similarities)
+        return [float(p) for p in self.weights.scores(rows, fixed)]
+
+    def head_logits(self, question: str, candidates: Sequence[str]) -> Any:
+        """The interaction head's logit for each (candidate, question) pair, or None if the model weighs none
+        (one pass of the embedding model over the texts for their token embeddings)."""
+        if self._heads is None:
+            return None
+        tokens = self._embedder().token_embeddings([question, *candidates])
+        return self._heads.logits(tokens[1:], [tokens[0]] * len(candidates))
 
 
 def _base_dir() -> Path:

@@ -480,6 +480,29 @@ class OnnxEmbedder:
     def _batch(self, texts: list[str]) -> Matrix:
         return self._run(self._session, self._tokenizer.encode_batch(self._cased(texts)))
 
+    def token_embeddings(self, texts: Sequence[str]) -> list[Matrix]:
+        """Each text's contextual token embeddings, without the special tokens that open and close it: what the
+        decision's interaction head reads (``interaction.py``). A few texts (a lookup's) go in one padded batch,
+        one run; many go in batches of one length each, with nothing padded."""
+        import numpy as np
+
+        few = len(texts) < BULK_MIN or default_threads() < 2
+        tokenizer, session = (self._tokenizer, self._session) if few else (self._unpadded, self._bulk_runner()[0])
+        encodings = tokenizer.encode_batch(self._cased(list(texts)))
+        groups: dict[int, list[int]] = {}
+        for i, e in enumerate(encodings):
+            groups.setdefault(0 if few else len(e.ids), []).append(i)
+        out: list[Matrix] = [np.zeros((0, self.dim), dtype=np.float32)] * len(texts)
+        for group in groups.values():
+            for start in range(0, len(group), BATCH_SIZE):
+                chunk = group[start : start + BATCH_SIZE]
+                hidden = session.run(["last_hidden_state"], self._feed([encodings[i] for i in chunk]))[0]
+                for i, matrix in zip(chunk, hidden, strict=True):
+                    length = sum(encodings[i].attention_mask)  # without the padding
+                    inner = matrix[1 : length - 1] if length > 2 else matrix[:length]
+                    out[i] = np.ascontiguousarray(inner, dtype=np.float32)
+        return out
+
     def _encode_bulk(self, texts: Sequence[str]) -> Matrix:
         """Many texts: batches of one token count each (no padding at all), two batches at a time, each on one
         core. Measured on 2 cores with the scale benchmark's questions: 229 -> 313 texts/s, the same vectors.
@@ -516,15 +539,20 @@ class OnnxEmbedder:
         return [t.lower() for t in texts] if self._spec.do_lower_case else texts
 
     def _run(self, session: Any, encodings: list[Any]) -> Matrix:
+        feed = self._feed(encodings)
+        hidden = session.run(["last_hidden_state"], feed)[0]
+        return _normalise(_pool(hidden, feed["attention_mask"], self._spec.pooling or "mean"))
+
+    def _feed(self, encodings: list[Any]) -> dict[str, Any]:
         import numpy as np
 
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        feed = {"input_ids": ids, "attention_mask": mask}
+        feed = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
         if "token_type_ids" in self._inputs:
             feed["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
-        hidden = session.run(["last_hidden_state"], feed)[0]
-        return _normalise(_pool(hidden, mask, self._spec.pooling or "mean"))
+        return feed
 
 
 def onnx_session(onnx_path: Path, threads: int) -> Any:
@@ -587,3 +615,10 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return np.asarray(matrix, dtype=np.float32)
+
+    def token_embeddings(self, texts: Sequence[str]) -> list[Matrix]:
+        """As ``OnnxEmbedder.token_embeddings``."""
+        import numpy as np
+
+        encoded = self._model.encode(list(texts), output_value="token_embeddings", show_progress_bar=False)
+        return [np.asarray(m[1:-1] if len(m) > 2 else m, dtype=np.float32) for m in encoded]

@@ -18,6 +18,10 @@ cosine is the sum of ``u * v`` over the dimensions of the two unit vectors, and 
 ``|u - v|`` and ``u * v`` per dimension keep it, so the regression can learn that some directions of difference
 change the answer and others are only wording. Their part of the logit is ``Weights.direction_logits``; it needs
 both vectors, which the semantic tier holds already.
+
+A model may also weigh the logit of the *interaction head* (``interaction``), which reads the two questions word
+by word and so sees who acts on whom: its part of the logit is ``Weights.interaction_logits``.
+The directions' and the head's parts are the *fixed part* of the logit: ``learn``'s refit keeps them as they are.
 Everything here is numpy and the verifier's word analysis: nothing heavy on the hit path.
 """
 
@@ -107,6 +111,7 @@ class Weights:
     bias: float
     basis: str = "linear"
     directions: Directions | None = None
+    interaction: Interaction | None = None
 
     @classmethod
     def of(cls, table: dict[str, Any]) -> Weights:
@@ -120,20 +125,26 @@ class Weights:
         if not (len(mean) == len(scale) == len(coef) == len(terms(basis))):
             raise ConfigError(f"the weights do not match the {basis} basis ({len(terms(basis))} inputs)")
         directions = Directions.of(table) if "direction_coef" in table else None
-        return cls(mean, scale, coef, float(table["bias"]), basis, directions)
+        interaction = Interaction.of(table) if "interaction_coef" in table else None
+        return cls(mean, scale, coef, float(table["bias"]), basis, directions, interaction)
+
+    @property
+    def weighs_embeddings(self) -> bool:
+        """Whether part of the logit comes from the embedding model's vectors or tokens (``fixed_logits``)."""
+        return self.directions is not None or self.interaction is not None
 
     def inputs(self, rows: Any) -> Any:
         """The standardised inputs of rows of ``pair_features``."""
         return (expand(rows, self.basis) - self.mean) / self.scale
 
-    def scores(self, rows: Any, direction_logits: Any = None) -> Any:
-        """The probability for each row of ``pair_features``; a model that weighs directions needs their part
-        of the logit for each row too (``direction_logits``)."""
+    def scores(self, rows: Any, fixed_logits: Any = None) -> Any:
+        """The probability for each row of ``pair_features``; a model that weighs the embeddings needs the fixed
+        part of the logit for each row too (``fixed_logits``: ``direction_logits`` + ``interaction_logits``)."""
         logits = self.inputs(rows) @ self.coef + self.bias
-        if self.directions is not None:
-            if direction_logits is None:
-                raise ValueError("this model weighs the embeddings' directions: their logits are needed")
-            logits = logits + direction_logits
+        if self.weighs_embeddings:
+            if fixed_logits is None:
+                raise ValueError("this model weighs the embeddings: the fixed part of its logits is needed")
+            logits = logits + fixed_logits
         return sigmoid(logits)
 
     def direction_logits(self, cached: Any, new: Any) -> Any:
@@ -144,6 +155,14 @@ class Weights:
             return np.zeros(len(np.atleast_2d(cached)))
         return self.directions.logits(cached, new)
 
+    def interaction_logits(self, head_logits: Any, cosines: Any) -> Any:
+        """The interaction head's part of the logit, from its logit and the cosine of each pair; zeros without."""
+        import numpy as np
+
+        if self.interaction is None:
+            return np.zeros(len(np.atleast_1d(cosines)))
+        return self.interaction.logits(head_logits, cosines)
+
     def to_toml(self) -> dict[str, Any]:
         table = {
             "basis": self.basis,
@@ -152,7 +171,8 @@ class Weights:
             "coef": self.coef.tolist(),
             "bias": float(self.bias),
         }
-        return table | (self.directions.to_toml() if self.directions is not None else {})
+        table |= self.directions.to_toml() if self.directions is not None else {}
+        return table | (self.interaction.to_toml() if self.interaction is not None else {})
 
 
 @dataclass(frozen=True)
@@ -195,6 +215,56 @@ class Directions:
 
 
 KEYS = ("mean", "scale", "coef")
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """The regression's weights over the interaction head's logit ``z`` and ``z * cosine``, standardised like the
+    rest. Like the directions' part, the head's part of the logit is kept within the range it took on the
+    training rows (``low``, ``high``), and it is weighed only on the token embeddings of ``embedder``."""
+
+    mean: Any
+    scale: Any
+    coef: Any
+    embedder: str
+    heads: str  # the digest of the heads' file (``interaction.Heads.digest``): the heads these weights go with
+    low: float = -math.inf
+    high: float = math.inf
+
+    @classmethod
+    def of(cls, table: dict[str, Any]) -> Interaction:
+        import numpy as np
+
+        mean, scale, coef = (np.asarray(table[f"interaction_{key}"], dtype=np.float64) for key in KEYS)
+        if not len(mean) == len(scale) == len(coef) == len(INTERACTION_TERMS):
+            raise ConfigError(f"the interaction weights are not one mean, scale and coef per {INTERACTION_TERMS}")
+        low, high = (float(v) for v in table.get("interaction_range", (-math.inf, math.inf)))
+        embedder, heads = str(table.get("interaction_embedder", "")), str(table.get("interaction_heads", ""))
+        return cls(mean, scale, coef, embedder, heads, low, high)
+
+    def logits(self, head_logits: Any, cosines: Any) -> Any:
+        import numpy as np
+
+        inputs = interaction_inputs(head_logits, cosines)
+        return np.clip(((inputs - self.mean) / self.scale) @ self.coef, self.low, self.high)
+
+    def to_toml(self) -> dict[str, Any]:
+        return {f"interaction_{key}": getattr(self, key).tolist() for key in KEYS} | {
+            "interaction_embedder": self.embedder,
+            "interaction_heads": self.heads,
+            "interaction_range": [self.low, self.high],
+        }
+
+
+INTERACTION_TERMS = ("interaction head", "interaction head x cosine")
+
+
+def interaction_inputs(head_logits: Any, cosines: Any) -> Any:
+    """The regression's inputs from the interaction head: its logit, and its logit times the cosine."""
+    import numpy as np
+
+    z = np.atleast_1d(np.asarray(head_logits, dtype=np.float64))
+    return np.column_stack([z, z * np.atleast_1d(np.asarray(cosines, dtype=np.float64))])
 
 
 def direction_inputs(cached: Any, new: Any) -> Any:
