@@ -144,11 +144,11 @@ STATS_COLUMNS = (
 )
 
 
-def stats_table(rows: list[Any]) -> None:
+def stats_table(rows: list[Any], empty: str = "no episodes yet") -> None:
     """A table on a terminal wide enough for it, else a block per model (never a name or figure cut short); in a
-    pipe a header line, then one tab-separated line per provider and model."""
+    pipe a header line, then one tab-separated line per provider and model. ``empty`` is said when there are none."""
     if not rows:
-        note("no episodes yet")
+        note(empty)
         return
     cells = [
         (
