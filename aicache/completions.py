@@ -18,32 +18,13 @@ from typing import Any
 
 import typer
 
-# Extra settings the code reads without a default in config.DEFAULTS (documented in the README).
-_OPTIONAL_SETTINGS = (
-    "cache.threshold",
-    "cache.candidates",
-    "cache.embedding_model",
-    "cache.exact_scan_max",
-    "hook.model",
-    "hook.provider",
-)
-
 
 def setting_names() -> list[str]:
-    """Every dotted setting name ``config set`` knows; a table of free names (aliases, prices) ends in a dot."""
-    from aicache.config import DEFAULTS
+    """Every dotted setting name ``config set`` knows, from the schema; a name the user chooses (an alias, a
+    model's prices, a template) ends the offer at the dot before it."""
+    from aicache.schema import SETTINGS
 
-    names: set[str] = set(_OPTIONAL_SETTINGS)
-
-    def walk(tree: dict[str, Any], prefix: str) -> None:
-        for key, value in tree.items():
-            if isinstance(value, dict) and value:
-                walk(value, f"{prefix}{key}.")
-            else:
-                names.add(f"{prefix}{key}." if isinstance(value, dict) else f"{prefix}{key}")
-
-    walk(DEFAULTS, "")
-    return sorted(names)
+    return sorted({setting.name.partition("*")[0] for setting in SETTINGS})
 
 
 def _fixed(name: str) -> list[str]:

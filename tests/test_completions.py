@@ -50,6 +50,14 @@ def test_bash_completes_values_of_options_and_arguments(aicache_home: Path, tmp_
     assert "show" in bash_complete(aicache_home, tmp_path, "aicache s") and not (aicache_home / "data").exists()
 
 
+def test_setting_names_are_every_setting_of_the_schema() -> None:
+    from aicache import schema
+
+    offered = set(completions.setting_names())
+    assert {"decision.threshold", "decision.kind", "index.ef_search", "decision.templates.", "prices."} <= offered
+    assert {s.name for s in schema.SETTINGS if "*" not in s.name} <= offered
+
+
 def test_the_complete_command_reads_models_from_the_store_without_changing_it(
     aicache_home: Path, conn: object, tmp_path: Path
 ) -> None:
