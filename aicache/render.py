@@ -246,15 +246,20 @@ def explanation(found: Any) -> None:
 
 @contextmanager
 def progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr for long batches; the yielded ``advance(done, total)`` moves it."""
+    """A rich progress bar on stderr for long batches; the yielded ``advance(done, total)`` moves it. Only on a
+    terminal: elsewhere there is nothing to redraw, and rich would still end the bar with an empty line."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    stderr = Console(stderr=True)
+    if not stderr.is_terminal:
+        yield lambda done, total: None
+        return
     bar = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=stderr,
         transient=True,
     )
     task = bar.add_task(label, total=None)
