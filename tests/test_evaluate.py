@@ -108,6 +108,14 @@ def test_public_pair_suites_are_read_as_they_are_published(tmp_path: Path) -> No
     short.write_text("question1\tquestion2\tis_duplicate\nonly one question\n", encoding="utf-8")
     with pytest.raises(UsageError, match=r"short\.tsv:2: is_duplicate must be"):
         evaluate.load_pairs(short)
+    # A missing question is named by the file's own column, not by the field it is read into.
+    empty = tmp_path / "empty.csv"
+    empty.write_text("question1,question2,is_duplicate\nHow do I learn Go?,,0\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"empty\.csv:2: question2 must be a non-empty string"):
+        evaluate.load_pairs(empty)
+    blank = write_jsonl(tmp_path / "blank.jsonl", [{"sentence1": " ", "sentence2": "y", "label": 1}])
+    with pytest.raises(UsageError, match=r"blank\.jsonl:1: sentence1 must be a non-empty string"):
+        evaluate.load_pairs(blank)
 
 
 def test_a_sample_of_a_large_suite_is_the_same_rows_every_run(tmp_path: Path) -> None:
