@@ -144,6 +144,16 @@ def test_a_bad_environment_override_is_named(aicache_home: Path, config_file: Pa
     assert "provider in AICACHE_PROVIDER must be one of" in one_line_error(result)
 
 
+def test_a_bad_setting_leaves_the_commands_that_do_not_use_settings_running(
+    aicache_home: Path, config_file: Path
+) -> None:
+    # As the README says: reading history needs no provider, and config set is how the value gets fixed.
+    assert run(aicache_home, "config", "get", "model", AICACHE_PROVIDER="openia").returncode == ExitCode.CONFIG
+    for command in (["log", "-n", "1"], ["stats"], ["keys", "list"], ["config", "set", "model", "gpt-4.1"]):
+        result = run(aicache_home, *command, AICACHE_PROVIDER="openia")
+        assert result.returncode == 0, (command, result.stderr)
+
+
 def test_unknown_names_in_the_file_are_warned_about_and_ignored(
     aicache_home: Path, config_file: Path, fake_llm: FakeLLM
 ) -> None:
