@@ -212,7 +212,7 @@ def fish() -> str:
         if words:
             parent = " ".join(words[:-1])
             condition = _fish_condition(tree, parent)
-            lines.append(f"complete -c aicache -n '{condition}' -a {words[-1]} -d '{tree[path][1]}'")
+            lines.append(f"complete -c aicache -n '{condition}' -a {words[-1]} -d {_fish_quote(tree[path][1])}")
         condition = _fish_condition(tree, path)
         valued = {o: (fixed, dynamic) for opts, fixed, dynamic in specs.get(path, []) for o in opts}
         for option in options:
@@ -223,6 +223,11 @@ def fish() -> str:
             if not opts:  # an argument: offered where the subcommand's words would be
                 lines.append(f"complete -c aicache -n '{condition}'{_fish_values(fixed, dynamic)}")
     return "\n".join(lines) + "\n"
+
+
+def _fish_quote(text: str) -> str:
+    """``text`` in fish's single quotes, where only a backslash and a quote are escaped ("aicache's hooks")."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _fish_values(fixed: list[str], dynamic: str | None) -> str:

@@ -78,7 +78,7 @@ complete -c aicache -n '__fish_seen_subcommand_from hook && not __fish_seen_subc
 complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from status' -l global
 complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from status' -l json
 complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from status' -l help
-complete -c aicache -n '__fish_seen_subcommand_from hook && not __fish_seen_subcommand_from install run status uninstall' -a uninstall -d 'Remove aicache's hooks and restore exactly what was there before.'
+complete -c aicache -n '__fish_seen_subcommand_from hook && not __fish_seen_subcommand_from install run status uninstall' -a uninstall -d 'Remove aicache\'s hooks and restore exactly what was there before.'
 complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from uninstall' -l global
 complete -c aicache -n '__fish_seen_subcommand_from hook && __fish_seen_subcommand_from uninstall' -l help
 complete -c aicache -n '__fish_use_subcommand' -a keys -d 'Store API keys in a private key file (mode 0600).'
@@ -112,26 +112,26 @@ complete -c aicache -n '__fish_seen_subcommand_from log' -s q
 complete -c aicache -n '__fish_seen_subcommand_from log' -l help
 complete -c aicache -n '__fish_use_subcommand' -a proposals -d 'Review learned settings proposed as git branches: list, show, apply, reject, revert.'
 complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -l help
-complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a apply -d 'Merge a proposal into the live learned settings (a project's .aicache/ is written, for you to commit).'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a apply -d 'Merge a proposal into the live learned settings (a project\'s .aicache/ is written, for you to commit).'
 complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from apply' -l json
 complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from apply' -l help
 complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a list -d 'List proposals, newest first.'
 complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from list' -l json
 complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from list' -l status
 complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from list' -l help
-complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a reject -d 'Delete a proposal's branch and record that it was rejected, and why.'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a reject -d 'Delete a proposal\'s branch and record that it was rejected, and why.'
 complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from reject' -l json
 complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from reject' -l why
 complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from reject' -l help
 complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a revert -d 'Undo an applied proposal (a revert commit; in a project, .aicache/ put back for you to commit).'
 complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from revert' -l json
 complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from revert' -l help
-complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a show -d 'Show a proposal: its record, its commit's message (the evidence) and its diff.'
+complete -c aicache -n '__fish_seen_subcommand_from proposals && not __fish_seen_subcommand_from apply list reject revert show' -a show -d 'Show a proposal: its record, its commit\'s message (the evidence) and its diff.'
 complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from show' -l json
 complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from show' -l help
 complete -c aicache -n '__fish_use_subcommand' -a reindex -d 'Rebuild the vector index from the store (re-embedding entries made with another model).'
 complete -c aicache -n '__fish_seen_subcommand_from reindex' -l help
-complete -c aicache -n '__fish_use_subcommand' -a show -d 'One episode in full: question, answer, outcome, timing, tokens, cost and the verifier's verdicts.'
+complete -c aicache -n '__fish_use_subcommand' -a show -d 'One episode in full: question, answer, outcome, timing, tokens, cost and the verifier\'s verdicts.'
 complete -c aicache -n '__fish_seen_subcommand_from show' -l json
 complete -c aicache -n '__fish_seen_subcommand_from show' -l help
 complete -c aicache -n '__fish_use_subcommand' -a stats -d 'Hit rates by kind, time and tokens saved, per model.'

@@ -18,6 +18,36 @@ def test_completion_scripts_are_current(name: str) -> None:
     assert shipped == completions.SCRIPTS[name](), f"completions/{name} is stale: run `make completions`"
 
 
+def fish_quoted(line: str) -> list[str]:
+    """The single-quoted strings of a fish command line, unescaped as fish does (only \\' and \\\\ inside quotes);
+    AssertionError if a quote is left open."""
+    found: list[str] = []
+    current: list[str] | None = None
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if current is None:
+            if c == "'":
+                current = []
+        elif c == "\\" and line[i + 1 : i + 2] in ("\\", "'"):
+            current.append(line[i + 1])
+            i += 1
+        elif c == "'":
+            found.append("".join(current))
+            current = None
+        else:
+            current.append(c)
+        i += 1
+    assert current is None, f"unbalanced quotes: {line}"
+    return found
+
+
+def test_fish_descriptions_keep_their_apostrophes_inside_the_quotes() -> None:
+    lines = completions.fish().splitlines()
+    quoted = [word for line in lines for word in fish_quoted(line)]
+    assert "Remove aicache's hooks and restore exactly what was there before." in quoted
+
+
 def bash_complete(home: Path, tmp_path: Path, line: str) -> list[str]:
     """What bash's Tab offers at the end of ``line``, with the shipped script and `aicache` on PATH."""
     shim = tmp_path / "bin"
