@@ -131,7 +131,7 @@ complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_sub
 complete -c aicache -n '__fish_seen_subcommand_from proposals && __fish_seen_subcommand_from show' -l help
 complete -c aicache -n '__fish_use_subcommand' -a reindex -d 'Rebuild the vector index from the store (re-embedding entries made with another model).'
 complete -c aicache -n '__fish_seen_subcommand_from reindex' -l help
-complete -c aicache -n '__fish_use_subcommand' -a show -d 'One episode in full: question, answer, outcome, timing, tokens, cost and the verifier\'s verdicts.'
+complete -c aicache -n '__fish_use_subcommand' -a show -d 'One episode in full: question, answer, outcome, timing, tokens, cost and the hit decision\'s verdicts.'
 complete -c aicache -n '__fish_seen_subcommand_from show' -l json
 complete -c aicache -n '__fish_seen_subcommand_from show' -l help
 complete -c aicache -n '__fish_use_subcommand' -a stats -d 'Hit rates by kind, time and tokens saved, per model.'

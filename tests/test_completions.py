@@ -46,6 +46,11 @@ def test_fish_descriptions_keep_their_apostrophes_inside_the_quotes() -> None:
     lines = completions.fish().splitlines()
     quoted = [word for line in lines for word in fish_quoted(line)]
     assert "Remove aicache's hooks and restore exactly what was there before." in quoted
+    # show's help names what judges a semantic hit today (the decision), not the verifier of earlier versions
+    assert (
+        "One episode in full: question, answer, outcome, timing, tokens, cost and the hit decision's verdicts."
+        in quoted
+    )
 
 
 def bash_complete(home: Path, tmp_path: Path, line: str) -> list[str]:

@@ -50,7 +50,7 @@ def show(
     episode_id: int = typer.Argument(..., help="Episode id, as shown by `aicache log`."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (the episode and the entry it used)."),
 ) -> None:
-    """One episode in full: question, answer, outcome, timing, tokens, cost and the verifier's verdicts."""
+    """One episode in full: question, answer, outcome, timing, tokens, cost and the hit decision's verdicts."""
     from dataclasses import asdict
 
     from aicache import cache, db, memory
