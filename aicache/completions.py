@@ -18,32 +18,13 @@ from typing import Any
 
 import typer
 
-# Extra settings the code reads without a default in config.DEFAULTS (documented in the README).
-_OPTIONAL_SETTINGS = (
-    "cache.threshold",
-    "cache.candidates",
-    "cache.embedding_model",
-    "cache.exact_scan_max",
-    "hook.model",
-    "hook.provider",
-)
-
 
 def setting_names() -> list[str]:
-    """Every dotted setting name ``config set`` knows; a table of free names (aliases, prices) ends in a dot."""
-    from aicache.config import DEFAULTS
+    """Every dotted setting name ``config set`` knows, from the schema; a name the user chooses (an alias, a
+    model's prices, a template) ends the offer at the dot before it."""
+    from aicache.schema import SETTINGS
 
-    names: set[str] = set(_OPTIONAL_SETTINGS)
-
-    def walk(tree: dict[str, Any], prefix: str) -> None:
-        for key, value in tree.items():
-            if isinstance(value, dict) and value:
-                walk(value, f"{prefix}{key}.")
-            else:
-                names.add(f"{prefix}{key}." if isinstance(value, dict) else f"{prefix}{key}")
-
-    walk(DEFAULTS, "")
-    return sorted(names)
+    return sorted({setting.name.partition("*")[0] for setting in SETTINGS})
 
 
 def _fixed(name: str) -> list[str]:
@@ -231,7 +212,7 @@ def fish() -> str:
         if words:
             parent = " ".join(words[:-1])
             condition = _fish_condition(tree, parent)
-            lines.append(f"complete -c aicache -n '{condition}' -a {words[-1]} -d '{tree[path][1]}'")
+            lines.append(f"complete -c aicache -n '{condition}' -a {words[-1]} -d {_fish_quote(tree[path][1])}")
         condition = _fish_condition(tree, path)
         valued = {o: (fixed, dynamic) for opts, fixed, dynamic in specs.get(path, []) for o in opts}
         for option in options:
@@ -242,6 +223,11 @@ def fish() -> str:
             if not opts:  # an argument: offered where the subcommand's words would be
                 lines.append(f"complete -c aicache -n '{condition}'{_fish_values(fixed, dynamic)}")
     return "\n".join(lines) + "\n"
+
+
+def _fish_quote(text: str) -> str:
+    """``text`` in fish's single quotes, where only a backslash and a quote are escaped ("aicache's hooks")."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _fish_values(fixed: list[str], dynamic: str | None) -> str:

@@ -118,6 +118,14 @@ class Settings:
             node = node[part]
         return node
 
+    def in_effect(self, parts: tuple[str, ...]) -> Any:
+        """The value a setting has: set, its default, or, unset, that of the setting it follows (``hook.model``
+        takes ``model``'s); None when unset with no default or one worked out at run time (``decision.threshold``)."""
+        value = self.value_of(parts)
+        if value is None and (setting := schema.find(parts)) is not None and setting.follows:
+            return self.in_effect(tuple(setting.follows.split(".")))
+        return value
+
     @property
     def http(self) -> HttpSettings:
         h = self.data["http"]
@@ -163,7 +171,7 @@ class SettingView:
     """One line of ``config show``: a setting, its value in effect, its default and where the value comes from."""
 
     name: str
-    value: Any  # None: not set, and no default
+    value: Any  # in effect; None: not set, and no default or one worked out at run time
     default: str
     source: str  # "default", "file", "env AICACHE_MODEL", or "file (unknown, ignored)"
     help: str
@@ -177,7 +185,7 @@ def describe(settings: Settings) -> list[SettingView]:
             views.append(
                 SettingView(
                     schema.dotted(parts),
-                    settings.value_of(parts),
+                    settings.in_effect(parts),
                     setting.shown_default,
                     settings.source(parts),
                     setting.help,

@@ -144,11 +144,11 @@ STATS_COLUMNS = (
 )
 
 
-def stats_table(rows: list[Any]) -> None:
+def stats_table(rows: list[Any], empty: str = "no episodes yet") -> None:
     """A table on a terminal wide enough for it, else a block per model (never a name or figure cut short); in a
-    pipe a header line, then one tab-separated line per provider and model."""
+    pipe a header line, then one tab-separated line per provider and model. ``empty`` is said when there are none."""
     if not rows:
-        note("no episodes yet")
+        note(empty)
         return
     cells = [
         (
@@ -246,15 +246,20 @@ def explanation(found: Any) -> None:
 
 @contextmanager
 def progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr for long batches; the yielded ``advance(done, total)`` moves it."""
+    """A rich progress bar on stderr for long batches; the yielded ``advance(done, total)`` moves it. Only on a
+    terminal: elsewhere there is nothing to redraw, and rich would still end the bar with an empty line."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    stderr = Console(stderr=True)
+    if not stderr.is_terminal:
+        yield lambda done, total: None
+        return
     bar = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=stderr,
         transient=True,
     )
     task = bar.add_task(label, total=None)

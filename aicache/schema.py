@@ -32,6 +32,7 @@ class Setting:
     default: Any  # None: unset unless the user sets it (``default_text`` says what applies then)
     help: str
     default_text: str = ""
+    follows: str = ""  # unset, it takes the value in effect of this other setting (``hook.model`` -> ``model``)
 
     @cached_property  # read for every name of the file on every load: split once
     def parts(self) -> tuple[str, ...]:
@@ -114,6 +115,9 @@ def _regexes(value: Any) -> str | None:
 _POSITIVE = _number(0, above=True)
 _COUNT = _number(1, integer=True)
 
+# A fixed default is written here, so that `config get` and `config show` print it; the code's own fallbacks
+# (tier.CANDIDATES, index.EF_SEARCH, index.EXACT_MAX, decide.DEFAULT_KIND) are the same values, pinned by a test.
+# A default worked out at run time (the calibrated threshold, the shipped model) is None with a text saying how.
 SETTINGS: tuple[Setting, ...] = (
     Setting("provider", _choice(*PROVIDERS), "openai", "provider for models not named by an alias or -p"),
     Setting("model", _text, "gpt-4o-mini", "model when -m is not given (env AICACHE_MODEL)"),
@@ -138,15 +142,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("limits.max_input_bytes", _COUNT, 1_000_000, "largest piped or attached input"),
     Setting("cache.semantic", _boolean, True, "look up similar questions after an exact miss"),
     Setting("cache.threshold", _number(0, 1), None, "lowest similarity a candidate needs", "the decision's"),
-    Setting("cache.candidates", _COUNT, None, "nearest questions checked per lookup", "5"),
-    Setting("cache.exact_scan_max", _number(0, integer=True), None, "partitions up to this scan SQLite", "2000"),
+    Setting("cache.candidates", _COUNT, 5, "nearest questions checked per lookup"),
+    Setting("cache.exact_scan_max", _number(0, integer=True), 2000, "partitions up to this scan SQLite"),
     Setting("cache.embedding_model", _text, None, "a local sentence-transformers directory", "all-MiniLM-L6-v2"),
-    Setting("decision.kind", _choice("model", "rules"), None, "what decides a semantic hit", "model"),
+    Setting("decision.kind", _choice("model", "rules"), "model", "what decides a semantic hit"),
     Setting("decision.threshold", _number(0, 1), None, "the hit decision's operating point", "calibrated"),
     Setting("decision.directory", _text, None, "a decision model directory (make model --out)", "the shipped one"),
     Setting("decision.model", _text, None, "the decision model version decision.threshold was learned for"),
     Setting("decision.templates.*.threshold", _number(0, 1), None, "operating point for one template's asks"),
-    Setting("index.ef_search", _COUNT, None, "HNSW search breadth (recall against speed)", "64"),
+    Setting("index.ef_search", _COUNT, 64, "HNSW search breadth (recall against speed)"),
     Setting("learn.max_wrong", _number(0.0001, 0.5), 0.01, "budget on wrong answers, as a 95% upper bound"),
     Setting("learn.shadow_rate", _number(0, 1), 0.0, "share of semantic lookups checked by the judge afterwards"),
     Setting("judge.enabled", _boolean, False, "ask an LLM to confirm a semantic hit"),
@@ -156,7 +160,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hook.timeout", _POSITIVE, 5.0, "seconds the commit hook may take"),
     Setting("hook.max_diff_bytes", _COUNT, 32_000, "staged diff sent by the commit hook"),
     Setting("hook.template", _text, "commit-message", "template of the commit hook"),
-    Setting("hook.model", _text, None, "the commit hook's model", "model"),
+    Setting("hook.model", _text, None, "the commit hook's model", "model", follows="model"),
     Setting("hook.provider", _choice(*PROVIDERS), None, "the commit hook's provider", "from hook.model"),
     Setting("redact.patterns", _regexes, [], "extra secret patterns (Python regexes)"),
     Setting("helper.enabled", _boolean, True, "keep a warm helper process (env AICACHE_HELPER=0 turns it off)"),

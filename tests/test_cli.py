@@ -446,6 +446,23 @@ def test_log_and_stats(aicache_home: Path, fake_llm: FakeLLM) -> None:
     assert model["exact_hits"] == 1 and model["misses"] == 2 and model["tokens_saved"] == 30
 
 
+def test_stats_days_refuses_a_window_of_no_time_and_says_when_it_is_empty(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    ask(aicache_home, fake_llm, "fix the last commit message")
+    for days in ("0", "-3"):  # refused as `log -n 0` is
+        refused = run(aicache_home, None, "stats", "--days", days)
+        lines = refused.stderr.decode().splitlines()
+        assert refused.returncode == 2 and len(lines) == 1 and f"{days} is not above 0" in lines[0]
+    conn = sqlite3.connect(aicache_home / "data" / "aicache.db")
+    with conn:
+        conn.execute("UPDATE episodes SET ts = ts - 10 * 86400")  # asked ten days ago
+    conn.close()
+    old = run(aicache_home, None, "stats", "--days", "3")
+    assert old.returncode == 0 and old.stderr.decode().strip() == "no episodes in the last 3 days"
+    assert b"fix" not in old.stdout and run(aicache_home, None, "stats", "--days", "30").stdout.count(b"\n") == 2
+
+
 def test_config_and_keys(aicache_home: Path) -> None:
     assert run(aicache_home, None, "config", "set", "model", "gpt-4.1-mini").returncode == 0
     shown = json.loads(run(aicache_home, None, "config", "show", "--json").stdout)

@@ -144,6 +144,16 @@ def test_a_bad_environment_override_is_named(aicache_home: Path, config_file: Pa
     assert "provider in AICACHE_PROVIDER must be one of" in one_line_error(result)
 
 
+def test_a_bad_setting_leaves_the_commands_that_do_not_use_settings_running(
+    aicache_home: Path, config_file: Path
+) -> None:
+    # As the README says: reading history needs no provider, and config set is how the value gets fixed.
+    assert run(aicache_home, "config", "get", "model", AICACHE_PROVIDER="openia").returncode == ExitCode.CONFIG
+    for command in (["log", "-n", "1"], ["stats"], ["keys", "list"], ["config", "set", "model", "gpt-4.1"]):
+        result = run(aicache_home, *command, AICACHE_PROVIDER="openia")
+        assert result.returncode == 0, (command, result.stderr)
+
+
 def test_unknown_names_in_the_file_are_warned_about_and_ignored(
     aicache_home: Path, config_file: Path, fake_llm: FakeLLM
 ) -> None:
@@ -163,7 +173,7 @@ def test_unknown_names_in_the_file_are_warned_about_and_ignored(
 def test_get_and_unset(aicache_home: Path, config_file: Path) -> None:
     assert run(aicache_home, "config", "get", "model").stdout == b"gpt-4o\n"
     assert run(aicache_home, "config", "get", "helper.idle_minutes").stdout == b"30\n"  # the default
-    assert run(aicache_home, "config", "get", "cache.threshold").stdout == b""  # unset, the verifier decides
+    assert run(aicache_home, "config", "get", "cache.threshold").stdout == b""  # unset, worked out at run time
     shown = json.loads(run(aicache_home, "config", "get", "model", "--json").stdout)
     assert (shown["value"], shown["source"]) == ("gpt-4o", "file")
     missing = run(aicache_home, "config", "get", "cache.treshold")
@@ -176,6 +186,27 @@ def test_get_and_unset(aicache_home: Path, config_file: Path) -> None:
     again = run(aicache_home, "config", "unset", "model")
     assert again.returncode == 0 and "was not set" in again.stderr.decode()
     assert run(aicache_home, "config", "unset", "no.such").returncode == ExitCode.CONFIG
+
+
+def test_get_and_show_give_the_value_in_effect_of_an_unset_setting(aicache_home: Path, config_file: Path) -> None:
+    expected = {"cache.candidates": "5", "decision.kind": "model", "index.ef_search": "64", "hook.model": "gpt-4o"}
+    for name, value in expected.items():  # hook.model unset takes model's value, set in the file
+        assert run(aicache_home, "config", "get", name).stdout.decode() == value + "\n"
+    piped = run(aicache_home, "config", "show").stdout.decode().splitlines()
+    assert "cache.candidates\t5\t5\tdefault" in piped  # name, value in effect, default, source
+    assert "hook.model\tgpt-4o\tmodel\tdefault" in piped
+    assert "decision.threshold\t\tcalibrated\tdefault" in piped  # worked out at run time: the default says how
+
+
+def test_fixed_defaults_agree_with_the_code_that_falls_back_on_them() -> None:
+    from aicache.semantic import decide, tier
+    from aicache.semantic import index as vector_index
+
+    defaults = {s.name: s.default for s in schema.SETTINGS}
+    assert defaults["cache.candidates"] == tier.CANDIDATES
+    assert defaults["cache.exact_scan_max"] == vector_index.EXACT_MAX
+    assert defaults["index.ef_search"] == vector_index.EF_SEARCH
+    assert defaults["decision.kind"] == decide.DEFAULT_KIND
 
 
 def details(home: Path, **env: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from aicache.errors import UsageError
 from aicache.semantic import evaluate
 from aicache.semantic.evaluate import NEGATIVE, PARAPHRASE, UNRELATED, EvalSet, Probe, Rate, Served
+from tests.conftest import AICACHE, cli_env
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -106,6 +108,14 @@ def test_public_pair_suites_are_read_as_they_are_published(tmp_path: Path) -> No
     short.write_text("question1\tquestion2\tis_duplicate\nonly one question\n", encoding="utf-8")
     with pytest.raises(UsageError, match=r"short\.tsv:2: is_duplicate must be"):
         evaluate.load_pairs(short)
+    # A missing question is named by the file's own column, not by the field it is read into.
+    empty = tmp_path / "empty.csv"
+    empty.write_text("question1,question2,is_duplicate\nHow do I learn Go?,,0\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"empty\.csv:2: question2 must be a non-empty string"):
+        evaluate.load_pairs(empty)
+    blank = write_jsonl(tmp_path / "blank.jsonl", [{"sentence1": " ", "sentence2": "y", "label": 1}])
+    with pytest.raises(UsageError, match=r"blank\.jsonl:1: sentence1 must be a non-empty string"):
+        evaluate.load_pairs(blank)
 
 
 def test_a_sample_of_a_large_suite_is_the_same_rows_every_run(tmp_path: Path) -> None:
@@ -117,6 +127,20 @@ def test_a_sample_of_a_large_suite_is_the_same_rows_every_run(tmp_path: Path) ->
     assert numbers == sorted(numbers) and numbers != list(range(10))  # in file order, drawn from the whole file
     assert first.source.endswith("(a seeded sample of 10 of its 50 rows)")
     assert evaluate.load_pairs(path, sample=50).source == str(path)
+
+
+@pytest.mark.parametrize("threshold", ["2", "-0.1", "nan"])
+def test_eval_refuses_an_operating_point_outside_0_to_1(aicache_home: Path, tmp_path: Path, threshold: str) -> None:
+    path = write_jsonl(tmp_path / "pairs.jsonl", [{"a": "sort a list", "b": "order a list", "same_answer": True}])
+    refused = subprocess.run(
+        [*AICACHE, "eval", str(path), "--threshold", threshold],
+        capture_output=True,
+        env=cli_env(aicache_home),
+        timeout=120,
+    )
+    lines = refused.stderr.decode().splitlines()
+    assert refused.returncode == 2 and refused.stdout == b"" and len(lines) == 1
+    assert "is not a number from 0 to 1" in lines[0]
 
 
 def test_an_empty_file_has_nothing_to_evaluate(tmp_path: Path) -> None:

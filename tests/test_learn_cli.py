@@ -32,6 +32,12 @@ def test_learn_with_no_labels_says_there_is_not_enough_and_proposes_nothing(aica
     assert rows(aicache_home, "SELECT COUNT(*) FROM learn_runs WHERE finished IS NOT NULL") == [(1,)]
 
 
+def test_a_dry_run_in_a_pipe_leaves_stderr_empty(aicache_home: Path) -> None:
+    # The progress bar is for a terminal; in a pipe it used to leave one empty line on stderr (eval and reindex too).
+    result = learn(aicache_home, "--dry-run")
+    assert result.returncode == 0 and result.stdout and result.stderr == b""
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("model_home")
 def test_a_dry_run_writes_nothing_and_a_real_run_does_what_it_showed(aicache_home: Path) -> None:

@@ -237,8 +237,26 @@ def test_retry_after_parsing() -> None:
 
 
 def test_scrub_removes_given_secrets_and_key_shapes() -> None:
-    assert scrub("token abc123 here", ("abc123",)) == "token [redacted] here"
+    assert scrub("token abc123xyz here", ("abc123xyz",)) == "token [redacted] here"
     assert scrub("bad key sk-ant-api03-ZZZZZZZZZZZZZZZZ") == "bad key [REDACTED:anthropic-key]"
+
+
+def test_scrub_leaves_a_placeholder_key_alone_and_still_redacts_key_shapes() -> None:
+    # A one-letter dummy key for a local server: replacing every "k" would garble the message and break the sk-
+    # key the server echoed into pieces no pattern matches.
+    echoed = "sk-abcdefghijklmnopqrstuvwxyz"
+    message = f"invalid api key: Incorrect API key provided: {echoed} (incomplete chunked read)"
+    assert scrub(message, ("Bearer k", "k")) == (
+        "invalid api key: Incorrect API key provided: [REDACTED:openai-key] (incomplete chunked read)"
+    )
+
+
+@pytest.mark.parametrize("provider", HTTP_PROVIDERS)
+def test_a_one_letter_key_does_not_garble_errors(fake_llm: FakeLLM, provider: str) -> None:
+    fake_llm.enqueue(Reply.status(401, "invalid api key: sk-abcdefghijklmnopqrstuvwxyz"))
+    error = _fail(provider, fake_llm, key="k")
+    assert "invalid api key: [REDACTED:openai-key]" in str(error)
+    assert "[redacted]" not in str(error) and "abcdefghij" not in str(error)
 
 
 # --- timeouts and broken connections ----------------------------------------------------------------------------

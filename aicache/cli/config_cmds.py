@@ -64,7 +64,7 @@ def config_get(
         raise ConfigError(str(exc)) from None
     if schema.find(parts) is None and not schema.is_section(parts) and schema.dotted(parts) not in settings.unknown:
         raise ConfigError(f"unknown setting {schema.dotted(parts)}{schema.suggest(parts)}")
-    value = settings.value_of(parts)
+    value = settings.in_effect(parts)
     if json_out:
         output.emit_json({"name": schema.dotted(parts), "value": value, "source": settings.source(parts)})
     elif isinstance(value, str):

@@ -13,6 +13,13 @@ def _since(days: float | None) -> float | None:
     return time.time() - days * 86400 if days is not None else None
 
 
+def _positive_days(days: float | None) -> float | None:
+    # Zero is refused as `log -n 0` is: "the last 0 days" would always be empty. A fraction is a part of a day.
+    if days is not None and not days > 0:  # NaN is refused too
+        raise typer.BadParameter(f"{days:g} is not above 0 (0.5 is the last 12 hours)")
+    return days
+
+
 def log(
     query: str = typer.Option(
         None,
@@ -43,7 +50,7 @@ def show(
     episode_id: int = typer.Argument(..., help="Episode id, as shown by `aicache log`."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (the episode and the entry it used)."),
 ) -> None:
-    """One episode in full: question, answer, outcome, timing, tokens, cost and the verifier's verdicts."""
+    """One episode in full: question, answer, outcome, timing, tokens, cost and the hit decision's verdicts."""
     from dataclasses import asdict
 
     from aicache import cache, db, memory
@@ -63,7 +70,9 @@ def show(
 
 
 def stats(
-    days: float = typer.Option(None, "--days", help="Only the last N days."),
+    days: float = typer.Option(
+        None, "--days", callback=_positive_days, help="Only the last N days (above 0; 0.5 is the last 12 hours)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Hit rates by kind, time and tokens saved, per model."""
@@ -71,13 +80,17 @@ def stats(
 
     from aicache import db, memory
 
-    rows = memory.stats(db.connect(), _since(days))
+    conn = db.connect()
+    rows = memory.stats(conn, _since(days))
     if json_out:
         output.emit_json({"models": [asdict(r) | {"hit_rate": r.hit_rate} for r in rows]})
         return
     from aicache import render
 
-    render.stats_table(rows)
+    empty = "no episodes yet"
+    if days is not None and memory.count(conn) > 0:
+        empty = f"no episodes in the last {days:g} day{'' if days == 1 else 's'}"
+    render.stats_table(rows, empty)
 
 
 def register(app: typer.Typer) -> None:

@@ -37,6 +37,13 @@ def why(
     render.explanation(found)
 
 
+def _operating_point(value: float | None) -> float | None:
+    # The range `config set` allows for cache.threshold and decision.threshold; NaN is refused too.
+    if value is not None and not 0 <= value <= 1:
+        raise typer.BadParameter(f"{value:g} is not a number from 0 to 1")
+    return value
+
+
 def eval_command(
     file: Path = typer.Argument(
         ..., exists=True, dir_okay=False, help="Labelled questions: JSONL, or pairs in a CSV or TSV file with a header."
@@ -44,7 +51,9 @@ def eval_command(
     decision: str = typer.Option(
         None, "--decision", help="model, rules or cosine (default: the setting decision.kind)."
     ),
-    threshold: float = typer.Option(None, "--threshold", help="Operating point of the decision to evaluate."),
+    threshold: float = typer.Option(
+        None, "--threshold", callback=_operating_point, help="Operating point of the decision to evaluate, 0 to 1."
+    ),
     sweep: bool = typer.Option(False, "--sweep", help="Also print the curve over operating points."),
     pairwise: bool = typer.Option(
         False, "--pairwise", help="Compare each probe with its own stored question only (store a, ask b)."

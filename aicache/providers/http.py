@@ -54,6 +54,11 @@ DEADLINE_FACTOR = 5
 MAX_ERROR_BODY = 64 * 1024
 #: longest server message quoted in an error
 MAX_DETAIL = 300
+#: shortest credential scrubbed from messages by plain replacement. Local servers take any key, so people pass
+#: placeholders like ``x``, ``k`` or ``none``: replacing those letter by letter garbles every message (``invalid
+#: api [redacted]ey``) while hiding nothing, as no real provider issues keys this short and a placeholder is
+#: no secret. Key-shaped text is still redacted by pattern whatever the key's length.
+MIN_SECRET = 8
 
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization"})
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -223,16 +228,20 @@ def server_message(body: bytes | str | Mapping[str, Any]) -> str:
 
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Replace every secret with ``[redacted]``, and anything shaped like one as ``redact`` does.
+    """Redact anything shaped like a secret as ``redact`` does, then replace every given secret with ``[redacted]``.
 
     The shapes are redact.toml's, the one pattern set: a server that echoes a key we did not send ("Incorrect
-    API key provided: sk-...") is scrubbed by the same rules as a question.
+    API key provided: sk-...") is scrubbed by the same rules as a question. They run first, on the text as the
+    server wrote it, so a literal replacement can never cut a key-shaped string into pieces no pattern matches.
+    Secrets shorter than ``MIN_SECRET`` are not replaced (see there).
     """
     from aicache import redact
 
+    text = redact.redact(text).text
     for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return redact.redact(text).text
+        if len(secret) >= MIN_SECRET:
+            text = text.replace(secret, "[redacted]")
+    return text
 
 
 def _secrets(headers: Mapping[str, str]) -> tuple[str, ...]:

@@ -112,7 +112,7 @@ class _SetBuilder:
         category = _text(row.get("category", ""), f"{where}: category")
         row = _as_pair(row, where)
         if "a" in row or "b" in row:
-            self._add_pair(row, category, where)
+            self._add_pair(row, category)
         elif "question" in row:
             self._add_question(row, category, where)
         else:
@@ -129,11 +129,10 @@ class _SetBuilder:
         for text in _texts(row.get("negatives", []), f"{where}: negatives"):
             self.probe(Probe(text, NEGATIVE, None, category), stored)
 
-    def _add_pair(self, row: Mapping[str, Any], category: str, where: str) -> None:
+    def _add_pair(self, row: Mapping[str, Any], category: str) -> None:
         same = row["same_answer"]
-        stored = self.store(_text(row.get("a"), f"{where}: a", required=True))
-        text = _text(row.get("b"), f"{where}: b", required=True)
-        self.probe(Probe(text, PARAPHRASE if same else NEGATIVE, stored if same else None, category), stored)
+        stored = self.store(row["a"])
+        self.probe(Probe(row["b"], PARAPHRASE if same else NEGATIVE, stored if same else None, category), stored)
 
 
 SAMPLE_SEED = 20261204  # --sample draws the same rows of a file every run
@@ -148,15 +147,17 @@ _LABELS = {"1": True, "0": False, "true": True, "false": False}
 
 
 def _as_pair(row: Mapping[str, Any], where: str) -> Mapping[str, Any]:
-    """A pair, under any of ``PAIR_FIELDS``' names, as (``a``, ``b``, ``same_answer`` a bool); any other row as it
-    is. A CSV or TSV file's labels arrive as text: "true", "1"."""
+    """A pair, under any of ``PAIR_FIELDS``' names, checked and renamed to (``a``, ``b``, ``same_answer`` a bool);
+    any other row as it is. A CSV or TSV file's labels arrive as text: "true", "1". Errors name the file's own
+    field (``question2``), the one the user can find."""
     for a, b, label in PAIR_FIELDS:
         if a in row or b in row:
             value = row.get(label)
             same = _LABELS.get(str(value).strip().lower()) if isinstance(value, (bool, int, str)) else None
             if same is None:
                 raise UsageError(f"{where}: {label} must be true or false, 1 or 0 (got {value!r})")
-            return {"a": row.get(a), "b": row.get(b), "same_answer": same}
+            first = _text(row.get(a), f"{where}: {a}", required=True)
+            return {"a": first, "b": _text(row.get(b), f"{where}: {b}", required=True), "same_answer": same}
     return row
 
 
