@@ -65,6 +65,22 @@ def term_env(home: Path, server: FakeLLM) -> dict[str, str]:
     return cli_env(home, OPENAI_API_KEY="sk-test-envkey-0123456789abcdef", OPENAI_BASE_URL=server.openai_url)
 
 
+def screen_lines(shown: bytes) -> list[str]:
+    """What a terminal showed, one string a line, without styling."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode()).split("\r\n")
+
+
+def assert_each_on_one_line(values: list[str], lines: list[str]) -> None:
+    for value in values:
+        assert any(value in line for line in lines), (value, "\n".join(lines))
+
+
+def assert_plain_lines(lines: list[str]) -> None:
+    """Piped lines are never padded: no line starts or ends with a space."""
+    for line in lines:
+        assert line == line.strip(" "), line
+
+
 def assert_nothing_injected(shown: bytes) -> None:
     for sequence in INJECTED:
         assert sequence not in shown, (sequence, shown)
@@ -271,3 +287,23 @@ def test_show_prints_one_episode_in_full(aicache_home: Path, fake_llm: FakeLLM) 
     assert data["episode"]["outcome"] == "exact_hit" and data["entry"]["answer"] == answer
     missing = run(aicache_home, None, "show", "99")
     assert missing.returncode == 2 and missing.stderr == b"aicache: error: no episode 99 (see `aicache log`)\n"
+
+
+# -- other reports in a pipe and on an 80-column terminal --------------------------------------------------------
+
+GATEWAY = "https://llm-gateway.platform-engineering.internal.example.com/openai/v1"  # too long for 80 columns
+ANTHROPIC_PROXY = "https://llm-proxy.internal.example.com/anthropic"
+
+
+def test_keys_list_in_a_pipe_and_on_a_narrow_terminal_keeps_every_name_whole(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    empty = run(aicache_home, None, "keys", "list")
+    assert (empty.returncode, empty.stdout, empty.stderr) == (0, b"", b"no keys stored\n")
+    for name, key in ((GATEWAY, "sk-gateway-0123456789abcdef"), ("openai", "sk-stored-0123456789abcxyz")):
+        assert run(aicache_home, None, "keys", "set", name, "--key", key).returncode == 0
+    piped = run(aicache_home, None, "keys", "list").stdout.decode().splitlines()
+    assert piped == ["provider\tkey", f"{GATEWAY}\tsk-...cdef", "openai\tsk-...cxyz"]
+    code, shown = on_a_terminal(term_env(aicache_home, fake_llm), "keys", "list")
+    assert code == 0
+    assert_each_on_one_line([GATEWAY, "sk-...cdef", "sk-...cxyz"], screen_lines(shown))

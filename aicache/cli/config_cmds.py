@@ -138,7 +138,8 @@ def keys_list() -> None:
     """List stored keys, masked."""
     from aicache import credentials, render
 
-    render.key_values(f"keys ({credentials.keys_path()})", credentials.list_keys())
+    keys = credentials.list_keys().items()
+    render.table(("provider", "key"), list(keys), title=f"keys ({credentials.keys_path()})", empty="no keys stored")
 
 
 @keys_app.command("path")
