@@ -301,29 +301,35 @@ def key_values(title: str | None, values: dict[str, Any]) -> None:
     console.print(shown)
 
 
-def settings_table(title: str, views: list[Any]) -> None:
-    """``config show``: one row per setting (a ``config.SettingView``); in a pipe, one tab-separated line each
-    (name, value, default, source), never wrapped, for grep and cut."""
+SETTINGS_COLUMNS = ("setting", "value", "default", "source")
+
+
+def settings_table(title: str, views: list[Any], endpoint: tuple[str, str]) -> None:
+    """``config show``: one row per setting (a ``config.SettingView``), then the endpoint in use and what chose it.
+
+    In a pipe a header line, then one tab-separated line each: name, value, default, source. On a terminal the
+    default is shown only where another value replaces it, beside the source, to keep the table narrow.
+    """
     from aicache.schema import format_value
 
     def shown(value: Any) -> str:
         return "" if value is None else value if isinstance(value, str) else format_value(value)
 
+    url, chosen_by = endpoint
     if not console.is_terminal:
-        for view in views:
-            print(f"{view.name}\t{shown(view.value)}\t{view.default}\t{view.source}")
+        rows = [(view.name, shown(view.value), view.default, view.source) for view in views]
+        table(SETTINGS_COLUMNS, [*rows, ("endpoint", url, "", chosen_by)])
         return
-    table = Table(title=title, box=None, header_style="bold", title_justify="left")
-    table.add_column("setting", no_wrap=True)
-    table.add_column("value", overflow="fold")
-    table.add_column("from", overflow="fold", style="dim")
-    for view in views:
-        # The default is shown only where another value replaces it, to keep the table narrow.
-        source = (
-            view.source if view.source == "default" or not view.default else f"{view.source}; default {view.default}"
+    terminal_rows = [
+        (
+            view.name,
+            shown(view.value) if view.value is not None else f"({view.default})",
+            view.source if view.source == "default" or not view.default else f"{view.source}; default {view.default}",
         )
-        table.add_row(view.name, shown(view.value) if view.value is not None else f"({view.default})", source)
-    console.print(table)
+        for view in views
+    ]
+    terminal_rows.append(("endpoint", url, chosen_by))
+    table(("setting", "value", "from"), terminal_rows, title=title, wrap=("value", "from"))
 
 
 def explanation(found: Any) -> None:

@@ -307,3 +307,34 @@ def test_keys_list_in_a_pipe_and_on_a_narrow_terminal_keeps_every_name_whole(
     code, shown = on_a_terminal(term_env(aicache_home, fake_llm), "keys", "list")
     assert code == 0
     assert_each_on_one_line([GATEWAY, "sk-...cdef", "sk-...cxyz"], screen_lines(shown))
+
+
+def test_config_show_in_a_pipe_and_on_a_narrow_terminal_never_breaks_a_value(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    for name, value in (
+        ("aliases.fast", "openai/gpt-4o-mini"),
+        ("hook.template", "commit-message"),
+        ("providers.anthropic.base_url", ANTHROPIC_PROXY),
+    ):
+        assert run(aicache_home, None, "config", "set", name, value).returncode == 0
+    piped = run(aicache_home, fake_llm, "config", "show").stdout.decode().splitlines()
+    assert piped[0] == "setting\tvalue\tdefault\tsource"
+    assert all(line.count("\t") == 3 for line in piped), piped
+    assert_plain_lines(piped)
+    assert "aliases.fast\topenai/gpt-4o-mini\t\tfile" in piped
+    assert f"providers.anthropic.base_url\t{ANTHROPIC_PROXY}\thttps://api.anthropic.com\tfile" in piped
+    assert piped[-1] == f"endpoint\t{fake_llm.openai_url}\t\tenv OPENAI_BASE_URL"  # tab-separated like the rest
+    code, shown = on_a_terminal(term_env(aicache_home, fake_llm), "config", "show")
+    assert code == 0
+    whole = [
+        "providers.anthropic.send_key_to_custom_base_url",
+        "https://api.openai.com/v1",
+        "commit-message",
+        "openai/gpt-4o-mini",
+        ANTHROPIC_PROXY,
+        "https://api.anthropic.com",
+        fake_llm.openai_url,
+        "env OPENAI_BASE_URL",
+    ]
+    assert_each_on_one_line(whole, screen_lines(shown))

@@ -37,8 +37,7 @@ def config_show(json_out: bool = typer.Option(False, "--json", help="Print JSON.
 
     for warning in settings.warnings:
         output.warn(warning)
-    render.settings_table(f"settings ({paths.config_file()})", views)
-    render.key_values("endpoint", {f"{provider} (provider)": f"{endpoint}   from {endpoint_source}"})
+    render.settings_table(f"settings ({paths.config_file()})", views, (endpoint, endpoint_source))
 
 
 @config_app.command("path")
