@@ -333,31 +333,33 @@ def settings_table(title: str, views: list[Any], endpoint: tuple[str, str]) -> N
 
 
 def explanation(found: Any) -> None:
+    """``why``: the summary, question, entry and decision as sentences, the partition, then each candidate."""
     episode = found.episode
-    console.print(Text.assemble((f"episode {episode['id']}", "bold"), ": ", _safe(found.summary)))
-    console.print(Text.assemble("question: ", _safe(episode["question"])))
+    line(Text.assemble((f"episode {episode['id']}", "bold"), ": ", _safe(found.summary)))
+    line(Text.assemble("question: ", _safe(episode["question"])))
     if found.entry is not None:
-        console.print(Text.assemble(f"entry {found.entry.id}: ", _safe(_short(found.entry.question, 100))))
+        line(Text.assemble(f"entry {found.entry.id}: ", _safe(found.entry.question)))
     if episode.get("threshold") is not None:
-        console.print(f"decision: {found.decision}, threshold {episode['threshold']:.3f}")
+        line(Text.assemble("decision: ", _safe(found.decision), f", threshold {episode['threshold']:.3f}"))
     if found.partition:
         key_values("partition", {k: v for k, v in found.partition.items() if v not in (None, {}, "")})
     if not found.candidates:
         return
     scored = any(c.get("score") is not None for c in found.candidates)  # a model judged (not rules, cosine)
-    table = Table(title="candidates", box=None, header_style="bold", title_justify="left")
-    for column in ("entry", "similarity", *(["score"] if scored else []), "verdict", "question", "reasons"):
-        table.add_column(column, overflow="fold")
-    for c in found.candidates:
-        table.add_row(
+    columns = ("entry", "similarity", *(["score"] if scored else []), "verdict", "question", "reasons")
+    rows = [
+        (
             str(c.get("entry_id", "")),
             f"{c.get('similarity', 0):.3f}",
             *([f"{c.get('score') or 0:.3f}"] if scored else []),
             "accepted" if c.get("accepted") else "refused",
-            _safe(_short(c.get("question"), 50)),
-            _safe(verdict_reasons(c)),
+            c.get("question") or "",
+            verdict_reasons(c),
         )
-    console.print(table)
+        for c in found.candidates
+    ]
+    line(Text("candidates", style="bold"))
+    table(columns, rows, wrap=("question", "reasons"))
 
 
 @contextmanager
@@ -382,16 +384,17 @@ def progress(label: str) -> Iterator[Callable[[int, int], None]]:
         yield advance
 
 
-def _rate_cell(rate: Any, *, bound: bool = False) -> str:
+def _rate_cell(rate: Any, *, bound: bool = False) -> Cell:
+    """``count/total = rate``, its interval and (``bound``) its upper bound: pieces a line breaks between only."""
     if not rate.total:
         return "-"
     low, high = rate.interval
-    cell = f"{rate.count}/{rate.total} = {rate.rate:.1%} [{low:.1%}, {high:.1%}]"
-    return f"{cell} ≤{rate.upper:.1%}" if bound else cell
+    cell = (f"{rate.count}/{rate.total} = {rate.rate:.1%}", f"[{low:.1%}, {high:.1%}]")
+    return (*cell, f"≤{rate.upper:.1%}") if bound else cell
 
 
-def _scores_rows(table: Table, label: str, scores: Any) -> None:
-    table.add_row(
+def _scores_row(label: str, scores: Any) -> tuple[Cell, ...]:
+    return (
         label,
         _rate_cell(scores.paraphrases_served),
         _rate_cell(scores.paraphrases_wrong, bound=True),
@@ -400,38 +403,42 @@ def _scores_rows(table: Table, label: str, scores: Any) -> None:
     )
 
 
+EVAL_COLUMNS = ("category", "paraphrases served", "paraphrases wrong", "near-misses wrong", "unrelated wrong")
+SWEEP_COLUMNS = ("threshold", "paraphrases served", "near-misses wrong", "unrelated wrong")
+
+
 def eval_report(report: Any) -> None:
     protocol = "pairwise (each probe against its own stored question)" if report.pairwise else "store all, ask all"
-    console.print(
-        f"[bold]{report.source}[/bold]: {report.stored} questions stored, {report.probes} probes, {protocol}; "
-        f"decision {report.decision} at {report.threshold:.2f} (candidates from similarity {report.floor:.2f}), "
-        f"model {report.model}, {report.method}, {report.seconds:.1f} s"
+    line(
+        Text.assemble(
+            (_visible(report.source), "bold"),
+            f": {report.stored} questions stored, {report.probes} probes, {protocol}; "
+            f"decision {report.decision} at {report.threshold:.2f} (candidates from similarity {report.floor:.2f}), "
+            f"model {report.model}, {report.method}, {report.seconds:.1f} s",
+        )
     )
-    table = Table(box=None, header_style="bold")
-    for column in ("", "paraphrases served", "paraphrases wrong", "near-misses wrong", "unrelated wrong"):
-        table.add_column(column)
-    _scores_rows(table, "overall", report.overall)
-    for category, scores in report.categories:
-        _scores_rows(table, category, scores)
-    console.print(table)
-    console.print(
-        "[dim]count/total = rate [95% Wilson interval]; wrong rates also show ≤ their one-sided 95% "
-        "Clopper–Pearson upper bound; wrong = another question's answer served[/dim]"
+    rows = [_scores_row("overall", report.overall), *(_scores_row(name, s) for name, s in report.categories)]
+    table(EVAL_COLUMNS, rows)
+    line(
+        Text(
+            "count/total = rate [95% Wilson interval]; wrong rates also show ≤ their one-sided 95% "
+            "Clopper–Pearson upper bound; wrong = another question's answer served",
+            style="dim",
+        )
     )
     if not report.sweep:
         return
-    sweep = Table(title="operating point sweep", box=None, header_style="bold", title_justify="left")
-    for column in ("threshold", "paraphrases served", "near-misses wrong", "unrelated wrong"):
-        sweep.add_column(column)
-    for point in report.sweep:
-        s = point.scores
-        sweep.add_row(
+    line(Text("operating point sweep", style="bold"))
+    sweep = [
+        (
             f"{point.threshold:.2f}",
-            _rate_cell(s.paraphrases_served),
-            _rate_cell(s.negatives_wrong, bound=True),
-            _rate_cell(s.unrelated_wrong, bound=True),
+            _rate_cell(point.scores.paraphrases_served),
+            _rate_cell(point.scores.negatives_wrong, bound=True),
+            _rate_cell(point.scores.unrelated_wrong, bound=True),
         )
-    console.print(sweep)
+        for point in report.sweep
+    ]
+    table(SWEEP_COLUMNS, sweep)
 
 
 def proposals_table(found: list[Any]) -> None:
