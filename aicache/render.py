@@ -442,16 +442,19 @@ def eval_report(report: Any) -> None:
 
 
 def proposals_table(found: list[Any]) -> None:
-    if not found:
-        console.print("no proposals yet", style="dim")
-        return
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "created", "status", "branch", "repository", "why"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("id", "created", "status"))
-    for p in found:
-        where = "aicache's own" if p.repo_kind == "default" else p.repo
-        table.add_row(str(p.id), _when(p.created), p.status, p.branch, where, _short(p.why, 40))
-    console.print(table)
+    rows = [
+        (
+            str(p.id),
+            _when(p.created),
+            p.status,
+            p.branch,
+            "aicache's own" if p.repo_kind == "default" else p.repo,
+            p.why or "",
+        )
+        for p in found
+    ]
+    columns = ("id", "created", "status", "branch", "repository", "why")
+    table(columns, rows, wrap=("repository", "why"), empty="no proposals yet")
 
 
 def proposal_detail(detail: Any) -> None:
@@ -469,8 +472,12 @@ def proposal_detail(detail: Any) -> None:
             **({"reverted by": p.reverted_commit} if p.reverted_commit else {}),
         },
     )
-    # The message and diff are printed as they are: rich markup in them must not be interpreted.
-    if detail.message:
-        console.print(detail.message, markup=False, highlight=False)
-    if detail.diff:
-        console.print(detail.diff, markup=False, highlight=False)
+    # The message and diff are printed as they are: in a pipe byte for byte (a diff must still apply), on a
+    # terminal with rich markup in them not interpreted.
+    for text in (detail.message, detail.diff):
+        if not text:
+            continue
+        if console.is_terminal:
+            console.print(text, markup=False, highlight=False)
+        else:
+            _write([text.removesuffix("\n")])
