@@ -1,19 +1,28 @@
-"""Tables for reports (``log``, ``stats``, ``config show``, ``keys list``), rendered with rich.
+"""Reports (``log``, ``stats``, ``why``, ``eval``, ``config show``, ``keys list``, ``proposals``), rendered with rich.
 
 Separate from ``output.py`` so that the hot path never imports rich: only report commands load this module.
-rich writes plain text when stdout is not a terminal and honours ``NO_COLOR``. Stored text (questions, answers,
-errors from servers) goes into cells as ``Text``, never as markup, and on a terminal with its control characters
-made visible (``output.visible_controls``). In a pipe, ``log`` is one unwrapped line per episode.
+Every report prints through three helpers, which never cut a name or figure short or break it inside:
+
+- ``table``: on a terminal, a table when it fits the width (free text wrapped between words), else one block per
+  row; in a pipe, a header line and one tab-separated line per row.
+- ``key_values``: a titled block of named values; in a pipe, the title, then one ``name<TAB>value`` line each.
+- ``line``: a sentence, wrapped between words on a terminal and whole on one line in a pipe.
+
+In a pipe nothing is padded or wrapped to rich's default 80 columns: text is written as it is, with runs of
+whitespace made single spaces so that a tab or newline in stored text cannot split a line. Stored text
+(questions, answers, errors from servers) reaches rich as ``Text``, never as markup, and on a terminal with its
+control characters made visible (``output.visible_controls``). rich honours ``NO_COLOR``.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
@@ -42,6 +51,115 @@ def _short(text: str | None, width: int = 60) -> str:
 
 def _flat(text: str | None) -> str:
     return " ".join((text or "").split())
+
+
+# A cell of ``table``: text, or a tuple of pieces that a terminal line may break between but never inside
+# (``eval``'s "8/26 = 30.8%", "[16.5%, 50.0%]", "≤10.9%").
+Cell = str | tuple[str, ...]
+
+
+def _visible(text: str) -> str:
+    return visible_controls(text) if console.is_terminal else text
+
+
+def _write(lines: Sequence[str]) -> None:
+    sys.stdout.write("".join(f"{text}\n" for text in lines))
+    sys.stdout.flush()
+
+
+def line(text: str | Text) -> None:
+    """A sentence: wrapped between words on a terminal; whole on one line in a pipe. Never read as markup."""
+    if console.is_terminal:
+        console.print(text if isinstance(text, Text) else Text(text))
+    else:
+        _write([_flat(text.plain if isinstance(text, Text) else text)])
+
+
+def _pieces(cell: Cell, wrap: bool) -> list[str]:
+    """What a terminal line may break between: a tuple's pieces, the words of free text, else the whole cell."""
+    if isinstance(cell, tuple):
+        return [_flat(_visible(piece)) for piece in cell]
+    text = _flat(_visible(cell))
+    return text.split(" ") if wrap and text else [text]
+
+
+def _pack(pieces: Sequence[str], width: int) -> str:
+    """The pieces on as few lines of at most ``width`` cells as they fit, in order, one space apart."""
+    lines: list[str] = []
+    for piece in pieces:
+        if lines and cell_len(lines[-1]) + 1 + cell_len(piece) <= width:
+            lines[-1] += " " + piece
+        else:
+            lines.append(piece)
+    return "\n".join(lines)
+
+
+def _column_widths(natural: list[int], least: list[int], room: int) -> list[int] | None:
+    """Widths within ``room``, each at least its longest piece, the spare cells given one at a time to the column
+    lacking the most of its natural width; None when even the longest pieces do not fit side by side."""
+    if sum(least) > room:
+        return None
+    widths = list(least)
+    for _ in range(room - sum(widths)):
+        lacking = max(range(len(widths)), key=lambda i: natural[i] - widths[i])
+        if widths[lacking] >= natural[lacking]:
+            break
+        widths[lacking] += 1
+    return widths
+
+
+def table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Cell]],
+    *,
+    title: str | None = None,
+    wrap: Collection[str] = (),
+    right: Collection[str] = (),
+    named_by: int = 1,
+    empty: str | None = None,
+) -> None:
+    """Rows under named columns, with no name or figure ever cut short or broken inside.
+
+    In a pipe: a header line, then one tab-separated line per row, every cell whole. On a terminal: ``title`` on a
+    line of its own, then a table when it fits the width, the ``wrap`` columns (free text) broken between words
+    and tuple cells between their pieces; on a terminal too narrow even for that, one block per row, titled by
+    its first ``named_by`` cells (``key_values``). With no rows, ``empty`` is said on stderr. ``title`` is for
+    people (the file a list comes from): in a pipe the header line names the columns.
+    """
+    if not rows:
+        if empty:
+            note(empty)
+        return
+    if not console.is_terminal:
+        flat = [[_flat(" ".join(cell) if isinstance(cell, tuple) else cell) for cell in row] for row in rows]
+        _write(["\t".join(cells) for cells in (list(columns), *flat)])
+        return
+    if title:
+        line(Text(_visible(title), style="bold"))
+    cells = [[_pieces(cell, name in wrap) for name, cell in zip(columns, row, strict=True)] for row in rows]
+    heads = [name.split(" ") for name in columns]  # a header may wrap between its words
+    natural = [
+        max(cell_len(" ".join(pieces)) for pieces in (heads[i], *(row[i] for row in cells)))
+        for i in range(len(columns))
+    ]
+    least = [
+        max(cell_len(piece) for pieces in (heads[i], *(row[i] for row in cells)) for piece in pieces)
+        for i in range(len(columns))
+    ]
+    widths = _column_widths(natural, least, console.width - 2 * len(columns))  # padding: a space either side
+    if widths is None:
+        for row in cells:
+            whole = [" ".join(pieces) for pieces in row]
+            key_values(" / ".join(whole[:named_by]), dict(zip(columns[named_by:], whole[named_by:], strict=True)))
+        return
+    shown = Table(box=None, header_style="bold", padding=(0, 1))
+    for name, width in zip(columns, widths, strict=True):
+        shown.add_column(
+            _pack(name.split(" "), width), width=width, no_wrap=True, justify="right" if name in right else "left"
+        )
+    for row in cells:
+        shown.add_row(*(Text(_pack(pieces, width)) for pieces, width in zip(row, widths, strict=True)))
+    console.print(shown)
 
 
 def _outcome(e: dict[str, Any]) -> str:
@@ -145,11 +263,8 @@ STATS_COLUMNS = (
 
 
 def stats_table(rows: list[Any], empty: str = "no episodes yet") -> None:
-    """A table on a terminal wide enough for it, else a block per model (never a name or figure cut short); in a
-    pipe a header line, then one tab-separated line per provider and model. ``empty`` is said when there are none."""
-    if not rows:
-        note(empty)
-        return
+    """A table on a terminal wide enough for it, else a block per model; in a pipe a header line, then one
+    tab-separated line per provider and model. ``empty`` is said when there are none."""
     cells = [
         (
             r.provider or "",
@@ -166,82 +281,85 @@ def stats_table(rows: list[Any], empty: str = "no episodes yet") -> None:
         )
         for r in rows
     ]
+    table(STATS_COLUMNS, cells, right=STATS_COLUMNS[2:], named_by=2, empty=empty)
+
+
+def key_values(title: str | None, values: dict[str, Any]) -> None:
+    """Named values: on a terminal the title on a line of its own, then a name and its value (wrapped between
+    words) a line; in a pipe the title, then one ``name<TAB>value`` line each."""
     if not console.is_terminal:
-        sys.stdout.write("".join("\t".join(line) + "\n" for line in (STATS_COLUMNS, *cells)))
-        sys.stdout.flush()
+        pairs = (f"{_flat(name)}\t{_flat(str(value))}" for name, value in values.items())
+        _write([*([title] if title else []), *pairs])
         return
-    table = Table(box=None, header_style="bold")
-    for column in STATS_COLUMNS:
-        table.add_column(column, justify="left" if column in ("provider", "model") else "right", no_wrap=True)
-    for row in cells:
-        table.add_row(*(_safe(cell) for cell in row))
-    if console.measure(table, options=console.options.update_width(10_000)).maximum <= console.width:
-        console.print(table)
-        return
-    for provider, model, *figures in cells:  # too narrow for the table: one block per model, nothing cut
-        key_values(f"{provider} / {model}", dict(zip(STATS_COLUMNS[2:], figures, strict=True)))
-
-
-def key_values(title: str, values: dict[str, Any]) -> None:
-    table = Table(title=title, box=None, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    if title:
+        line(Text(_visible(title), style="bold"))
+    shown = Table(box=None, show_header=False)
+    shown.add_column(style="bold", no_wrap=True)
+    shown.add_column(overflow="fold")
     for name, value in values.items():
-        table.add_row(name, _safe(value))
-    console.print(table)
+        shown.add_row(_safe(name), _safe(value))
+    console.print(shown)
 
 
-def settings_table(title: str, views: list[Any]) -> None:
-    """``config show``: one row per setting (a ``config.SettingView``); in a pipe, one tab-separated line each
-    (name, value, default, source), never wrapped, for grep and cut."""
+SETTINGS_COLUMNS = ("setting", "value", "default", "source")
+
+
+def settings_table(title: str, views: list[Any], endpoint: tuple[str, str]) -> None:
+    """``config show``: one row per setting (a ``config.SettingView``), then the endpoint in use and what chose it.
+
+    In a pipe a header line, then one tab-separated line each: name, value, default, source. On a terminal the
+    default is shown only where another value replaces it, beside the source, to keep the table narrow.
+    """
     from aicache.schema import format_value
 
     def shown(value: Any) -> str:
         return "" if value is None else value if isinstance(value, str) else format_value(value)
 
+    url, chosen_by = endpoint
     if not console.is_terminal:
-        for view in views:
-            print(f"{view.name}\t{shown(view.value)}\t{view.default}\t{view.source}")
+        rows = [(view.name, shown(view.value), view.default, view.source) for view in views]
+        table(SETTINGS_COLUMNS, [*rows, ("endpoint", url, "", chosen_by)])
         return
-    table = Table(title=title, box=None, header_style="bold", title_justify="left")
-    table.add_column("setting", no_wrap=True)
-    table.add_column("value", overflow="fold")
-    table.add_column("from", overflow="fold", style="dim")
-    for view in views:
-        # The default is shown only where another value replaces it, to keep the table narrow.
-        source = (
-            view.source if view.source == "default" or not view.default else f"{view.source}; default {view.default}"
+    terminal_rows = [
+        (
+            view.name,
+            shown(view.value) if view.value is not None else f"({view.default})",
+            view.source if view.source == "default" or not view.default else f"{view.source}; default {view.default}",
         )
-        table.add_row(view.name, shown(view.value) if view.value is not None else f"({view.default})", source)
-    console.print(table)
+        for view in views
+    ]
+    terminal_rows.append(("endpoint", url, chosen_by))
+    table(("setting", "value", "from"), terminal_rows, title=title, wrap=("value", "from"))
 
 
 def explanation(found: Any) -> None:
+    """``why``: the summary, question, entry and decision as sentences, the partition, then each candidate."""
     episode = found.episode
-    console.print(Text.assemble((f"episode {episode['id']}", "bold"), ": ", _safe(found.summary)))
-    console.print(Text.assemble("question: ", _safe(episode["question"])))
+    line(Text.assemble((f"episode {episode['id']}", "bold"), ": ", _safe(found.summary)))
+    line(Text.assemble("question: ", _safe(episode["question"])))
     if found.entry is not None:
-        console.print(Text.assemble(f"entry {found.entry.id}: ", _safe(_short(found.entry.question, 100))))
+        line(Text.assemble(f"entry {found.entry.id}: ", _safe(found.entry.question)))
     if episode.get("threshold") is not None:
-        console.print(f"decision: {found.decision}, threshold {episode['threshold']:.3f}")
+        line(Text.assemble("decision: ", _safe(found.decision), f", threshold {episode['threshold']:.3f}"))
     if found.partition:
         key_values("partition", {k: v for k, v in found.partition.items() if v not in (None, {}, "")})
     if not found.candidates:
         return
     scored = any(c.get("score") is not None for c in found.candidates)  # a model judged (not rules, cosine)
-    table = Table(title="candidates", box=None, header_style="bold", title_justify="left")
-    for column in ("entry", "similarity", *(["score"] if scored else []), "verdict", "question", "reasons"):
-        table.add_column(column, overflow="fold")
-    for c in found.candidates:
-        table.add_row(
+    columns = ("entry", "similarity", *(["score"] if scored else []), "verdict", "question", "reasons")
+    rows = [
+        (
             str(c.get("entry_id", "")),
             f"{c.get('similarity', 0):.3f}",
             *([f"{c.get('score') or 0:.3f}"] if scored else []),
             "accepted" if c.get("accepted") else "refused",
-            _safe(_short(c.get("question"), 50)),
-            _safe(verdict_reasons(c)),
+            c.get("question") or "",
+            verdict_reasons(c),
         )
-    console.print(table)
+        for c in found.candidates
+    ]
+    line(Text("candidates", style="bold"))
+    table(columns, rows, wrap=("question", "reasons"))
 
 
 @contextmanager
@@ -271,16 +389,17 @@ def progress(label: str) -> Iterator[Callable[[int, int], None]]:
         yield advance
 
 
-def _rate_cell(rate: Any, *, bound: bool = False) -> str:
+def _rate_cell(rate: Any, *, bound: bool = False) -> Cell:
+    """``count/total = rate``, its interval and (``bound``) its upper bound: pieces a line breaks between only."""
     if not rate.total:
         return "-"
     low, high = rate.interval
-    cell = f"{rate.count}/{rate.total} = {rate.rate:.1%} [{low:.1%}, {high:.1%}]"
-    return f"{cell} ≤{rate.upper:.1%}" if bound else cell
+    cell = (f"{rate.count}/{rate.total} = {rate.rate:.1%}", f"[{low:.1%}, {high:.1%}]")
+    return (*cell, f"≤{rate.upper:.1%}") if bound else cell
 
 
-def _scores_rows(table: Table, label: str, scores: Any) -> None:
-    table.add_row(
+def _scores_row(label: str, scores: Any) -> tuple[Cell, ...]:
+    return (
         label,
         _rate_cell(scores.paraphrases_served),
         _rate_cell(scores.paraphrases_wrong, bound=True),
@@ -289,51 +408,58 @@ def _scores_rows(table: Table, label: str, scores: Any) -> None:
     )
 
 
+EVAL_COLUMNS = ("category", "paraphrases served", "paraphrases wrong", "near-misses wrong", "unrelated wrong")
+SWEEP_COLUMNS = ("threshold", "paraphrases served", "near-misses wrong", "unrelated wrong")
+
+
 def eval_report(report: Any) -> None:
     protocol = "pairwise (each probe against its own stored question)" if report.pairwise else "store all, ask all"
-    console.print(
-        f"[bold]{report.source}[/bold]: {report.stored} questions stored, {report.probes} probes, {protocol}; "
-        f"decision {report.decision} at {report.threshold:.2f} (candidates from similarity {report.floor:.2f}), "
-        f"model {report.model}, {report.method}, {report.seconds:.1f} s"
+    line(
+        Text.assemble(
+            (_visible(report.source), "bold"),
+            f": {report.stored} questions stored, {report.probes} probes, {protocol}; "
+            f"decision {report.decision} at {report.threshold:.2f} (candidates from similarity {report.floor:.2f}), "
+            f"model {report.model}, {report.method}, {report.seconds:.1f} s",
+        )
     )
-    table = Table(box=None, header_style="bold")
-    for column in ("", "paraphrases served", "paraphrases wrong", "near-misses wrong", "unrelated wrong"):
-        table.add_column(column)
-    _scores_rows(table, "overall", report.overall)
-    for category, scores in report.categories:
-        _scores_rows(table, category, scores)
-    console.print(table)
-    console.print(
-        "[dim]count/total = rate [95% Wilson interval]; wrong rates also show ≤ their one-sided 95% "
-        "Clopper–Pearson upper bound; wrong = another question's answer served[/dim]"
+    rows = [_scores_row("overall", report.overall), *(_scores_row(name, s) for name, s in report.categories)]
+    table(EVAL_COLUMNS, rows)
+    line(
+        Text(
+            "count/total = rate [95% Wilson interval]; wrong rates also show ≤ their one-sided 95% "
+            "Clopper–Pearson upper bound; wrong = another question's answer served",
+            style="dim",
+        )
     )
     if not report.sweep:
         return
-    sweep = Table(title="operating point sweep", box=None, header_style="bold", title_justify="left")
-    for column in ("threshold", "paraphrases served", "near-misses wrong", "unrelated wrong"):
-        sweep.add_column(column)
-    for point in report.sweep:
-        s = point.scores
-        sweep.add_row(
+    line(Text("operating point sweep", style="bold"))
+    sweep = [
+        (
             f"{point.threshold:.2f}",
-            _rate_cell(s.paraphrases_served),
-            _rate_cell(s.negatives_wrong, bound=True),
-            _rate_cell(s.unrelated_wrong, bound=True),
+            _rate_cell(point.scores.paraphrases_served),
+            _rate_cell(point.scores.negatives_wrong, bound=True),
+            _rate_cell(point.scores.unrelated_wrong, bound=True),
         )
-    console.print(sweep)
+        for point in report.sweep
+    ]
+    table(SWEEP_COLUMNS, sweep)
 
 
 def proposals_table(found: list[Any]) -> None:
-    if not found:
-        console.print("no proposals yet", style="dim")
-        return
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "created", "status", "branch", "repository", "why"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("id", "created", "status"))
-    for p in found:
-        where = "aicache's own" if p.repo_kind == "default" else p.repo
-        table.add_row(str(p.id), _when(p.created), p.status, p.branch, where, _short(p.why, 40))
-    console.print(table)
+    rows = [
+        (
+            str(p.id),
+            _when(p.created),
+            p.status,
+            p.branch,
+            "aicache's own" if p.repo_kind == "default" else p.repo,
+            p.why or "",
+        )
+        for p in found
+    ]
+    columns = ("id", "created", "status", "branch", "repository", "why")
+    table(columns, rows, wrap=("repository", "why"), empty="no proposals yet")
 
 
 def proposal_detail(detail: Any) -> None:
@@ -351,8 +477,12 @@ def proposal_detail(detail: Any) -> None:
             **({"reverted by": p.reverted_commit} if p.reverted_commit else {}),
         },
     )
-    # The message and diff are printed as they are: rich markup in them must not be interpreted.
-    if detail.message:
-        console.print(detail.message, markup=False, highlight=False)
-    if detail.diff:
-        console.print(detail.diff, markup=False, highlight=False)
+    # The message and diff are printed as they are: in a pipe byte for byte (a diff must still apply), on a
+    # terminal with rich markup in them not interpreted.
+    for text in (detail.message, detail.diff):
+        if not text:
+            continue
+        if console.is_terminal:
+            console.print(text, markup=False, highlight=False)
+        else:
+            _write([text.removesuffix("\n")])

@@ -21,9 +21,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from tests.conftest import AICACHE, cli_env
+from aicache.explain import verdict_reasons
+from tests.conftest import AICACHE, ROOT, cli_env
 from tests.fakellm import FakeLLM, Reply
 from tests.test_cli import ask, exact_tier_only, run  # noqa: F401  (exact_tier_only: autouse fixture)
+from tests.test_semantic import export_run, model_home, onnx_models  # noqa: F401  (fixtures)
 
 # Each trick an answer could play on a terminal: clear screen, hidden text, window title (OSC 0 and 2), a
 # hyperlink whose target differs from its text (OSC 8), cursor movement, a bare CR and backspaces that overwrite
@@ -63,6 +65,22 @@ def on_a_terminal(env: dict[str, str], *args: str) -> tuple[int, bytes]:
 
 def term_env(home: Path, server: FakeLLM) -> dict[str, str]:
     return cli_env(home, OPENAI_API_KEY="sk-test-envkey-0123456789abcdef", OPENAI_BASE_URL=server.openai_url)
+
+
+def screen_lines(shown: bytes) -> list[str]:
+    """What a terminal showed, one string a line, without styling."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode()).split("\r\n")
+
+
+def assert_each_on_one_line(values: list[str], lines: list[str]) -> None:
+    for value in values:
+        assert any(value in line for line in lines), (value, "\n".join(lines))
+
+
+def assert_plain_lines(lines: list[str]) -> None:
+    """Piped lines are never padded: no line starts or ends with a space."""
+    for line in lines:
+        assert line == line.strip(" "), line
 
 
 def assert_nothing_injected(shown: bytes) -> None:
@@ -271,3 +289,137 @@ def test_show_prints_one_episode_in_full(aicache_home: Path, fake_llm: FakeLLM) 
     assert data["episode"]["outcome"] == "exact_hit" and data["entry"]["answer"] == answer
     missing = run(aicache_home, None, "show", "99")
     assert missing.returncode == 2 and missing.stderr == b"aicache: error: no episode 99 (see `aicache log`)\n"
+
+
+# -- other reports in a pipe and on an 80-column terminal --------------------------------------------------------
+
+GATEWAY = "https://llm-gateway.platform-engineering.internal.example.com/openai/v1"  # too long for 80 columns
+ANTHROPIC_PROXY = "https://llm-proxy.internal.example.com/anthropic"
+
+
+def test_keys_list_in_a_pipe_and_on_a_narrow_terminal_keeps_every_name_whole(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    empty = run(aicache_home, None, "keys", "list")
+    assert (empty.returncode, empty.stdout, empty.stderr) == (0, b"", b"no keys stored\n")
+    for name, key in ((GATEWAY, "sk-gateway-0123456789abcdef"), ("openai", "sk-stored-0123456789abcxyz")):
+        assert run(aicache_home, None, "keys", "set", name, "--key", key).returncode == 0
+    piped = run(aicache_home, None, "keys", "list").stdout.decode().splitlines()
+    assert piped == ["provider\tkey", f"{GATEWAY}\tsk-...cdef", "openai\tsk-...cxyz"]
+    code, shown = on_a_terminal(term_env(aicache_home, fake_llm), "keys", "list")
+    assert code == 0
+    assert_each_on_one_line([GATEWAY, "sk-...cdef", "sk-...cxyz"], screen_lines(shown))
+
+
+def test_config_show_in_a_pipe_and_on_a_narrow_terminal_never_breaks_a_value(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    for name, value in (
+        ("aliases.fast", "openai/gpt-4o-mini"),
+        ("hook.template", "commit-message"),
+        ("providers.anthropic.base_url", ANTHROPIC_PROXY),
+    ):
+        assert run(aicache_home, None, "config", "set", name, value).returncode == 0
+    piped = run(aicache_home, fake_llm, "config", "show").stdout.decode().splitlines()
+    assert piped[0] == "setting\tvalue\tdefault\tsource"
+    assert all(line.count("\t") == 3 for line in piped), piped
+    assert_plain_lines(piped)
+    assert "aliases.fast\topenai/gpt-4o-mini\t\tfile" in piped
+    assert f"providers.anthropic.base_url\t{ANTHROPIC_PROXY}\thttps://api.anthropic.com\tfile" in piped
+    assert piped[-1] == f"endpoint\t{fake_llm.openai_url}\t\tenv OPENAI_BASE_URL"  # tab-separated like the rest
+    code, shown = on_a_terminal(term_env(aicache_home, fake_llm), "config", "show")
+    assert code == 0
+    whole = [
+        "providers.anthropic.send_key_to_custom_base_url",
+        "https://api.openai.com/v1",
+        "commit-message",
+        "openai/gpt-4o-mini",
+        ANTHROPIC_PROXY,
+        "https://api.anthropic.com",
+        fake_llm.openai_url,
+        "env OPENAI_BASE_URL",
+    ]
+    assert_each_on_one_line(whole, screen_lines(shown))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("model_home")  # the session's exported embedding model, linked into this test's home
+def test_why_in_a_pipe_and_on_a_narrow_terminal_keeps_every_sentence_question_and_reason_whole(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    (aicache_home / "config.toml").write_text("[cache]\nsemantic = true\n")  # the shipped decision model
+    kept = "how do I undo my last commit but keep the changes in my working tree and in the index"
+    discarded = "how do I undo my last commit and discard the changes in my working tree and in the index"
+    fake_llm.enqueue(Reply.text("git reset --soft HEAD~1"), Reply.text("git reset --hard HEAD~1"))
+    assert ask(aicache_home, fake_llm, kept).returncode == 0
+    assert ask(aicache_home, fake_llm, discarded).returncode == 0
+    found = json.loads(run(aicache_home, None, "why", "2", "--json").stdout)
+    (candidate,) = found["candidates"]
+    assert not candidate["accepted"], candidate
+    reasons = verdict_reasons(candidate)
+    piped = run(aicache_home, None, "why", "2").stdout.decode().splitlines()
+    assert_plain_lines(piped)
+    assert piped[:2] == [f"episode 2: {found['summary']}", f"question: {discarded}"]
+    header = piped.index("entry\tsimilarity\tscore\tverdict\tquestion\treasons")
+    row = [str(candidate["entry_id"]), f"{candidate['similarity']:.3f}", f"{candidate['score']:.3f}", "refused"]
+    assert piped[header + 1].split("\t") == [*row, kept, reasons]
+    code, shown = on_a_terminal(term_env(aicache_home, fake_llm), "why", "2")
+    lines = screen_lines(shown)
+    assert code == 0 and "\u2026" not in shown.decode(), lines  # nothing cut short with an ellipsis
+    words = " ".join(lines).split()  # a sentence may wrap between words, never inside one
+    for text in (found["summary"], discarded, kept, reasons):
+        assert all(word in words for word in text.split()), (text, lines)
+    assert_each_on_one_line([f"{candidate['similarity']:.3f}", f"{candidate['score']:.3f}"], lines)
+
+
+def rate_cell(rate: dict[str, Any], bound: bool = True) -> str:
+    """An ``eval`` figure as its JSON gives it: count/total = rate [interval] ≤bound."""
+    if not rate["total"]:
+        return "-"
+    cell = f"{rate['count']}/{rate['total']} = {rate['rate']:.1%} [{rate['low']:.1%}, {rate['high']:.1%}]"
+    return f"{cell} ≤{rate['upper95']:.1%}" if bound else cell
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("model_home")
+def test_eval_in_a_pipe_and_on_a_narrow_terminal_keeps_every_figure_whole(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    pairs = str(ROOT / "tests" / "data" / "trap-pairs.jsonl")
+    measured = run(aicache_home, None, "eval", pairs, "--sweep", "--json")
+    assert measured.returncode == 0 and measured.stdout.count(b"\n") == 1, measured.stderr
+    report = json.loads(measured.stdout)  # --json is unchanged: one object, the eval schema
+    assert report["schema"] == "aicache.eval/2" and report["sweep"], report
+    overall = report["overall"]
+    piped = run(aicache_home, None, "eval", pairs, "--sweep").stdout.decode().splitlines()
+    assert_plain_lines(piped)
+    assert piped[0].startswith(f"{pairs}: {report['stored']} questions stored, ") and piped[0].endswith(" s")
+    header = piped.index("category\tparaphrases served\tparaphrases wrong\tnear-misses wrong\tunrelated wrong")
+    assert piped[header + 1].split("\t") == [
+        "overall",
+        rate_cell(overall["paraphrases_served"], bound=False),
+        rate_cell(overall["paraphrases_wrong"]),
+        rate_cell(overall["negatives_wrong"]),
+        rate_cell(overall["unrelated_wrong"]),
+    ]
+    sweep = piped.index("threshold\tparaphrases served\tnear-misses wrong\tunrelated wrong")
+    expected = [
+        "\t".join(
+            (
+                f"{point['threshold']:.2f}",
+                rate_cell(point["paraphrases_served"], bound=False),
+                rate_cell(point["negatives_wrong"]),
+                rate_cell(point["unrelated_wrong"]),
+            )
+        )
+        for point in report["sweep"]
+    ]
+    assert piped[sweep + 1 :] == expected
+    code, shown = on_a_terminal(term_env(aicache_home, fake_llm), "eval", pairs, "--sweep")
+    assert code == 0
+    figures = []  # each part of a figure on one line: the count and rate, the interval, the bound
+    rates = [(overall["paraphrases_served"], False), *((point["negatives_wrong"], True) for point in report["sweep"])]
+    for rate, bound in rates:
+        figures += [f"{rate['count']}/{rate['total']} = {rate['rate']:.1%}", f"[{rate['low']:.1%}, {rate['high']:.1%}]"]
+        figures += [f"≤{rate['upper95']:.1%}"] if bound else []
+    assert_each_on_one_line(figures, screen_lines(shown))

@@ -393,6 +393,10 @@ def test_apply_reject_revert_round_trip(aicache_home: Path) -> None:
 
     listed = json.loads(cli(aicache_home, "list", "--json").stdout)["proposals"]
     assert [(p["id"], p["status"]) for p in listed] == [(second.id, "rejected"), (first.id, "reverted")]
+    piped = [line.split("\t") for line in cli(aicache_home, "list").stdout.splitlines()]  # whole, not wrapped
+    assert piped[0] == ["id", "created", "status", "branch", "repository", "why"]
+    assert [row[0] for row in piped[1:]] == [str(second.id), str(first.id)]
+    assert piped[1][2:] == ["rejected", second.branch, "aicache's own", "budget too loose"]
     shown = cli(aicache_home, "show", str(first.id))
     assert shown.returncode == 0 and '"decision_model": "pairmodel-v3"' in shown.stdout
     assert "+threshold = 0.78" in shown.stdout

@@ -37,8 +37,7 @@ def config_show(json_out: bool = typer.Option(False, "--json", help="Print JSON.
 
     for warning in settings.warnings:
         output.warn(warning)
-    render.settings_table(f"settings ({paths.config_file()})", views)
-    render.key_values("endpoint", {f"{provider} (provider)": f"{endpoint}   from {endpoint_source}"})
+    render.settings_table(f"settings ({paths.config_file()})", views, (endpoint, endpoint_source))
 
 
 @config_app.command("path")
@@ -138,7 +137,8 @@ def keys_list() -> None:
     """List stored keys, masked."""
     from aicache import credentials, render
 
-    render.key_values(f"keys ({credentials.keys_path()})", credentials.list_keys())
+    keys = credentials.list_keys().items()
+    render.table(("provider", "key"), list(keys), title=f"keys ({credentials.keys_path()})", empty="no keys stored")
 
 
 @keys_app.command("path")
