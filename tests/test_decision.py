@@ -283,28 +283,35 @@ def test_the_model_is_given_the_vectors_of_the_candidates_it_scores() -> None:
     assert given[1] is None  # a caller without vectors: the model embeds the texts itself
 
 
-def test_the_directions_are_weighed_only_on_the_vectors_they_were_fitted_on() -> None:
+def test_the_directions_and_the_head_are_weighed_only_on_the_embeddings_they_were_fitted_on() -> None:
     import numpy as np
+
+    from aicache.semantic.interaction import Heads
+    from tests.test_interaction import TokenStub
 
     config = decision.read_config(decision.DATA_DIR)
     weights = features.Weights.of(config.weights)
-    assert weights.directions is not None  # the shipped model weighs them
+    assert weights.directions is not None and weights.interaction is not None  # the shipped model weighs both
+    assert weights.interaction.embedder == weights.directions.embedder
 
-    def no_embedding() -> object:
-        raise AssertionError("the vectors were given: nothing to embed")
+    def tokens_only() -> object:
+        return TokenStub()  # no ``encode``: the vectors were given, only the head needs the tokens
 
-    same = decision.FeatureModel(config, no_embedding, weights.directions.embedder)
-    other = decision.FeatureModel(config, no_embedding, "another-model@0000")
+    same = decision.FeatureModel(config, tokens_only, weights.directions.embedder)
+    other = decision.FeatureModel(config, tokens_only, "another-model@0000")
     question, cached = "git undo last commit keep changes", "undo my last commit but keep the changes"
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(2, 384))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     similarity = float(vectors[0] @ vectors[1])
     row = features.pair_features(cached, question, similarity)
-    with_directions = weights.scores([row], weights.direction_logits(vectors[1:], vectors[:1]))[0]
+    heads = Heads.find(weights.interaction.heads, (decision.DATA_DIR,))
+    head = heads.logits(*([m] for m in TokenStub().token_embeddings([cached, question])))
+    fixed = weights.direction_logits(vectors[1:], vectors[:1]) + weights.interaction_logits(head, [similarity])
+    with_both = weights.scores([row], fixed)[0]
     without = weights.scores([row], np.zeros(1))[0]
-    assert with_directions != pytest.approx(without)
-    assert same.score(question, [cached], [similarity], vectors) == pytest.approx([with_directions])
+    assert with_both != pytest.approx(without)
+    assert same.score(question, [cached], [similarity], vectors) == pytest.approx([with_both])
     assert other.score(question, [cached], [similarity], vectors) == pytest.approx([without])
 
 
@@ -315,8 +322,9 @@ def test_the_models_score_is_shown_wherever_a_verdict_is_explained(aicache_home:
     (home / "config.toml").write_text("[cache]\nsemantic = true\n")  # the shipped decision model, by default
     fake_llm.enqueue(Reply.text("git reset --soft HEAD~1"), Reply.text("git reset --hard HEAD~1"))
     assert ask(home, fake_llm, "how do I undo my last commit but keep the changes").returncode == 0
-    noted = ask(home, fake_llm, "undo my last commit but keep the changes")
-    served = json.loads(ask(home, fake_llm, "undo my last commit but keep the changes", "--json").stdout)
+    reworded = "quick question: how do I undo my last commit but keep the changes"
+    noted = ask(home, fake_llm, reworded)
+    served = json.loads(ask(home, fake_llm, reworded, "--json").stdout)
     assert served["outcome"] == "semantic_hit" and served["score"] >= served["threshold"], served
     assert f"semantic hit (similarity {served['similarity']:.2f}, score {served['score']:.2f})".encode() in (
         noted.stderr

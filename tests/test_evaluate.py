@@ -324,8 +324,8 @@ def test_general_language_traps_stay_within_the_one_known_failure() -> None:
 @pytest.mark.slow
 def test_the_trained_decision_serves_no_wrong_answer_on_sets_it_never_trained_on() -> None:
     # heldout-pairs.jsonl and general-trap-pairs.jsonl are kept out of training and calibration (training/pairs.py).
-    # Measured (3fd9a30595ef at 0.899): heldout 46/159 paraphrases served, general traps 7/16 pairwise; no near-miss
-    # served.
+    # Measured (46234748907a at 0.880): heldout 39/159 paraphrases served, general traps 9/16
+    # pairwise; no near-miss served.
     heldout = evaluate.run_eval(evaluate.load_pairs(DATA / "heldout-pairs.jsonl"), decision="model")
     assert heldout.decision.startswith("model:")
     assert heldout.overall.negatives_wrong.count == 0, heldout.overall.negatives_wrong
@@ -338,20 +338,24 @@ def test_the_trained_decision_serves_no_wrong_answer_on_sets_it_never_trained_on
 
 @pytest.mark.slow
 def test_the_trained_decision_does_no_worse_than_measured_on_sets_by_people_who_never_saw_the_repository() -> None:
-    # tests/data/heldout7-* and heldout8-*: written after the shipped weights and their calibration rule were fixed
-    # (training/RESULTS.md sections 10 and 11). Measured (3fd9a30595ef at 0.899): round 7, developer 0/87
-    # paraphrases served, 0/87 near-misses given another's answer; everyday pairs 10/174, 1/171 (which insurer to
-    # file with "if *I* hit *them*" / "if *they* hit *me*", cosine 0.99); Quora-style pairs 18/175, 0/173. Round 8,
-    # developer 2/210, 0/210; everyday pairs 23/171, 4/162 (who changes the locks, income under or over $150,000,
-    # ...: RESULTS section 11); Quora-style pairs 7/66, 0/66. More wrong answers than measured fails, and so do
-    # fewer than about half the paraphrases served.
+    # tests/data/heldout7-* to heldout9-*: written by people who never saw the repository (training/RESULTS.md
+    # sections 10 to 12). Measured (46234748907a at 0.880): round 7, developer 0/87 paraphrases served, 0/87
+    # near-misses given another's answer; everyday pairs 26/174, 0/171; Quora-style pairs 30/175, 0/173. Round 8,
+    # developer 4/210, 1/210; everyday pairs 31/171, 2/162; Quora-style pairs 15/66, 0/66. Round 9 (read once, the
+    # guard of section 12), developer 1/156, 1/156 ("git always take theirs ... during a rebase" given the answer
+    # of "git keeps asking me to resolve the same conflict on every rebase"); everyday pairs 25/141, 0/143;
+    # Quora-style pairs 18/62, 0/60. More wrong answers than measured fails, and so do fewer than about half the
+    # paraphrases served.
     for name, pairwise, most_wrong, least_served in (
         ("heldout7-dev-families.jsonl", False, 0, 0),
-        ("heldout7-everyday-pairs.jsonl", True, 1, 5),
-        ("heldout7-quora-style-pairs.jsonl", True, 0, 9),
-        ("heldout8-dev-families.jsonl", False, 0, 1),
-        ("heldout8-everyday-pairs.jsonl", True, 4, 12),
-        ("heldout8-quora-style-pairs.jsonl", True, 0, 4),
+        ("heldout7-everyday-pairs.jsonl", True, 0, 13),
+        ("heldout7-quora-style-pairs.jsonl", True, 0, 15),
+        ("heldout8-dev-families.jsonl", False, 1, 2),
+        ("heldout8-everyday-pairs.jsonl", True, 2, 15),
+        ("heldout8-quora-style-pairs.jsonl", True, 0, 7),
+        ("heldout9-dev-families.jsonl", False, 1, 0),
+        ("heldout9-everyday-pairs.jsonl", True, 0, 12),
+        ("heldout9-quora-style-pairs.jsonl", True, 0, 9),
     ):
         report = evaluate.run_eval(evaluate.load_pairs(DATA / name), decision="model", pairwise=pairwise)
         assert report.overall.negatives_wrong.count <= most_wrong, (name, report.overall.negatives_wrong)

@@ -86,7 +86,7 @@ def test_the_directions_tell_apart_two_pairs_the_other_features_cannot() -> None
     rows = [row(cosine=0.64), row(cosine=0.64)]
     changed, same = weights.scores(rows, logits)
     assert same == pytest.approx(features.sigmoid(0.5)) and changed == pytest.approx(features.sigmoid(0.5 - 4.8))
-    with pytest.raises(ValueError, match="directions"):
+    with pytest.raises(ValueError, match="fixed part"):
         weights.scores(rows)  # a model that weighs directions never scores without them
 
 

@@ -13,6 +13,21 @@ from aicache.semantic.interaction import FILE, Heads, file_digest
 from training import interaction
 
 
+class TokenStub:
+    """An embedder's ``token_embeddings`` without the model: a fixed matrix per text (seeded by the text), so a
+    test can compute the head's logit of a pair the way the runtime does and compare."""
+
+    def token_embeddings(self, texts: list[str]) -> list[np.ndarray]:
+        import hashlib
+
+        out = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+            rng = np.random.default_rng(seed)
+            out.append(rng.normal(scale=0.5, size=(len(text.split()), 384)).astype(np.float32))
+        return out
+
+
 def _tokens(rng: np.random.Generator, lengths: list[int]) -> list[np.ndarray]:
     return [rng.normal(scale=0.5, size=(n, 384)).astype(np.float32) for n in lengths]
 

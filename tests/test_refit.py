@@ -14,6 +14,8 @@ from aicache.errors import ConfigError
 from aicache.learn import calibrate, refit, settings_repo
 from aicache.learn.labelled import LabelledPair
 from aicache.semantic import decision, features
+from aicache.semantic.interaction import Heads
+from tests.test_interaction import TokenStub
 
 
 def test_the_newton_fit_is_scikit_learns_logistic_regression() -> None:
@@ -60,7 +62,19 @@ def labelled(count: int, *, start: float, seed: int) -> list[LabelledPair]:
         both = vectors.normal(size=(2, 384))  # what labelled.score fills in: (question, cached) unit vectors
         both /= np.linalg.norm(both, axis=1, keepdims=True)
         made.append(dataclasses.replace(pair, similarity=rng.uniform(0.8, 0.95), vectors=both))
-    return made
+    return with_head_logits(made)
+
+
+def with_head_logits(pairs: list[LabelledPair]) -> list[LabelledPair]:
+    """What ``labelled.score`` fills in for a model that weighs the interaction head (tokens from ``TokenStub``)."""
+    interaction = features.Weights.of(shipped().weights).interaction
+    assert interaction is not None
+    heads = Heads.find(interaction.heads, (decision.DATA_DIR,))
+    stub = TokenStub()
+    logits = heads.logits(
+        stub.token_embeddings([p.cached for p in pairs]), stub.token_embeddings([p.question for p in pairs])
+    )
+    return [dataclasses.replace(p, head_logit=float(z)) for p, z in zip(pairs, logits, strict=True)]
 
 
 def stingy_model() -> decision.DecisionConfig:
@@ -102,7 +116,7 @@ def test_a_refit_that_serves_more_on_newer_labels_within_the_bound_is_accepted_a
     assert loaded.version == found.version and loaded.threshold == found.threshold
     rescored = scored_with(loaded, newer)
     assert calibrate.outcome(rescored, loaded.threshold, loaded.floor) == found.after
-    runtime = decision.FeatureModel(loaded, embedder=lambda: None)
+    runtime = decision.FeatureModel(loaded, embedder=TokenStub)
     pair = newer[0]
     assert runtime.score(pair.question, [pair.cached], [pair.similarity], pair.vectors)[0] == pytest.approx(
         rescored[0].score

