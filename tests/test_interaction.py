@@ -84,6 +84,12 @@ def test_the_heads_file_is_found_by_its_digest_and_refused_when_it_is_another(tm
     )
     with pytest.raises(ConfigError, match=r"no interaction\.npz with digest 0000"):
         Heads.find("0000", (model_dir, package_dir))
+    (model_dir / FILE).write_bytes(b"PK\x03\x04 not a zip")  # damaged: passed over, not a crash
+    assert Heads.find(digest, (model_dir, package_dir)).logits(a, b).tolist() == pytest.approx(
+        found.logits(a, b).tolist()
+    )
+    with pytest.raises(ConfigError, match=r"unreadable interaction\.npz"):
+        Heads.load(model_dir / FILE)
 
 
 def test_the_heads_part_of_the_logit_is_weighed_and_kept_within_the_range_it_took_in_training() -> None:

@@ -20,6 +20,7 @@ module runs them with numpy alone.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 from aicache.errors import ConfigError
 
 FILE = "interaction.npz"
+UNREADABLE = (OSError, KeyError, ValueError, zipfile.BadZipFile)  # what a damaged or foreign file raises
 PARTS = ("compare.weight", "compare.bias", "out.weight", "out.bias")
 
 
@@ -74,7 +76,7 @@ class Heads:
                 arrays = [
                     [np.asarray(stored[f"head{i}.{part}"], dtype=np.float64) for part in PARTS] for i in range(count)
                 ]
-        except (OSError, KeyError, ValueError) as exc:
+        except UNREADABLE as exc:
             raise ConfigError(f"decision model: unreadable {path.name} ({exc})") from None
         return cls(tuple(Head(*parts) for parts in arrays))
 
@@ -84,14 +86,17 @@ class Heads:
         refitted by ``learn`` keeps the heads of the model it was refitted from (its own directory has none)."""
         for directory in directories:
             path = directory / FILE
-            if path.is_file() and file_digest(path) == digest:
-                return cls.load(path)
+            try:
+                if path.is_file() and file_digest(path) == digest:
+                    return cls.load(path)
+            except UNREADABLE:
+                continue  # a damaged file is not the heads asked for; another directory may hold them
         where = " or ".join(str(d) for d in directories)
         raise ConfigError(f"decision model: no {FILE} with digest {digest} in {where}")
 
     @staticmethod
     def save(path: Path, states: Sequence[dict[str, Any]]) -> str:
-        """Write the heads' torch ``state_dict``s (as numpy float32 arrays) to ``path``."""
+        """Write the heads' torch ``state_dict``s (as numpy float32 arrays) to ``path``; return its digest."""
         import numpy as np
 
         arrays: dict[str, Any] = {"heads": np.asarray(len(states))}
