@@ -305,6 +305,10 @@ def test_provider_slow_the_hook_gives_up_in_time(sandbox: Git) -> None:
     comment = [line for line in sandbox.saw.read_text().splitlines() if line.startswith("# aicache:")]
     assert len(comment) == 1 and "no commit message suggested" in comment[0]
     assert "no answer within 2 s (hook.timeout)" in comment[0]
+    # The ask's own timeout ends before the hook gives up, so the ask is in `aicache log` like any other.
+    [episode] = sandbox.episodes()
+    assert episode["outcome"] == "error" and episode["source"] == "hook"
+    assert "sent no response" in episode["error"] and "(read timeout)" in episode["error"]
     sandbox.git(repo, "reset", "-q", "--soft", "HEAD~1")  # nothing was cached: the same diff asks again
     sandbox.server.enqueue(Reply.text("Add a"))
     sandbox.commit(repo)

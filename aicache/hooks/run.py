@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aicache import config
 from aicache.config import Settings
-from aicache.errors import AicacheError, UsageError
+from aicache.errors import AicacheError, ProviderError, UsageError
 from aicache.hooks import STATE_NAME
 from aicache.hooks.git import LOCAL_GIT_ENV, git_out, run_git
 from aicache.hooks.install import HOOK_NAMES
@@ -30,6 +30,9 @@ QUESTION = "Write a commit message for this staged diff."
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_DIFF_BYTES = 32_000
 DEFAULT_TEMPLATE = "commit-message"
+# The ask's own timeouts end this long before the hook gives up: a silent provider then fails inside the worker,
+# which records the error episode. A worker still running at hook.timeout records nothing (the process exits).
+ASK_MARGIN = 0.5
 
 
 class HookTimeout(AicacheError):
@@ -132,7 +135,9 @@ def clean_suggestion(answer: str) -> str:
     return text
 
 
-def _suggest(repo: _Repo, git_env: Mapping[str, str], settings: Settings, deadline: float) -> _Suggestion:
+def _suggest(
+    repo: _Repo, git_env: Mapping[str, str], settings: Settings, deadline: float, timed_out: str
+) -> _Suggestion:
     from aicache import db
     from aicache.api import ask
     from aicache.hooks import diffs
@@ -143,7 +148,8 @@ def _suggest(repo: _Repo, git_env: Mapping[str, str], settings: Settings, deadli
         why = "every staged file is left out (binary, lock or ignored)" if diff.files else "nothing is staged"
         raise AicacheError(why)
     scrub_process_env()  # from here on, nothing aicache runs may act on the user's repository or index
-    hook_settings = _hook_settings(settings, deadline - time.monotonic())
+    ask_deadline = deadline - ASK_MARGIN
+    hook_settings = _hook_settings(settings, ask_deadline - time.monotonic())
     conn = db.connect()
     try:
         # The library's entry point, as the ask command: redaction, key, partition and episode are the same.
@@ -159,6 +165,11 @@ def _suggest(repo: _Repo, git_env: Mapping[str, str], settings: Settings, deadli
             source="hook",
             cwd=repo.root,
         )
+    except ProviderError as exc:
+        if time.monotonic() < ask_deadline:
+            raise
+        # the flow has recorded the error episode; the comment line names the setting that ran out
+        raise AicacheError(timed_out) from exc
     finally:
         conn.close()
     text = clean_suggestion(result.answer)
@@ -214,10 +225,11 @@ def _prepare_commit_msg(args: list[str], on_note: NoteSink, started: float) -> H
             raise AicacheError("the message already has text (from an earlier hook); left as it is")
         settings = config.load()
         timeout = _timeout(settings)
+        timed_out = f"no answer within {timeout:g} s (hook.timeout)"
         found = within(
             started + timeout - time.monotonic(),
-            lambda: _suggest(repo, git_env, settings, started + timeout),
-            f"no answer within {timeout:g} s (hook.timeout)",
+            lambda: _suggest(repo, git_env, settings, started + timeout, timed_out),
+            timed_out,
         )
     except Exception as exc:  # the hook's edge: any failure becomes a comment line, never a blocked commit
         reason = describe(exc)
