@@ -7,6 +7,7 @@ partition, so editing a template never serves answers made with the old one.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aicache import paths
@@ -14,6 +15,7 @@ from aicache.cachekeys import content_hash
 from aicache.errors import ConfigError
 
 DEFAULT_PROMPT = "{input}\n\n{question}"  # piped content first, the instruction last (as llm and sgpt do)
+_PLACEHOLDER = re.compile(r"\{(question|input)\}")
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,9 @@ class Template:
     version: str
 
     def render(self, question: str, input_text: str | None) -> str:
-        rendered = self.prompt.replace("{question}", question).replace("{input}", input_text or "").strip()
+        # One pass over the template's own text: a question or input holding "{input}" is sent as typed.
+        values = {"question": question, "input": input_text or ""}
+        rendered = _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.prompt).strip()
         if input_text is not None and "{input}" not in self.prompt:
             return f"{input_text}\n\n{rendered}"  # a template that does not place the input: input first
         return rendered

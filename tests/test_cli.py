@@ -116,6 +116,18 @@ def test_same_question_other_request_is_never_a_hit(aicache_home: Path, fake_llm
     assert len(fake_llm.requests) == 2
 
 
+def test_template_placeholders_typed_by_the_user_are_sent_as_typed(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    piped = ask(aicache_home, fake_llm, "-t", "commit-message", "x {input} y", stdin=b"diff\n")
+    assert piped.returncode == 0, piped.stderr
+    assert fake_llm.requests[-1].body["messages"][-1] == {"role": "user", "content": "x {input} y\n\ndiff"}
+    alone = ask(aicache_home, fake_llm, "-t", "commit-message", "what does {input} mean", "--no-stdin")
+    assert alone.returncode == 0, alone.stderr
+    assert fake_llm.requests[-1].body["messages"][-1] == {"role": "user", "content": "what does {input} mean"}
+    braces = ask(aicache_home, fake_llm, "-t", "commit-message", "{question} {x}", stdin=b"a {question} b\n")
+    assert braces.returncode == 0, braces.stderr
+    assert fake_llm.requests[-1].body["messages"][-1] == {"role": "user", "content": "{question} {x}\n\na {question} b"}
+
+
 def test_other_base_url_is_never_a_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
     other = FakeLLM()
     other.start()
