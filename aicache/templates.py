@@ -7,13 +7,16 @@ partition, so editing a template never serves answers made with the old one.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from aicache import paths
 from aicache.cachekeys import content_hash
 from aicache.errors import ConfigError
 
 DEFAULT_PROMPT = "{input}\n\n{question}"  # piped content first, the instruction last (as llm and sgpt do)
+_PLACEHOLDER = re.compile(r"\{(question|input)\}")
 
 
 @dataclass(frozen=True)
@@ -24,23 +27,33 @@ class Template:
     version: str
 
     def render(self, question: str, input_text: str | None) -> str:
-        rendered = self.prompt.replace("{question}", question).replace("{input}", input_text or "").strip()
+        # One pass over the template's own text: a question or input holding "{input}" is sent as typed.
+        values = {"question": question, "input": input_text or ""}
+        rendered = _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.prompt).strip()
         if input_text is not None and "{input}" not in self.prompt:
             return f"{input_text}\n\n{rendered}"  # a template that does not place the input: input first
         return rendered
 
 
-def _parse(name: str, text: str) -> Template:
+def _parse(name: str, path: Path) -> Template:
     import tomllib
 
     try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"template {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read template {path}: {exc.strerror or exc}") from None
+    try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"template {name!r} is not valid TOML: {exc}") from None
+        raise ConfigError(f"template {path} is not valid TOML: {exc}") from None
     prompt = data.get("prompt", "{question}")
     if not isinstance(prompt, str) or ("{question}" not in prompt and "{input}" not in prompt):
-        raise ConfigError(f"template {name!r}: prompt must be a string using {{question}} or {{input}}")
+        raise ConfigError(f"template {path}: prompt must be a string using {{question}} or {{input}}")
     system = data.get("system")
+    if system is not None and not isinstance(system, str):
+        raise ConfigError(f"template {path}: system must be a string, not {type(system).__name__}")
     return Template(name=name, system=system, prompt=prompt, version=content_hash(text)[7:19])
 
 
@@ -51,10 +64,10 @@ def builtin_names() -> list[str]:
 
 def load(name: str) -> Template:
     user_file = paths.config_dir() / "templates" / f"{name}.toml"
-    if user_file.exists():
-        return _parse(name, user_file.read_text(encoding="utf-8"))
+    if user_file.exists():  # a directory or unreadable file of that name is an error, not passed over
+        return _parse(name, user_file)
     builtin = paths.PACKAGE_DATA / "templates" / f"{name}.toml"
     if builtin.is_file():
-        return _parse(name, builtin.read_text(encoding="utf-8"))
+        return _parse(name, builtin)
     known = ", ".join(builtin_names())
     raise ConfigError(f"unknown template {name!r} (built-in: {known}; or add {user_file})")

@@ -116,6 +116,47 @@ def test_same_question_other_request_is_never_a_hit(aicache_home: Path, fake_llm
     assert len(fake_llm.requests) == 2
 
 
+def test_template_placeholders_typed_by_the_user_are_sent_as_typed(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    piped = ask(aicache_home, fake_llm, "-t", "commit-message", "x {input} y", stdin=b"diff\n")
+    assert piped.returncode == 0, piped.stderr
+    assert fake_llm.requests[-1].body["messages"][-1] == {"role": "user", "content": "x {input} y\n\ndiff"}
+    alone = ask(aicache_home, fake_llm, "-t", "commit-message", "what does {input} mean", "--no-stdin")
+    assert alone.returncode == 0, alone.stderr
+    assert fake_llm.requests[-1].body["messages"][-1] == {"role": "user", "content": "what does {input} mean"}
+    braces = ask(aicache_home, fake_llm, "-t", "commit-message", "{question} {x}", stdin=b"a {question} b\n")
+    assert braces.returncode == 0, braces.stderr
+    assert fake_llm.requests[-1].body["messages"][-1] == {"role": "user", "content": "{question} {x}\n\na {question} b"}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        (
+            "latin1",
+            b'system = "caf\xe9"\nprompt = "{question}"\n',
+            b"is not UTF-8 text (invalid continuation byte at byte 13)",
+        ),
+        ("dir", None, b": Is a directory"),
+        ("numbers", b'system = 5\nprompt = "{question}"\n', b": system must be a string, not int"),
+        ("broken", b"prompt = \n", b"is not valid TOML"),
+    ],
+)
+def test_a_bad_user_template_is_a_configuration_error_and_nothing_is_sent(
+    aicache_home: Path, fake_llm: FakeLLM, name: str, content: bytes | None, problem: bytes
+) -> None:
+    path = aicache_home / "templates" / f"{name}.toml"
+    path.parent.mkdir()
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    result = ask(aicache_home, fake_llm, "-t", name, "explain rebase")
+    assert result.returncode == 5
+    assert result.stderr.startswith(b"aicache: error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert str(path).encode() in result.stderr and problem in result.stderr
+    assert fake_llm.requests == []
+
+
 def test_other_base_url_is_never_a_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
     other = FakeLLM()
     other.start()
