@@ -292,3 +292,17 @@ def test_keys_remove(aicache_home: Path) -> None:
     assert (aicache_home / "keys.json").stat().st_mode & 0o777 == 0o600
     again = run(aicache_home, "keys", "remove", "openai")
     assert again.returncode == ExitCode.CONFIG and "no key is stored for 'openai'" in one_line_error(again)
+
+
+def test_a_relative_home_is_made_absolute_once(tmp_path: Path) -> None:
+    """`AICACHE_HOME=relhome` names tmp/a/relhome run in tmp/a: its files, and its helper, not tmp/b's."""
+    outputs = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        env = cli_env(Path("relhome"))
+        path = subprocess.run([*AICACHE, "config", "path"], capture_output=True, env=env, cwd=tmp_path / name)
+        status = subprocess.run([*AICACHE, "helper", "status"], capture_output=True, env=env, cwd=tmp_path / name)
+        assert path.returncode == 0 and status.returncode == 0, path.stderr + status.stderr
+        assert path.stdout.decode().strip() == str(tmp_path / name / "relhome" / "config.toml")
+        outputs[name] = status.stdout.decode().splitlines()[-1]  # "log: <runtime dir>/<store key>.log"
+    assert outputs["a"] != outputs["b"]
