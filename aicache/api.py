@@ -15,6 +15,7 @@ the returned ``AskResult``.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,9 +44,30 @@ def _params(params: Mapping[str, ParamValue] | Iterable[tuple[str, ParamValue]])
     return pairs
 
 
+def _question(question: object) -> str:
+    if not isinstance(question, str):
+        raise UsageError(f"question must be a str, not {type(question).__name__}")
+    return question
+
+
+def _attachments(attachments: object) -> tuple[Path, ...]:
+    # One path given alone is one attachment, not a list of its letters.
+    if isinstance(attachments, str | os.PathLike):
+        attachments = (attachments,)
+    if isinstance(attachments, bytes) or not isinstance(attachments, Iterable):
+        raise UsageError(f"attachments must be a path or a list of paths, not {type(attachments).__name__}")
+    found = tuple(attachments)
+    for item in found:
+        if not isinstance(item, str | os.PathLike):
+            raise UsageError(f"attachments must be a path or a list of paths, not a list holding {item!r}")
+    return tuple(Path(item) for item in found)
+
+
 def _input_bytes(input_text: str | bytes | None) -> bytes | None:
     if input_text is None or isinstance(input_text, bytes):
         return input_text
+    if not isinstance(input_text, str):
+        raise UsageError(f"input_text must be a str or bytes, not {type(input_text).__name__}")
     # Lone surrogates survive as bytes that are not UTF-8: prepare replaces them and says so, as for stdin.
     return input_text.encode("utf-8", "surrogatepass")
 
@@ -70,7 +92,7 @@ def ask(
     template: str | None = None,
     params: Mapping[str, ParamValue] | Iterable[tuple[str, ParamValue]] = (),
     input_text: str | bytes | None = None,
-    attachments: Iterable[str | Path] = (),
+    attachments: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] = (),
     key: str | None = None,
     mode: CacheMode | str = "normal",
     stream: bool | None = None,
@@ -86,14 +108,15 @@ def ask(
 
     The options are the command line's: ``model`` (a name or an alias), ``provider``, ``base_url``, ``system``,
     ``template``, ``params`` (sampling parameters such as ``{"temperature": 0}``), ``input_text`` (what would be
-    piped on stdin), ``attachments`` (file paths), ``key`` (overrides the key file and the environment),
-    ``mode`` (``"normal"``, ``"refresh"``, ``"no_cache"`` or ``"cache_only"``) and ``stream`` (the ``stream``
-    setting when not given). ``settings`` and ``conn`` default to the config file and the store under
+    piped on stdin), ``attachments`` (a list of file paths, or one path), ``key`` (overrides the key file and the
+    environment), ``mode`` (``"normal"``, ``"refresh"``, ``"no_cache"`` or ``"cache_only"``) and ``stream`` (the
+    ``stream`` setting when not given). ``settings`` and ``conn`` default to the config file and the store under
     ``AICACHE_HOME``; a connection opened here is closed before returning.
 
     Raises an ``AicacheError`` subclass whose ``exit_code`` is what the CLI would exit with: ``UsageError`` for an
-    empty question, binary or oversized input, ``ConfigError``, ``ProviderError``, ``CacheMissError`` (``cache_only``),
-    ``StoreError``. An episode is recorded for every outcome but a refused request.
+    empty question, a question, ``input_text`` or ``attachments`` of the wrong type, binary or oversized input,
+    ``ConfigError``, ``ProviderError``, ``CacheMissError`` (``cache_only``), ``StoreError``. An episode is
+    recorded for every outcome but a refused request.
     """
     from aicache import config, db
     from aicache.flow import AskContext
@@ -102,9 +125,9 @@ def ask(
 
     settings = settings if settings is not None else config.load()
     raw = RawAsk(
-        question=question,
+        question=_question(question),
         stdin=_input_bytes(input_text),
-        attachments=tuple(Path(a) for a in attachments),
+        attachments=_attachments(attachments),
         model=model,
         provider=provider,
         base_url=base_url,

@@ -301,9 +301,21 @@ def _locked(path: Path) -> Iterator[None]:
     """Two ``config set`` at once each read, change and write the file: one waits, so neither change is lost."""
     from aicache import files
 
-    paths.ensure_private_dir(path.parent)
-    with files.FileLock(path.with_name(f".{path.name}.lock")):
+    with writing(path):
+        paths.ensure_private_dir(path.parent)
+        with files.FileLock(path.with_name(f".{path.name}.lock")):
+            yield
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """A config or key file that cannot be written (read-only, disk full, no permission) is a ``ConfigError``
+    naming the file, whichever of its helpers (directory, lock, temporary file) failed; the atomic replace has
+    left the old file as it was."""
+    try:
         yield
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {(exc.strerror or str(exc)).lower()}") from None
 
 
 def _read_document(path: Path) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aicache import files, paths
+from aicache import config, files, paths
 from aicache.errors import ConfigError, UsageError
 from aicache.schema import KEYED_PROVIDERS
 
@@ -110,5 +110,6 @@ def _read() -> dict[str, str]:
 
 def _write(keys: dict[str, str]) -> None:
     path = keys_path()
-    paths.ensure_private_dir(path.parent)
-    files.write_atomic(path, json.dumps(keys, indent=2, sort_keys=True) + "\n", mode=0o600)
+    with config.writing(path):
+        paths.ensure_private_dir(path.parent)
+        files.write_atomic(path, json.dumps(keys, indent=2, sort_keys=True) + "\n", mode=0o600)

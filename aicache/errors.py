@@ -17,7 +17,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad arguments or bad input (same code Typer uses for usage errors)
     PROVIDER = 3  # the LLM provider failed: HTTP error, timeout, dropped stream, command failed
     CACHE_MISS = 4  # --cache-only and nothing cached
-    CONFIG = 5  # unreadable config or key file, invalid setting, unknown provider or model
+    CONFIG = 5  # unreadable or unwritable config or key file, invalid setting, unknown provider or model
     STORE = 6  # the SQLite store is locked past its timeout, corrupt or not writable
     PROPOSAL = 7  # a learned-settings proposal: repository busy (rebase, merge), branch gone or taken, conflict
     INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT

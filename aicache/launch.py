@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import sys
 
-from aicache.helper import client
+from aicache.helper import client, wire
 
 
 def main() -> None:
+    wire.absolute_home()
     argv = sys.argv[1:]
     if not client.wanted(argv):
         _in_process()

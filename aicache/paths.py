@@ -15,7 +15,8 @@ APP = "aicache"
 
 def _home() -> Path | None:
     value = os.environ.get("AICACHE_HOME")
-    return Path(value).expanduser() if value else None
+    # Absolute as soon as read: a relative home would name another directory after any change of directory.
+    return Path(os.path.abspath(os.path.expanduser(value))) if value else None
 
 
 def config_dir() -> Path:

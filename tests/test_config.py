@@ -6,7 +6,9 @@ file, and for asks the local fake LLM server.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -292,3 +294,66 @@ def test_keys_remove(aicache_home: Path) -> None:
     assert (aicache_home / "keys.json").stat().st_mode & 0o777 == 0o600
     again = run(aicache_home, "keys", "remove", "openai")
     assert again.returncode == ExitCode.CONFIG and "no key is stored for 'openai'" in one_line_error(again)
+
+
+def test_a_relative_home_is_made_absolute_once(tmp_path: Path) -> None:
+    """`AICACHE_HOME=relhome` names tmp/a/relhome run in tmp/a: its files, and its helper, not tmp/b's."""
+    outputs = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        env = cli_env(Path("relhome"))
+        path = subprocess.run([*AICACHE, "config", "path"], capture_output=True, env=env, cwd=tmp_path / name)
+        status = subprocess.run([*AICACHE, "helper", "status"], capture_output=True, env=env, cwd=tmp_path / name)
+        assert path.returncode == 0 and status.returncode == 0, path.stderr + status.stderr
+        assert path.stdout.decode().strip() == str(tmp_path / name / "relhome" / "config.toml")
+        outputs[name] = status.stdout.decode().splitlines()[-1]  # "log: <runtime dir>/<store key>.log"
+    assert outputs["a"] != outputs["b"]
+
+
+@pytest.mark.parametrize(
+    ("command", "failing", "reason"),
+    [
+        (("config", "set", "model", "gpt-4.1"), errno.EROFS, "read-only file system"),
+        (("config", "set", "model", "gpt-4.1"), errno.ENOSPC, "no space left on device"),
+        (("config", "unset", "model"), errno.EROFS, "read-only file system"),
+        (("keys", "set", "openai", "--key", "sk-new-key-0123456789"), errno.EROFS, "read-only file system"),
+        (("keys", "set", "openai", "--key", "sk-new-key-0123456789"), errno.ENOSPC, "no space left on device"),
+    ],
+)
+def test_a_file_that_cannot_be_written_is_named_and_left_intact(
+    aicache_home: Path,
+    config_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: tuple[str, ...],
+    failing: int,
+    reason: str,
+) -> None:
+    """Read-only: every file created in the home is refused (lock and temporary file); disk full: every write."""
+    from aicache import cli
+
+    keys = aicache_home / "keys.json"
+    keys.write_text('{"openai": "sk-old-key-0123456789"}\n')
+    before = {path: path.read_bytes() for path in (config_file, keys)}
+    real_open, real_write = os.open, os.write
+
+    def refusing_open(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        if failing == errno.EROFS and flags & os.O_CREAT and str(path).startswith(str(aicache_home)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kw)
+
+    def refusing_write(fd: int, data: Any) -> int:
+        if failing == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    monkeypatch.setattr(os, "write", refusing_write)
+    with pytest.raises(SystemExit) as exit_:
+        cli._main(list(command))
+    monkeypatch.undo()
+    target = keys if command[0] == "keys" else config_file
+    assert exit_.value.code == ExitCode.CONFIG
+    assert capsys.readouterr().err.strip() == f"aicache: error: cannot write {target}: {reason}"
+    assert {path: path.read_bytes() for path in before} == before
+    assert not [path.name for path in aicache_home.iterdir() if ".tmp-" in path.name]

@@ -241,6 +241,38 @@ def test_library_errors_carry_the_command_line_exit_codes(library_env: FakeLLM) 
     assert library_env.requests == []
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ({"question": 123}, "question must be a str, not int"),
+        ({"question": None}, "question must be a str, not NoneType"),
+        ({"question": b"a question"}, "question must be a str, not bytes"),
+        ({"question": "a question", "input_text": 5}, "input_text must be a str or bytes, not int"),
+        ({"question": "a question", "attachments": 5}, "attachments must be a path or a list of paths, not int"),
+        ({"question": "a question", "attachments": b"a.txt"}, "attachments must be a path or a list of paths, not"),
+        ({"question": "a question", "attachments": ["a.txt", 7]}, "not a list holding 7"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_named(library_env: FakeLLM, call: dict[str, Any], message: str) -> None:
+    import aicache
+
+    with pytest.raises(UsageError, match=message) as refused:
+        aicache.ask(**call)
+    assert refused.value.exit_code == aicache.ExitCode.USAGE
+    assert library_env.requests == []
+
+
+def test_one_attachment_may_be_given_as_a_single_path(aicache_home: Path, library_env: FakeLLM, tmp_path: Path) -> None:
+    import aicache
+
+    attached = tmp_path / "att.txt"
+    attached.write_text("ATTACHED-CONTENT\n")
+    for one in (str(attached), attached):
+        aicache.ask("what does this file say?", attachments=one, mode="no_cache")
+    assert len(library_env.requests) == 2
+    assert all(b"ATTACHED-CONTENT" in request.raw for request in library_env.requests)
+
+
 # --- withheld keys ----------------------------------------------------------------------------------------------
 
 

@@ -69,6 +69,17 @@ def runtime_dir() -> str | None:
     return directory if private else None
 
 
+def absolute_home() -> None:
+    """Make a relative ``AICACHE_HOME`` absolute in this process's environment, against the current directory.
+
+    Called once at startup: the socket (``store_key``), a helper started from here and every process this one
+    starts then name the same store, whatever directory they run in later (the helper runs in ``/``).
+    """
+    value = os.environ.get("AICACHE_HOME")
+    if value:
+        os.environ["AICACHE_HOME"] = os.path.abspath(os.path.expanduser(value))
+
+
 def store_key() -> str:
     """A short name for the store this environment uses (not secret; it only picks a socket)."""
     raw = "\0".join(os.environ.get(name, "") for name in _STORE_ENV).encode("utf-8", "surrogateescape")
