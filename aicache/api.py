@@ -7,9 +7,10 @@ Every caller goes through the same three steps, so the library, the CLI and the 
 2. ``flow.ask``: exact tier, semantic tier, provider, store;
 3. one episode, always, recorded by the flow.
 
-Nothing here prints: the answer goes to ``on_text`` as it arrives, notes to ``on_note``, warnings (redacted
-secrets, a withheld key, replaced characters) to ``on_warning`` before anything is sent, and all of them are in
-the returned ``AskResult``.
+Nothing here prints: the answer goes to ``on_text`` as it arrives, notes to ``on_note``, warnings to
+``on_warning`` (redacted secrets, a withheld key, replaced characters before anything is sent; an answer cut
+short, a store that could not keep the answer or record the episode after), and the warnings are all in the
+returned ``AskResult``.
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def ask(
     Raises an ``AicacheError`` subclass whose ``exit_code`` is what the CLI would exit with: ``UsageError`` for an
     empty question, a question, ``input_text`` or ``attachments`` of the wrong type, binary or oversized input,
     ``ConfigError``, ``ProviderError``, ``CacheMissError`` (``cache_only``), ``StoreError``. An episode is
-    recorded for every outcome but a refused request.
+    recorded for every outcome but a refused request, and but a store that cannot be written once the answer is
+    there: the answer is then returned with a warning and ``episode_id`` None.
     """
     from aicache import config, db
     from aicache.flow import AskContext
@@ -151,9 +153,10 @@ def ask(
             source=source,
             cwd=Path(cwd) if cwd is not None else Path.cwd(),
             on_note=on_note or _ignore,
+            on_warning=on_warning or _ignore,
         )
         result = run_flow(prepared.request, ctx, on_text or _ignore)
     finally:
         if conn is None:
             connection.close()
-    return dataclasses.replace(result, warnings=prepared.warnings)
+    return dataclasses.replace(result, warnings=prepared.warnings + result.warnings)

@@ -5,12 +5,15 @@
             -> complete answers only are stored -> one episode, always (hit, miss, error, interrupt)
 
 The semantic tier, numpy, onnxruntime and httpx are imported only when the flow reaches them, so an exact hit
-pays for none of them. Nothing here prints: notes for the user go to ``on_note``.
+pays for none of them. Nothing here prints: notes for the user go to ``on_note``; warnings (what the user must
+know even with ``--quiet``: an answer cut short, a store that could not keep the answer) go to ``on_warning``
+and into ``AskResult.warnings``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 import time
 from collections.abc import Callable
@@ -49,7 +52,7 @@ class AskResult:
 
     answer: str
     outcome: Outcome
-    episode_id: int
+    episode_id: int | None  # None when no episode could be written (a read-only or full store)
     entry_id: int | None
     provider: str
     model: str
@@ -62,7 +65,8 @@ class AskResult:
     tokens_out: int | None = None
     cost: float | None = None
     cached: bool = False  # whether the answer is now in the cache
-    warnings: tuple[str, ...] = ()  # what prepare changed or withheld before sending (redactions, a withheld key)
+    # what prepare changed or withheld before sending (redactions, a withheld key), then the flow's warnings
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -88,6 +92,7 @@ class AskContext:
     source: str = "cli"
     cwd: Path = field(default_factory=Path.cwd)
     on_note: NoteSink = lambda _note: None
+    on_warning: NoteSink = lambda _warning: None
 
 
 def _chunks(text: str) -> list[str]:
@@ -132,8 +137,8 @@ def _serve_hit(
             episode_id = memory.insert(ctx.conn, episode)
     except StoreError as exc:
         # The answer is already shown; a read-only or locked store must not turn a hit into a failure.
-        ctx.on_note(f"served from the cache, but the episode was not recorded: {exc}")
-        episode_id = 0
+        ctx.on_warning(f"served from the cache, but the episode was not recorded: {exc}")
+        episode_id = None
     return AskResult(
         answer=entry.answer,
         outcome=episode.outcome,
@@ -266,10 +271,17 @@ def ask(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
     """
     if not has_content(request.question):
         raise UsageError(EMPTY_QUESTION)  # checked here too, so no caller can send or cache an empty question
-    result = _answer(request, ctx, on_text)
-    if result.outcome in (Outcome.SEMANTIC_HIT, Outcome.MISS) and result.episode_id:
+    warned: list[str] = []
+
+    def warn(message: str) -> None:
+        warned.append(message)
+        ctx.on_warning(message)
+
+    # A context may serve many asks: each result lists its own warnings only.
+    result = _answer(request, dataclasses.replace(ctx, on_warning=warn), on_text)
+    if result.outcome in (Outcome.SEMANTIC_HIT, Outcome.MISS) and result.episode_id is not None:
         _maybe_shadow_check(request, ctx, result)
-    return result
+    return dataclasses.replace(result, warnings=result.warnings + tuple(warned))
 
 
 def _maybe_shadow_check(request: AskRequest, ctx: AskContext, result: AskResult) -> None:
@@ -419,7 +431,7 @@ def _ask_provider(
     episode.tokens_in, episode.tokens_out, episode.cost = completion.tokens_in, completion.tokens_out, cost
     if not completion.complete:
         episode.error = f"incomplete answer (finish reason {completion.finish_reason}); not cached"
-        ctx.on_note(f"the answer was cut short (finish reason {completion.finish_reason}); not cached")
+        ctx.on_warning(f"the answer was cut short (finish reason {completion.finish_reason}); not cached")
     elif blank:
         episode.error = "empty answer; not cached"
         ctx.on_note("the answer was empty (or only whitespace); not cached")
@@ -461,12 +473,12 @@ def _record_answer(
     cost: float | None,
     cacheable: bool,
     embedding: tuple[bytes | None, str | None],
-) -> tuple[int | None, int]:
+) -> tuple[int | None, int | None]:
     """Store the entry (if cacheable) and the episode in one transaction; returns their ids.
 
     The provider has answered and the user has paid for it: a store that cannot be written (full disk, read-only,
     locked past its timeout) must not lose the answer too. The transaction rolls back whole, the user is told in
-    one line, and the answer is still returned, not cached (entry None, episode 0).
+    one line (a warning), and the answer is still returned, not cached (entry None, episode None).
     """
     entry_id = None
     vector, embed_model = embedding
@@ -479,8 +491,8 @@ def _record_answer(
             episode.entry_id = entry_id
             episode_id = memory.insert(ctx.conn, episode)
     except StoreError as exc:
-        ctx.on_note(f"warning: the answer was not saved (not cached, no episode): {exc}")
-        return None, 0
+        ctx.on_warning(f"the answer was not saved (not cached, no episode): {exc}")
+        return None, None
     return entry_id, episode_id
 
 

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from aicache.errors import ExitCode
@@ -106,9 +107,10 @@ def emit_json_error(message: str, exit_code: int) -> None:
 class AnswerWriter:
     """Receives answer text as it streams and shows it: raw in pipes, Markdown on a terminal.
 
-    Notes given to ``note`` once the answer has begun wait until it is finished, so none lands inside it. When
-    the reader of the stream goes away, the rest of the answer is still received (the ask goes on, to store and
-    record it) but no longer written, and the ``BrokenPipeError`` is raised again when the writer closes.
+    Notes and warnings given to ``note`` and ``warn`` once the answer has begun wait until it is finished, so none
+    lands inside it. When the reader of the stream goes away, the rest of the answer is still received (the ask
+    goes on, to store and record it) but no longer written, and the ``BrokenPipeError`` is raised again when the
+    writer closes.
     """
 
     def __init__(self, markdown: bool | None = None, stream: TextIO | None = None) -> None:
@@ -118,7 +120,7 @@ class AnswerWriter:
         self.text: list[str] = []
         self._markdown: Any = None
         self._held_cr = False  # a CR at the end of a chunk, until the next one says whether it starts CR LF
-        self._notes: list[str] = []
+        self._held: list[tuple[Callable[[str], None], str]] = []  # notes and warnings, until the answer ends
         self.reader_gone: BrokenPipeError | None = None
 
     def __enter__(self) -> AnswerWriter:
@@ -153,9 +155,15 @@ class AnswerWriter:
 
     def note(self, message: str) -> None:
         if self.text:
-            self._notes.append(message)
+            self._held.append((note, message))
         else:
             note(message)
+
+    def warn(self, message: str) -> None:
+        if self.text:
+            self._held.append((warn, message))
+        else:
+            warn(message)
 
     def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
         try:
@@ -172,8 +180,8 @@ class AnswerWriter:
                 self.stream.flush()
         except BrokenPipeError as exc:
             self.reader_gone = exc
-        for message in self._notes:
-            note(message)
-        self._notes.clear()
+        for show, message in self._held:
+            show(message)
+        self._held.clear()
         if self.reader_gone is not None and exc_type is None:
             raise self.reader_gone

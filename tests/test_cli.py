@@ -293,6 +293,18 @@ def test_truncated_answer_is_never_served_later(aicache_home: Path, fake_llm: Fa
     assert b"cache: miss" in second.stderr and len(fake_llm.requests) == 2
 
 
+def test_an_answer_cut_short_is_a_warning_even_in_json(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    cut = "the answer was cut short (finish reason length); not cached"
+    fake_llm.enqueue(Reply.text("cut sho", finish_reason="length"))
+    quiet = ask(aicache_home, fake_llm, "--quiet", "essay")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, b"cut sho\n", f"aicache: warning: {cut}\n".encode())
+    fake_llm.enqueue(Reply.text("cut sho", finish_reason="length"))
+    shown = ask(aicache_home, fake_llm, "--json", "essay")
+    fields = json.loads(shown.stdout)
+    assert shown.returncode == 0 and (fields["outcome"], fields["stored"], fields["warnings"]) == ("miss", False, [cut])
+    assert f"aicache: warning: {cut}" in shown.stderr.decode()
+
+
 def test_an_empty_or_blank_answer_is_shown_but_never_cached(aicache_home: Path, fake_llm: FakeLLM) -> None:
     for n, text in enumerate(("", "   \n  ")):
         fake_llm.enqueue(Reply.text(text))
@@ -643,8 +655,8 @@ def private_home(aicache_home: Path) -> Iterator[Path]:
 
 
 def test_hits_still_work_from_a_read_only_store(private_home: Path, fake_llm: FakeLLM) -> None:
-    """A read-only data directory at the CLI: the hit is served, the episode write fails with a note, writes fail
-    clearly."""
+    """A read-only data directory at the CLI: the hit is served, the episode write fails with a warning, writes fail
+    clearly; both warnings show with --quiet and are listed in --json, with no episode id."""
     home = private_home
     assert ask(home, fake_llm, "cached question").returncode == 0
     cfg = home / "config.toml"  # a miss through /bin/echo: no imports needed after dropping privileges
@@ -662,11 +674,25 @@ def test_hits_still_work_from_a_read_only_store(private_home: Path, fake_llm: Fa
         assert hit.returncode == 0, hit.stderr
         assert hit.stdout == b"answer to: cached question\n" and b"not recorded" in hit.stderr
         miss = subprocess.run(
-            [sys.executable, "-c", DROP_AND_ASK, "new question", "-p", "command"], capture_output=True, env=env
+            [sys.executable, "-c", DROP_AND_ASK, "new question", "-p", "command", "--quiet"],
+            capture_output=True,
+            env=env,
         )
         # The provider answered: the answer is shown, and not being able to keep it is a warning.
         assert (miss.returncode, miss.stdout) == (0, b"from echo\n"), miss.stderr
-        assert b"read-only" in miss.stderr and b"not saved" in miss.stderr and b"Traceback" not in miss.stderr
+        (warning,) = miss.stderr.decode().splitlines()  # --quiet hides notes, not this
+        assert warning.startswith("aicache: warning: the answer was not saved") and "read-only" in warning
+        for args, expected in (
+            (["cached question"], "episode was not recorded"),
+            (["other", "-p", "command"], "not saved"),
+        ):
+            shown = subprocess.run(
+                [sys.executable, "-c", DROP_AND_ASK, *args, "--json", "--quiet"], capture_output=True, env=env
+            )
+            assert shown.returncode == 0, shown.stderr
+            fields = json.loads(shown.stdout)
+            assert fields["episode_id"] is None and len(fields["warnings"]) == 1, fields
+            assert expected in fields["warnings"][0] and expected in shown.stderr.decode()
     finally:
         data.chmod(0o700)
         for path in data.iterdir():

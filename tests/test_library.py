@@ -14,7 +14,7 @@ import pytest
 from aicache import memory
 from aicache.errors import UsageError
 from tests.conftest import AICACHE, cli_env
-from tests.fakellm import FakeLLM
+from tests.fakellm import FakeLLM, Reply
 
 ON_DISK_OUTCOMES = ("exact_hit", "semantic_hit", "miss", "refresh", "bypass", "cache_miss", "error")
 
@@ -223,6 +223,43 @@ def test_the_library_and_the_command_share_one_cache(aicache_home: Path, library
     assert b"cache: exact hit" in cli.stderr and cli.stdout.decode() == first.answer + "\n"
     sources = rows(aicache_home, "SELECT source, outcome FROM episodes ORDER BY id")
     assert sources == [("library", "miss"), ("cli", "exact_hit")]
+
+
+def test_a_store_that_cannot_be_written_is_a_warning_and_no_episode_id(
+    aicache_home: Path, library_env: FakeLLM
+) -> None:
+    import aicache
+    from aicache import db
+
+    aicache.ask("a cached question")
+    conn = db.connect()
+    conn.execute("PRAGMA query_only = ON")  # every write fails as on a read-only store ("readonly database")
+    notes: list[str] = []
+    warnings: list[str] = []
+    try:
+        hit, miss = (
+            aicache.ask(question, conn=conn, on_note=notes.append, on_warning=warnings.append)
+            for question in ("a cached question", "a new question")
+        )
+    finally:
+        conn.close()
+    assert hit.outcome is aicache.Outcome.EXACT_HIT and hit.episode_id is None
+    assert miss.answer == "answer to: a new question" and miss.episode_id is None and miss.entry_id is None
+    assert hit.warnings == (warnings[0],) and warnings[0].startswith("served from the cache, but the episode was not")
+    assert miss.warnings == (warnings[1],) and warnings[1].startswith("the answer was not saved (not cached, no ep")
+    assert "read-only" in warnings[1] and len(warnings) == 2 and notes == []
+    assert rows(aicache_home, "SELECT question FROM episodes") == [("a cached question",)]
+
+
+def test_an_answer_cut_short_is_a_warning(library_env: FakeLLM) -> None:
+    import aicache
+
+    library_env.enqueue(Reply.text("an answer without its end", finish_reason="length"))
+    warnings: list[str] = []
+    result = aicache.ask("cut me", on_warning=warnings.append)
+    assert result.answer == "an answer without its end" and not result.cached
+    assert result.warnings == tuple(warnings) == ("the answer was cut short (finish reason length); not cached",)
+    assert result.episode_id is not None
 
 
 def test_library_errors_carry_the_command_line_exit_codes(library_env: FakeLLM) -> None:

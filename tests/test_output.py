@@ -202,7 +202,7 @@ def test_a_large_answer_on_a_terminal_is_shown_whole(aicache_home: Path, fake_ll
 # -- notes --------------------------------------------------------------------------------------------------------
 
 
-def test_a_cut_short_note_never_glues_onto_the_answer(aicache_home: Path, fake_llm: FakeLLM) -> None:
+def test_a_cut_short_warning_never_glues_onto_the_answer(aicache_home: Path, fake_llm: FakeLLM) -> None:
     fake_llm.enqueue(Reply.text("an answer without its end", finish_reason="length"))
     piped = subprocess.run(
         [*AICACHE, "ask", "cut me"], env=term_env(aicache_home, fake_llm), capture_output=True, timeout=120
@@ -214,7 +214,7 @@ def test_a_cut_short_note_never_glues_onto_the_answer(aicache_home: Path, fake_l
     text = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]|\r(?!\n)", b"", shown)  # the live display's own redraws
     lines = [line.strip() for line in text.split(b"\r\n")]
     at = next(n for n, line in enumerate(lines) if b"cut short" in line)
-    assert lines[at].startswith(b"the answer was cut short"), shown  # a line of its own, after the answer
+    assert lines[at].startswith(b"aicache: warning: the answer was cut short"), shown  # its own line, after the answer
     assert lines[at - 1].endswith(b"another answer without its end"), shown
 
 

@@ -86,7 +86,11 @@ def ask(
     params += [(n, v) for n, v in (("temperature", temperature), ("max_tokens", max_tokens)) if v is not None]
     stdin = _read_stdin(no_stdin, int(settings.get("limits.max_input_bytes", 1_000_000)))
 
-    def run(on_text: Callable[[str], None], on_note: Callable[[str], None] = output.note) -> AskResult:
+    def run(
+        on_text: Callable[[str], None],
+        on_note: Callable[[str], None] = output.note,
+        on_warning: Callable[[str], None] = output.warn,
+    ) -> AskResult:
         # The library's entry point, so the command and ``aicache.ask`` cannot drift apart.
         return library_ask(
             " ".join(question or []),
@@ -103,7 +107,7 @@ def ask(
             stream=stream,
             on_text=on_text,
             on_note=on_note,
-            on_warning=output.warn,
+            on_warning=on_warning,
             settings=settings,
             source="cli",
         )
@@ -112,10 +116,10 @@ def ask(
         result = run(lambda _text: None)
         output.emit_json({"answer": result.answer, **_result_fields(result)})
         return
-    # A note that comes while the answer streams waits for its end. A reader of stdout that has gone (`| head`)
-    # does not stop the ask: the writer says so (BrokenPipeError) only once the answer is stored and noted.
+    # A note or warning that comes while the answer streams waits for its end. A reader of stdout that has gone
+    # (`| head`) does not stop the ask: the writer says so (BrokenPipeError) only once the answer is stored and noted.
     with output.AnswerWriter() as writer:
-        result = run(writer.write, writer.note)
+        result = run(writer.write, writer.note, writer.warn)
         writer.note(_outcome_note(result))
 
 

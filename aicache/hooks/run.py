@@ -121,7 +121,7 @@ def _hook_settings(settings: Settings, seconds_left: float) -> Settings:
 @dataclass(frozen=True)
 class _Suggestion:
     text: str
-    episode_id: int
+    episode_id: int | None  # None when the store could not record it: no feedback can be recorded either
     outcome: Outcome
     warnings: tuple[str, ...]
 
@@ -239,8 +239,9 @@ def _prepare_commit_msg(args: list[str], on_note: NoteSink, started: float) -> H
     for warning in found.warnings:
         on_note(warning)
     _write_suggestion(message_file, original, found.text)
-    state = {"episode_id": found.episode_id, "suggestion": found.text, "ts": time.time()}
-    repo.state_file.write_text(json.dumps(state), encoding="utf-8")
+    if found.episode_id is not None:
+        state = {"episode_id": found.episode_id, "suggestion": found.text, "ts": time.time()}
+        repo.state_file.write_text(json.dumps(state), encoding="utf-8")
     return HookRun(name, "suggested", found.outcome, time.monotonic() - started, found.episode_id)
 
 
