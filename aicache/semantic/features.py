@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from aicache.errors import ConfigError
 
@@ -176,84 +176,88 @@ class Weights:
 
 
 @dataclass(frozen=True)
-class Directions:
-    """The regression's weights over ``direction_inputs`` of two unit vectors, standardised like the rest, for
-    the vectors of one embedding model (``embedder``, its ``embeddings.model_id``). Their part of the logit is
-    kept within the range it took on the training rows (``low``, ``high``): vectors unlike any the model saw
-    (another embedding model's, say) would otherwise move the score without bound."""
+class FixedPart:
+    """The regression's weights over inputs made from the embedding model's output (its vectors or its token
+    embeddings), standardised like the rest and written under one key prefix in decision.toml. This part of the
+    logit is kept within the range it took on the training rows (``low``, ``high``): inputs unlike any the
+    model saw (another embedding model's, say) would otherwise move the score without bound; and it is weighed
+    only on the output of ``embedder`` (its ``embeddings.model_id``). ``learn``'s refit keeps it fixed."""
+
+    PREFIX: ClassVar[str] = ""
+    NAMES: ClassVar[tuple[str, ...]] = ("embedder",)  # the part's string fields, written as PREFIX_name
 
     mean: Any
     scale: Any
     coef: Any
-    embedder: str
+    embedder: str = ""
     low: float = -math.inf
     high: float = math.inf
 
     @classmethod
-    def of(cls, table: dict[str, Any]) -> Directions:
+    def of(cls, table: dict[str, Any]) -> Self:
         import numpy as np
 
-        mean, scale, coef = (np.asarray(table[f"direction_{key}"], dtype=np.float64) for key in KEYS)
-        if not len(mean) == len(scale) == len(coef) or len(coef) % 2:
-            raise ConfigError("the direction weights are not one mean, scale and coef per input")
-        low, high = (float(v) for v in table.get("direction_range", (-math.inf, math.inf)))
-        return cls(mean, scale, coef, str(table.get("direction_embedder", "")), low, high)
+        mean, scale, coef = (np.asarray(table[f"{cls.PREFIX}_{key}"], dtype=np.float64) for key in KEYS)
+        cls.check(mean, scale, coef)
+        low, high = (float(v) for v in table.get(f"{cls.PREFIX}_range", (-math.inf, math.inf)))
+        names = {name: str(table.get(f"{cls.PREFIX}_{name}", "")) for name in cls.NAMES}
+        return cls(mean, scale, coef, low=low, high=high, **names)
 
-    def logits(self, cached: Any, new: Any) -> Any:
+    @classmethod
+    def check(cls, mean: Any, scale: Any, coef: Any) -> None:
+        """Raise ConfigError when the arrays cannot be this part's weights."""
+
+    def clipped_logits(self, inputs: Any) -> Any:
         import numpy as np
 
-        inputs = direction_inputs(cached, new)
-        if inputs.shape[1] != len(self.coef):
-            raise ConfigError(f"the direction weights are for {len(self.coef) // 2}-dimensional embeddings")
         return np.clip(((inputs - self.mean) / self.scale) @ self.coef, self.low, self.high)
 
     def to_toml(self) -> dict[str, Any]:
-        return {f"direction_{key}": getattr(self, key).tolist() for key in KEYS} | {
-            "direction_embedder": self.embedder,
-            "direction_range": [self.low, self.high],
-        }
+        return (
+            {f"{self.PREFIX}_{key}": getattr(self, key).tolist() for key in KEYS}
+            | {f"{self.PREFIX}_{name}": getattr(self, name) for name in self.NAMES}
+            | {f"{self.PREFIX}_range": [self.low, self.high]}
+        )
 
 
 KEYS = ("mean", "scale", "coef")
 
 
 @dataclass(frozen=True)
-class Interaction:
-    """The regression's weights over the interaction head's logit ``z`` and ``z * cosine``, standardised like the
-    rest. Like the directions' part, the head's part of the logit is kept within the range it took on the
-    training rows (``low``, ``high``), and it is weighed only on the token embeddings of ``embedder``."""
+class Directions(FixedPart):
+    """The weights over ``direction_inputs`` of the two questions' unit vectors."""
 
-    mean: Any
-    scale: Any
-    coef: Any
-    embedder: str
-    heads: str  # the digest of the heads' file (``interaction.Heads.digest``): the heads these weights go with
-    low: float = -math.inf
-    high: float = math.inf
+    PREFIX = "direction"
 
     @classmethod
-    def of(cls, table: dict[str, Any]) -> Interaction:
-        import numpy as np
+    def check(cls, mean: Any, scale: Any, coef: Any) -> None:
+        if not len(mean) == len(scale) == len(coef) or len(coef) % 2:
+            raise ConfigError("the direction weights are not one mean, scale and coef per input")
 
-        mean, scale, coef = (np.asarray(table[f"interaction_{key}"], dtype=np.float64) for key in KEYS)
+    def logits(self, cached: Any, new: Any) -> Any:
+        inputs = direction_inputs(cached, new)
+        if inputs.shape[1] != len(self.coef):
+            raise ConfigError(f"the direction weights are for {len(self.coef) // 2}-dimensional embeddings")
+        return self.clipped_logits(inputs)
+
+
+@dataclass(frozen=True)
+class Interaction(FixedPart):
+    """The weights over the interaction head's logit ``z`` and ``z * cosine`` (``interaction_inputs``), for the
+    heads whose weights have the digest ``heads`` (``interaction.Heads.digest``)."""
+
+    PREFIX = "interaction"
+    NAMES = ("embedder", "heads")
+
+    heads: str = ""
+
+    @classmethod
+    def check(cls, mean: Any, scale: Any, coef: Any) -> None:
         if not len(mean) == len(scale) == len(coef) == len(INTERACTION_TERMS):
             raise ConfigError(f"the interaction weights are not one mean, scale and coef per {INTERACTION_TERMS}")
-        low, high = (float(v) for v in table.get("interaction_range", (-math.inf, math.inf)))
-        embedder, heads = str(table.get("interaction_embedder", "")), str(table.get("interaction_heads", ""))
-        return cls(mean, scale, coef, embedder, heads, low, high)
 
     def logits(self, head_logits: Any, cosines: Any) -> Any:
-        import numpy as np
-
-        inputs = interaction_inputs(head_logits, cosines)
-        return np.clip(((inputs - self.mean) / self.scale) @ self.coef, self.low, self.high)
-
-    def to_toml(self) -> dict[str, Any]:
-        return {f"interaction_{key}": getattr(self, key).tolist() for key in KEYS} | {
-            "interaction_embedder": self.embedder,
-            "interaction_heads": self.heads,
-            "interaction_range": [self.low, self.high],
-        }
+        return self.clipped_logits(interaction_inputs(head_logits, cosines))
 
 
 INTERACTION_TERMS = ("interaction head", "interaction head x cosine")
