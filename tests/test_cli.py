@@ -285,6 +285,25 @@ def test_dropped_stream_shows_partial_text_then_an_error_and_caches_nothing(
     assert len(fake_llm.requests) == 2  # not served from the cache
 
 
+def test_no_stream_answer_cut_short_is_retried_and_cached_whole(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.drop_after(1, "the first half of"), Reply.text("the whole answer"))
+    first = ask(aicache_home, fake_llm, "--no-stream", "long answer")
+    assert (first.returncode, first.stdout) == (0, b"the whole answer\n"), first.stderr
+    assert len(fake_llm.requests) == 2
+    assert rows(aicache_home, "SELECT answer FROM entries") == [("the whole answer",)]
+
+
+def test_no_stream_answers_cut_short_until_retries_run_out(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(*[Reply.drop_after(1, "never whole", content_length=False)] * 3)
+    failed = ask(aicache_home, fake_llm, "--no-stream", "long answer")
+    lines = failed.stderr.decode().splitlines()
+    assert (failed.returncode, failed.stdout) == (3, b"")
+    assert len(lines) == 1 and lines[0].startswith("aicache: error: response from ")
+    assert lines[0].endswith("(gave up after 3 attempts)") and len(fake_llm.requests) == 3  # retries = 2
+    assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(0,)]
+    assert rows(aicache_home, "SELECT outcome, answer FROM episodes") == [("error", None)]
+
+
 def test_truncated_answer_is_never_served_later(aicache_home: Path, fake_llm: FakeLLM) -> None:
     fake_llm.enqueue(Reply.text("cut sho", finish_reason="length"))
     first = ask(aicache_home, fake_llm, "essay")

@@ -353,11 +353,49 @@ def test_dropped_stream_raises_with_the_partial_text(fake_llm: FakeLLM, provider
     assert len(fake_llm.requests) == 1  # never retried once text was shown
 
 
-def test_json_answer_cut_short_is_an_error(fake_llm: FakeLLM) -> None:
-    fake_llm.enqueue(Reply.drop_after(1, "an answer that never arrives whole"))
-    error = _fail("openai", fake_llm, stream=False)
-    assert "broke off" in str(error) and error.partial == ""
-    assert len(fake_llm.requests) == 1
+@pytest.mark.parametrize("provider", HTTP_PROVIDERS)
+@pytest.mark.parametrize("content_length", [True, False], ids=["short-of-content-length", "json-unfinished"])
+def test_json_answer_cut_short_is_retried_like_a_lost_connection(
+    fake_llm: FakeLLM, provider: str, content_length: bool
+) -> None:
+    cut = Reply.drop_after(1, "an answer that never arrives whole", content_length=content_length)
+    fake_llm.enqueue(cut, Reply.text("whole at last"))
+    completion, pieces = _ask(provider, fake_llm, stream=False)
+    assert completion.text == "whole at last" and pieces == ["whole at last"]  # nothing of the cut one delivered
+    assert len(fake_llm.requests) == 2
+
+
+@pytest.mark.parametrize("content_length", [True, False], ids=["short-of-content-length", "json-unfinished"])
+def test_json_answers_cut_short_spend_the_retry_budget_then_fail_in_one_line(
+    fake_llm: FakeLLM, content_length: bool
+) -> None:
+    fake_llm.enqueue(*[Reply.drop_after(1, "never whole", content_length=content_length)] * 3)
+    error = _fail("openai", fake_llm, stream=False, http=HttpSettings(retries=2, backoff=0.01))
+    assert len(fake_llm.requests) == 3
+    assert "broke off" in str(error) and str(error).endswith("(gave up after 3 attempts)")
+    assert "\n" not in str(error) and error.partial == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "cut"),
+    [
+        (b"", True),
+        (b'{"a": "half a str', True),
+        (b'{"a": [1, 2', True),
+        (b'{"a": tr', True),
+        (b'{"a": 1.', True),
+        (b'{"a": "\\u00', True),
+        ('{"a": "\u00e9'.encode()[:-1], True),  # a UTF-8 character cut in half
+        (b"<html>bad gateway</html>", False),
+        (b"hello", False),
+        (b'{"a": 1} trailing', False),
+        (b'{"a": 1 "b": 2}', False),
+    ],
+)
+def test_only_json_that_ends_unfinished_counts_as_cut_short(raw: bytes, cut: bool) -> None:
+    from aicache.providers.http import _cut_short
+
+    assert _cut_short(raw) is cut
 
 
 def test_trickled_stream_sends_one_character_per_interval(fake_llm: FakeLLM) -> None:
