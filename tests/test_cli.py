@@ -285,6 +285,18 @@ def test_dropped_stream_shows_partial_text_then_an_error_and_caches_nothing(
     assert len(fake_llm.requests) == 2  # not served from the cache
 
 
+def test_a_failed_ask_records_when_its_first_text_came_and_only_then(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.drop_after(2, "part one, part two, part three"), Reply.status(400, "bad request"))
+    assert ask(aicache_home, fake_llm, "long answer").returncode == 3
+    assert ask(aicache_home, fake_llm, "refused question").returncode == 3
+    dropped, refused = (json.loads(run(aicache_home, None, "show", "--json", n).stdout)["episode"] for n in "12")
+    assert dropped["outcome"] == refused["outcome"] == "error"
+    assert isinstance(dropped["ttfb_ms"], float) and 0 < dropped["ttfb_ms"] <= dropped["latency_ms"]
+    assert refused["ttfb_ms"] is None  # no text ever came
+    assert b"first text after" in run(aicache_home, None, "show", "1").stdout
+    assert b"first text after" not in run(aicache_home, None, "show", "2").stdout
+
+
 def test_no_stream_answer_cut_short_is_retried_and_cached_whole(aicache_home: Path, fake_llm: FakeLLM) -> None:
     fake_llm.enqueue(Reply.drop_after(1, "the first half of"), Reply.text("the whole answer"))
     first = ask(aicache_home, fake_llm, "--no-stream", "long answer")
