@@ -63,7 +63,7 @@ class AskResult:
     ttfb_ms: float | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None
-    cost: float | None = None
+    cost: float | None = None  # US dollars this ask paid: 0.0 on a hit, None when the model has no price
     cached: bool = False  # whether the answer is now in the cache
     # what prepare changed or withheld before sending (redactions, a withheld key), then the flow's warnings
     warnings: tuple[str, ...] = ()
@@ -152,6 +152,7 @@ def _serve_hit(
         latency_ms=episode.latency_ms,
         tokens_in=entry.tokens_in,
         tokens_out=entry.tokens_out,
+        cost=0.0,  # what this ask paid: nothing, whatever the model's price (the entry's own cost is in `show`)
         cached=True,
     )
 
