@@ -181,6 +181,35 @@ def test_json_output(aicache_home: Path, fake_llm: FakeLLM) -> None:
     assert (hit["outcome"], hit["cached"], hit["stored"], hit["cost"]) == ("exact_hit", True, False, 0.0)
 
 
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_without_key_a_miss_is_refused_before_sending_and_a_hit_still_served(aicache_home: Path, provider: str) -> None:
+    from aicache import cache, config, db
+    from aicache.prepare import RawAsk, prepare
+    from aicache.providers.base import Completion
+
+    # An answer cached from the provider's own service, where the key was set then.
+    stored = prepare(RawAsk("explain rebase", provider=provider), config.load()).request
+    conn = db.connect()
+    with db.write_transaction(conn):
+        cache.store(
+            conn,
+            stored,
+            Completion("rebase replays commits", "stop", stored.model),
+            cost=None,
+            vector=None,
+            embed_model=None,
+        )
+    conn.close()
+    no_key = {"OPENAI_API_KEY": ""}  # an empty variable is no key
+    hit = ask(aicache_home, None, "-p", provider, "explain rebase", env=no_key)
+    assert (hit.returncode, hit.stdout) == (0, b"rebase replays commits\n"), hit.stderr
+    refused = ask(aicache_home, None, "-p", provider, "explain merge", env=no_key)
+    lines = refused.stderr.decode().splitlines()
+    assert (refused.returncode, refused.stdout, len(lines)) == (5, b"", 1), refused.stderr
+    assert lines[0].startswith(f"aicache: error: no API key for {provider}, so nothing was sent to https://api.")
+    assert f"aicache keys set {provider}" in lines[0] and f"{provider.upper()}_API_KEY" in lines[0]
+
+
 def test_usage_errors_are_one_line_in_clicks_words_exit_2(aicache_home: Path) -> None:
     for args, words in (
         (["ask", "--bogus"], "No such option: --bogus"),

@@ -107,9 +107,38 @@ def test_openai_json_answer_is_delivered_once(fake_llm: FakeLLM) -> None:
     assert "stream" not in fake_llm.requests[0].body
 
 
-def test_openai_without_key_sends_no_authorization(fake_llm: FakeLLM) -> None:
-    _ask("openai", fake_llm, key=None)
-    assert "authorization" not in fake_llm.requests[0].headers
+@pytest.mark.parametrize("provider", HTTP_PROVIDERS)
+def test_a_local_server_is_asked_without_key_and_gets_none(fake_llm: FakeLLM, provider: str) -> None:
+    completion, _ = _ask(provider, fake_llm, key=None)
+    assert completion.complete
+    assert not {"authorization", "x-api-key"} & set(fake_llm.requests[0].headers)
+
+
+@pytest.mark.parametrize(
+    ("provider", "env"), [("openai", "OPENAI_API_KEY"), ("anthropic", "ANTHROPIC_API_KEY"), ("ollama", None)]
+)
+@pytest.mark.parametrize("stream", [True, False])
+def test_the_providers_own_service_without_key_is_refused_before_sending(
+    monkeypatch: pytest.MonkeyPatch, provider: str, env: str | None, stream: bool
+) -> None:
+    dialled: list[object] = []
+
+    def refused(_sock: socket.socket, address: object) -> None:
+        dialled.append(address)
+        raise ConnectionRefusedError("nothing listens here")
+
+    monkeypatch.setattr(socket.socket, "connect", refused)
+    request = ProviderRequest(model="m", messages=(Message("user", "hi"),), stream=stream, http=HttpSettings(retries=0))
+    if env is None:  # Ollama takes no key: its default endpoint is on this machine, and it is asked
+        with pytest.raises(ProviderError, match="cannot connect to localhost:11434"):
+            get_provider(provider).complete(request, lambda _text: None)
+        assert dialled
+        return
+    with pytest.raises(ConfigError) as caught:
+        get_provider(provider).complete(request, lambda _text: None)
+    assert dialled == [] and caught.value.exit_code == 5
+    assert str(caught.value).startswith(f"no API key for {provider}, so nothing was sent to https://api.")
+    assert f"aicache keys set {provider}" in str(caught.value) and env in str(caught.value)
 
 
 def test_default_reply_answers_each_question_distinctly(fake_llm: FakeLLM) -> None:
