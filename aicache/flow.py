@@ -63,7 +63,7 @@ class AskResult:
     ttfb_ms: float | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None
-    cost: float | None = None
+    cost: float | None = None  # US dollars this ask paid: 0.0 on a hit, None when the model has no price
     cached: bool = False  # whether the answer is now in the cache
     # what prepare changed or withheld before sending (redactions, a withheld key), then the flow's warnings
     warnings: tuple[str, ...] = ()
@@ -152,6 +152,7 @@ def _serve_hit(
         latency_ms=episode.latency_ms,
         tokens_in=entry.tokens_in,
         tokens_out=entry.tokens_out,
+        cost=0.0,  # what this ask paid: nothing, whatever the model's price (the entry's own cost is in `show`)
         cached=True,
     )
 
@@ -219,21 +220,11 @@ def to_provider(request: AskRequest, *, stream: bool, api_key: str | None, http:
     )
 
 
-def _call_provider(
-    request: AskRequest, ctx: AskContext, on_text: TextSink, started: float
-) -> tuple[Completion, float | None]:
+def _call_provider(request: AskRequest, ctx: AskContext, on_text: TextSink) -> Completion:
     from aicache.providers import get_provider
 
-    first_byte: list[float] = []
-
-    def sink(text: str) -> None:
-        if not first_byte:
-            first_byte.append((time.perf_counter() - started) * 1000)
-        on_text(text)
-
     provider_request = to_provider(request, stream=ctx.stream, api_key=ctx.api_key, http=ctx.settings.http)
-    completion = get_provider(request.provider).complete(provider_request, sink)
-    return completion, (first_byte[0] if first_byte else None)
+    return get_provider(request.provider).complete(provider_request, on_text)
 
 
 def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) -> tuple[bytes | None, str | None, float]:
@@ -253,10 +244,13 @@ def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) ->
         return None, None, one_time.seconds
 
 
-def _record_failure(ctx: AskContext, episode: memory.Episode, error: str, partial: str, started: float) -> None:
+def _record_failure(
+    ctx: AskContext, episode: memory.Episode, error: str, partial: str, started: float, ttfb: float | None
+) -> None:
     episode.outcome = Outcome.ERROR
     episode.error = error
     episode.answer = partial or None
+    episode.ttfb_ms = ttfb  # text shown before the failure: when it came is measured as for a complete answer
     episode.latency_ms = (time.perf_counter() - started) * 1000
     try:
         memory.record(ctx.conn, episode)
@@ -400,18 +394,22 @@ def _ask_provider(
     started: float,
 ) -> AskResult:
     shown: list[str] = []
+    ttfb: float | None = None  # ms to the first text; recorded on a failure too, null only if no text came
 
     def collect(text: str) -> None:
+        nonlocal ttfb
+        if ttfb is None:
+            ttfb = (time.perf_counter() - started) * 1000
         shown.append(text)
         on_text(text)
 
     try:
-        completion, ttfb = _call_provider(request, ctx, collect, started)
+        completion = _call_provider(request, ctx, collect)
     except ProviderError as exc:
-        _record_failure(ctx, episode, str(exc), exc.partial or "".join(shown), started)
+        _record_failure(ctx, episode, str(exc), exc.partial or "".join(shown), started, ttfb)
         raise
     except KeyboardInterrupt:
-        _record_failure(ctx, episode, "interrupted", "".join(shown), started)
+        _record_failure(ctx, episode, "interrupted", "".join(shown), started, ttfb)
         raise
     cost = cache.price(
         ctx.settings.get("prices", {}),

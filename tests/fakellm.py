@@ -65,6 +65,7 @@ class Reply:
     bytewise: bool = False
     seconds: float = 0.0
     delay: float = 0.0
+    content_length: bool = True
 
     @classmethod
     def text(
@@ -86,10 +87,11 @@ class Reply:
         return cls("status", status_code=code, message=message, headers=tuple((headers or {}).items()), delay=delay)
 
     @classmethod
-    def drop_after(cls, n_chunks: int, text: str, delay: float = 0.0) -> Reply:
+    def drop_after(cls, n_chunks: int, text: str, delay: float = 0.0, content_length: bool = True) -> Reply:
         """Stream the first ``n_chunks`` pieces of ``text``, then close the connection mid-body (a JSON answer
-        is cut off halfway)."""
-        return cls("drop", text, n_chunks=n_chunks, delay=delay)
+        is cut off halfway, short of its Content-Length). ``content_length=False`` sends the JSON answer with no
+        Content-Length, so its body ends cleanly at the close, inside the JSON."""
+        return cls("drop", text, n_chunks=n_chunks, delay=delay, content_length=content_length)
 
     @classmethod
     def trickle(cls, text: str, interval: float, delay: float = 0.0, bytewise: bool = False) -> Reply:
@@ -246,7 +248,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(reply.status_code, wire.error_body(reply.status_code, reply.message), reply.headers)
         elif not stream:
             body = json.dumps(wire.whole(reply)).encode()
-            self._head(200, "application/json", len(body))
+            if reply.content_length:
+                self._head(200, "application/json", len(body))
+            else:  # a body that ends where the connection closes, as HTTP/1.0 allowed
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("connection", "close")
+                self.end_headers()
             if reply.kind == "trickle":
                 self._trickle(body, reply.interval, chunked=False)
             elif reply.kind == "drop":

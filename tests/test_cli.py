@@ -181,6 +181,35 @@ def test_json_output(aicache_home: Path, fake_llm: FakeLLM) -> None:
     assert (hit["outcome"], hit["cached"], hit["stored"], hit["cost"]) == ("exact_hit", True, False, 0.0)
 
 
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_without_key_a_miss_is_refused_before_sending_and_a_hit_still_served(aicache_home: Path, provider: str) -> None:
+    from aicache import cache, config, db
+    from aicache.prepare import RawAsk, prepare
+    from aicache.providers.base import Completion
+
+    # An answer cached from the provider's own service, where the key was set then.
+    stored = prepare(RawAsk("explain rebase", provider=provider), config.load()).request
+    conn = db.connect()
+    with db.write_transaction(conn):
+        cache.store(
+            conn,
+            stored,
+            Completion("rebase replays commits", "stop", stored.model),
+            cost=None,
+            vector=None,
+            embed_model=None,
+        )
+    conn.close()
+    no_key = {"OPENAI_API_KEY": ""}  # an empty variable is no key
+    hit = ask(aicache_home, None, "-p", provider, "explain rebase", env=no_key)
+    assert (hit.returncode, hit.stdout) == (0, b"rebase replays commits\n"), hit.stderr
+    refused = ask(aicache_home, None, "-p", provider, "explain merge", env=no_key)
+    lines = refused.stderr.decode().splitlines()
+    assert (refused.returncode, refused.stdout, len(lines)) == (5, b"", 1), refused.stderr
+    assert lines[0].startswith(f"aicache: error: no API key for {provider}, so nothing was sent to https://api.")
+    assert f"aicache keys set {provider}" in lines[0] and f"{provider.upper()}_API_KEY" in lines[0]
+
+
 def test_usage_errors_are_one_line_in_clicks_words_exit_2(aicache_home: Path) -> None:
     for args, words in (
         (["ask", "--bogus"], "No such option: --bogus"),
@@ -283,6 +312,37 @@ def test_dropped_stream_shows_partial_text_then_an_error_and_caches_nothing(
     assert outcome == "error" and error and answer
     assert ask(aicache_home, fake_llm, "long answer").returncode == 0
     assert len(fake_llm.requests) == 2  # not served from the cache
+
+
+def test_a_failed_ask_records_when_its_first_text_came_and_only_then(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.drop_after(2, "part one, part two, part three"), Reply.status(400, "bad request"))
+    assert ask(aicache_home, fake_llm, "long answer").returncode == 3
+    assert ask(aicache_home, fake_llm, "refused question").returncode == 3
+    dropped, refused = (json.loads(run(aicache_home, None, "show", "--json", n).stdout)["episode"] for n in "12")
+    assert dropped["outcome"] == refused["outcome"] == "error"
+    assert isinstance(dropped["ttfb_ms"], float) and 0 < dropped["ttfb_ms"] <= dropped["latency_ms"]
+    assert refused["ttfb_ms"] is None  # no text ever came
+    assert b"first text after" in run(aicache_home, None, "show", "1").stdout
+    assert b"first text after" not in run(aicache_home, None, "show", "2").stdout
+
+
+def test_no_stream_answer_cut_short_is_retried_and_cached_whole(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.drop_after(1, "the first half of"), Reply.text("the whole answer"))
+    first = ask(aicache_home, fake_llm, "--no-stream", "long answer")
+    assert (first.returncode, first.stdout) == (0, b"the whole answer\n"), first.stderr
+    assert len(fake_llm.requests) == 2
+    assert rows(aicache_home, "SELECT answer FROM entries") == [("the whole answer",)]
+
+
+def test_no_stream_answers_cut_short_until_retries_run_out(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(*[Reply.drop_after(1, "never whole", content_length=False)] * 3)
+    failed = ask(aicache_home, fake_llm, "--no-stream", "long answer")
+    lines = failed.stderr.decode().splitlines()
+    assert (failed.returncode, failed.stdout) == (3, b"")
+    assert len(lines) == 1 and lines[0].startswith("aicache: error: response from ")
+    assert lines[0].endswith("(gave up after 3 attempts)") and len(fake_llm.requests) == 3  # retries = 2
+    assert rows(aicache_home, "SELECT COUNT(*) FROM entries") == [(0,)]
+    assert rows(aicache_home, "SELECT outcome, answer FROM episodes") == [("error", None)]
 
 
 def test_truncated_answer_is_never_served_later(aicache_home: Path, fake_llm: FakeLLM) -> None:

@@ -225,6 +225,27 @@ def test_the_library_and_the_command_share_one_cache(aicache_home: Path, library
     assert sources == [("library", "miss"), ("cli", "exact_hit")]
 
 
+def test_the_library_and_the_command_agree_on_what_an_ask_cost(aicache_home: Path, library_env: FakeLLM) -> None:
+    import aicache
+
+    with (aicache_home / "config.toml").open("a") as config_file:
+        config_file.write('[prices."priced-model"]\ninput = 1.0\noutput = 2.0\n')
+    env = {"OPENAI_BASE_URL": library_env.openai_url, "OPENAI_API_KEY": KEY}
+
+    def cli_cost(model: str) -> object:
+        done = run_cli(aicache_home, "ask", "--json", "-m", model, "what does it cost", **env)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["cost"]
+
+    for model, miss_cost in (("priced-model", (12 * 1.0 + 34 * 2.0) / 1_000_000), ("unpriced-model", None)):
+        miss = aicache.ask("what does it cost", model=model)
+        hit = aicache.ask("what does it cost", model=model)
+        assert (miss.outcome, miss.cost) == (aicache.Outcome.MISS, miss_cost)
+        assert (hit.outcome, hit.cost) == (aicache.Outcome.EXACT_HIT, 0.0)  # a hit pays nothing, priced or not
+        assert cli_cost(model) == hit.cost
+    assert cli_cost("another-unpriced-model") is None  # a miss of a model with no price: unknown in both
+
+
 def test_a_store_that_cannot_be_written_is_a_warning_and_no_episode_id(
     aicache_home: Path, library_env: FakeLLM
 ) -> None:

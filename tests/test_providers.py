@@ -107,9 +107,38 @@ def test_openai_json_answer_is_delivered_once(fake_llm: FakeLLM) -> None:
     assert "stream" not in fake_llm.requests[0].body
 
 
-def test_openai_without_key_sends_no_authorization(fake_llm: FakeLLM) -> None:
-    _ask("openai", fake_llm, key=None)
-    assert "authorization" not in fake_llm.requests[0].headers
+@pytest.mark.parametrize("provider", HTTP_PROVIDERS)
+def test_a_local_server_is_asked_without_key_and_gets_none(fake_llm: FakeLLM, provider: str) -> None:
+    completion, _ = _ask(provider, fake_llm, key=None)
+    assert completion.complete
+    assert not {"authorization", "x-api-key"} & set(fake_llm.requests[0].headers)
+
+
+@pytest.mark.parametrize(
+    ("provider", "env"), [("openai", "OPENAI_API_KEY"), ("anthropic", "ANTHROPIC_API_KEY"), ("ollama", None)]
+)
+@pytest.mark.parametrize("stream", [True, False])
+def test_the_providers_own_service_without_key_is_refused_before_sending(
+    monkeypatch: pytest.MonkeyPatch, provider: str, env: str | None, stream: bool
+) -> None:
+    dialled: list[object] = []
+
+    def refused(_sock: socket.socket, address: object) -> None:
+        dialled.append(address)
+        raise ConnectionRefusedError("nothing listens here")
+
+    monkeypatch.setattr(socket.socket, "connect", refused)
+    request = ProviderRequest(model="m", messages=(Message("user", "hi"),), stream=stream, http=HttpSettings(retries=0))
+    if env is None:  # Ollama takes no key: its default endpoint is on this machine, and it is asked
+        with pytest.raises(ProviderError, match="cannot connect to localhost:11434"):
+            get_provider(provider).complete(request, lambda _text: None)
+        assert dialled
+        return
+    with pytest.raises(ConfigError) as caught:
+        get_provider(provider).complete(request, lambda _text: None)
+    assert dialled == [] and caught.value.exit_code == 5
+    assert str(caught.value).startswith(f"no API key for {provider}, so nothing was sent to https://api.")
+    assert f"aicache keys set {provider}" in str(caught.value) and env in str(caught.value)
 
 
 def test_default_reply_answers_each_question_distinctly(fake_llm: FakeLLM) -> None:
@@ -353,11 +382,49 @@ def test_dropped_stream_raises_with_the_partial_text(fake_llm: FakeLLM, provider
     assert len(fake_llm.requests) == 1  # never retried once text was shown
 
 
-def test_json_answer_cut_short_is_an_error(fake_llm: FakeLLM) -> None:
-    fake_llm.enqueue(Reply.drop_after(1, "an answer that never arrives whole"))
-    error = _fail("openai", fake_llm, stream=False)
-    assert "broke off" in str(error) and error.partial == ""
-    assert len(fake_llm.requests) == 1
+@pytest.mark.parametrize("provider", HTTP_PROVIDERS)
+@pytest.mark.parametrize("content_length", [True, False], ids=["short-of-content-length", "json-unfinished"])
+def test_json_answer_cut_short_is_retried_like_a_lost_connection(
+    fake_llm: FakeLLM, provider: str, content_length: bool
+) -> None:
+    cut = Reply.drop_after(1, "an answer that never arrives whole", content_length=content_length)
+    fake_llm.enqueue(cut, Reply.text("whole at last"))
+    completion, pieces = _ask(provider, fake_llm, stream=False)
+    assert completion.text == "whole at last" and pieces == ["whole at last"]  # nothing of the cut one delivered
+    assert len(fake_llm.requests) == 2
+
+
+@pytest.mark.parametrize("content_length", [True, False], ids=["short-of-content-length", "json-unfinished"])
+def test_json_answers_cut_short_spend_the_retry_budget_then_fail_in_one_line(
+    fake_llm: FakeLLM, content_length: bool
+) -> None:
+    fake_llm.enqueue(*[Reply.drop_after(1, "never whole", content_length=content_length)] * 3)
+    error = _fail("openai", fake_llm, stream=False, http=HttpSettings(retries=2, backoff=0.01))
+    assert len(fake_llm.requests) == 3
+    assert "broke off" in str(error) and str(error).endswith("(gave up after 3 attempts)")
+    assert "\n" not in str(error) and error.partial == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "cut"),
+    [
+        (b"", True),
+        (b'{"a": "half a str', True),
+        (b'{"a": [1, 2', True),
+        (b'{"a": tr', True),
+        (b'{"a": 1.', True),
+        (b'{"a": "\\u00', True),
+        ('{"a": "\u00e9'.encode()[:-1], True),  # a UTF-8 character cut in half
+        (b"<html>bad gateway</html>", False),
+        (b"hello", False),
+        (b'{"a": 1} trailing', False),
+        (b'{"a": 1 "b": 2}', False),
+    ],
+)
+def test_only_json_that_ends_unfinished_counts_as_cut_short(raw: bytes, cut: bool) -> None:
+    from aicache.providers.http import _cut_short
+
+    assert _cut_short(raw) is cut
 
 
 def test_trickled_stream_sends_one_character_per_interval(fake_llm: FakeLLM) -> None:

@@ -134,8 +134,6 @@ def _result_fields(result: AskResult) -> dict[str, object]:
     hit = result.outcome in (Outcome.EXACT_HIT, Outcome.SEMANTIC_HIT)
     fields["cached"] = hit  # served from the cache
     fields["stored"] = not hit and result.entry_id is not None  # this ask wrote a new cache entry
-    if hit:
-        fields["cost"] = 0.0  # what this ask paid; the entry's own cost is in `aicache show`
     return fields
 
 

@@ -19,6 +19,10 @@ or when ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` both come from the environmen
 that pair wins over the key file's OpenAI key, which stays meant for OpenAI. A key stored in the key file under
 that exact base URL is always sent to it, and so is ``--key``. A key that exists but is withheld is explained
 (``Endpoint.withheld``): the user would otherwise see only the server's 401.
+
+A request to a provider's own service (``is_default_endpoint``) with no key at all is refused before it is sent
+(``require_key``): that service can only answer 401, after a round trip. Any other endpoint may need no key (a
+local server, a proxy that adds one), so it is sent as it is. A cache hit never reaches a provider: it needs no key.
 """
 
 from __future__ import annotations
@@ -112,6 +116,15 @@ def is_default_endpoint(provider_name: str, base_url: str) -> bool:
         return False
     ours, theirs = urlsplit(default), urlsplit(base_url)
     return theirs.scheme == "https" and theirs.hostname == ours.hostname
+
+
+def require_key(provider_name: str, base_url: str, api_key: str | None) -> None:
+    """Refuse a request to the provider's own service that has no key, naming the ways to give it one."""
+    if not api_key and is_default_endpoint(provider_name, base_url):
+        raise ConfigError(
+            f"no API key for {provider_name}, so nothing was sent to {base_url}: run `aicache keys set "
+            f"{provider_name}`, export {KEY_ENV[provider_name]}, or pass --key"
+        )
 
 
 def _stored_or_env_key(

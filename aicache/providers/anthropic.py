@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from aicache.errors import ProviderError
-from aicache.providers import http
+from aicache.providers import http, require_key
 from aicache.providers.base import Completion, ProviderRequest, TextSink
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -32,6 +32,7 @@ class AnthropicProvider:
         self.max_tokens = max_tokens
 
     def complete(self, request: ProviderRequest, on_text: TextSink) -> Completion:
+        require_key(self.name, request.base_url or DEFAULT_BASE_URL, request.api_key)
         url = messages_url(request.base_url or DEFAULT_BASE_URL)
         headers = {"anthropic-version": API_VERSION}
         if request.api_key is not None:

@@ -14,9 +14,11 @@ Design
 * **Retries.** Up to ``HttpSettings.retries`` extra attempts on connection failures (refused, reset, connect
   timeout, server closed the connection before answering) and on HTTP 408, 429 and 5xx, with exponential
   backoff and jitter. A ``Retry-After`` header (seconds or an HTTP date) replaces the backoff; one longer than
-  ``max_retry_after`` fails at once with a clear message instead of a long silent wait. Nothing is retried
-  once a successful response has started (a stream's first byte may already be on the user's screen), nor on
-  a read timeout (a slow server would multiply the wait), nor on other 4xx (the request itself is wrong).
+  ``max_retry_after`` fails at once with a clear message instead of a long silent wait. A JSON answer whose
+  body is cut short (the connection closed before ``Content-Length`` bytes arrived, or the JSON ends inside
+  itself) is a network failure too, retried within the same budget: none of it was shown. Nothing is retried
+  once a stream has started (its first byte may already be on the user's screen), nor on a read timeout (a
+  slow server would multiply the wait), nor on other 4xx (the request itself is wrong).
 * **Errors.** Every failure is one ``ProviderError`` line with the HTTP status and the server's own message
   (OpenAI ``{"error": {"message": ...}}``, Anthropic ``{"type": "error", "error": {"message": ...}}``). Text
   that goes into a message is scrubbed of the credentials found in the request headers and of anything shaped
@@ -35,11 +37,11 @@ import re
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from aicache.errors import ConfigError, ProviderError
@@ -63,6 +65,10 @@ MIN_SECRET = 8
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization"})
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _TAG = re.compile(r"<[^>]*>")
+#: what may follow the point where a JSON parse failed when the body was cut short inside a number or a \u escape
+_PARTIAL_NUMBER_OR_ESCAPE = re.compile(r"[-+.eE0-9]*|u[0-9a-fA-F]{0,3}")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,19 +110,27 @@ def post_json(url: str, body: Mapping[str, Any], headers: Mapping[str, str], set
     hx = import_httpx()
     secrets = _secrets(headers)
     where = _where(url)
-    with _client(hx, settings, url) as client:
-        response = _send(hx, client, url, body, {**headers, "accept": "application/json"}, settings, secrets)
+
+    def whole_json(response: httpx.Response) -> dict[str, Any]:
+        broken = f"response from {where} broke off"
         try:
-            raw = b"".join(_body(hx, response, settings, secrets, f"response from {where} broke off"))
+            raw = b"".join(_body(hx, response, settings, secrets, broken))
+        except _ConnectionLost as lost:
+            raise _Retryable(str(lost)) from None  # nothing of it was shown: ask again
         finally:
             response.close()
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise ProviderError(f"{where} answered with invalid JSON: {_detail(raw, secrets)}") from None
-    if not isinstance(data, dict):
-        raise ProviderError(f"{where} answered with JSON that is not an object: {_detail(raw, secrets)}")
-    return data
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            if _cut_short(raw):  # closed early with no Content-Length to tell: a broken connection all the same
+                raise _Retryable(f"{broken}: the JSON ended unfinished after {len(raw)} bytes") from None
+            raise ProviderError(f"{where} answered with invalid JSON: {_detail(raw, secrets)}") from None
+        if not isinstance(data, dict):
+            raise ProviderError(f"{where} answered with JSON that is not an object: {_detail(raw, secrets)}")
+        return data
+
+    with _client(hx, settings, url) as client:
+        return _send(hx, client, url, body, {**headers, "accept": "application/json"}, settings, secrets, whole_json)
 
 
 def stream_sse(
@@ -133,7 +147,8 @@ def stream_sse(
     # identity: a compressing proxy or server would buffer the stream to fill its compression blocks
     stream_headers = {**headers, "accept": "text/event-stream", "accept-encoding": "identity"}
     with _client(hx, settings, url) as client:
-        response = _send(hx, client, url, body, stream_headers, settings, secrets)
+        # The stream is read below, outside the retries: once its first text may be on screen it is never retried.
+        response = _send(hx, client, url, body, stream_headers, settings, secrets, lambda started: started)
         try:
             _require_event_stream(hx, response, url, secrets)
             parser = SseParser()
@@ -293,8 +308,11 @@ def _send(
     headers: Mapping[str, str],
     settings: HttpSettings,
     secrets: tuple[str, ...],
-) -> httpx.Response:
-    """Send with retries; return a successful response whose body is not read yet (the caller closes it)."""
+    read: Callable[[httpx.Response], T],
+) -> T:
+    """Send with retries; return what ``read`` makes of the successful response (``read`` closes it, or hands it
+    on unread for the caller to close). ``read`` may raise ``_Retryable`` for a body cut short: that spends an
+    attempt of the same budget as a failed connection."""
     payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
     try:
         request = client.build_request("POST", url, content=payload, headers=_with_defaults(headers))
@@ -304,20 +322,25 @@ def _send(
     for attempt in range(1, attempts + 1):
         try:
             response = _attempt(hx, client, request, _where(url), settings, secrets)
+            if response.is_success:
+                return read(response)
         except _Retryable as failure:
             if attempt == attempts:
                 tried = f" (gave up after {attempt} attempts)" if attempt > 1 else ""
                 raise ProviderError(f"{failure}{tried}") from None
             _sleep(_backoff(settings, attempt))
             continue
-        if response.is_success:
-            return response
         _sleep(_failure(hx, response, _where(url), settings, secrets, attempt=attempt, attempts=attempts))
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class _Retryable(Exception):
-    """A connection failure before any response: worth another attempt."""
+    """A connection failure before any response, or a JSON body cut short: worth another attempt."""
+
+
+class _ConnectionLost(ProviderError):
+    """The connection broke while a body was arriving (closed early, reset): a JSON answer is asked again; a
+    stream, whose text may already be shown, reports it."""
 
 
 def _attempt(
@@ -414,8 +437,24 @@ def _body(
         raise ProviderError(
             f"{broken}: timed out, no data from {where} for {settings.read_timeout:g} s (read timeout)"
         ) from None
-    except hx.HTTPError as exc:
-        raise ProviderError(f"{broken}: connection to {where} lost ({_describe(exc, secrets)})") from None
+    except hx.TransportError as exc:
+        raise _ConnectionLost(f"{broken}: connection to {where} lost ({_describe(exc, secrets)})") from None
+    except hx.HTTPError as exc:  # a body that cannot be decoded (content-encoding): retrying will not mend it
+        raise ProviderError(f"{broken}: {_describe(exc, secrets)}") from None
+
+
+def _cut_short(raw: bytes) -> bool:
+    """Whether ``raw``, which failed to parse, is the start of a JSON document that the end of the body cut off:
+    the parse fails inside an unterminated string, or at the end, or on a partial number, literal or escape."""
+    try:
+        json.loads(raw.decode("utf-8", "replace"))  # a UTF-8 character cut in half is a cut too
+    except json.JSONDecodeError as error:
+        if error.msg.startswith("Unterminated string"):
+            return True
+        rest = error.doc[error.pos :].rstrip()
+        partial = _PARTIAL_NUMBER_OR_ESCAPE.fullmatch(rest) is not None
+        return error.msg != "Extra data" and (partial or any(w.startswith(rest) for w in ("true", "false", "null")))
+    return False
 
 
 def _read_some(response: httpx.Response, limit: int) -> bytes:

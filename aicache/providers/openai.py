@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from aicache.errors import ProviderError
-from aicache.providers import http
+from aicache.providers import http, require_key
 from aicache.providers.base import Completion, ProviderRequest, TextSink
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -30,7 +30,9 @@ class OpenAIProvider:
         self.default_base_url = default_base_url
 
     def complete(self, request: ProviderRequest, on_text: TextSink) -> Completion:
-        url = (request.base_url or self.default_base_url).rstrip("/") + "/chat/completions"
+        base_url = (request.base_url or self.default_base_url).rstrip("/")
+        require_key(self.name, base_url, request.api_key)
+        url = base_url + "/chat/completions"
         headers = {} if request.api_key is None else {"authorization": f"Bearer {request.api_key}"}
         body = request_body(request)
         if request.stream:
