@@ -31,6 +31,7 @@ class HttpSettings:
     retries: int = 3  # extra attempts after the first, on connection errors, 408, 429 and 5xx
     backoff: float = 0.5  # first backoff in seconds, doubled each attempt, with jitter
     max_retry_after: float = 30.0  # a longer Retry-After is an error, not a wait
+    total_timeout: float | None = None  # the whole request, retries and waits included; None: no such limit
 
 
 def _defaults() -> dict[str, Any]:
@@ -135,6 +136,7 @@ class Settings:
             retries=int(h["retries"]),
             backoff=float(h["backoff"]),
             max_retry_after=float(h["max_retry_after"]),
+            total_timeout=None if h.get("total_timeout") is None else float(h["total_timeout"]),
         )
 
     def provider_settings(self, provider: str) -> dict[str, Any]:

@@ -139,6 +139,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("http.retries", _number(0, integer=True), 3, "extra attempts on connection errors, 408, 429, 5xx"),
     Setting("http.backoff", _number(0), 0.5, "first wait between attempts, in seconds, doubled each time"),
     Setting("http.max_retry_after", _number(0), 30.0, "longest Retry-After honoured, in seconds"),
+    Setting("http.total_timeout", _POSITIVE, None, "seconds a whole request may take, retries included"),
     Setting("limits.max_input_bytes", _COUNT, 1_000_000, "largest piped or attached input"),
     Setting("cache.semantic", _boolean, True, "look up similar questions after an exact miss"),
     Setting("cache.threshold", _number(0, 1), None, "lowest similarity a candidate needs", "the decision's"),

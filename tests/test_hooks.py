@@ -315,6 +315,21 @@ def test_provider_slow_the_hook_gives_up_in_time(sandbox: Git) -> None:
     assert sandbox.message(repo) == "Add a" and len(sandbox.server.requests) == 2
 
 
+def test_provider_trickling_the_hook_records_the_ask_before_giving_up(sandbox: Git) -> None:
+    sandbox.config(timeout=2)
+    repo = sandbox.repo()
+    stage(repo, sandbox, "a.txt", "a\n")
+    # A byte every 50 ms for minutes: no read timeout fires, so only the ask's total timeout can end it in time.
+    sandbox.server.enqueue(Reply.trickle("x" * 5000, interval=0.05))
+    sandbox.commit(repo, EDITOR_ACTION="type:Typed while waiting")
+    assert sandbox.message(repo) == "Typed while waiting"
+    comment = [line for line in sandbox.saw.read_text().splitlines() if line.startswith("# aicache:")]
+    assert len(comment) == 1 and "no commit message suggested" in comment[0]
+    [episode] = sandbox.episodes()
+    assert episode["outcome"] == "error" and episode["source"] == "hook"
+    assert "(http.total_timeout)" in episode["error"]
+
+
 # -- chaining and where hooks live --------------------------------------------------------------------------
 
 

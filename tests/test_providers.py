@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -360,6 +361,29 @@ def test_overall_deadline_stops_an_endless_trickle(fake_llm: FakeLLM, stream: bo
     fake_llm.enqueue(Reply.trickle("x" * 2000, interval=0.02))
     error = _fail("openai", fake_llm, stream=stream, http=HttpSettings(read_timeout=0.2))
     assert "took longer than 1 s" in str(error)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_total_timeout_ends_a_trickle_that_every_other_limit_lets_through(fake_llm: FakeLLM, stream: bool) -> None:
+    # Bytes every 20 ms for 40 s: no read timeout fires, and the body deadline (5 x 120 s) is far off.
+    fake_llm.enqueue(Reply.trickle("x" * 2000, interval=0.02))
+    error = _fail("openai", fake_llm, stream=stream, http=HttpSettings(total_timeout=0.5))
+    assert "no complete answer within 0.5 s (http.total_timeout)" in str(error)
+
+
+def test_total_timeout_starts_no_retry_that_could_not_end_in_time(fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(*[Reply.status(503, "busy")] * 4)
+    # Backoff 0.4 s then 0.8 s (halved at most by the jitter): the second retry cannot start within 0.5 s.
+    error = _fail("openai", fake_llm, http=HttpSettings(retries=3, backoff=0.4, total_timeout=0.5))
+    assert "HTTP 503" in str(error) and "gave up: no answer within 0.5 s, http.total_timeout" in str(error)
+    assert len(fake_llm.requests) <= 2
+
+
+def test_total_timeout_cuts_the_read_timeout_to_the_time_left(fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.hang(3600))  # only a timeout can end this within the pytest timeout
+    error = _fail("anthropic", fake_llm, http=HttpSettings(read_timeout=120.0, total_timeout=0.3))
+    waited = re.search(r"sent no response within ([0-9.]+) s \(read timeout\)", str(error))
+    assert waited is not None and float(waited.group(1)) <= 0.3
 
 
 @pytest.mark.parametrize("provider", HTTP_PROVIDERS)

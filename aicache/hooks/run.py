@@ -30,8 +30,9 @@ QUESTION = "Write a commit message for this staged diff."
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_DIFF_BYTES = 32_000
 DEFAULT_TEMPLATE = "commit-message"
-# The ask's own timeouts end this long before the hook gives up: a silent provider then fails inside the worker,
-# which records the error episode. A worker still running at hook.timeout records nothing (the process exits).
+# The ask's own timeouts end this long before the hook gives up: a silent or slow provider then fails inside the
+# worker, which records the error episode. A worker still running at hook.timeout records nothing (the process
+# exits): only a stalled store could keep it that long now.
 ASK_MARGIN = 0.5
 
 
@@ -112,6 +113,8 @@ def _hook_settings(settings: Settings, seconds_left: float) -> Settings:
     http["connect_timeout"] = min(float(http["connect_timeout"]), left)
     http["read_timeout"] = min(float(http["read_timeout"]), left)
     http["max_retry_after"] = min(float(http["max_retry_after"]), left)
+    # A provider that trickles bytes, or retries, would outlast every per-read timeout: the whole ask ends in time.
+    http["total_timeout"] = min(float(http.get("total_timeout") or left), left)
     # one retry at most: a commit is waiting, and a failed attempt should end as a recorded error, not a timeout
     http["retries"] = min(int(http["retries"]), 1)
     data["http"] = http

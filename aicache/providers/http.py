@@ -10,7 +10,10 @@ Design
   trickles a byte now and then never trips a per-read timeout, so there is also an overall rule: once the
   response head has arrived, the whole body must arrive within ``DEADLINE_FACTOR`` x ``read_timeout`` (10
   minutes with the defaults). The deadline is checked whenever bytes arrive, so it fires at most one read
-  timeout late.
+  timeout late. ``total_timeout``, when set, bounds the whole call, retries and their waits included: each
+  attempt's timeouts are cut to what is left, no retry starts that could not end in time, and the body's
+  deadline is the nearer of the two. The commit hook sets it, so a slow provider fails inside the ask (and is
+  recorded) before the hook gives up.
 * **Retries.** Up to ``HttpSettings.retries`` extra attempts on connection failures (refused, reset, connect
   timeout, server closed the connection before answering) and on HTTP 408, 429 and 5xx, with exponential
   backoff and jitter. A ``Retry-After`` header (seconds or an HTTP date) replaces the backoff; one longer than
@@ -39,7 +42,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -110,11 +113,12 @@ def post_json(url: str, body: Mapping[str, Any], headers: Mapping[str, str], set
     hx = import_httpx()
     secrets = _secrets(headers)
     where = _where(url)
+    deadline = _Deadline.of(settings)
 
     def whole_json(response: httpx.Response) -> dict[str, Any]:
         broken = f"response from {where} broke off"
         try:
-            raw = b"".join(_body(hx, response, settings, secrets, broken))
+            raw = b"".join(_body(hx, response, settings, secrets, broken, deadline))
         except _ConnectionLost as lost:
             raise _Retryable(str(lost)) from None  # nothing of it was shown: ask again
         finally:
@@ -130,7 +134,8 @@ def post_json(url: str, body: Mapping[str, Any], headers: Mapping[str, str], set
         return data
 
     with _client(hx, settings, url) as client:
-        return _send(hx, client, url, body, {**headers, "accept": "application/json"}, settings, secrets, whole_json)
+        json_headers = {**headers, "accept": "application/json"}
+        return _send(hx, client, url, body, json_headers, settings, secrets, whole_json, deadline)
 
 
 def stream_sse(
@@ -146,14 +151,15 @@ def stream_sse(
     secrets = _secrets(headers)
     # identity: a compressing proxy or server would buffer the stream to fill its compression blocks
     stream_headers = {**headers, "accept": "text/event-stream", "accept-encoding": "identity"}
+    deadline = _Deadline.of(settings)
     with _client(hx, settings, url) as client:
         # The stream is read below, outside the retries: once its first text may be on screen it is never retried.
-        response = _send(hx, client, url, body, stream_headers, settings, secrets, lambda started: started)
+        response = _send(hx, client, url, body, stream_headers, settings, secrets, lambda started: started, deadline)
         try:
             _require_event_stream(hx, response, url, secrets)
             parser = SseParser()
             broken = "stream ended before the answer was complete"
-            for chunk in _body(hx, response, settings, secrets, broken):
+            for chunk in _body(hx, response, settings, secrets, broken, deadline):
                 yield from parser.feed(chunk)
         finally:
             response.close()
@@ -309,6 +315,7 @@ def _send(
     settings: HttpSettings,
     secrets: tuple[str, ...],
     read: Callable[[httpx.Response], T],
+    deadline: _Deadline,
 ) -> T:
     """Send with retries; return what ``read`` makes of the successful response (``read`` closes it, or hands it
     on unread for the caller to close). ``read`` may raise ``_Retryable`` for a body cut short: that spends an
@@ -320,18 +327,55 @@ def _send(
         raise ConfigError(f"invalid URL {_where(url)!r} (check the base URL): {_describe(exc, secrets)}") from None
     attempts = max(1, settings.retries + 1)
     for attempt in range(1, attempts + 1):
+        timeouts = deadline.cut(hx, request, settings)
         try:
-            response = _attempt(hx, client, request, _where(url), settings, secrets)
+            response = _attempt(hx, client, request, _where(url), timeouts, secrets)
             if response.is_success:
                 return read(response)
         except _Retryable as failure:
             if attempt == attempts:
                 tried = f" (gave up after {attempt} attempts)" if attempt > 1 else ""
                 raise ProviderError(f"{failure}{tried}") from None
-            _sleep(_backoff(settings, attempt))
+            _sleep(deadline.allows(_backoff(settings, attempt), str(failure)))
             continue
-        _sleep(_failure(hx, response, _where(url), settings, secrets, attempt=attempt, attempts=attempts))
+        wait = _failure(hx, response, _where(url), settings, secrets, attempt=attempt, attempts=attempts)
+        _sleep(deadline.allows(wait, f"HTTP {response.status_code} from {_where(url)}"))
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    """When a whole call must be over (``HttpSettings.total_timeout``); ``at`` None: no such limit."""
+
+    at: float | None
+    seconds: float | None
+
+    @classmethod
+    def of(cls, settings: HttpSettings) -> _Deadline:
+        total = settings.total_timeout
+        return cls(None if total is None else time.monotonic() + total, total)
+
+    def left(self) -> float:
+        return math.inf if self.at is None else self.at - time.monotonic()
+
+    def cut(self, hx: Any, request: httpx.Request, settings: HttpSettings) -> HttpSettings:
+        """The settings for the next attempt: its timeouts cut to the time left, and set on the request (httpx
+        reads a request's own timeouts from its extensions)."""
+        if self.at is None:
+            return settings
+        left = max(self.left(), 0.001)
+        cut = replace(
+            settings, connect_timeout=min(settings.connect_timeout, left), read_timeout=min(settings.read_timeout, left)
+        )
+        connect, read = cut.connect_timeout, cut.read_timeout
+        request.extensions["timeout"] = hx.Timeout(connect=connect, read=read, write=read, pool=connect).as_dict()
+        return cut
+
+    def allows(self, wait: float, failure: str) -> float:
+        """``wait`` when a retry after it can still start in time; else the call fails now with ``failure``."""
+        if wait >= self.left():
+            raise ProviderError(f"{failure} (gave up: no answer within {self.seconds:g} s, http.total_timeout)")
+        return wait
 
 
 class _Retryable(Exception):
@@ -419,9 +463,14 @@ def _sleep(seconds: float) -> None:
 
 
 def _body(
-    hx: Any, response: httpx.Response, settings: HttpSettings, secrets: tuple[str, ...], broken: str
+    hx: Any,
+    response: httpx.Response,
+    settings: HttpSettings,
+    secrets: tuple[str, ...],
+    broken: str,
+    total: _Deadline,
 ) -> Iterator[bytes]:
-    """The response body as it arrives, under the read timeout and the overall deadline."""
+    """The response body as it arrives, under the read timeout, the body's deadline and the call's."""
     where = _where(str(response.request.url))
     limit = DEADLINE_FACTOR * settings.read_timeout
     deadline = time.monotonic() + limit
@@ -432,6 +481,8 @@ def _body(
                     f"{broken}: {where} took longer than {limit:g} s "
                     f"(the limit is {DEADLINE_FACTOR} x the {settings.read_timeout:g} s read timeout)"
                 )
+            if total.left() < 0:
+                raise ProviderError(f"{broken}: no complete answer within {total.seconds:g} s (http.total_timeout)")
             yield chunk
     except hx.ReadTimeout:
         raise ProviderError(
