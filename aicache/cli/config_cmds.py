@@ -112,12 +112,13 @@ def keys_set(
     import sys
 
     from aicache import credentials
+    from aicache.errors import UsageError
 
+    credentials.check_name(provider)  # before asking for the key, not after it was typed
     if key is None:
+        if sys.stdin is None or sys.stdin.closed:
+            raise UsageError("no key given: pass --key, or type or pipe it on stdin")
         key = typer.prompt(f"{provider} API key", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
-    key = key.strip()
-    if not key:
-        raise typer.BadParameter("the key is empty")
     credentials.set_key(provider, key)
     output.note(f"saved {provider} key in {credentials.keys_path()}")
 
