@@ -281,8 +281,25 @@ def unset_value(name: str) -> tuple[Path, bool]:
                 raise ConfigError(f"unknown setting {schema.dotted(parts)}{schema.suggest(parts)}")
             return path, False
         del node[parts[-1]]
+        _prune_empty_tables(document, parts[:-1])
         _write_document(path, document)
     return path, True
+
+
+def _prune_empty_tables(document: Any, table_parts: tuple[str, ...]) -> None:
+    """Remove the tables on the way to an unset setting that it left empty, innermost first: an ``[http]`` header
+    with nothing under it is noise. A table that still holds a comment stays, since the comment is the user's."""
+    from tomlkit.items import Null, Whitespace
+
+    for depth in range(len(table_parts), 0, -1):
+        parent: Any = document
+        for part in table_parts[: depth - 1]:
+            parent = parent[part]
+        table = parent[table_parts[depth - 1]]
+        body = table.value.body if hasattr(table, "value") and hasattr(table.value, "body") else None
+        if len(table) or body is None or not all(isinstance(item, Null | Whitespace) for _key, item in body):
+            return
+        del parent[table_parts[depth - 1]]
 
 
 def _parse_name(name: str) -> tuple[str, ...]:

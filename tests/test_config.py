@@ -190,6 +190,20 @@ def test_get_and_unset(aicache_home: Path, config_file: Path) -> None:
     assert run(aicache_home, "config", "unset", "no.such").returncode == ExitCode.CONFIG
 
 
+def test_unset_removes_the_tables_it_leaves_empty(aicache_home: Path, config_file: Path) -> None:
+    config_file.write_text(
+        COMMENTED
+        + '\n[http]\nretries = 2\n\n[providers.openai]\nbase_url = "http://127.0.0.1:9"\n\n'
+        + '[prices."gpt-4.1"]\ninput = 2.0\noutput = 8.0\n\n[hook]\n# my hook notes\ntimeout = 9\n'
+    )
+    for name in ("http.retries", "providers.openai.base_url", 'prices."gpt-4.1".input', "hook.timeout"):
+        assert run(aicache_home, "config", "unset", name).returncode == 0, name
+    # [http] and [providers.openai] (and its implicit [providers]) are gone; a table still holding a key or a
+    # comment stays, and the rest of the file is as the user wrote it.
+    assert config_file.read_text() == COMMENTED + '\n[prices."gpt-4.1"]\noutput = 8.0\n\n[hook]\n# my hook notes\n'
+    assert run(aicache_home, "config", "get", "http.retries").stdout == b"3\n"
+
+
 def test_get_and_show_give_the_value_in_effect_of_an_unset_setting(aicache_home: Path, config_file: Path) -> None:
     expected = {"cache.candidates": "5", "decision.kind": "model", "index.ef_search": "64", "hook.model": "gpt-4o"}
     for name, value in expected.items():  # hook.model unset takes model's value, set in the file
