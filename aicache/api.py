@@ -16,6 +16,7 @@ returned ``AskResult``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -37,11 +38,30 @@ def _ignore(_text: str) -> None:
     return None
 
 
+# Token limits every provider wants as a whole number of at least 1 (OpenAI, Anthropic, Ollama's OpenAI API).
+_TOKEN_LIMITS = frozenset({"max_tokens", "max_completion_tokens"})
+
+
+def param_problem(name: str, value: object) -> str | None:
+    """Why sampling parameter ``name`` cannot be sent with ``value`` ("must be ..."), or None when it can.
+
+    NaN and infinities are not JSON (Python would write ``NaN``, which every provider refuses), and a token limit
+    below 1 is refused by every provider; any other finite number is sent as given, the provider's ranges differ.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number, not {value!r}"
+    if not math.isfinite(value):
+        return f"must be a finite number, not {value}"
+    if name in _TOKEN_LIMITS and (value < 1 or not float(value).is_integer()):
+        return f"must be a whole number of at least 1, not {value}"
+    return None
+
+
 def _params(params: Mapping[str, ParamValue] | Iterable[tuple[str, ParamValue]]) -> tuple[tuple[str, ParamValue], ...]:
     pairs = tuple(params.items()) if isinstance(params, Mapping) else tuple(params)
     for name, value in pairs:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise UsageError(f"sampling parameter {name} must be a number, not {value!r}")
+        if problem := param_problem(name, value):
+            raise UsageError(f"sampling parameter {name} {problem}")
     return pairs
 
 
@@ -115,7 +135,8 @@ def ask(
     ``AICACHE_HOME``; a connection opened here is closed before returning.
 
     Raises an ``AicacheError`` subclass whose ``exit_code`` is what the CLI would exit with: ``UsageError`` for an
-    empty question, a question, ``input_text`` or ``attachments`` of the wrong type, binary or oversized input,
+    empty question, a question, ``input_text`` or ``attachments`` of the wrong type, binary or oversized input, a
+    sampling parameter that is not a finite number or a ``max_tokens`` below 1 (see ``param_problem``),
     ``ConfigError``, ``ProviderError``, ``CacheMissError`` (``cache_only``), ``StoreError``. An episode is
     recorded for every outcome but a refused request, and but a store that cannot be written once the answer is
     there: the answer is then returned with a warning and ``episode_id`` None.

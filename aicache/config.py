@@ -13,13 +13,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aicache import paths, schema
 from aicache.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aicache.learn.settings_repo import LearnedFile
 
 
 @dataclass(frozen=True)
@@ -78,14 +81,16 @@ def read_file(path: Path) -> dict[str, Any]:
 class Settings:
     """The merged settings. ``data`` is the whole tree; properties name the parts code reads often.
 
-    ``file`` is what the config file set, ``environment`` which settings came from which variable, and
-    ``unknown`` the names in the file that are not settings (ignored; the CLI warns about them).
+    ``file`` is what the config file set, ``environment`` which settings came from which variable, ``unknown``
+    the names in the file that are not settings (ignored; the CLI warns about them), and ``learned`` the live
+    learned files (``aicache proposals apply``), lowest precedence first.
     """
 
     data: dict[str, Any]
     file: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
     unknown: tuple[str, ...] = ()
+    learned: tuple[LearnedFile, ...] = ()
 
     @property
     def warnings(self) -> list[str]:
@@ -97,15 +102,14 @@ class Settings:
         ]
 
     def source(self, parts: tuple[str, ...]) -> str:
-        """Where the value of a setting comes from: ``default``, ``file`` or ``env NAME``."""
+        """Where the value of a setting comes from: ``env NAME``, ``file``, ``learned``, ``learned (project)`` or
+        ``default``, in that order of precedence."""
         if (variable := self.environment.get(".".join(parts))) is not None:
             return f"env {variable}"
-        node: Any = self.file
-        for part in parts:
-            if not isinstance(node, dict) or part not in node:
-                return "default"
-            node = node[part]
-        return "file"
+        if _holds(self.file, parts):
+            return "file"
+        learned = learned_holder(parts, self.learned)
+        return learned.source if learned is not None else "default"
 
     def get(self, dotted: str, default: Any = None) -> Any:
         return self.value_of(tuple(dotted.split(".")), default)
@@ -144,6 +148,21 @@ class Settings:
         return value if isinstance(value, dict) else {}
 
 
+def _holds(tree: dict[str, Any], parts: tuple[str, ...]) -> bool:
+    node: Any = tree
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def learned_holder(parts: tuple[str, ...], learned: Iterable[LearnedFile]) -> LearnedFile | None:
+    """The learned file whose value of a setting is in effect (below the config file), or None."""
+    holders = [file for file in learned if _holds(file.data, parts)]
+    return holders[-1] if holders else None
+
+
 def load() -> Settings:
     """The settings in effect; ``ConfigError`` naming the setting and the file (or variable) if one is invalid."""
     path = paths.config_file()
@@ -153,10 +172,14 @@ def load() -> Settings:
         unknown, problem = schema.validate(file_data, str(path))
         if problem is not None:
             raise ConfigError(f"invalid setting: {problem}")
-    from aicache.learn.settings_repo import learned_settings
+    from aicache.learn.settings_repo import learned_files
 
     # learned settings (``aicache learn``, applied by the user) rank above the defaults and below the user's file
-    data = _merge(_merge(DEFAULTS, learned_settings()), file_data)
+    learned = tuple(learned_files())
+    data = copy.deepcopy(DEFAULTS)
+    for layer in learned:
+        data = _merge(data, layer.data)
+    data = _merge(data, file_data)
     environment = {}
     for name, variable in ENVIRONMENT.items():
         if value := os.environ.get(variable):
@@ -165,7 +188,7 @@ def load() -> Settings:
                 raise ConfigError(f"invalid setting: {problem}")
             data[name] = value
             environment[name] = variable
-    return Settings(data, file_data, environment, tuple(unknown))
+    return Settings(data, file_data, environment, tuple(unknown), learned)
 
 
 @dataclass(frozen=True)
@@ -175,7 +198,7 @@ class SettingView:
     name: str
     value: Any  # in effect; None: not set, and no default or one worked out at run time
     default: str
-    source: str  # "default", "file", "env AICACHE_MODEL", or "file (unknown, ignored)"
+    source: str  # "default", "learned", "learned (project)", "file", "env AICACHE_MODEL", "file (unknown, ignored)"
     help: str
 
 
@@ -283,8 +306,25 @@ def unset_value(name: str) -> tuple[Path, bool]:
                 raise ConfigError(f"unknown setting {schema.dotted(parts)}{schema.suggest(parts)}")
             return path, False
         del node[parts[-1]]
+        _prune_empty_tables(document, parts[:-1])
         _write_document(path, document)
     return path, True
+
+
+def _prune_empty_tables(document: Any, table_parts: tuple[str, ...]) -> None:
+    """Remove the tables on the way to an unset setting that it left empty, innermost first: an ``[http]`` header
+    with nothing under it is noise. A table that still holds a comment stays, since the comment is the user's."""
+    from tomlkit.items import Null, Whitespace
+
+    for depth in range(len(table_parts), 0, -1):
+        parent: Any = document
+        for part in table_parts[: depth - 1]:
+            parent = parent[part]
+        table = parent[table_parts[depth - 1]]
+        body = table.value.body if hasattr(table, "value") and hasattr(table.value, "body") else None
+        if len(table) or body is None or not all(isinstance(item, Null | Whitespace) for _key, item in body):
+            return
+        del parent[table_parts[depth - 1]]
 
 
 def _parse_name(name: str) -> tuple[str, ...]:

@@ -30,24 +30,31 @@ def get_key(name: str) -> str | None:
 
 
 def set_key(name: str, key: str) -> Path:
-    """Store ``key`` for a provider or base URL, keeping the other keys; return the file's path."""
+    """Store ``key`` for a provider or base URL, keeping the other keys; return the file's path.
+
+    Raises ``ConfigError`` for a name no provider reads a key under (as for an unknown provider) and for a key
+    file that cannot be read or written, ``UsageError`` for a key that is empty, has spaces or is not ASCII.
+    """
+    check_name(name)
     key = key.strip()  # a pasted key often brings its newline along
     if not key or any(c.isspace() for c in key):
         raise UsageError("an API key cannot be empty or contain spaces")
-    if not _normalize(name):
-        raise UsageError("a key needs a provider name or base URL to be stored under")
-    _check_name(name)
+    if not (key.isascii() and key.isprintable()):
+        # Sent in an HTTP header, which carries ASCII only; undecodable stdin arrives here as lone surrogates.
+        raise UsageError("an API key is printable ASCII; this one has other characters (a wrong file or encoding?)")
     keys = _read()
     keys[_normalize(name)] = key
     _write(keys)
     return keys_path()
 
 
-def _check_name(name: str) -> None:
-    """Only names a key is ever looked up under: a stored key under a misspelt name would never be sent."""
+def check_name(name: str) -> None:
+    """Raise ``ConfigError`` unless a key is ever looked up under ``name``: one under a misspelt name is never sent."""
     from urllib.parse import urlsplit
 
     normalized = _normalize(name)
+    if not normalized:
+        raise ConfigError("a key needs a provider name or base URL to be stored under")
     if "://" in normalized:
         try:
             parts = urlsplit(normalized)
@@ -55,7 +62,9 @@ def _check_name(name: str) -> None:
         except ValueError:  # a bad port
             valid = False
         if not valid:
-            raise UsageError(f"{name!r} is not an http:// or https:// base URL")
+            raise ConfigError(
+                f"no provider reads a key stored under {name!r}: it is not a valid http:// or https:// base URL"
+            )
     elif normalized not in KEYED_PROVIDERS:
         raise ConfigError(
             f"no provider takes a stored key named {name!r}: use {' or '.join(KEYED_PROVIDERS)}, or the base URL "

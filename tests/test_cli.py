@@ -116,6 +116,30 @@ def test_same_question_other_request_is_never_a_hit(aicache_home: Path, fake_llm
     assert len(fake_llm.requests) == 2
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["-o", "temperature=nan"], "-o/--option: temperature must be a finite number, not nan"),
+        (["-o", "top_p=inf"], "-o/--option: top_p must be a finite number, not inf"),
+        (["--temperature", "-inf"], "--temperature: temperature must be a finite number, not -inf"),
+        (["--max-tokens", "0"], "--max-tokens: max_tokens must be a whole number of at least 1, not 0"),
+        (["--max-tokens", "-5"], "--max-tokens: max_tokens must be a whole number of at least 1, not -5"),
+        (["-o", "max_tokens=2.5"], "-o/--option: max_tokens must be a whole number of at least 1, not 2.5"),
+    ],
+)
+def test_a_sampling_parameter_no_provider_accepts_is_refused_before_sending(
+    aicache_home: Path, fake_llm: FakeLLM, option: list[str], message: str
+) -> None:
+    refused = ask(aicache_home, fake_llm, *option, "explain rebase")
+    assert refused.returncode == 2
+    assert message in refused.stderr.decode() and refused.stderr.count(b"\n") == 1
+    assert fake_llm.requests == []
+    sent = ask(aicache_home, fake_llm, "--max-tokens", "1", "-o", "temperature=-0.5", "-o", "top_p=1e-3", "hi")
+    assert sent.returncode == 0, sent.stderr
+    body = fake_llm.requests[-1].body
+    assert (body["max_tokens"], body["temperature"], body["top_p"]) == (1, -0.5, 0.001)
+
+
 def test_template_placeholders_typed_by_the_user_are_sent_as_typed(aicache_home: Path, fake_llm: FakeLLM) -> None:
     piped = ask(aicache_home, fake_llm, "-t", "commit-message", "x {input} y", stdin=b"diff\n")
     assert piped.returncode == 0, piped.stderr

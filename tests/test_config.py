@@ -190,6 +190,20 @@ def test_get_and_unset(aicache_home: Path, config_file: Path) -> None:
     assert run(aicache_home, "config", "unset", "no.such").returncode == ExitCode.CONFIG
 
 
+def test_unset_removes_the_tables_it_leaves_empty(aicache_home: Path, config_file: Path) -> None:
+    config_file.write_text(
+        COMMENTED
+        + '\n[http]\nretries = 2\n\n[providers.openai]\nbase_url = "http://127.0.0.1:9"\n\n'
+        + '[prices."gpt-4.1"]\ninput = 2.0\noutput = 8.0\n\n[hook]\n# my hook notes\ntimeout = 9\n'
+    )
+    for name in ("http.retries", "providers.openai.base_url", 'prices."gpt-4.1".input', "hook.timeout"):
+        assert run(aicache_home, "config", "unset", name).returncode == 0, name
+    # [http] and [providers.openai] (and its implicit [providers]) are gone; a table still holding a key or a
+    # comment stays, and the rest of the file is as the user wrote it.
+    assert config_file.read_text() == COMMENTED + '\n[prices."gpt-4.1"]\noutput = 8.0\n\n[hook]\n# my hook notes\n'
+    assert run(aicache_home, "config", "get", "http.retries").stdout == b"3\n"
+
+
 def test_get_and_show_give_the_value_in_effect_of_an_unset_setting(aicache_home: Path, config_file: Path) -> None:
     expected = {"cache.candidates": "5", "decision.kind": "model", "index.ef_search": "64", "hook.model": "gpt-4o"}
     for name, value in expected.items():  # hook.model unset takes model's value, set in the file
@@ -274,15 +288,53 @@ def test_only_the_commands_that_write_the_file_import_tomlkit(aicache_home: Path
 
 
 def test_keys_set_refuses_names_no_provider_reads(aicache_home: Path) -> None:
-    for name, code in (("opneai", ExitCode.CONFIG), ("ollama", ExitCode.CONFIG), ("ftp://host", ExitCode.USAGE)):
+    for name in ("opneai", "ollama", "ftp://host", "http://host:99999"):
         result = run(aicache_home, "keys", "set", name, stdin=b"sk-some-key-0123456789\n")
-        assert result.returncode == code, (name, result.stderr)
+        assert result.returncode == ExitCode.CONFIG, (name, result.stderr)  # as an unknown provider is
         assert name in one_line_error(result)
     assert not (aicache_home / "keys.json").exists()
     for name in ("anthropic", "https://openrouter.ai/api/v1/"):
         assert run(aicache_home, "keys", "set", name, stdin=b"sk-some-key-0123456789\n").returncode == 0
     stored = json.loads((aicache_home / "keys.json").read_text())
     assert sorted(stored) == ["anthropic", "https://openrouter.ai/api/v1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "code", "message"),
+    [
+        (("opneai",), b"sk-some-key-0123456789\n", ExitCode.CONFIG, "no provider takes a stored key named 'opneai'"),
+        (("ftp://host",), b"sk-some-key-0123456789\n", ExitCode.CONFIG, "not a valid http:// or https:// base URL"),
+        (("",), b"sk-some-key-0123456789\n", ExitCode.CONFIG, "a key needs a provider name or base URL"),
+        (("openai", "--key", ""), b"", ExitCode.USAGE, "an API key cannot be empty"),
+        (("openai", "--key", "sk-one two"), b"", ExitCode.USAGE, "an API key cannot be empty or contain spaces"),
+        (("openai",), b"", ExitCode.USAGE, "an API key cannot be empty"),
+        (("openai",), b"\n", ExitCode.USAGE, "an API key cannot be empty"),
+        (("openai",), b"\xff\xfesk-some-key-0123456789\n", ExitCode.USAGE, "an API key is printable ASCII"),
+        (("openai",), None, ExitCode.USAGE, "no key given: pass --key"),
+        (("openai", "--key", "sk-some-key-0123456789"), b"", ExitCode.CONFIG, "cannot read the key file"),
+    ],
+)
+def test_keys_set_exit_codes_follow_the_table(
+    aicache_home: Path, args: tuple[str, ...], stdin: bytes | None, code: ExitCode, message: str
+) -> None:
+    """A name no provider reads or a key file that cannot be used: configuration (5); a bad key: usage (2)."""
+    aicache_home.mkdir(parents=True, exist_ok=True)
+    if message.startswith("cannot read"):
+        (aicache_home / "keys.json").mkdir()  # neither readable nor writable as a file
+    if stdin is None:  # stdin closed: `aicache keys set openai <&-`
+        result = subprocess.run(
+            [*AICACHE, "keys", "set", *args],
+            stdin=None,
+            capture_output=True,
+            env=cli_env(aicache_home),
+            preexec_fn=lambda: os.close(0),
+            timeout=120,
+        )
+    else:
+        result = run(aicache_home, "keys", "set", *args, stdin=stdin)
+    assert result.returncode == code, result.stderr
+    assert message in one_line_error(result)
+    assert not (aicache_home / "keys.json").is_file()
 
 
 def test_keys_remove(aicache_home: Path) -> None:

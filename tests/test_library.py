@@ -309,6 +309,8 @@ def test_library_errors_carry_the_command_line_exit_codes(library_env: FakeLLM) 
         ({"question": "a question", "attachments": 5}, "attachments must be a path or a list of paths, not int"),
         ({"question": "a question", "attachments": b"a.txt"}, "attachments must be a path or a list of paths, not"),
         ({"question": "a question", "attachments": ["a.txt", 7]}, "not a list holding 7"),
+        ({"question": "a question", "params": {"temperature": float("nan")}}, "temperature must be a finite number"),
+        ({"question": "a question", "params": {"max_tokens": 0}}, "max_tokens must be a whole number of at least 1"),
     ],
 )
 def test_a_value_of_the_wrong_type_is_named(library_env: FakeLLM, call: dict[str, Any], message: str) -> None:

@@ -430,6 +430,38 @@ def test_apply_of_a_deleted_branch_and_a_conflict_fail_clearly(aicache_home: Pat
     assert config.load().get("cache.threshold") == 0.7
 
 
+def test_config_names_a_learned_value_and_unset_says_how_to_undo_it(aicache_home: Path) -> None:
+    def aicache(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*AICACHE, *args], env=cli_env(aicache_home), capture_output=True, text=True, check=False)
+
+    def source() -> tuple[Any, str]:
+        got = json.loads(aicache("config", "get", "cache.threshold", "--json").stdout)
+        return got["value"], got["source"]
+
+    made = propose(settings_repo.default_repo())
+    assert cli(aicache_home, "apply", str(made.id)).returncode == 0
+    learned = aicache_home / "learned" / "learned.toml"
+    assert source() == (0.78, "learned")
+    shown = [line.split("\t") for line in aicache("config", "show").stdout.splitlines()]
+    assert ["cache.threshold", "0.78", "the decision's", "learned"] in shown
+
+    unset = aicache("config", "unset", "cache.threshold")
+    assert unset.returncode == 0 and unset.stderr.count("\n") == 1
+    assert unset.stderr.startswith("aicache: warning: cache.threshold is not set in ")
+    assert f"has the learned value 0.78 from {learned}" in unset.stderr
+    assert "`aicache proposals revert ID` undoes it" in unset.stderr
+    assert source() == (0.78, "learned")  # nothing removed behind git's back
+    assert aicache("config", "set", "cache.threshold", "0.9").returncode == 0
+    assert source() == (0.9, "file")
+    back = aicache("config", "unset", "cache.threshold")
+    assert back.returncode == 0 and f"the learned value 0.78 from {learned} applies now" in back.stderr
+    assert source() == (0.78, "learned")
+
+    assert cli(aicache_home, "revert", str(made.id)).returncode == 0
+    assert source() == (None, "default")
+    assert "was not set" in aicache("config", "unset", "cache.threshold").stderr
+
+
 def test_project_apply_writes_for_the_user_to_commit_and_refuses_local_changes(
     tmp_path: Path, aicache_home: Path
 ) -> None:
@@ -454,6 +486,7 @@ def test_project_apply_writes_for_the_user_to_commit_and_refuses_local_changes(
         [*AICACHE, "config", "show"], env=cli_env(aicache_home), cwd=user, capture_output=True, text=True, check=True
     )
     assert "0.78" in shown.stdout  # the project's learned settings are live in that repository
+    assert "cache.threshold\t0.78\tthe decision's\tlearned (project)\n" in shown.stdout
 
     git(user, "add", ".aicache")
     git(user, "commit", "-q", "-m", "learned threshold")

@@ -26,6 +26,21 @@ def _parse_option(text: str) -> tuple[str, float | int]:
     return name.strip(), number
 
 
+def _params(options: list[str], temperature: float | None, max_tokens: int | None) -> list[tuple[str, float | int]]:
+    """The sampling parameters, each checked here so a bad one is refused as the option the user typed."""
+    from aicache.api import param_problem
+
+    given = [(_parse_option(o), "-o/--option") for o in options]
+    if temperature is not None:
+        given.append((("temperature", temperature), "--temperature"))
+    if max_tokens is not None:
+        given.append((("max_tokens", max_tokens), "--max-tokens"))
+    for (name, value), hint in given:
+        if problem := param_problem(name, value):
+            raise typer.BadParameter(f"{name} {problem}", param_hint=hint)
+    return [pair for pair, _hint in given]
+
+
 def _read_stdin(no_stdin: bool, limit: int) -> bytes | None:
     if no_stdin or sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
         return None
@@ -82,8 +97,7 @@ def ask(
     settings = config.load()
     for warning in settings.warnings:
         output.warn(warning)
-    params = [_parse_option(o) for o in option or []]
-    params += [(n, v) for n, v in (("temperature", temperature), ("max_tokens", max_tokens)) if v is not None]
+    params = _params(option or [], temperature, max_tokens)
     stdin = _read_stdin(no_stdin, int(settings.get("limits.max_input_bytes", 1_000_000)))
 
     def run(

@@ -96,11 +96,47 @@ def config_set(
 
 @config_app.command("unset")
 def config_unset(name: str = typer.Argument(..., help="Dotted setting name, e.g. cache.threshold.")) -> None:
-    """Remove one setting from the config file, so its default applies again; comments are kept."""
+    """Remove one setting from the config file, so its default applies again; comments are kept.
+
+    A learned value is not in the file and stays: `aicache proposals revert ID` undoes the proposal that set it.
+    """
     from aicache import config
 
     path, removed = config.unset_value(name)
-    output.note(f"unset {name} in {path}" if removed else f"{name} was not set in {path}; nothing changed")
+    learned = _learned_value(name)
+    if removed:
+        output.note(f"unset {name} in {path}" + (f"; {learned} applies now" if learned else ""))
+    elif learned:
+        from aicache import schema
+
+        is_setting = schema.find(schema.parse_name(name)) is not None  # not a table of them
+        override = f", `aicache config set {name} VALUE` overrides it" if is_setting else ""
+        output.warn(
+            f"{name} is not set in {path} but has {learned}: `aicache proposals list --status applied` shows the "
+            f"proposal that set it, `aicache proposals revert ID` undoes it{override}"
+        )
+    else:
+        output.note(f"{name} was not set in {path}; nothing changed")
+
+
+def _learned_value(name: str) -> str | None:
+    """ "its learned value X (FILE)" when a learned file sets ``name``: unset cannot remove that value."""
+    from aicache import config, schema
+    from aicache.learn.settings_repo import learned_files
+
+    try:
+        parts = schema.parse_name(name)
+        holder = config.learned_holder(parts, learned_files())
+    except (ValueError, ConfigError):  # a broken learned file: unset is how a user fixes things, so say nothing
+        return None
+    if holder is None:
+        return None
+    node: Any = holder.data
+    for part in parts:
+        node = node[part]
+    if isinstance(node, dict):
+        return f"learned values in {holder.path}"
+    return f"the learned value {schema.format_value(node)} from {holder.path}"
 
 
 @keys_app.command("set")
@@ -112,12 +148,13 @@ def keys_set(
     import sys
 
     from aicache import credentials
+    from aicache.errors import UsageError
 
+    credentials.check_name(provider)  # before asking for the key, not after it was typed
     if key is None:
+        if sys.stdin is None or sys.stdin.closed:
+            raise UsageError("no key given: pass --key, or type or pipe it on stdin")
         key = typer.prompt(f"{provider} API key", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
-    key = key.strip()
-    if not key:
-        raise typer.BadParameter("the key is empty")
     credentials.set_key(provider, key)
     output.note(f"saved {provider} key in {credentials.keys_path()}")
 

@@ -162,6 +162,29 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+@dataclass(frozen=True)
+class LearnedFile:
+    """One live learned.toml and the settings it holds (``decision.directory`` resolved beside it)."""
+
+    path: Path
+    kind: str  # DEFAULT | PROJECT
+    data: dict[str, Any]
+
+    @property
+    def source(self) -> str:
+        """How ``config show`` names a value from this file."""
+        return "learned" if self.kind == DEFAULT else "learned (project)"
+
+
+def learned_files() -> list[LearnedFile]:
+    """The live learned files with their settings, lowest precedence first: aicache's own, then the project's."""
+    own = default_dir() / LEARNED_FILE
+    return [
+        LearnedFile(path, DEFAULT if path == own else PROJECT, _resolved(read_learned(path), path.parent))
+        for path in live_files()
+    ]
+
+
 def learned_settings() -> dict[str, Any]:
     """The live learned settings (aicache's own overlaid by the current project's), ``{}`` when there are none.
 
@@ -169,6 +192,6 @@ def learned_settings() -> dict[str, Any]:
     what the user wrote always wins over what was learned.
     """
     merged: dict[str, Any] = {}
-    for path in live_files():
-        merged = _merge(merged, _resolved(read_learned(path), path.parent))
+    for learned in learned_files():
+        merged = _merge(merged, learned.data)
     return merged
