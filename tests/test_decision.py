@@ -246,6 +246,20 @@ def test_a_refusal_names_the_rules_that_objected_beside_the_score() -> None:
     assert reworded.reasons == ("score 0.10 below threshold 0.76",)  # no rule objects: the score alone refused
 
 
+def test_a_number_bounded_on_opposite_sides_is_vetoed_whatever_the_score() -> None:
+    from aicache.semantic.decide import ModelDecision
+
+    def serve_all(question: str, cached: object, similarities: list[float], vectors: object = None) -> list[float]:
+        return [0.99] * len(similarities)
+
+    decision_ = ModelDecision(threshold=0.76, floor=0.5, version="test", scorer=serve_all)
+    cached = "Is the prior-year safe harbor 100% or 110% if my AGI was over $150,000?"
+    [under] = decision_.judge(cached.replace("over", "under"), [(cached, 0.998)])
+    [above] = decision_.judge(cached.replace("over", "above"), [(cached, 0.998)])
+    assert not under.accepted and any(r.startswith("opposite bounds: below 150000") for r in under.reasons)
+    assert above.accepted
+
+
 def test_a_candidate_below_the_floor_is_never_judged_by_the_model() -> None:
     from aicache.semantic.decide import ModelDecision
 

@@ -247,3 +247,19 @@ def test_shipped_lists_name_each_thing_once() -> None:
         assert parents <= lexicon.tables.category_of.keys(), f"{name} implies an unknown name"
     for category in lexicon.categories.values():
         assert category.label
+
+
+def test_one_number_bounded_on_opposite_sides_is_an_exact_difference() -> None:
+    from aicache.semantic.verify import exact_differences
+
+    assert exact_differences(
+        "what is the safe harbor if my AGI was under $150,000?", "what is the safe harbor if my AGI was over $150,000?"
+    ) == ["opposite bounds: below 150000 in the question, above 150000 in the cached question"]
+    assert exact_differences("records for a cash donation under $250", "records for a cash donation of $250 or more")
+    assert exact_differences("what was the city called before 1991", "what was the city called after 1991")
+    assert exact_differences("free shipping on orders of at least 50 euros", "free shipping on orders up to 50 euros")
+    # The same side in other words, a bound on one side only, or two numbers: not this rule's business.
+    assert not exact_differences("vaccines for adults over 65", "vaccines for adults above 65")
+    assert not exact_differences("jobs open to people 18 or older", "jobs open to people at least 18")
+    assert not exact_differences("flights under 300 dollars", "cheap flights for 300 dollars")
+    assert all("opposite bounds" not in reason for reason in exact_differences("over 100 euros", "under 200 euros"))

@@ -46,6 +46,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from aicache.semantic import bounds
 from aicache.semantic.lexicon import WORD, Analysis, Lexicon, load_lexicon
 
 DEFAULT_THRESHOLD: float = 0.50
@@ -138,14 +139,26 @@ def differences(query: str, candidate: str, lexicon: Lexicon | None = None) -> l
 
 
 def exact_differences(query: str, candidate: str, lexicon: Lexicon | None = None) -> list[str]:
-    """The rules that are exact, not judgement: different numbers, versions or identifiers (error codes, hashes).
+    """The rules that are exact, not judgement: different numbers, versions or identifiers (error codes, hashes),
+    and one number bounded on opposite sides ("under $150,000" vs "over $150,000").
 
     A learned decision can miss "E0382" vs "E0384" (one character); these rules cannot, so they stay as vetoes
     in front of it. Every other rule here rests on word lists, which do not generalise to words no list names.
     """
     lex = lexicon or load_lexicon()
     ours, theirs = lex.analyse(query), lex.analyse(candidate)
-    return [*_numbers(ours, theirs), *_identifiers(ours, theirs), *_different_versions(ours, theirs)]
+    rules = [*_numbers(ours, theirs), *_identifiers(ours, theirs), *_different_versions(ours, theirs)]
+    return rules + _opposite_bounds(query, candidate)
+
+
+def _opposite_bounds(query: str, candidate: str) -> list[str]:
+    """One number bounded on opposite sides: "income under $150,000" vs "income over $150,000" (``bounds``)."""
+    ours, theirs = bounds.bounds(query), bounds.bounds(candidate)
+    side = {bounds.ABOVE: "above", bounds.BELOW: "below"}
+    return [
+        f"opposite bounds: {side[ours[n]]} {n} in the question, {side[theirs[n]]} {n} in the cached question"
+        for n in bounds.opposite_bounds(query, candidate)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------
