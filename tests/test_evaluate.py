@@ -338,24 +338,29 @@ def test_the_trained_decision_serves_no_wrong_answer_on_sets_it_never_trained_on
 
 @pytest.mark.slow
 def test_the_trained_decision_does_no_worse_than_measured_on_sets_by_people_who_never_saw_the_repository() -> None:
-    # tests/data/heldout7-* to heldout9-*: written by people who never saw the repository (training/RESULTS.md
-    # sections 10 to 12). Measured (46234748907a at 0.880): round 7, developer 0/87 paraphrases served, 0/87
+    # tests/data/heldout7-* to heldout10-*: written by people who never saw the repository (training/RESULTS.md
+    # sections 10 to 13). Measured (46234748907a at 0.880): round 7, developer 0/87 paraphrases served, 0/87
     # near-misses given another's answer; everyday pairs 26/174, 0/171; Quora-style pairs 30/175, 0/173. Round 8,
     # developer 4/210, 1/210; everyday pairs 31/171, 2/162; Quora-style pairs 15/66, 0/66. Round 9 (read once, the
     # guard of section 12), developer 1/156, 1/156 ("git always take theirs ... during a rebase" given the answer
     # of "git keeps asking me to resolve the same conflict on every rebase"); everyday pairs 25/141, 0/143;
-    # Quora-style pairs 18/62, 0/60. More wrong answers than measured fails, and so do fewer than about half the
+    # Quora-style pairs 18/62, 0/60. Round 10 (read once, section 13), developer 1/183, 0/183; everyday pairs
+    # 21/141, 0/133 (1 before the veto on opposite bounds, which also took round 8's everyday pairs from 2 to 1);
+    # Quora-style pairs 14/60, 0/60. More wrong answers than measured fails, and so do fewer than about half the
     # paraphrases served.
     for name, pairwise, most_wrong, least_served in (
         ("heldout7-dev-families.jsonl", False, 0, 0),
         ("heldout7-everyday-pairs.jsonl", True, 0, 13),
         ("heldout7-quora-style-pairs.jsonl", True, 0, 15),
         ("heldout8-dev-families.jsonl", False, 1, 2),
-        ("heldout8-everyday-pairs.jsonl", True, 2, 15),
+        ("heldout8-everyday-pairs.jsonl", True, 1, 15),
         ("heldout8-quora-style-pairs.jsonl", True, 0, 7),
         ("heldout9-dev-families.jsonl", False, 1, 0),
         ("heldout9-everyday-pairs.jsonl", True, 0, 12),
         ("heldout9-quora-style-pairs.jsonl", True, 0, 9),
+        ("heldout10-dev-families.jsonl", False, 0, 0),
+        ("heldout10-everyday-pairs.jsonl", True, 0, 10),
+        ("heldout10-quora-style-pairs.jsonl", True, 0, 7),
     ):
         report = evaluate.run_eval(evaluate.load_pairs(DATA / name), decision="model", pairwise=pairwise)
         assert report.overall.negatives_wrong.count <= most_wrong, (name, report.overall.negatives_wrong)
