@@ -164,6 +164,8 @@ def search(
     A malformed FTS5 query is a ``UsageError`` naming the query and what FTS5 said.
     """
     where, args = [], []
+    if query and not query.strip():
+        raise UsageError(f"cannot search for {query!r}: the query is empty")
     if query:
         matched = "SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ?"
         where.append(f"(episodes.id IN ({matched}) OR episodes.answer_from IN ({matched}))")
@@ -179,8 +181,12 @@ def search(
         return [_decoded(r) for r in conn.execute(sql, (*args, limit))]
     except sqlite3.OperationalError as exc:
         if query and any(word in str(exc) for word in _FTS_ERRORS):
+            # FTS5 reads a leading `*` as the name of a debugging query ("unknown special query: " and the word
+            # after it, nothing for `*` alone), which says nothing to someone who meant a wildcard.
+            detail = "a * ends a word (pre*), it cannot start one" if "special query" in str(exc) else str(exc)
             raise UsageError(
-                f'cannot search for {query!r}: {exc} (FTS5 syntax: words, "a phrase", pre*, a OR b, a NOT b, NEAR(a b))'
+                f'cannot search for {query!r}: {detail} (FTS5 syntax: words, "a phrase", pre*, a OR b, a NOT b, '
+                "NEAR(a b))"
             ) from None
         raise
 

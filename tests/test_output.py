@@ -269,6 +269,11 @@ def test_log_query_speaks_fts5(aicache_home: Path, fake_llm: FakeLLM) -> None:
     assert bad.returncode == 2 and bad.stdout == b""
     (message,) = bad.stderr.decode().splitlines()
     assert message.startswith("aicache: error: cannot search for '\"unclosed OR'") and "FTS5 syntax" in message
+    for query, reason in (("*", "a * ends a word"), ("*foo", "a * ends a word"), ("   ", "the query is empty")):
+        refused = run(aicache_home, None, "log", "-q", query)
+        assert refused.returncode == 2, query
+        (message,) = refused.stderr.decode().splitlines()
+        assert message.startswith(f"aicache: error: cannot search for {query!r}: {reason}"), message
 
 
 def test_show_prints_one_episode_in_full(aicache_home: Path, fake_llm: FakeLLM) -> None:
