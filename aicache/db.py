@@ -18,6 +18,14 @@ from pathlib import Path
 from aicache import paths
 from aicache.errors import StoreBusyError, StoreCorruptError, StoreError
 
+MAX_INTEGER = 2**63 - 1
+"""The largest SQLite INTEGER, so the largest row id; binding a larger Python int raises ``OverflowError``."""
+
+
+def is_row_id(value: int) -> bool:
+    """Whether ``value`` can name a row: an id beyond SQLite's INTEGER names none (``show 99999999999999999999``)."""
+    return 0 < value <= MAX_INTEGER
+
 
 def busy_timeout_ms() -> int:
     """How long a writer waits for the lock; read per connection (a warm helper serves many environments)."""

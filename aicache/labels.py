@@ -15,6 +15,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from aicache.db import is_row_id
 from aicache.errors import UsageError
 from aicache.memory import verdict_on
 from aicache.request import exact_key
@@ -104,6 +105,8 @@ def label_pair(conn: sqlite3.Connection, episode_id: int, entry_id: int, good: b
 
 
 def _episode(conn: sqlite3.Connection, episode_id: int) -> sqlite3.Row:
+    if not is_row_id(episode_id):
+        raise UsageError(f"no episode {episode_id} (see `aicache log`)")
     cursor = conn.cursor()
     cursor.row_factory = sqlite3.Row  # this cursor's rows only: the connection's own factory stays as it is
     episode = cursor.execute(

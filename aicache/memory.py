@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from aicache.db import write_transaction
+from aicache.db import is_row_id, write_transaction
 from aicache.errors import UsageError
 
 
@@ -124,6 +124,8 @@ _SELECT = (
 
 
 def get(conn: sqlite3.Connection, episode_id: int) -> dict[str, Any] | None:
+    if not is_row_id(episode_id):
+        return None
     row = conn.execute(f"{_SELECT} WHERE episodes.id = ?", (episode_id,)).fetchone()
     return _decoded(row) if row else None
 

@@ -670,6 +670,22 @@ def test_concurrent_asks_lose_nothing(aicache_home: Path, fake_llm: FakeLLM) -> 
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_an_id_too_large_for_sqlite_names_nothing_as_any_missing_id_does(aicache_home: Path) -> None:
+    huge = "99999999999999999999999"  # past SQLite's INTEGER: binding it raised OverflowError, exit 1
+    for command, missing in (
+        (["show", huge], "no episode"),
+        (["why", huge], "no episode"),
+        (["feedback", huge, "good"], "no episode"),
+        (["feedback", huge, "good", "--json"], "no episode"),
+        (["proposals", "show", huge], "no proposal"),
+        (["proposals", "reject", huge], "no proposal"),
+        (["log", "-n", huge], "not in the range 1<=x<=9223372036854775807"),
+    ):
+        refused = run(aicache_home, None, *command)
+        (line,) = refused.stderr.decode().splitlines()
+        assert refused.returncode == 2 and missing in line, (command, line)
+
+
 def test_errors_are_one_line_and_debug_shows_traceback(aicache_home: Path) -> None:
     (aicache_home / "config.toml").write_text("this is = = not toml")
     plain = run(aicache_home, None, "ask", "x")

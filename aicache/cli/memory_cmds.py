@@ -8,6 +8,8 @@ import typer
 
 from aicache import output
 
+MAX_LIMIT = 2**63 - 1  # SQLite's largest INTEGER: a larger LIMIT cannot be bound (aicache.db stays unimported here)
+
 
 def _since(days: float | None) -> float | None:
     return time.time() - days * 86400 if days is not None else None
@@ -27,7 +29,7 @@ def log(
         "--query",
         help='Full-text search in questions, answers and errors; FTS5 syntax: "a phrase", pre*, a OR b, a NOT b.',
     ),
-    limit: int = typer.Option(20, "-n", "--limit", min=1, help="How many episodes to show."),
+    limit: int = typer.Option(20, "-n", "--limit", min=1, max=MAX_LIMIT, help="How many episodes to show."),
     outcome: str = typer.Option(None, "--outcome", help="Only this outcome (exact_hit, miss, error, ...)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (one object with an episodes list)."),
 ) -> None:

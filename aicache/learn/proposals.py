@@ -412,7 +412,11 @@ def _row(row: sqlite3.Row) -> Proposal:
 
 
 def get(conn: sqlite3.Connection, proposal_id: int) -> Proposal:
-    row = conn.execute("SELECT * FROM proposals WHERE id = ?", [proposal_id]).fetchone()
+    row = (
+        conn.execute("SELECT * FROM proposals WHERE id = ?", [proposal_id]).fetchone()
+        if db.is_row_id(proposal_id)
+        else None
+    )
     if row is None:
         raise UsageError(f"no proposal {proposal_id} (see `aicache proposals list`)")
     return _row(row)
