@@ -10,13 +10,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from aicache.errors import ConfigError
+
 APP = "aicache"
 
 
 def _home() -> Path | None:
     value = os.environ.get("AICACHE_HOME")
+    if not value:
+        return None
     # Absolute as soon as read: a relative home would name another directory after any change of directory.
-    return Path(os.path.abspath(os.path.expanduser(value))) if value else None
+    home = Path(os.path.abspath(os.path.expanduser(value)))
+    if home.exists() and not home.is_dir():
+        # Checked here, where every command reads it, so each fails alike (a missing home is created later).
+        raise ConfigError(f"AICACHE_HOME={value} is not a directory")
+    return home
 
 
 def config_dir() -> Path:

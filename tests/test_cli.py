@@ -686,6 +686,15 @@ def test_an_id_too_large_for_sqlite_names_nothing_as_any_missing_id_does(aicache
         assert refused.returncode == 2 and missing in line, (command, line)
 
 
+def test_a_home_that_is_a_file_is_one_configuration_error_for_every_command(tmp_path: Path) -> None:
+    home = tmp_path / "not-a-dir"
+    home.write_text("")  # log, stats and proposals list failed with "unexpected NotADirectoryError", exit 1
+    for command in (["log"], ["stats"], ["show", "1"], ["proposals", "list"], ["ask", "--cache-only", "hi"]):
+        refused = run(home, None, *command)
+        assert refused.returncode == 5, command
+        assert refused.stderr.decode().splitlines() == [f"aicache: error: AICACHE_HOME={home} is not a directory"]
+
+
 def test_errors_are_one_line_and_debug_shows_traceback(aicache_home: Path) -> None:
     (aicache_home / "config.toml").write_text("this is = = not toml")
     plain = run(aicache_home, None, "ask", "x")
