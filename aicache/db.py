@@ -45,8 +45,16 @@ def is_corruption(exc: sqlite3.DatabaseError) -> bool:
 
 
 def move_aside(path: Path, reason: str) -> Path:
-    """Keep a damaged database for inspection instead of deleting it; the user is told by the caller."""
-    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    """Keep a damaged database for inspection instead of deleting it; the user is told by the caller.
+
+    The name carries the time to the second, and a number after it when a file of that name (or its -wal or
+    -shm) is already there, so a second quarantine in the same second never overwrites the first.
+    """
+    stamp = f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside, number = path.with_name(stamp), 1
+    while any(Path(str(aside) + suffix).exists() for suffix in ("", "-wal", "-shm")):
+        number += 1
+        aside = path.with_name(f"{stamp}-{number}")
     for suffix in ("", "-wal", "-shm"):
         source = Path(str(path) + suffix)
         if source.exists():

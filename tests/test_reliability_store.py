@@ -426,6 +426,22 @@ def test_a_corrupt_database_is_moved_aside_never_replaced(conn: sqlite3.Connecti
     assert aside.read_bytes() == bytes(data)
 
 
+def test_a_second_quarantine_in_the_same_second_keeps_the_first(
+    conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _close_cleanly(conn)
+    monkeypatch.setattr(time, "strftime", lambda *_: "20261204-235818")  # both in one second
+    path.write_bytes(b"first damaged file")
+    first = db.move_aside(path, "test")
+    path.write_bytes(b"second damaged file")
+    Path(str(path) + "-wal").write_bytes(b"second wal")
+    second = db.move_aside(path, "test")
+    assert first != second and not path.exists()
+    assert first.read_bytes() == b"first damaged file" and second.read_bytes() == b"second damaged file"
+    assert Path(str(second) + "-wal").read_bytes() == b"second wal"
+    assert second.name == "aicache.db.corrupt-20261204-235818-2"
+
+
 def test_a_database_with_damaged_pages_is_detected(conn: sqlite3.Connection) -> None:
     # connect() only catches a damaged header (a full check on every open would cost the hit path); damage
     # deeper in the file surfaces when a query reads it, and then quick_check runs and the file is moved aside.
