@@ -62,11 +62,12 @@ def move_aside(path: Path, reason: str) -> Path:
     return aside
 
 
-def connect(path: Path | None = None, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(path: Path | None = None, *, readonly: bool = False, move_damaged: bool = True) -> sqlite3.Connection:
     """Open the store (creating it unless ``readonly``) and bring its schema up to date.
 
-    A file whose header is damaged is moved aside and ``StoreCorruptError`` raised; deeper damage is caught by
-    ``corruption_error`` when a query meets it. A corrupt store is never silently replaced by an empty one.
+    A file whose header is damaged is moved aside (left in place when not ``move_damaged``: see ``reading``) and
+    ``StoreCorruptError`` raised; deeper damage is caught by ``corruption_error`` when a query meets it. A corrupt
+    store is never silently replaced by an empty one.
     """
     path = path or paths.db_path()
     if readonly:
@@ -90,6 +91,8 @@ def connect(path: Path | None = None, *, readonly: bool = False) -> sqlite3.Conn
     except sqlite3.DatabaseError as exc:
         conn.close()
         if is_corruption(exc):
+            if not move_damaged:
+                raise damaged_error(exc, path) from None
             aside = move_aside(path, str(exc))
             raise StoreCorruptError(
                 f"the cache database was corrupt ({exc}); moved to {aside}; a new one is created on the next run"
@@ -98,6 +101,32 @@ def connect(path: Path | None = None, *, readonly: bool = False) -> sqlite3.Conn
             return _connect_immutable(path)
         raise translate(exc) from None
     return conn
+
+
+@contextmanager
+def reading() -> Iterator[sqlite3.Connection]:
+    """The store for a command that only reads (``log``, ``show``, ``stats``, ``why``, ``proposals list``).
+
+    Damage is reported, never moved aside: such a command has nothing to write, and a store whose damage lies in
+    a few pages still answers ``log`` and ``show`` for the rest, which moving it aside would take from view. A
+    command that writes (``ask``, ``feedback``, ``learn``) moves it aside when it meets the damage, as it cannot
+    go on without a store it can write.
+    """
+    try:
+        yield connect(move_damaged=False)
+    except sqlite3.DatabaseError as exc:
+        if not is_corruption(exc):
+            raise
+        raise damaged_error(exc) from None
+
+
+def damaged_error(exc: sqlite3.DatabaseError, path: Path | None = None) -> StoreCorruptError:
+    """What a command that only reads says of a damaged store it leaves in place."""
+    path = path or paths.db_path()
+    return StoreCorruptError(
+        f"the cache database {path} is damaged ({exc}); left in place, as this command only reads: the next "
+        "command that writes and meets the damage (ask, feedback) moves it aside, or move it aside yourself"
+    )
 
 
 def use_wal(conn: sqlite3.Connection) -> None:

@@ -600,6 +600,33 @@ def test_stats_days_refuses_a_window_of_no_time_and_says_when_it_is_empty(
     assert b"fix" not in old.stdout and run(aicache_home, None, "stats", "--days", "30").stdout.count(b"\n") == 2
 
 
+def test_a_command_that_only_reads_never_moves_a_damaged_store_aside(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    # The user's case: 20 KB overwritten in the middle of the file. `log` still read what it needed, but `stats`
+    # met the damage and moved the whole store aside, taking every episode from view.
+    for i in range(12):
+        fake_llm.enqueue(Reply.text(f"answer {i}: " + "rename the branch with git branch -m " * 100))
+        assert ask(aicache_home, fake_llm, f"question {i} about rename").returncode == 0
+    path = aicache_home / "data" / "aicache.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2 // 4096 * 4096
+    data[middle : middle + 20480] = bytes(range(256)) * 80
+    path.write_bytes(bytes(data))
+    failed = []
+    for command in (["log"], ["log", "-q", "rename"], ["log", "--json"], ["stats"], ["stats", "--json"]):
+        found = run(aicache_home, None, *command)
+        if found.returncode != 0:
+            (line,) = found.stderr.decode().splitlines()
+            assert found.returncode == 6 and f"the cache database {path} is damaged" in line, line
+            assert "left in place" in line and "moves it aside" in line
+            failed.append(command)
+        assert path.read_bytes() == bytes(data)  # still there, as it was: what can be read stays readable
+        assert not list(path.parent.glob("aicache.db.corrupt-*"))
+    assert failed  # the damage was met
+
+
 def test_config_and_keys(aicache_home: Path) -> None:
     assert run(aicache_home, None, "config", "set", "model", "gpt-4.1-mini").returncode == 0
     shown = json.loads(run(aicache_home, None, "config", "show", "--json").stdout)

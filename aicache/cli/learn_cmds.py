@@ -43,7 +43,8 @@ def list_(
     from aicache import db, render
     from aicache.learn import proposals
 
-    found = proposals.list_proposals(db.connect(), status)
+    with db.reading() as conn:
+        found = proposals.list_proposals(conn, status)
     if json_out:
         output.emit_json({"proposals": [asdict(p) for p in found]})
         return
@@ -59,7 +60,8 @@ def show(
     from aicache import db, render
     from aicache.learn import proposals
 
-    detail = proposals.show(db.connect(), proposal_id)
+    with db.reading() as conn:
+        detail = proposals.show(conn, proposal_id)
     if json_out:
         output.emit_json(asdict(detail))
         return

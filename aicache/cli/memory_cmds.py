@@ -36,15 +36,15 @@ def log(
     """List and search recorded episodes, newest first."""
     from aicache import db, memory
 
-    conn = db.connect()
-    wanted = memory.parse_outcome(outcome) if outcome else None
-    episodes = memory.search(conn, query, limit, wanted)
+    with db.reading() as conn:
+        wanted = memory.parse_outcome(outcome) if outcome else None
+        episodes = memory.search(conn, query, limit, wanted)
+        filtered = bool(query or outcome) and not json_out and memory.count(conn) > 0
     if json_out:
         output.emit_json({"episodes": episodes})
         return
     from aicache import render
 
-    filtered = bool(query or outcome) and memory.count(conn) > 0
     render.episodes_table(episodes, "no episodes match" if filtered else "no episodes yet")
 
 
@@ -58,11 +58,11 @@ def show(
     from aicache import cache, db, memory
     from aicache.errors import UsageError
 
-    conn = db.connect()
-    episode = memory.get(conn, episode_id)
-    if episode is None:
-        raise UsageError(f"no episode {episode_id} (see `aicache log`)")
-    entry = cache.get_entry(conn, episode["entry_id"]) if episode.get("entry_id") else None
+    with db.reading() as conn:
+        episode = memory.get(conn, episode_id)
+        if episode is None:
+            raise UsageError(f"no episode {episode_id} (see `aicache log`)")
+        entry = cache.get_entry(conn, episode["entry_id"]) if episode.get("entry_id") else None
     if json_out:
         output.emit_json({"episode": episode, "entry": asdict(entry) if entry else None})
         return
@@ -82,15 +82,16 @@ def stats(
 
     from aicache import db, memory
 
-    conn = db.connect()
-    rows = memory.stats(conn, _since(days))
+    with db.reading() as conn:
+        rows = memory.stats(conn, _since(days))
+        windowed = days is not None and not json_out and memory.count(conn) > 0
     if json_out:
         output.emit_json({"models": [asdict(r) | {"hit_rate": r.hit_rate} for r in rows]})
         return
     from aicache import render
 
     empty = "no episodes yet"
-    if days is not None and memory.count(conn) > 0:
+    if windowed:
         empty = f"no episodes in the last {days:g} day{'' if days == 1 else 's'}"
     render.stats_table(rows, empty)
 

@@ -17,7 +17,8 @@ def why(
     from aicache import db
     from aicache.explain import explain
 
-    found = explain(db.connect(), episode_id)
+    with db.reading() as conn:
+        found = explain(conn, episode_id)
     if json_out:
         from dataclasses import asdict
 
