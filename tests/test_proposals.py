@@ -490,8 +490,10 @@ def test_project_apply_writes_for_the_user_to_commit_and_refuses_local_changes(
 
     git(user, "add", ".aicache")
     git(user, "commit", "-q", "-m", "learned threshold")
-    assert cli(aicache_home, "revert", str(made.id), cwd=user).returncode == 0
+    reverted = cli(aicache_home, "revert", str(made.id), cwd=user)
+    assert reverted.returncode == 0, reverted.stderr
     assert not (user / ".aicache" / "learned.toml").exists()
+    assert "removed .aicache/learned.toml" in reverted.stderr + reverted.stdout  # there was none before: not "restored"
     assert git(user, "status", "--porcelain") == "D .aicache/learned.toml"  # for the user to commit, as apply was
 
 

@@ -771,5 +771,8 @@ def revert(conn: sqlite3.Connection, proposal_id: int) -> Outcome:
             writes[path] = g.blob_at(f"{proposal.commit}^", path)
         for path, data in writes.items():
             _write_atomic(repo.root / path, data)
-        actions = (*(f"restored {path}" for path in writes), _commit_hint(g, repo))
+        actions = (
+            *(f"{'removed' if data is None else 'restored'} {path}" for path, data in writes.items()),
+            _commit_hint(g, repo),
+        )
         return Outcome(_decide(conn, proposal, REVERTED), actions)
