@@ -168,7 +168,7 @@ def ask(
         ctx = AskContext(
             settings=settings,
             conn=connection,
-            api_key=prepared.api_key,
+            key=prepared.key,
             stream=bool(settings.get("stream", True)) if stream is None else stream,
             mode=cache_mode,
             source=source,

@@ -20,18 +20,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aicache import cache, labels, memory
 from aicache.cachekeys import content_hash
 from aicache.config import HttpSettings, Settings
 from aicache.db import write_transaction
-from aicache.errors import AicacheError, CacheMissError, ProviderError, StoreError, UsageError
+from aicache.errors import AicacheError, CacheMissError, ConfigError, ProviderError, StoreError, UsageError
 from aicache.hooks.gitinfo import repo_and_head
 from aicache.memory import Outcome
 from aicache.normalize import EMPTY_QUESTION, has_content
 from aicache.providers.base import Completion, ProviderRequest, TextSink
 from aicache.request import AskRequest
+
+if TYPE_CHECKING:
+    from aicache.providers import Endpoint
 
 NoteSink = Callable[[str], None]
 
@@ -87,6 +90,8 @@ class AskContext:
     settings: Settings
     conn: sqlite3.Connection
     api_key: str | None = None
+    #: when set, the endpoint and key to send with, resolved only when a request is sent (it reads the key file)
+    key: Callable[[], Endpoint] | None = None
     stream: bool = True
     mode: CacheMode = CacheMode.NORMAL
     source: str = "cli"
@@ -223,7 +228,13 @@ def to_provider(request: AskRequest, *, stream: bool, api_key: str | None, http:
 def _call_provider(request: AskRequest, ctx: AskContext, on_text: TextSink) -> Completion:
     from aicache.providers import get_provider
 
-    provider_request = to_provider(request, stream=ctx.stream, api_key=ctx.api_key, http=ctx.settings.http)
+    api_key = ctx.api_key
+    if ctx.key is not None:
+        found = ctx.key()
+        if found.withheld:
+            ctx.on_warning(found.withheld)
+        api_key = found.api_key
+    provider_request = to_provider(request, stream=ctx.stream, api_key=api_key, http=ctx.settings.http)
     return get_provider(request.provider).complete(provider_request, on_text)
 
 
@@ -292,11 +303,17 @@ def _maybe_shadow_check(request: AskRequest, ctx: AskContext, result: AskResult)
     import subprocess
     import sys
 
+    api_key = ctx.api_key
+    if ctx.key is not None:
+        try:
+            api_key = ctx.key().api_key
+        except ConfigError:
+            return  # a key file that cannot be read: the hit needed none, and a shadow check is optional
     job = {
         "kind": "hit" if result.outcome == Outcome.SEMANTIC_HIT else "miss",
         "episode": result.episode_id,
         "entry": result.entry_id,
-        "key": ctx.api_key,
+        "key": api_key,
         "request": {
             "question": request.question,
             "provider": request.provider,

@@ -9,8 +9,11 @@ request exists, so nothing downstream (provider, store, episode) can see them.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aicache import redact, templates
 from aicache.aliases import resolve_model
@@ -19,6 +22,9 @@ from aicache.errors import UsageError
 from aicache.inputs import decode, read_limited, repair_argument
 from aicache.normalize import EMPTY_QUESTION, has_content
 from aicache.request import AskRequest, Params
+
+if TYPE_CHECKING:
+    from aicache.providers import Endpoint
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,9 @@ class RawAsk:
 class Prepared:
     request: AskRequest
     warnings: tuple[str, ...]
-    api_key: str | None = field(default=None, repr=False)
+    #: the endpoint with the key it may be sent with; called only when a request must be sent (a miss), since
+    #: it reads the key file, which a cache hit does not need
+    key: Callable[[], Endpoint] = field(repr=False)
 
 
 def _attachment_text(path: Path, limit: int) -> tuple[str, str | None]:
@@ -90,7 +98,7 @@ def _endpoint_label(settings: Settings, provider: str, base_url: str | None) -> 
 
 
 def prepare(raw: RawAsk, settings: Settings) -> Prepared:
-    """Build the request and pick the key it may be sent with (``providers.endpoint``)."""
+    """Build the request, and the way to pick the key it may be sent with (``providers.endpoint``)."""
     from aicache.providers import endpoint
 
     warnings: list[str] = []
@@ -109,10 +117,7 @@ def prepare(raw: RawAsk, settings: Settings) -> Prepared:
         question_text, input_text = input_text.strip(), None
     extra = redact.user_patterns(list(settings.get("redact.patterns", [])))
     provider, model = resolve_model(settings, raw.model, raw.provider)
-    found = endpoint(settings, provider, raw.base_url, raw.key)
-    base_url, api_key = found.base_url, found.api_key
-    if found.withheld:
-        warnings.append(found.withheld)
+    base_url = endpoint(settings, provider, raw.base_url, raw.key, stored_keys=False).base_url
     request = AskRequest(
         question=_redacted(question_text, extra, warnings, "the question") or "",
         provider=provider,
@@ -123,4 +128,4 @@ def prepare(raw: RawAsk, settings: Settings) -> Prepared:
         template=templates.load(raw.template) if raw.template else None,
         params=tuple(sorted(raw.params)),
     )
-    return Prepared(request, tuple(warnings), api_key)
+    return Prepared(request, tuple(warnings), partial(endpoint, settings, provider, raw.base_url, raw.key))

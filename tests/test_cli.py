@@ -642,6 +642,19 @@ def test_config_and_keys(aicache_home: Path) -> None:
     assert broken.returncode == 5 and b"keys.json" in broken.stderr
 
 
+def test_a_corrupt_key_file_blocks_no_hit_and_is_reported_on_a_miss(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    assert ask(aicache_home, fake_llm, "how do I list branches").returncode == 0
+    (aicache_home / "keys.json").write_text("{not json")
+    # A hit needs no key: the key file used to be read first, so the hit failed with exit 5.
+    hit = ask(aicache_home, fake_llm, "how do I list branches")
+    assert hit.returncode == 0, hit.stderr
+    assert b"exact hit" in hit.stderr and b"keys.json" not in hit.stderr
+    # A miss must send a request: then the damaged file is an error, as before, and nothing is sent.
+    miss = ask(aicache_home, fake_llm, "how do I delete a branch")
+    assert miss.returncode == 5 and b"keys.json" in miss.stderr and b"not valid JSON" in miss.stderr
+    assert len(fake_llm.requests) == 1
+
+
 def test_database_file_is_private(aicache_home: Path, fake_llm: FakeLLM) -> None:
     ask(aicache_home, fake_llm, "anything")
     assert (aicache_home / "data" / "aicache.db").stat().st_mode & 0o777 == 0o600

@@ -114,6 +114,24 @@ def warm(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def test_helper_start_and_stop_print_json_and_a_second_start_says_already_running(env: dict[str, str]) -> None:
+    started = aicache(env, "helper", "start", "--json")  # used to be "No such option: --json" (exit 2)
+    assert started.returncode == 0, started.stderr
+    pid = helper_status(env)["pid"]
+    assert json.loads(started.stdout)["helper"] == {"state": "started", "pid": pid}
+    again = aicache(env, "helper", "start")
+    assert again.returncode == 0 and "helper already running: pid" in again.stderr.decode()
+    assert json.loads(aicache(env, "helper", "start", "--json").stdout)["helper"]["state"] == "already running"
+    stopped = aicache(env, "helper", "stop", "--json")
+    assert stopped.returncode == 0, stopped.stderr
+    assert json.loads(stopped.stdout)["helper"] == {"state": "stopped", "pid": pid}
+    wait_for(lambda: gone(pid), 10)
+    assert json.loads(aicache(env, "helper", "stop", "--json").stdout)["helper"] == {
+        "state": "not running",
+        "pid": None,
+    }
+
+
 def test_ask_through_the_helper_behaves_like_in_process(
     warm: dict[str, str], fake_llm: FakeLLM, aicache_home: Path, tmp_path: Path
 ) -> None:

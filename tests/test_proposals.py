@@ -490,9 +490,38 @@ def test_project_apply_writes_for_the_user_to_commit_and_refuses_local_changes(
 
     git(user, "add", ".aicache")
     git(user, "commit", "-q", "-m", "learned threshold")
-    assert cli(aicache_home, "revert", str(made.id), cwd=user).returncode == 0
+    reverted = cli(aicache_home, "revert", str(made.id), cwd=user)
+    assert reverted.returncode == 0, reverted.stderr
     assert not (user / ".aicache" / "learned.toml").exists()
+    assert "removed .aicache/learned.toml" in reverted.stderr + reverted.stdout  # there was none before: not "restored"
     assert git(user, "status", "--porcelain") == "D .aicache/learned.toml"  # for the user to commit, as apply was
+
+
+def test_learn_in_a_project_whose_reverted_settings_are_not_committed_says_so_before_any_work(
+    tmp_path: Path, aicache_home: Path
+) -> None:
+    # After `proposals revert`, .aicache/learned.toml is deleted but not committed: the live settings are the
+    # defaults while HEAD still holds the learned file. learn --repo used to work for a minute, then compare its
+    # proposal with HEAD and say "what the live settings already hold: nothing to propose".
+    user = make_repo(tmp_path / "user")
+    (user / ".aicache").mkdir()
+    (user / ".aicache" / "learned.toml").write_bytes(LEARNED)
+    git(user, "add", ".aicache")
+    git(user, "commit", "-q", "-m", "learned threshold")
+    (user / ".aicache" / "learned.toml").unlink()  # as `proposals revert` leaves it
+    before = checkout_state(user)
+
+    result = subprocess.run(
+        [*AICACHE, "learn", "--repo"], env=cli_env(aicache_home), cwd=user, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == ExitCode.PROPOSAL, result.stderr
+    assert "has local changes" in result.stderr and "nothing to propose" not in result.stderr + result.stdout
+    assert result.stdout == ""  # refused before the study: nothing found, nothing printed
+    assert checkout_state(user) == before and branches(user) == {}
+
+    # the library's own comparison says the same when the proposal is what HEAD holds but .aicache/ differs
+    with pytest.raises(ProposalError, match="has local changes"):
+        propose(settings_repo.project_repo(user))
 
 
 # -- what may be written ---------------------------------------------------------------------------------

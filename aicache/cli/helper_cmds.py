@@ -33,7 +33,7 @@ def _describe(status: dict[str, Any]) -> str:
 
 
 @helper_app.command("start")
-def start() -> None:
+def start(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Start the helper now (it normally starts by itself after a cold `ask`) and wait until it serves."""
     from aicache import config
     from aicache.helper import client, wire
@@ -43,6 +43,7 @@ def start() -> None:
     if not config.load().get("helper.enabled", True):
         raise ConfigError("the helper is turned off (helper.enabled = false)")
     status = client.query("status")
+    state = "already running" if status is not None else "started"
     if status is None:
         stuck = client.lock_holder()
         if stuck is not None:
@@ -52,24 +53,33 @@ def start() -> None:
         status = client.wait_until_ready(START_TIMEOUT)
     if status is None:
         raise AicacheError(f"the helper did not start within {START_TIMEOUT:g} s; its log: {_log_path()}")
-    output.note(_describe(status))
+    if json_out:
+        output.emit_json({"helper": {"state": state, "pid": status["pid"]}})
+        return
+    described = _describe(status)
+    output.note(
+        described.replace("helper running", "helper already running", 1) if state == "already running" else described
+    )
 
 
 @helper_app.command("stop")
-def stop() -> None:
+def stop(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Stop the helper, also one that no longer answers; the next `ask` runs in-process (and starts a new one)."""
     from aicache.helper import client
 
+    state, pid, note = "not running", None, "no helper is running"
     status = client.query("stop", timeout=STOP_ASK_TIMEOUT)
     if status:
-        output.note(f"stopped the helper (pid {status['pid']})")
-        return
-    pid = client.lock_holder()  # a helper that holds its lock but does not answer is stuck (or still starting)
-    if pid is None:
-        output.note("no helper is running")
-        return
-    how = client.end(pid)
-    output.note(f"ended the helper (pid {pid}), which did not answer, with {how}" if how else "no helper is running")
+        state, pid, note = "stopped", status["pid"], f"stopped the helper (pid {status['pid']})"
+    else:
+        stuck = client.lock_holder()  # a helper that holds its lock but does not answer is stuck (or still starting)
+        how = client.end(stuck) if stuck is not None else None
+        if how:
+            state, pid, note = "ended", stuck, f"ended the helper (pid {stuck}), which did not answer, with {how}"
+    if json_out:
+        output.emit_json({"helper": {"state": state, "pid": pid}})
+    else:
+        output.note(note)
 
 
 @helper_app.command("status")

@@ -14,6 +14,7 @@ from aicache import output
 if TYPE_CHECKING:
     from aicache.learn.refit import Refit
     from aicache.learn.run import Study
+    from aicache.learn.settings_repo import SettingsRepo
 
 
 def learn(
@@ -30,8 +31,10 @@ def learn(
 ) -> None:
     """Learn from labelled episodes; propose changed settings as a git branch for you to review."""
     from aicache import config, db, render
-    from aicache.learn import run
+    from aicache.learn import proposals, run, settings_repo
 
+    target = settings_repo.project_repo(Path.cwd()) if repo else settings_repo.default_repo()
+    proposals.check_base(target)  # before the minute of work, not after it
     settings = config.load()
     budget = float(max_wrong if max_wrong is not None else settings.get("learn.max_wrong", 0.01))
     command = shlex.join(["aicache", "learn", *sys.argv[2:]]) if sys.argv[1:2] == ["learn"] else "aicache learn"
@@ -45,7 +48,7 @@ def learn(
             command=command,
             progress=lambda _step, done, total: advance(done, total),
         )
-    proposal = _propose(conn, found, repo=repo, dry_run=dry_run)
+    proposal = _propose(conn, found, target, dry_run=dry_run)
     if report is not None:
         from aicache.learn import report as learn_report
 
@@ -57,11 +60,10 @@ def learn(
     _show(found, proposal, dry_run)
 
 
-def _propose(conn: Any, found: Study, *, repo: bool, dry_run: bool) -> dict[str, Any] | None:
+def _propose(conn: Any, found: Study, target: SettingsRepo, *, dry_run: bool) -> dict[str, Any] | None:
     """The proposal's files and diff (a dry run stops there, writing nothing), or the branch made for it."""
     from aicache.learn import proposals, run, settings_repo
 
-    target = settings_repo.project_repo(Path.cwd()) if repo else settings_repo.default_repo()
     if not found.changes:
         if not dry_run:
             _record_run(conn, found, proposal=None)

@@ -357,6 +357,26 @@ def _free_branch(g: _Git, slug: str) -> str:
     raise ProposalError(f"branches {base} to {base}-99 all exist; reject or delete some")
 
 
+def _refuse_local_changes(g: _Git, repo: SettingsRepo) -> None:
+    """A project's proposals are based on HEAD: while ``.aicache/`` differs from it (a revert not yet committed,
+    an edit), HEAD is not what is live, and a proposal could neither be compared with the live files nor applied."""
+    if repo.kind != DEFAULT and g.porcelain(repo.prefix):
+        raise ProposalError(
+            f"{repo.settings_dir} has local changes (a reverted or applied proposal not committed yet?): "
+            f"proposals are based on HEAD; commit or discard them first (git status {repo.prefix})"
+        )
+
+
+def check_base(repo: SettingsRepo) -> None:
+    """Refuse before any work is spent what would make a proposal wrong: an operation half-way, or (``--repo``)
+    a ``.aicache/`` that differs from HEAD, the base every proposal there is compared with and committed on."""
+    if not (repo.root / ".git").exists():
+        return  # aicache's own repository, created by the first proposal
+    with _opened(repo) as g:
+        g.refuse_if_busy()
+        _refuse_local_changes(g, repo)
+
+
 def _make_commit(g: _Git, repo: SettingsRepo, files: Mapping[str, bytes], message: str) -> tuple[str, str]:
     """Write the proposal's objects (blobs, tree, commit) on top of the live settings; (commit, parent)."""
     g.refuse_if_busy()
@@ -365,6 +385,7 @@ def _make_commit(g: _Git, repo: SettingsRepo, files: Mapping[str, bytes], messag
         raise ProposalError(f"{repo.root} has no commit yet (unborn HEAD): commit something first")
     tree = g.write_tree(base, {repo.tree_path(name): g.store_blob(data) for name, data in files.items()})
     if tree == g.out("rev-parse", f"{base}^{{tree}}"):
+        _refuse_local_changes(g, repo)  # then HEAD holds them, but the live files differ from HEAD
         raise ProposalError("the proposed files are what the live settings already hold: nothing to propose")
     return g.commit_tree(tree, base, message), base
 
@@ -754,5 +775,8 @@ def revert(conn: sqlite3.Connection, proposal_id: int) -> Outcome:
             writes[path] = g.blob_at(f"{proposal.commit}^", path)
         for path, data in writes.items():
             _write_atomic(repo.root / path, data)
-        actions = (*(f"restored {path}" for path in writes), _commit_hint(g, repo))
+        actions = (
+            *(f"{'removed' if data is None else 'restored'} {path}" for path, data in writes.items()),
+            _commit_hint(g, repo),
+        )
         return Outcome(_decide(conn, proposal, REVERTED), actions)

@@ -86,9 +86,18 @@ def resolve_endpoint(
 
 
 def endpoint(
-    settings: Settings, provider_name: str, base_url_override: str | None, key_override: str | None
+    settings: Settings,
+    provider_name: str,
+    base_url_override: str | None,
+    key_override: str | None,
+    *,
+    stored_keys: bool = True,
 ) -> Endpoint:
-    """The endpoint, the key it may be given, and why a key was withheld, if one was."""
+    """The endpoint, the key it may be given, and why a key was withheld, if one was.
+
+    ``stored_keys=False``: the URL and an explicit key only, without reading the key file or the environment's
+    keys (a cache hit needs no key, so a damaged key file must not stand in its way).
+    """
     explicit_key = key_override or None
     if provider_name == "command":
         return Endpoint(None)
@@ -104,7 +113,7 @@ def endpoint(
     else:
         raise ConfigError(f"unknown provider {provider_name!r}; known providers: {', '.join(PROVIDERS)}")
     base_url = str(base_url or DEFAULT_BASE_URLS[provider_name]).strip().rstrip("/")
-    if explicit_key:
+    if explicit_key or not stored_keys:
         return Endpoint(base_url, explicit_key)
     return _stored_or_env_key(settings, provider_name, base_url, env_pair, bool(base_url_override))
 
