@@ -21,7 +21,13 @@ class ExitCode(IntEnum):
     STORE = 6  # the SQLite store is locked past its timeout, corrupt or not writable
     PROPOSAL = 7  # a learned-settings proposal: repository busy (rebase, merge), branch gone or taken, conflict
     INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+    TERMINATED = 143  # SIGTERM (`timeout`, a supervisor), as shells report it
     PIPE_CLOSED = 141  # the reader of stdout went away (`| head -1`), as shells report SIGPIPE
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command was (``cli``): it ends as Ctrl-C does, the ask recorded as interrupted
+    and the failure reported (as JSON with ``--json``), with SIGTERM's exit status."""
 
 
 class AicacheError(Exception):

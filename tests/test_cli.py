@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -457,6 +458,41 @@ def test_ctrl_c_while_streaming_exits_130_and_leaves_no_entry_or_lock(aicache_ho
     assert_ctrl_c_while_streaming_exits_130_and_stores_nothing(aicache_home, fake_llm, env)
     fake_llm.enqueue(Reply.text("done"))
     assert ask(aicache_home, fake_llm, "stream slowly").stdout == b"done\n"
+
+
+INTERRUPTIONS = [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+
+
+def assert_an_interrupted_json_ask_says_so(
+    home: Path, fake_llm: FakeLLM, env: dict[str, str], signum: int, code: int, error: str
+) -> None:
+    """Ctrl-C or SIGTERM while a --json ask waits for the provider: the JSON error object on stdout, the signal's
+    exit status, and an episode that says so (also used by test_helper)."""
+    fake_llm.enqueue(Reply.hang(60))
+    proc = subprocess.Popen(
+        [*AICACHE, "ask", "a slow question", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=_default_sigint,
+    )
+    deadline = time.monotonic() + 60
+    while not fake_llm.requests and time.monotonic() < deadline:  # the request is out: the ask is waiting
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert json.loads(out) == {"version": 2, "error": error, "exit_code": code}
+    assert rows(home, "SELECT outcome, error FROM episodes ORDER BY id DESC LIMIT 1") == [("error", "interrupted")]
+
+
+@pytest.mark.parametrize(("signum", "code", "error"), INTERRUPTIONS)
+def test_an_interrupted_json_ask_says_so_in_json_and_is_recorded(
+    aicache_home: Path, fake_llm: FakeLLM, signum: int, code: int, error: str
+) -> None:
+    env = cli_env(aicache_home, OPENAI_BASE_URL=fake_llm.openai_url, OPENAI_API_KEY="sk-x")
+    assert_an_interrupted_json_ask_says_so(aicache_home, fake_llm, env, signum, code, error)
 
 
 def closed_pipe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:

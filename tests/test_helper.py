@@ -29,7 +29,9 @@ from aicache.helper import client, server, wire
 from tests.conftest import AICACHE, cli_env
 from tests.fakellm import FakeLLM, Reply
 from tests.test_cli import (
+    INTERRUPTIONS,
     assert_a_closed_pipe_loses_no_answer,
+    assert_an_interrupted_json_ask_says_so,
     assert_ctrl_c_while_streaming_exits_130_and_stores_nothing,
     rows,
 )
@@ -184,6 +186,14 @@ def test_exit_codes_stdin_and_environment_pass_through(warm: dict[str, str], fak
 def test_ctrl_c_reaches_the_command(warm: dict[str, str], fake_llm: FakeLLM, aicache_home: Path) -> None:
     assert_ctrl_c_while_streaming_exits_130_and_stores_nothing(aicache_home, fake_llm, warm)
     assert helper_status(warm)["served"] == 1  # it ran in the helper, and the signal got there
+
+
+@pytest.mark.parametrize(("signum", "code", "error"), INTERRUPTIONS)
+def test_an_interrupted_json_ask_says_so_through_the_helper(
+    warm: dict[str, str], fake_llm: FakeLLM, aicache_home: Path, signum: int, code: int, error: str
+) -> None:
+    assert_an_interrupted_json_ask_says_so(aicache_home, fake_llm, warm, signum, code, error)
+    assert helper_status(warm)["served"] == 1  # it ran in the helper, which is still there to serve the next
 
 
 def test_a_closed_pipe_loses_no_answer_through_the_helper(

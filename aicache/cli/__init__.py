@@ -11,10 +11,14 @@ Importing this module must stay cheap: command modules import the core lazily wh
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import sqlite3
 import sys
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -38,7 +42,7 @@ from aicache.cli import (
     memory_cmds,
     semantic_cmds,
 )
-from aicache.errors import AicacheError, ExitCode
+from aicache.errors import AicacheError, ExitCode, Terminated
 
 
 class _Commands(TyperGroup):
@@ -140,8 +144,49 @@ def main() -> None:
         sys.exit(output.reader_gone())
 
 
+# The signals that ended the command. Typer turns the KeyboardInterrupt they raise into a silent exit 130, so this
+# is how _main knows to report them (as JSON with --json) and which status to end with.
+_SIGNALLED: list[int] = []
+
+
+def _on_signal(signum: int, frame: object) -> NoReturn:
+    _SIGNALLED.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _interrupted(json_out: bool) -> NoReturn:
+    if _SIGNALLED and _SIGNALLED[-1] == signal.SIGTERM:
+        _fail("terminated", ExitCode.TERMINATED, json_out)
+    _fail("interrupted", ExitCode.INTERRUPTED, json_out)
+
+
+@contextlib.contextmanager
+def _signals_reported() -> Iterator[None]:
+    """SIGINT and SIGTERM raise where the command is, for ``_run`` to report. The handlers of before are put back
+    after, so a helper's child that outlives its command still ends on SIGTERM as it did."""
+    _SIGNALLED.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:  # a background job's SIGINT stays ignored
+            signal.signal(signum, _on_signal)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
 def _main(args: list[str]) -> None:
     json_out = _wants_json(args)
+    with _signals_reported():
+        _run(args, json_out)
+
+
+def _run(args: list[str], json_out: bool) -> None:
     try:
         code = command().main(args=args, prog_name="aicache", standalone_mode=False)
     except click_errors.NoArgsIsHelpError as exc:
@@ -154,6 +199,8 @@ def _main(args: list[str]) -> None:
         _fail(_usage_message(exc), exc.exit_code, json_out)
     except typer.Abort:
         _fail("aborted", ExitCode.INTERRUPTED, json_out)
+    except KeyboardInterrupt:
+        _interrupted(json_out)
     except AicacheError as exc:
         if os.environ.get("AICACHE_DEBUG") == "1":
             raise
@@ -170,4 +217,6 @@ def _main(args: list[str]) -> None:
             raise
         message = f"unexpected {type(exc).__name__}: {exc} (set AICACHE_DEBUG=1 for the traceback)"
         _fail(message, ExitCode.ERROR, json_out)
+    if _SIGNALLED:
+        _interrupted(json_out)
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
