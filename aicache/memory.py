@@ -67,14 +67,16 @@ class Episode:
     tokens_in: int | None = None
     tokens_out: int | None = None
     cost: float | None = None
-    feedback: str | None = None
+    feedback: str | None = None  # the user's word: "good" or "bad" (``aicache feedback``)
     source: str = "cli"
     decision: str | None = None  # which hit decision judged the candidates (``decide.Decision.name``)
+    hook_feedback: dict[str, Any] | None = None  # the commit hook's record: {"kept_similarity", "commit"}
     ts: float = field(default_factory=time.time)
 
     def row(self) -> dict[str, Any]:
         row = asdict(self)
         row["verdicts"] = json.dumps(self.verdicts) if self.verdicts is not None else None
+        row["hook_feedback"] = json.dumps(self.hook_feedback) if self.hook_feedback is not None else None
         return row
 
 
@@ -135,6 +137,8 @@ def _decoded(row: sqlite3.Row) -> dict[str, Any]:
         data["answer"] = served
     if data.get("verdicts"):
         data["verdicts"] = json.loads(data["verdicts"])
+    if data.get("hook_feedback"):
+        data["hook_feedback"] = json.loads(data["hook_feedback"])
     return data
 
 

@@ -196,6 +196,15 @@ def episodes_table(episodes: list[dict[str, Any]], empty: str = "no episodes yet
     console.print(table)
 
 
+def _kept(record: dict[str, Any] | None) -> str:
+    """The commit hook's record of a suggestion: how much of it the commit kept."""
+    if not record:
+        return ""
+    kept = record.get("kept_similarity")
+    share = f"{kept:.0%}" if isinstance(kept, int | float) else "?"
+    return f"kept {share} of the suggestion in commit {record.get('commit') or '?'}"
+
+
 def episode_detail(episode: dict[str, Any], entry: Any) -> None:
     """``show``: one episode in full. The answer is Markdown on a terminal, the exact stored text in a pipe."""
     e = episode
@@ -222,6 +231,7 @@ def episode_detail(episode: dict[str, Any], entry: Any) -> None:
         "template": e.get("template") or "",
         "directory": e.get("cwd") or "",
         "feedback": e.get("feedback") or "",
+        "commit hook": _kept(e.get("hook_feedback")),
         "error": e.get("error") or "",
     }
     for verdict in sorted(e.get("verdicts") or [], key=lambda v: -(v.get("similarity") or 0)):
