@@ -34,6 +34,9 @@ class Explanation:
             if served.get("score") is not None:
                 return f"semantic hit: {verdict_reasons(served)} (similarity {similarity:.3f}); no exact rule vetoed it"
             return f"semantic hit: similarity {similarity:.3f} >= threshold {threshold:.3f} and the verifier agreed"
+        if outcome == Outcome.ERROR:
+            failed = f"error: the ask failed: {self.episode.get('error') or 'no error message was recorded'}"
+            return failed + (f"; {len(self.candidates)} candidate(s) were judged first" if self.candidates else "")
         if outcome in (Outcome.REFRESH, Outcome.BYPASS):
             return f"{outcome}: the cache was not consulted"
         if not self.candidates:

@@ -926,3 +926,15 @@ def test_first_run_prepares_the_model_only_to_store_an_answer_and_leaves_its_tim
     assert latency_ms / 1000 < float(took.group(1))
     stats = json.loads(run(aicache_home, None, "stats", "--json").stdout)["models"]
     assert sum(model["seconds_saved"] for model in stats) < float(took.group(1))
+
+
+def test_why_on_a_failed_ask_shows_the_error(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.status(400, "bad request"))
+    assert ask(aicache_home, fake_llm, "a question").returncode != 0
+    shown = run(aicache_home, None, "why", "1")
+    assert shown.returncode == 0, shown.stderr
+    summary = shown.stdout.decode().splitlines()[0]
+    assert summary.startswith("episode 1: error: the ask failed: ") and "400" in summary, summary
+    assert "came close enough" not in shown.stdout.decode()
+    data = json.loads(run(aicache_home, None, "why", "1", "--json").stdout)
+    assert data["summary"].startswith("error: the ask failed: ") and data["episode"]["error"] in data["summary"]
