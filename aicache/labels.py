@@ -14,6 +14,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from aicache.errors import UsageError
 from aicache.memory import verdict_on
@@ -48,6 +49,25 @@ def is_negative(conn: sqlite3.Connection, key: str, entry_id: int) -> bool:
 def negatives(conn: sqlite3.Connection, key: str) -> set[int]:
     """Every entry whose answer was labelled wrong for the question of exact key ``key``."""
     return {int(r[0]) for r in conn.execute(_NEGATIVE, (key,))}
+
+
+def marked_wrong(conn: sqlite3.Connection, episode: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries the negative list kept from ``episode`` (``why``, ``show``): each bad label of its question made
+    before it was asked, about an answer still stored then, as ``{"entry_id", "episode_id", "source"}``."""
+    if episode.get("partition_key") is None or episode.get("outcome") in ("refresh", "bypass"):
+        return []
+    rows = conn.execute(
+        "SELECT l.entry_id, l.episode_id, l.source FROM labels l WHERE l.exact_key = ? AND l.good = 0 "
+        "AND l.ts < ? AND l.entry_created < ? AND NOT EXISTS (SELECT 1 FROM episodes s WHERE s.entry_id = l.entry_id "
+        "AND s.outcome IN ('miss', 'refresh') AND s.id < ? AND s.ts > l.entry_created) ORDER BY l.id",
+        (
+            exact_key(str(episode["partition_key"]), str(episode["question"])),
+            episode["ts"],
+            episode["ts"],
+            episode["id"],
+        ),
+    )
+    return [{"entry_id": r[0], "episode_id": r[1], "source": r[2]} for r in rows]
 
 
 def _judged(episode: sqlite3.Row, entry_id: int) -> tuple[float | None, float | None]:

@@ -28,7 +28,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
-from aicache.explain import verdict_reasons
+from aicache.explain import refusals, verdict_reasons
 from aicache.output import note, visible_controls
 
 console = Console()
@@ -205,7 +205,7 @@ def _kept(record: dict[str, Any] | None) -> str:
     return f"kept {share} of the suggestion in commit {record.get('commit') or '?'}"
 
 
-def episode_detail(episode: dict[str, Any], entry: Any) -> None:
+def episode_detail(episode: dict[str, Any], entry: Any, marked_wrong: list[dict[str, Any]] | None = None) -> None:
     """``show``: one episode in full. The answer is Markdown on a terminal, the exact stored text in a pipe."""
     e = episode
     tokens = "" if e.get("tokens_in") is None else f"{e['tokens_in']} in, {e.get('tokens_out')} out"
@@ -234,6 +234,10 @@ def episode_detail(episode: dict[str, Any], entry: Any) -> None:
         "commit hook": _kept(e.get("hook_feedback")),
         "error": e.get("error") or "",
     }
+    for marked in marked_wrong or []:
+        fields[f"refused entry {marked['entry_id']}"] = (
+            f"episode {marked['episode_id']} marked its answer wrong ({marked['source']})"
+        )
     for verdict in sorted(e.get("verdicts") or [], key=lambda v: -(v.get("similarity") or 0)):
         decided = "accepted" if verdict.get("accepted") else "refused"
         reasons = verdict_reasons(verdict)
@@ -349,6 +353,8 @@ def explanation(found: Any) -> None:
     line(Text.assemble("question: ", _safe(episode["question"])))
     if found.entry is not None:
         line(Text.assemble(f"entry {found.entry.id}: ", _safe(found.entry.question)))
+    if found.marked_wrong and found.candidates:  # else the summary says it
+        line(Text.assemble("negative list: ", _safe(refusals(found.marked_wrong))))
     if episode.get("threshold") is not None:
         line(Text.assemble("decision: ", _safe(found.decision), f", threshold {episode['threshold']:.3f}"))
     if found.partition:

@@ -137,3 +137,27 @@ def test_the_exact_tier_itself_refuses_an_answer_labelled_wrong(conn: sqlite3.Co
     assert cache.lookup_exact(conn, key) is None
     conn.execute("UPDATE entries SET created_at = 2 WHERE id = 1")  # refreshed: the new answer is not refused
     assert cache.lookup_exact(conn, key) is not None
+
+
+def test_why_and_show_say_an_entry_was_refused_because_it_was_marked_wrong(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    import json
+
+    fake_llm.enqueue(Reply.text("wrong answer"), Reply.text("right answer"))
+    ask(aicache_home, fake_llm, "what port does postgres use")
+    ask(aicache_home, fake_llm, "what port does postgres use")
+    assert run(aicache_home, None, "feedback", "2", "bad").returncode == 0
+    assert ask(aicache_home, fake_llm, "what port does postgres use").stdout == b"right answer\n"  # episode 3
+    why = run(aicache_home, None, "why", "3").stdout.decode()
+    said = "cached entry 1 refused: episode 2 marked its answer wrong (feedback)"
+    assert why.splitlines()[0] == f"episode 3: miss: {said}", why
+    assert json.loads(run(aicache_home, None, "why", "3", "--json").stdout)["marked_wrong"] == [
+        {"entry_id": 1, "episode_id": 2, "source": "feedback"}
+    ]
+    shown = run(aicache_home, None, "show", "3").stdout.decode()
+    assert "refused entry 1: episode 2 marked its answer wrong (feedback)" in shown, shown
+    # The new answer replaced the refused one: later asks of it owe nothing to the label.
+    assert b"exact hit" in ask(aicache_home, fake_llm, "what port does postgres use").stderr  # episode 4
+    assert "marked" not in run(aicache_home, None, "why", "4").stdout.decode()
+    assert json.loads(run(aicache_home, None, "show", "4", "--json").stdout)["marked_wrong"] == []
