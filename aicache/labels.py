@@ -136,8 +136,13 @@ def _episode(conn: sqlite3.Connection, episode_id: int) -> sqlite3.Row:
 
 
 def newest_episode(conn: sqlite3.Connection, cwd: str) -> int:
-    """The newest episode asked from directory ``cwd`` (what ``feedback`` means by "the last answer here")."""
-    row = conn.execute("SELECT id FROM episodes WHERE cwd = ? ORDER BY id DESC LIMIT 1", (cwd,)).fetchone()
+    """The newest episode asked from directory ``cwd`` that showed a stored answer (what ``feedback`` means by "the
+    last answer here"): an error or a ``--cache-only`` miss since then has nothing to label."""
+    row = conn.execute(
+        "SELECT id FROM episodes WHERE cwd = ? AND entry_id IS NOT NULL AND partition_key IS NOT NULL "
+        "ORDER BY id DESC LIMIT 1",
+        (cwd,),
+    ).fetchone()
     if row is None:
-        raise UsageError(f"no episode was recorded in {cwd}; name one: aicache feedback EPISODE good|bad")
+        raise UsageError(f"no answer was recorded in {cwd}; name an episode: aicache feedback EPISODE good|bad")
     return int(row[0])

@@ -47,7 +47,7 @@ def test_feedback_names_an_episode_and_can_change_its_mind(aicache_home: Path, f
         (["12", "34", "bad"], b"usage: aicache feedback"),
         (["first", "bad"], b"must be an episode id"),
         (["999", "bad"], b"no episode 999"),
-        (["bad"], b"no episode was recorded in"),
+        (["bad"], b"no answer was recorded in"),
     ],
 )
 def test_feedback_refuses_what_it_cannot_label(
@@ -61,9 +61,24 @@ def test_feedback_refuses_what_it_cannot_label(
 def test_a_failed_ask_has_no_answer_to_label(aicache_home: Path, fake_llm: FakeLLM) -> None:
     fake_llm.enqueue(Reply.status(400, "bad request"))
     assert ask(aicache_home, fake_llm, "a question").returncode != 0
-    result = run(aicache_home, None, "feedback", "bad")
+    result = run(aicache_home, None, "feedback", "1", "bad")
     assert result.returncode == 2 and b"stored no answer to label" in result.stderr
+    alone = run(aicache_home, None, "feedback", "bad")
+    assert alone.returncode == 2 and b"no answer was recorded in" in alone.stderr
     assert rows(aicache_home, "SELECT COUNT(*) FROM labels") == [(0,)]
+
+
+def test_feedback_without_an_id_labels_the_newest_answer_past_errors_and_cache_only_misses(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    fake_llm.enqueue(Reply.text("5432"), Reply.status(400, "bad request"))
+    assert ask(aicache_home, fake_llm, "default postgres port").returncode == 0  # episode 1: the answer
+    assert ask(aicache_home, fake_llm, "a question that fails").returncode != 0  # episode 2: an error
+    assert ask(aicache_home, fake_llm, "never asked", "--cache-only").returncode != 0  # episode 3: nothing cached
+    marked = run(aicache_home, None, "feedback", "bad")
+    assert marked.returncode == 0, marked.stderr
+    assert marked.stderr.startswith(b"episode 1: answer marked wrong")
+    assert rows(aicache_home, "SELECT episode_id, good FROM labels") == [(1, 0)]
 
 
 def _wait_for(home: Path, sql: str, deadline: float = 120.0) -> list[tuple[object, ...]]:
