@@ -200,7 +200,8 @@ class ModelStats:
     errors: int
     tokens_saved: int  # tokens the hits would have cost, from the entries they replayed
     seconds_saved: float  # provider time the hits would have cost, from the misses that created entries
-    cost_saved: float
+    cost_saved: float | None  # None when no hit's cost is known (no price for the model)
+    cost_unknown_hits: int  # hits whose entry's cost is unknown: left out of cost_saved
 
     @property
     def hit_rate(self) -> float:
@@ -226,8 +227,8 @@ def stats(conn: sqlite3.Connection, since: float | None = None) -> list[ModelSta
             SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit)
                 THEN MAX(COALESCE(m.latency_ms, 0) - COALESCE(e.latency_ms, 0), 0) ELSE 0 END) / 1000.0
                 AS seconds_saved,
-            SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit) THEN COALESCE(n.cost, 0) ELSE 0 END)
-                AS cost_saved
+            SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit) THEN n.cost END) AS cost_saved,
+            COALESCE(SUM(e.outcome IN (:exact_hit, :semantic_hit) AND n.cost IS NULL), 0) AS cost_unknown_hits
         FROM episodes e
         LEFT JOIN entries n ON n.id = e.entry_id
         LEFT JOIN made m ON m.entry_id = e.entry_id
@@ -236,4 +237,11 @@ def stats(conn: sqlite3.Connection, since: float | None = None) -> list[ModelSta
         """,
         {"since": since, **{o.name.lower(): o.value for o in Outcome}},
     ).fetchall()
-    return [ModelStats(**dict(r)) for r in rows]
+    return [_model_stats(dict(r)) for r in rows]
+
+
+def _model_stats(row: dict[str, Any]) -> ModelStats:
+    # A SUM of no known cost is NULL: unknown when there were hits, nothing saved when there were none.
+    if row["cost_saved"] is None and not row["cost_unknown_hits"]:
+        row["cost_saved"] = 0.0
+    return ModelStats(**row)

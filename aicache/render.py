@@ -276,6 +276,14 @@ STATS_COLUMNS = (
 )
 
 
+def _cost_saved(cost: float | None, unknown_hits: int) -> str:
+    if cost is None:
+        return "unknown"
+    return f"${cost:.4f}" + (
+        f" (+{unknown_hits} hit{'' if unknown_hits == 1 else 's'} unknown)" if unknown_hits else ""
+    )
+
+
 def stats_table(rows: list[Any], empty: str = "no episodes yet") -> None:
     """A table on a terminal wide enough for it, else a block per model; in a pipe a header line, then one
     tab-separated line per provider and model. ``empty`` is said when there are none."""
@@ -291,7 +299,7 @@ def stats_table(rows: list[Any], empty: str = "no episodes yet") -> None:
             f"{r.hit_rate:.0%}",
             f"{r.tokens_saved:,}",
             f"{r.seconds_saved:.1f} s",
-            f"${r.cost_saved:.4f}",
+            _cost_saved(r.cost_saved, r.cost_unknown_hits),
         )
         for r in rows
     ]

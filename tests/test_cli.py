@@ -938,3 +938,22 @@ def test_why_on_a_failed_ask_shows_the_error(aicache_home: Path, fake_llm: FakeL
     assert "came close enough" not in shown.stdout.decode()
     data = json.loads(run(aicache_home, None, "why", "1", "--json").stdout)
     assert data["summary"].startswith("error: the ask failed: ") and data["episode"]["error"] in data["summary"]
+
+
+def test_stats_cost_saved_is_unknown_when_no_hits_cost_is_known(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("use git commit --amend", usage=(10, 20)))
+    ask(aicache_home, fake_llm, "fix the last commit message")  # no price for the model yet: cost unknown
+    ask(aicache_home, fake_llm, "fix the last commit message")
+    (model,) = json.loads(run(aicache_home, None, "stats", "--json").stdout)["models"]
+    assert (model["cost_saved"], model["cost_unknown_hits"]) == (None, 1)
+    header, row = (line.split("\t") for line in run(aicache_home, None, "stats").stdout.decode().splitlines())
+    assert row[header.index("cost saved")] == "unknown"
+    with (aicache_home / "config.toml").open("a") as config:
+        config.write('[prices."gpt-4o-mini"]\ninput = 1.0\noutput = 2.0\n')
+    fake_llm.enqueue(Reply.text("5432", usage=(100, 200)))
+    ask(aicache_home, fake_llm, "default postgres port")
+    ask(aicache_home, fake_llm, "default postgres port")
+    (priced,) = json.loads(run(aicache_home, None, "stats", "--json").stdout)["models"]
+    assert (priced["cost_saved"], priced["cost_unknown_hits"]) == (0.0005, 1)  # one hit priced, one not
+    header, row = (line.split("\t") for line in run(aicache_home, None, "stats").stdout.decode().splitlines())
+    assert row[header.index("cost saved")] == "$0.0005 (+1 hit unknown)"
