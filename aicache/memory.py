@@ -196,8 +196,11 @@ class ModelStats:
     total: int
     exact_hits: int
     semantic_hits: int
-    misses: int
-    errors: int
+    misses: int  # the provider answered after the cache had nothing
+    cache_misses: int  # --cache-only and nothing cached
+    refreshes: int  # --refresh: the cache was not looked at
+    bypasses: int  # --no-cache: the cache was not looked at
+    errors: int  # the sum of these and the hits is total
     tokens_saved: int  # tokens the hits would have cost, from the entries they replayed
     seconds_saved: float  # provider time the hits would have cost, from the misses that created entries
     cost_saved: float | None  # None when no hit's cost is known (no price for the model)
@@ -205,8 +208,10 @@ class ModelStats:
 
     @property
     def hit_rate(self) -> float:
-        answered = self.exact_hits + self.semantic_hits + self.misses
-        return (self.exact_hits + self.semantic_hits) / answered if answered else 0.0
+        """Hits among the asks that looked in the cache and ended without an error (refreshes, --no-cache asks
+        and errors are left out)."""
+        looked = self.exact_hits + self.semantic_hits + self.misses + self.cache_misses
+        return (self.exact_hits + self.semantic_hits) / looked if looked else 0.0
 
 
 def stats(conn: sqlite3.Connection, since: float | None = None) -> list[ModelStats]:
@@ -220,7 +225,10 @@ def stats(conn: sqlite3.Connection, since: float | None = None) -> list[ModelSta
         SELECT e.provider, e.model, COUNT(*) AS total,
             SUM(e.outcome = :exact_hit) AS exact_hits,
             SUM(e.outcome = :semantic_hit) AS semantic_hits,
-            SUM(e.outcome IN (:miss, :refresh)) AS misses,
+            SUM(e.outcome = :miss) AS misses,
+            SUM(e.outcome = :cache_miss) AS cache_misses,
+            SUM(e.outcome = :refresh) AS refreshes,
+            SUM(e.outcome = :bypass) AS bypasses,
             SUM(e.outcome = :error) AS errors,
             SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit)
                 THEN COALESCE(n.tokens_in, 0) + COALESCE(n.tokens_out, 0) ELSE 0 END) AS tokens_saved,

@@ -957,3 +957,22 @@ def test_stats_cost_saved_is_unknown_when_no_hits_cost_is_known(aicache_home: Pa
     assert (priced["cost_saved"], priced["cost_unknown_hits"]) == (0.0005, 1)  # one hit priced, one not
     header, row = (line.split("\t") for line in run(aicache_home, None, "stats").stdout.decode().splitlines())
     assert row[header.index("cost saved")] == "$0.0005 (+1 hit unknown)"
+
+
+def test_stats_counts_every_outcome_so_they_add_up(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("a1"), Reply.text("a2"), Reply.text("a3"), Reply.status(400, "bad request"))
+    ask(aicache_home, fake_llm, "first question")  # miss
+    ask(aicache_home, fake_llm, "first question")  # exact hit
+    ask(aicache_home, fake_llm, "first question", "--refresh")  # refresh
+    ask(aicache_home, fake_llm, "second question", "--no-cache")  # bypass
+    ask(aicache_home, fake_llm, "third question")  # error
+    ask(aicache_home, fake_llm, "fourth question", "--cache-only")  # cache miss
+    (model,) = json.loads(run(aicache_home, None, "stats", "--json").stdout)["models"]
+    counts = ("exact_hits", "semantic_hits", "misses", "cache_misses", "refreshes", "bypasses", "errors")
+    assert [model[name] for name in counts] == [1, 0, 1, 1, 1, 1, 1]
+    assert sum(model[name] for name in counts) == model["total"] == 6
+    assert model["hit_rate"] == 1 / 3  # the hit, the miss and the cache-only miss looked in the cache
+    header, row = (line.split("\t") for line in run(aicache_home, None, "stats").stdout.decode().splitlines())
+    shown = dict(zip(header, row, strict=True))
+    columns = ("exact", "semantic", "misses", "cache-only misses", "refreshes", "no-cache", "errors")
+    assert sum(int(shown[name]) for name in columns) == int(shown["asks"]) == 6 and shown["hit rate"] == "33%"
