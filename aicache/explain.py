@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from aicache import cache, memory
+from aicache import cache, labels, memory
 from aicache.errors import UsageError
 from aicache.memory import Outcome
 
@@ -22,6 +22,7 @@ class Explanation:
     entry: cache.Entry | None  # the entry served (hits) or stored (misses)
     partition: dict[str, Any] | None
     candidates: list[dict[str, Any]]  # verifier verdicts, best first
+    marked_wrong: list[dict[str, Any]]  # entries the negative list kept from it (``labels.marked_wrong``)
 
     @property
     def summary(self) -> str:
@@ -34,8 +35,13 @@ class Explanation:
             if served.get("score") is not None:
                 return f"semantic hit: {verdict_reasons(served)} (similarity {similarity:.3f}); no exact rule vetoed it"
             return f"semantic hit: similarity {similarity:.3f} >= threshold {threshold:.3f} and the verifier agreed"
+        if outcome == Outcome.ERROR:
+            failed = f"error: the ask failed: {self.episode.get('error') or 'no error message was recorded'}"
+            return failed + (f"; {len(self.candidates)} candidate(s) were judged first" if self.candidates else "")
         if outcome in (Outcome.REFRESH, Outcome.BYPASS):
             return f"{outcome}: the cache was not consulted"
+        if self.marked_wrong and not self.candidates:
+            return f"{outcome}: {refusals(self.marked_wrong)}"
         if not self.candidates:
             return f"{outcome}: no cached question in this partition came close enough"
         refused = [c for c in self.candidates if not c.get("accepted")]
@@ -45,6 +51,14 @@ class Explanation:
     def decision(self) -> str:
         """What judged the candidates: ``model:<version>``, ``rules`` or ``cosine`` (episodes before it: rules)."""
         return str(self.episode.get("decision") or "rules")
+
+
+def refusals(marked: list[dict[str, Any]]) -> str:
+    """The negative list's refusals in words: which entry, and which episode's label marked it wrong."""
+    return "; ".join(
+        f"cached entry {m['entry_id']} refused: episode {m['episode_id']} marked its answer wrong ({m['source']})"
+        for m in marked
+    )
 
 
 def verdict_reasons(verdict: dict[str, Any]) -> str:
@@ -64,4 +78,4 @@ def explain(conn: sqlite3.Connection, episode_id: int) -> Explanation:
     row = conn.execute("SELECT spec FROM partitions WHERE key = ?", (episode.get("partition_key"),)).fetchone()
     partition = json.loads(row[0]) if row else None
     candidates = sorted(episode.get("verdicts") or [], key=lambda c: -(c.get("similarity") or 0))
-    return Explanation(episode, entry, partition, candidates)
+    return Explanation(episode, entry, partition, candidates, labels.marked_wrong(conn, episode))

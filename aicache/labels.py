@@ -14,6 +14,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from aicache.db import is_row_id
 from aicache.errors import UsageError
@@ -49,6 +50,25 @@ def is_negative(conn: sqlite3.Connection, key: str, entry_id: int) -> bool:
 def negatives(conn: sqlite3.Connection, key: str) -> set[int]:
     """Every entry whose answer was labelled wrong for the question of exact key ``key``."""
     return {int(r[0]) for r in conn.execute(_NEGATIVE, (key,))}
+
+
+def marked_wrong(conn: sqlite3.Connection, episode: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries the negative list kept from ``episode`` (``why``, ``show``): each bad label of its question made
+    before it was asked, about an answer still stored then, as ``{"entry_id", "episode_id", "source"}``."""
+    if episode.get("partition_key") is None or episode.get("outcome") in ("refresh", "bypass"):
+        return []
+    rows = conn.execute(
+        "SELECT l.entry_id, l.episode_id, l.source FROM labels l WHERE l.exact_key = ? AND l.good = 0 "
+        "AND l.ts < ? AND l.entry_created < ? AND NOT EXISTS (SELECT 1 FROM episodes s WHERE s.entry_id = l.entry_id "
+        "AND s.outcome IN ('miss', 'refresh') AND s.id < ? AND s.ts > l.entry_created) ORDER BY l.id",
+        (
+            exact_key(str(episode["partition_key"]), str(episode["question"])),
+            episode["ts"],
+            episode["ts"],
+            episode["id"],
+        ),
+    )
+    return [{"entry_id": r[0], "episode_id": r[1], "source": r[2]} for r in rows]
 
 
 def _judged(episode: sqlite3.Row, entry_id: int) -> tuple[float | None, float | None]:
@@ -119,8 +139,13 @@ def _episode(conn: sqlite3.Connection, episode_id: int) -> sqlite3.Row:
 
 
 def newest_episode(conn: sqlite3.Connection, cwd: str) -> int:
-    """The newest episode asked from directory ``cwd`` (what ``feedback`` means by "the last answer here")."""
-    row = conn.execute("SELECT id FROM episodes WHERE cwd = ? ORDER BY id DESC LIMIT 1", (cwd,)).fetchone()
+    """The newest episode asked from directory ``cwd`` that showed a stored answer (what ``feedback`` means by "the
+    last answer here"): an error or a ``--cache-only`` miss since then has nothing to label."""
+    row = conn.execute(
+        "SELECT id FROM episodes WHERE cwd = ? AND entry_id IS NOT NULL AND partition_key IS NOT NULL "
+        "ORDER BY id DESC LIMIT 1",
+        (cwd,),
+    ).fetchone()
     if row is None:
-        raise UsageError(f"no episode was recorded in {cwd}; name one: aicache feedback EPISODE good|bad")
+        raise UsageError(f"no answer was recorded in {cwd}; name an episode: aicache feedback EPISODE good|bad")
     return int(row[0])

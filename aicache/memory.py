@@ -67,14 +67,16 @@ class Episode:
     tokens_in: int | None = None
     tokens_out: int | None = None
     cost: float | None = None
-    feedback: str | None = None
+    feedback: str | None = None  # the user's word: "good" or "bad" (``aicache feedback``)
     source: str = "cli"
     decision: str | None = None  # which hit decision judged the candidates (``decide.Decision.name``)
+    hook_feedback: dict[str, Any] | None = None  # the commit hook's record: {"kept_similarity", "commit"}
     ts: float = field(default_factory=time.time)
 
     def row(self) -> dict[str, Any]:
         row = asdict(self)
         row["verdicts"] = json.dumps(self.verdicts) if self.verdicts is not None else None
+        row["hook_feedback"] = json.dumps(self.hook_feedback) if self.hook_feedback is not None else None
         return row
 
 
@@ -137,6 +139,8 @@ def _decoded(row: sqlite3.Row) -> dict[str, Any]:
         data["answer"] = served
     if data.get("verdicts"):
         data["verdicts"] = json.loads(data["verdicts"])
+    if data.get("hook_feedback"):
+        data["hook_feedback"] = json.loads(data["hook_feedback"])
     return data
 
 
@@ -200,16 +204,22 @@ class ModelStats:
     total: int
     exact_hits: int
     semantic_hits: int
-    misses: int
-    errors: int
+    misses: int  # the provider answered after the cache had nothing
+    cache_misses: int  # --cache-only and nothing cached
+    refreshes: int  # --refresh: the cache was not looked at
+    bypasses: int  # --no-cache: the cache was not looked at
+    errors: int  # the sum of these and the hits is total
     tokens_saved: int  # tokens the hits would have cost, from the entries they replayed
     seconds_saved: float  # provider time the hits would have cost, from the misses that created entries
-    cost_saved: float
+    cost_saved: float | None  # None when no hit's cost is known (no price for the model)
+    cost_unknown_hits: int  # hits whose entry's cost is unknown: left out of cost_saved
 
     @property
     def hit_rate(self) -> float:
-        answered = self.exact_hits + self.semantic_hits + self.misses
-        return (self.exact_hits + self.semantic_hits) / answered if answered else 0.0
+        """Hits among the asks that looked in the cache and ended without an error (refreshes, --no-cache asks
+        and errors are left out)."""
+        looked = self.exact_hits + self.semantic_hits + self.misses + self.cache_misses
+        return (self.exact_hits + self.semantic_hits) / looked if looked else 0.0
 
 
 def stats(conn: sqlite3.Connection, since: float | None = None) -> list[ModelStats]:
@@ -223,15 +233,18 @@ def stats(conn: sqlite3.Connection, since: float | None = None) -> list[ModelSta
         SELECT e.provider, e.model, COUNT(*) AS total,
             SUM(e.outcome = :exact_hit) AS exact_hits,
             SUM(e.outcome = :semantic_hit) AS semantic_hits,
-            SUM(e.outcome IN (:miss, :refresh)) AS misses,
+            SUM(e.outcome = :miss) AS misses,
+            SUM(e.outcome = :cache_miss) AS cache_misses,
+            SUM(e.outcome = :refresh) AS refreshes,
+            SUM(e.outcome = :bypass) AS bypasses,
             SUM(e.outcome = :error) AS errors,
             SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit)
                 THEN COALESCE(n.tokens_in, 0) + COALESCE(n.tokens_out, 0) ELSE 0 END) AS tokens_saved,
             SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit)
                 THEN MAX(COALESCE(m.latency_ms, 0) - COALESCE(e.latency_ms, 0), 0) ELSE 0 END) / 1000.0
                 AS seconds_saved,
-            SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit) THEN COALESCE(n.cost, 0) ELSE 0 END)
-                AS cost_saved
+            SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit) THEN n.cost END) AS cost_saved,
+            COALESCE(SUM(e.outcome IN (:exact_hit, :semantic_hit) AND n.cost IS NULL), 0) AS cost_unknown_hits
         FROM episodes e
         LEFT JOIN entries n ON n.id = e.entry_id
         LEFT JOIN made m ON m.entry_id = e.entry_id
@@ -240,4 +253,11 @@ def stats(conn: sqlite3.Connection, since: float | None = None) -> list[ModelSta
         """,
         {"since": since, **{o.name.lower(): o.value for o in Outcome}},
     ).fetchall()
-    return [ModelStats(**dict(r)) for r in rows]
+    return [_model_stats(dict(r)) for r in rows]
+
+
+def _model_stats(row: dict[str, Any]) -> ModelStats:
+    # A SUM of no known cost is NULL: unknown when there were hits, nothing saved when there were none.
+    if row["cost_saved"] is None and not row["cost_unknown_hits"]:
+        row["cost_saved"] = 0.0
+    return ModelStats(**row)

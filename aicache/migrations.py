@@ -72,7 +72,7 @@ def m001_initial(db: Any) -> None:
             "tokens_in": int,
             "tokens_out": int,
             "cost": float,
-            "feedback": str,  # e.g. "wrong" after --refresh of a hit
+            "feedback": str,  # the user's word, good or bad (the commit hook's record: hook_feedback, m007)
             "source": str,  # cli | hook | library
         },
         pk="id",
@@ -215,6 +215,25 @@ def m006_learn_runs_and_proposals(db: Any) -> None:
     db["proposals"].create_index(["status"])
 
 
+def m007_hook_feedback(db: Any) -> None:
+    """The commit hook's record gets its own column: ``feedback`` is only the user's word, good or bad.
+
+    post-commit used to store ``{"kept_similarity": ..., "commit": sha}`` as JSON in ``feedback``, where
+    ``aicache feedback`` overwrote it (and the hook overwrote the word). Such JSON moves to ``hook_feedback``;
+    ``feedback`` then takes the word back from the episode's latest feedback label, if any.
+    """
+    db.execute("ALTER TABLE episodes ADD COLUMN hook_feedback TEXT")
+    db.execute(
+        """UPDATE episodes SET hook_feedback = feedback,
+            feedback = (
+                SELECT CASE good WHEN 1 THEN 'good' ELSE 'bad' END FROM labels
+                WHERE labels.episode_id = episodes.id AND labels.source = 'feedback'
+                ORDER BY labels.id DESC LIMIT 1
+            )
+        WHERE json_valid(feedback) AND json_type(feedback) = 'object'"""
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_index_log,
@@ -222,6 +241,7 @@ MIGRATIONS: list[Migration] = [
     m004_hits_reference_answers,
     m005_labels,
     m006_learn_runs_and_proposals,
+    m007_hook_feedback,
 ]
 
 

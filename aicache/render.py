@@ -28,7 +28,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
-from aicache.explain import verdict_reasons
+from aicache.explain import refusals, verdict_reasons
 from aicache.output import note, visible_controls
 
 console = Console()
@@ -196,7 +196,16 @@ def episodes_table(episodes: list[dict[str, Any]], empty: str = "no episodes yet
     console.print(table)
 
 
-def episode_detail(episode: dict[str, Any], entry: Any) -> None:
+def _kept(record: dict[str, Any] | None) -> str:
+    """The commit hook's record of a suggestion: how much of it the commit kept."""
+    if not record:
+        return ""
+    kept = record.get("kept_similarity")
+    share = f"{kept:.0%}" if isinstance(kept, int | float) else "?"
+    return f"kept {share} of the suggestion in commit {record.get('commit') or '?'}"
+
+
+def episode_detail(episode: dict[str, Any], entry: Any, marked_wrong: list[dict[str, Any]] | None = None) -> None:
     """``show``: one episode in full. The answer is Markdown on a terminal, the exact stored text in a pipe."""
     e = episode
     tokens = "" if e.get("tokens_in") is None else f"{e['tokens_in']} in, {e.get('tokens_out')} out"
@@ -222,8 +231,13 @@ def episode_detail(episode: dict[str, Any], entry: Any) -> None:
         "template": e.get("template") or "",
         "directory": e.get("cwd") or "",
         "feedback": e.get("feedback") or "",
+        "commit hook": _kept(e.get("hook_feedback")),
         "error": e.get("error") or "",
     }
+    for marked in marked_wrong or []:
+        fields[f"refused entry {marked['entry_id']}"] = (
+            f"episode {marked['episode_id']} marked its answer wrong ({marked['source']})"
+        )
     for verdict in sorted(e.get("verdicts") or [], key=lambda v: -(v.get("similarity") or 0)):
         decided = "accepted" if verdict.get("accepted") else "refused"
         reasons = verdict_reasons(verdict)
@@ -254,12 +268,23 @@ STATS_COLUMNS = (
     "exact",
     "semantic",
     "misses",
+    "cache-only misses",
+    "refreshes",
+    "no-cache",
     "errors",
     "hit rate",
     "tokens saved",
     "time saved",
     "cost saved",
 )
+
+
+def _cost_saved(cost: float | None, unknown_hits: int) -> str:
+    if cost is None:
+        return "unknown"
+    return f"${cost:.4f}" + (
+        f" (+{unknown_hits} hit{'' if unknown_hits == 1 else 's'} unknown)" if unknown_hits else ""
+    )
 
 
 def stats_table(rows: list[Any], empty: str = "no episodes yet") -> None:
@@ -273,11 +298,14 @@ def stats_table(rows: list[Any], empty: str = "no episodes yet") -> None:
             str(r.exact_hits),
             str(r.semantic_hits),
             str(r.misses),
+            str(r.cache_misses),
+            str(r.refreshes),
+            str(r.bypasses),
             str(r.errors),
             f"{r.hit_rate:.0%}",
             f"{r.tokens_saved:,}",
             f"{r.seconds_saved:.1f} s",
-            f"${r.cost_saved:.4f}",
+            _cost_saved(r.cost_saved, r.cost_unknown_hits),
         )
         for r in rows
     ]
@@ -339,6 +367,8 @@ def explanation(found: Any) -> None:
     line(Text.assemble("question: ", _safe(episode["question"])))
     if found.entry is not None:
         line(Text.assemble(f"entry {found.entry.id}: ", _safe(found.entry.question)))
+    if found.marked_wrong and found.candidates:  # else the summary says it
+        line(Text.assemble("negative list: ", _safe(refusals(found.marked_wrong))))
     if episode.get("threshold") is not None:
         line(Text.assemble("decision: ", _safe(found.decision), f", threshold {episode['threshold']:.3f}"))
     if found.partition:

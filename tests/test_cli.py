@@ -1027,3 +1027,53 @@ def test_first_run_prepares_the_model_only_to_store_an_answer_and_leaves_its_tim
     assert latency_ms / 1000 < float(took.group(1))
     stats = json.loads(run(aicache_home, None, "stats", "--json").stdout)["models"]
     assert sum(model["seconds_saved"] for model in stats) < float(took.group(1))
+
+
+def test_why_on_a_failed_ask_shows_the_error(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.status(400, "bad request"))
+    assert ask(aicache_home, fake_llm, "a question").returncode != 0
+    shown = run(aicache_home, None, "why", "1")
+    assert shown.returncode == 0, shown.stderr
+    summary = shown.stdout.decode().splitlines()[0]
+    assert summary.startswith("episode 1: error: the ask failed: ") and "400" in summary, summary
+    assert "came close enough" not in shown.stdout.decode()
+    data = json.loads(run(aicache_home, None, "why", "1", "--json").stdout)
+    assert data["summary"].startswith("error: the ask failed: ") and data["episode"]["error"] in data["summary"]
+
+
+def test_stats_cost_saved_is_unknown_when_no_hits_cost_is_known(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("use git commit --amend", usage=(10, 20)))
+    ask(aicache_home, fake_llm, "fix the last commit message")  # no price for the model yet: cost unknown
+    ask(aicache_home, fake_llm, "fix the last commit message")
+    (model,) = json.loads(run(aicache_home, None, "stats", "--json").stdout)["models"]
+    assert (model["cost_saved"], model["cost_unknown_hits"]) == (None, 1)
+    header, row = (line.split("\t") for line in run(aicache_home, None, "stats").stdout.decode().splitlines())
+    assert row[header.index("cost saved")] == "unknown"
+    with (aicache_home / "config.toml").open("a") as config:
+        config.write('[prices."gpt-4o-mini"]\ninput = 1.0\noutput = 2.0\n')
+    fake_llm.enqueue(Reply.text("5432", usage=(100, 200)))
+    ask(aicache_home, fake_llm, "default postgres port")
+    ask(aicache_home, fake_llm, "default postgres port")
+    (priced,) = json.loads(run(aicache_home, None, "stats", "--json").stdout)["models"]
+    assert (priced["cost_saved"], priced["cost_unknown_hits"]) == (0.0005, 1)  # one hit priced, one not
+    header, row = (line.split("\t") for line in run(aicache_home, None, "stats").stdout.decode().splitlines())
+    assert row[header.index("cost saved")] == "$0.0005 (+1 hit unknown)"
+
+
+def test_stats_counts_every_outcome_so_they_add_up(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    fake_llm.enqueue(Reply.text("a1"), Reply.text("a2"), Reply.text("a3"), Reply.status(400, "bad request"))
+    ask(aicache_home, fake_llm, "first question")  # miss
+    ask(aicache_home, fake_llm, "first question")  # exact hit
+    ask(aicache_home, fake_llm, "first question", "--refresh")  # refresh
+    ask(aicache_home, fake_llm, "second question", "--no-cache")  # bypass
+    ask(aicache_home, fake_llm, "third question")  # error
+    ask(aicache_home, fake_llm, "fourth question", "--cache-only")  # cache miss
+    (model,) = json.loads(run(aicache_home, None, "stats", "--json").stdout)["models"]
+    counts = ("exact_hits", "semantic_hits", "misses", "cache_misses", "refreshes", "bypasses", "errors")
+    assert [model[name] for name in counts] == [1, 0, 1, 1, 1, 1, 1]
+    assert sum(model[name] for name in counts) == model["total"] == 6
+    assert model["hit_rate"] == 1 / 3  # the hit, the miss and the cache-only miss looked in the cache
+    header, row = (line.split("\t") for line in run(aicache_home, None, "stats").stdout.decode().splitlines())
+    shown = dict(zip(header, row, strict=True))
+    columns = ("exact", "semantic", "misses", "cache-only misses", "refreshes", "no-cache", "errors")
+    assert sum(int(shown[name]) for name in columns) == int(shown["asks"]) == 6 and shown["hit rate"] == "33%"

@@ -120,9 +120,9 @@ class Git:
         """post-commit records in the background: wait for it."""
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            found = [e for e in self.episodes() if e["id"] == episode_id and e["feedback"]]
+            found = [e for e in self.episodes() if e["id"] == episode_id and e["hook_feedback"]]
             if found:
-                return dict(json.loads(found[0]["feedback"]))
+                return dict(json.loads(found[0]["hook_feedback"]))
             time.sleep(0.05)
         raise AssertionError(f"no feedback recorded on episode {episode_id}")
 
@@ -227,6 +227,24 @@ def test_suggestion_then_cache_hit_then_miss_on_another_diff(sandbox: Git) -> No
     sandbox.commit(repo)
     assert sandbox.message(repo) == "Greet the whole world"
     assert len(server.requests) == 2 and "+print('hello, world')" in user_text(server)
+
+
+def test_feedback_on_a_suggestion_keeps_what_the_hook_recorded(sandbox: Git) -> None:
+    repo = sandbox.repo()
+    stage(repo, sandbox, "greet.py", "print('hello')\n")
+    sandbox.server.enqueue(Reply.text("Add a greeting script"))
+    sandbox.commit(repo)
+    episode = sandbox.episodes()[-1]["id"]
+    head = sandbox.git(repo, "rev-parse", "HEAD").stdout.strip()
+    kept = {"kept_similarity": 1.0, "commit": head}
+    assert sandbox.feedback(episode) == kept
+    assert sandbox.aicache(repo, "feedback", str(episode), "good").returncode == 0
+    shown = json.loads(sandbox.aicache(repo, "show", str(episode), "--json").stdout)["episode"]
+    assert (shown["feedback"], shown["hook_feedback"]) == ("good", kept)  # both, each in one shape
+    (logged,) = json.loads(sandbox.aicache(repo, "log", "--json").stdout)["episodes"]
+    assert (logged["feedback"], logged["hook_feedback"]) == ("good", kept)
+    text = sandbox.aicache(repo, "show", str(episode)).stdout
+    assert "feedback: good" in text and f"commit hook: kept 100% of the suggestion in commit {head}" in text
 
 
 def test_an_edited_suggestion_is_scored(sandbox: Git) -> None:

@@ -47,7 +47,7 @@ def test_feedback_names_an_episode_and_can_change_its_mind(aicache_home: Path, f
         (["12", "34", "bad"], b"usage: aicache feedback"),
         (["first", "bad"], b"must be an episode id"),
         (["999", "bad"], b"no episode 999"),
-        (["bad"], b"no episode was recorded in"),
+        (["bad"], b"no answer was recorded in"),
     ],
 )
 def test_feedback_refuses_what_it_cannot_label(
@@ -61,9 +61,24 @@ def test_feedback_refuses_what_it_cannot_label(
 def test_a_failed_ask_has_no_answer_to_label(aicache_home: Path, fake_llm: FakeLLM) -> None:
     fake_llm.enqueue(Reply.status(400, "bad request"))
     assert ask(aicache_home, fake_llm, "a question").returncode != 0
-    result = run(aicache_home, None, "feedback", "bad")
+    result = run(aicache_home, None, "feedback", "1", "bad")
     assert result.returncode == 2 and b"stored no answer to label" in result.stderr
+    alone = run(aicache_home, None, "feedback", "bad")
+    assert alone.returncode == 2 and b"no answer was recorded in" in alone.stderr
     assert rows(aicache_home, "SELECT COUNT(*) FROM labels") == [(0,)]
+
+
+def test_feedback_without_an_id_labels_the_newest_answer_past_errors_and_cache_only_misses(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    fake_llm.enqueue(Reply.text("5432"), Reply.status(400, "bad request"))
+    assert ask(aicache_home, fake_llm, "default postgres port").returncode == 0  # episode 1: the answer
+    assert ask(aicache_home, fake_llm, "a question that fails").returncode != 0  # episode 2: an error
+    assert ask(aicache_home, fake_llm, "never asked", "--cache-only").returncode != 0  # episode 3: nothing cached
+    marked = run(aicache_home, None, "feedback", "bad")
+    assert marked.returncode == 0, marked.stderr
+    assert marked.stderr.startswith(b"episode 1: answer marked wrong")
+    assert rows(aicache_home, "SELECT episode_id, good FROM labels") == [(1, 0)]
 
 
 def _wait_for(home: Path, sql: str, deadline: float = 120.0) -> list[tuple[object, ...]]:
@@ -137,3 +152,27 @@ def test_the_exact_tier_itself_refuses_an_answer_labelled_wrong(conn: sqlite3.Co
     assert cache.lookup_exact(conn, key) is None
     conn.execute("UPDATE entries SET created_at = 2 WHERE id = 1")  # refreshed: the new answer is not refused
     assert cache.lookup_exact(conn, key) is not None
+
+
+def test_why_and_show_say_an_entry_was_refused_because_it_was_marked_wrong(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    import json
+
+    fake_llm.enqueue(Reply.text("wrong answer"), Reply.text("right answer"))
+    ask(aicache_home, fake_llm, "what port does postgres use")
+    ask(aicache_home, fake_llm, "what port does postgres use")
+    assert run(aicache_home, None, "feedback", "2", "bad").returncode == 0
+    assert ask(aicache_home, fake_llm, "what port does postgres use").stdout == b"right answer\n"  # episode 3
+    why = run(aicache_home, None, "why", "3").stdout.decode()
+    said = "cached entry 1 refused: episode 2 marked its answer wrong (feedback)"
+    assert why.splitlines()[0] == f"episode 3: miss: {said}", why
+    assert json.loads(run(aicache_home, None, "why", "3", "--json").stdout)["marked_wrong"] == [
+        {"entry_id": 1, "episode_id": 2, "source": "feedback"}
+    ]
+    shown = run(aicache_home, None, "show", "3").stdout.decode()
+    assert "refused entry 1: episode 2 marked its answer wrong (feedback)" in shown, shown
+    # The new answer replaced the refused one: later asks of it owe nothing to the label.
+    assert b"exact hit" in ask(aicache_home, fake_llm, "what port does postgres use").stderr  # episode 4
+    assert "marked" not in run(aicache_home, None, "why", "4").stdout.decode()
+    assert json.loads(run(aicache_home, None, "show", "4", "--json").stdout)["marked_wrong"] == []

@@ -465,3 +465,29 @@ def test_migration_4_converts_copied_hits(tmp_path: Path) -> None:
     assert memory.get(conn, 4)["answer"] == "second answer"  # type: ignore[index]
     assert [e["id"] for e in memory.search(conn, "first")] == [2, 1]
     conn.close()
+
+
+def test_migration_7_moves_the_commit_hooks_record_out_of_feedback(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    from aicache import migrations
+
+    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    old = sqlite_utils.Database(conn)
+    for number, migration in enumerate(migrations.MIGRATIONS[:6], start=1):
+        migration(old)
+        conn.execute(f"PRAGMA user_version = {number}")
+    kept = '{"kept_similarity": 1.0, "commit": "2456d2"}'
+    insert = "INSERT INTO episodes (id, question, outcome, feedback) VALUES (?, 'q', 'miss', ?)"
+    for values in [(1, kept), (2, "bad"), (3, None), (4, kept)]:
+        conn.execute(insert, values)
+    # Episode 4 was labelled good before the hook's record replaced the word: the label gives it back.
+    conn.execute(
+        "INSERT INTO labels (episode_id, exact_key, entry_id, good, source, ts) VALUES (4, 'k', 1, 1, 'feedback', 0)"
+    )
+    migrations.ensure_current(conn)
+    got = conn.execute("SELECT id, feedback, hook_feedback FROM episodes ORDER BY id").fetchall()
+    assert got == [(1, None, kept), (2, "bad", None), (3, None, None), (4, "good", kept)]
+    conn.row_factory = sqlite3.Row
+    assert memory.get(conn, 4)["hook_feedback"] == {"kept_similarity": 1.0, "commit": "2456d2"}  # type: ignore[index]
+    conn.close()

@@ -55,7 +55,7 @@ def show(
     """One episode in full: question, answer, outcome, timing, tokens, cost and the hit decision's verdicts."""
     from dataclasses import asdict
 
-    from aicache import cache, db, memory
+    from aicache import cache, db, labels, memory
     from aicache.errors import UsageError
 
     with db.reading() as conn:
@@ -63,12 +63,13 @@ def show(
         if episode is None:
             raise UsageError(f"no episode {episode_id} (see `aicache log`)")
         entry = cache.get_entry(conn, episode["entry_id"]) if episode.get("entry_id") else None
+        marked_wrong = labels.marked_wrong(conn, episode)
     if json_out:
-        output.emit_json({"episode": episode, "entry": asdict(entry) if entry else None})
+        output.emit_json({"episode": episode, "entry": asdict(entry) if entry else None, "marked_wrong": marked_wrong})
         return
     from aicache import render
 
-    render.episode_detail(episode, entry)
+    render.episode_detail(episode, entry, marked_wrong)
 
 
 def stats(

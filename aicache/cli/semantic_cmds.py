@@ -30,6 +30,7 @@ def why(
                 "entry": entry,
                 "partition": found.partition,
                 "candidates": found.candidates,
+                "marked_wrong": found.marked_wrong,
             }
         )
         return

@@ -33,7 +33,8 @@ prepare-commit-msg
 
 post-commit
     Compares the committed message with the suggestion (``difflib`` ratio, 1.0 = kept as is) and stores
-    ``{"kept_similarity": ..., "commit": sha}`` as JSON in the suggestion's episode ``feedback``.
+    ``{"kept_similarity": ..., "commit": sha}`` as JSON in the suggestion's episode ``hook_feedback``
+    (``feedback`` is the user's word, good or bad, which ``aicache feedback`` sets).
     Git ignores what post-commit does, so the comparison runs in the background, silently, and the commit
     does not wait for it; the script first claims the pending suggestion (a rename) and the new commit's sha,
     so a next commit started at once can never be compared with this one's suggestion.

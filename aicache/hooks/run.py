@@ -264,7 +264,9 @@ def _record_feedback(episode_id: int, feedback: dict[str, Any]) -> bool:
     conn = db.connect()
     try:
         with db.write_transaction(conn):
-            cursor = conn.execute("UPDATE episodes SET feedback = ? WHERE id = ?", (json.dumps(feedback), episode_id))
+            cursor = conn.execute(
+                "UPDATE episodes SET hook_feedback = ? WHERE id = ?", (json.dumps(feedback), episode_id)
+            )
         return cursor.rowcount == 1
     finally:
         conn.close()
