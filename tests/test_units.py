@@ -35,6 +35,7 @@ def test_exit_codes_are_pinned() -> None:
         "STORE": 6,
         "PROPOSAL": 7,
         "INTERRUPTED": 130,
+        "TERMINATED": 143,
         "PIPE_CLOSED": 141,
     }
 
