@@ -8,12 +8,22 @@ the question's own cosine with its answer, the shipped decision's score, and a l
 fitted across families (5 folds by family). For each, the ROC AUC and the share of paraphrases above the
 near-misses' top 0%, 1% and 5%.
 
-    python -m training.answer_signal
+With ``--work W`` (the directory of a ``python -m training.train --work W`` run) it also looks at the calibration
+data's family pairs whose cached text is the family's question or a paraphrase, so the family's answer is the
+cached answer (``families.jsonl``: an answer per family of the training and independent files, written the same
+way): a regression over the decision's logit and the answer cosines is fitted on one half of the calibration
+topics and thresholded on the other by the shipped rule, against the decision thresholded on that half alike.
+
+    python -m training.answer_signal [--work W]
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 from training.pairs import DATA, TESTS_DATA, read_jsonl
@@ -83,10 +93,81 @@ def across_families(inputs: Any, labels: Any, families: Any, folds: int = 5) -> 
     return out
 
 
-def main() -> None:
+def family_answers() -> dict[str, tuple[str, str]]:
+    """Each family's answer and its file's name, by the family's topic as ``training.pairs`` names it."""
+    out: dict[str, tuple[str, str]] = {}
+    for row in read_jsonl(ANSWERS / "families.jsonl"):
+        name, family = row["family"].split(":", 1)
+        stem = name.removesuffix(".jsonl")
+        topic = f"independent:{stem}:{family}" if stem.startswith("round") else family
+        out.setdefault(topic, (row["answer"], stem))
+    return out
+
+
+def calibration_stack(work: Path) -> None:
+    """The decision alone and stacked with the answer cosines, each thresholded by the shipped rule on the half
+    of the calibration topics the stack was not fitted on."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    from aicache.config import Settings
+    from aicache.semantic import embeddings
+    from training import calibrate
+
+    answers = family_answers()
+    pairs = json.loads((work / "pairs.json").read_text(encoding="utf-8"))["calibration"]
+    scores = json.loads((work / "scores.json").read_text(encoding="utf-8"))["calibration"]
+    rows = [
+        (p, s) for p, s in zip(pairs, scores, strict=True) if p["role"] in CACHED_IN_FAMILY and p["topic"] in answers
+    ]
+    stored = np.load(work / "vectors.npz", allow_pickle=True)
+    vectors = dict(zip(stored["texts"].tolist(), stored["vectors"], strict=True))
+    topics = sorted({p["topic"] for p, _ in rows})
+    embedder = embeddings.get_embedder(Settings({}))
+    answer_vectors = dict(zip(topics, embedder.encode([answers[t][0] for t in topics]), strict=True))
+    labels = np.array([p["label"] for p, _ in rows])
+    decision = np.array([s for _, s in rows])
+    cosine = np.array([p["cosine"] for p, _ in rows])
+    with_answer = np.array([float(vectors[p["b"]] @ answer_vectors[p["topic"]]) for p, _ in rows])
+    own = np.array([float(vectors[p["a"]] @ answer_vectors[p["topic"]]) for p, _ in rows])
+    developer = np.array(["everyday" not in answers[p["topic"]][1] for p, _ in rows])
+    kinds = [calibrate.near_miss_kind(p["role"]) for p, _ in rows]
+    print(f"calibration: {len(rows)} pairs ({int(labels.sum())} paraphrases, {int(developer.sum())} developer)")
+    for name, values in (("question cosine", cosine), ("answer cosine", with_answer), ("decision score", decision)):
+        print(f"  {name}: AUC {roc_auc_score(labels, values):.3f}")
+    logit = np.log(np.clip(decision, 1e-6, 1 - 1e-6) / np.clip(1 - decision, 1e-6, 1))
+    inputs = np.column_stack([logit, with_answer, with_answer - own, with_answer * cosine])
+    half = np.array([int(hashlib.sha256(p["topic"].encode()).hexdigest(), 16) % 2 for p, _ in rows])
+    floor = cosine >= 0.5
+    for fitted in (0, 1):
+        shown = half != fitted
+        stack = LogisticRegression(max_iter=2000).fit(inputs[~shown], labels[~shown]).predict_proba(inputs)[:, 1]
+        for name, values in (("decision", decision), ("decision + answer", stack)):
+            threshold, counts = calibrate.choose_threshold(
+                list(values[shown]),
+                list(labels[shown]),
+                list(floor[shown]),
+                kinds=[k for k, s in zip(kinds, shown, strict=True) if s],
+            )
+            served = shown & (labels == 1) & floor & (values >= threshold)
+            print(
+                f"  half {1 - fitted} | {name} @ {threshold:.4f} | paraphrases {int(served.sum())}/"
+                f"{int((shown & (labels == 1)).sum())} | developer {int((served & developer).sum())}/"
+                f"{int((shown & (labels == 1) & developer).sum())} | near-misses {counts.wrong}/{counts.negatives}"
+            )
+
+
+CACHED_IN_FAMILY = ("q-p", "p-q", "p-p", "q-n", "p-n")  # the cached text is the question or a paraphrase
+
+
+def main(argv: list[str] | None = None) -> None:
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--work", type=Path, default=None, help="a training run's --work directory")
+    args = parser.parse_args(argv)
     rows = probes()
     labels, families = np.array([r["label"] for r in rows]), np.array([r["family"] for r in rows])
     signals = {k: np.array([r[k] for r in rows]) for k in rows[0] if k not in ("family", "label")}
@@ -101,6 +182,8 @@ def main() -> None:
     for name, scores in signals.items():
         shares = " | ".join(f"{above_near_misses(scores, labels, r):.1%}" for r in FALSE_POSITIVE_RATES)
         print(f"{name} | {roc_auc_score(labels, scores):.3f} | {shares}")
+    if args.work is not None:
+        calibration_stack(args.work)
 
 
 if __name__ == "__main__":
