@@ -40,6 +40,9 @@ class Explanation:
             return failed + (f"; {len(self.candidates)} candidate(s) were judged first" if self.candidates else "")
         if outcome in (Outcome.REFRESH, Outcome.BYPASS):
             return f"{outcome}: the cache was not consulted"
+        unread = exact_only(self.episode)
+        if unread is not None:
+            return f"{outcome}: no semantic lookup: {unread}"
         if self.marked_wrong and not self.candidates:
             return f"{outcome}: {refusals(self.marked_wrong)}"
         if not self.candidates:
@@ -51,6 +54,14 @@ class Explanation:
     def decision(self) -> str:
         """What judged the candidates: ``model:<version>``, ``rules`` or ``cosine`` (episodes before it: rules)."""
         return str(self.episode.get("decision") or "rules")
+
+
+def exact_only(episode: dict[str, Any]) -> str | None:
+    """Why the semantic tier made no lookup for this episode's question, when the question itself was why."""
+    decision = str(episode.get("decision") or "")
+    if not decision.startswith(memory.EXACT_ONLY):
+        return None
+    return decision.removeprefix(memory.EXACT_ONLY) + ": exact match only"
 
 
 def refusals(marked: list[dict[str, Any]]) -> str:

@@ -238,9 +238,12 @@ def _call_provider(request: AskRequest, ctx: AskContext, on_text: TextSink) -> C
     return get_provider(request.provider).complete(provider_request, on_text)
 
 
-def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) -> tuple[bytes | None, str | None, float]:
+def _vector_for_store(
+    request: AskRequest, ctx: AskContext, found: _Semantic, episode: memory.Episode
+) -> tuple[bytes | None, str | None, float]:
     """The question's vector and model id for the new entry, and the seconds spent preparing the model (the first
-    stored answer exports it: only then, once an answer is there to store, is the model needed)."""
+    stored answer exports it: only then, once an answer is there to store, is the model needed). A question too
+    long for the model gets no vector (exact repeats only), and the episode says why."""
     if not ctx.settings.get("cache.semantic", True):
         return None, None, 0.0
     from aicache.semantic import tier
@@ -248,7 +251,14 @@ def _vector_for_store(request: AskRequest, ctx: AskContext, found: _Semantic) ->
     one_time = _OneTime(ctx)
     try:
         with one_time:
-            vector = found.vector or tier.embed_question(ctx.settings, request.question, one_time.starting)
+            vector, unread = (
+                (found.vector, None)
+                if found.vector
+                else tier.embed_question(ctx.settings, request.question, one_time.starting)
+            )
+        if vector is None:
+            episode.decision = unread
+            return None, None, one_time.seconds
         return vector, tier.model_id(ctx.settings), one_time.seconds
     except AicacheError as exc:
         ctx.on_note(f"answer cached for exact repeats only: {exc}")
@@ -438,7 +448,9 @@ def _ask_provider(
     # nothing and never ask again. A truncated one is never stored either.
     blank = completion.complete and not completion.text.strip()
     cacheable = completion.complete and not blank and ctx.mode is not CacheMode.NO_CACHE
-    vector, embed_model, one_time_s = _vector_for_store(request, ctx, found) if cacheable else (None, None, 0.0)
+    vector, embed_model, one_time_s = (
+        _vector_for_store(request, ctx, found, episode) if cacheable else (None, None, 0.0)
+    )
     started += one_time_s
     episode.outcome = _PROVIDER_OUTCOMES.get(ctx.mode, Outcome.MISS)
     episode.answer = completion.text

@@ -31,6 +31,9 @@ class Outcome(StrEnum):
 
 
 HIT_OUTCOMES = (Outcome.EXACT_HIT, Outcome.SEMANTIC_HIT)
+# How ``Episode.decision`` begins when the semantic tier made no lookup because of the question itself (the reason
+# follows): such a question is served by the exact tier only.
+EXACT_ONLY = "exact only: "
 
 
 def parse_outcome(text: str) -> Outcome:
@@ -69,7 +72,7 @@ class Episode:
     cost: float | None = None
     feedback: str | None = None  # the user's word: "good" or "bad" (``aicache feedback``)
     source: str = "cli"
-    decision: str | None = None  # which hit decision judged the candidates (``decide.Decision.name``)
+    decision: str | None = None  # which hit decision judged the candidates (``decide.Decision.name``), or EXACT_ONLY
     hook_feedback: dict[str, Any] | None = None  # the commit hook's record: {"kept_similarity", "commit"}
     ts: float = field(default_factory=time.time)
 

@@ -28,7 +28,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
-from aicache.explain import refusals, verdict_reasons
+from aicache.explain import exact_only, refusals, verdict_reasons
 from aicache.output import note, visible_controls
 
 console = Console()
@@ -225,6 +225,7 @@ def episode_detail(episode: dict[str, Any], entry: Any, marked_wrong: list[dict[
         "provider / model": f"{e.get('provider') or ''} / {e.get('model') or ''}",
         "entry": e.get("entry_id") or "",
         "threshold": f"{e['threshold']:.3f}" if e.get("threshold") is not None else "",
+        "semantic tier": exact_only(e) or "",
         "time": timing,
         "tokens": tokens,
         "cost": cost_text,

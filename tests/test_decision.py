@@ -14,7 +14,7 @@ import pytest
 from aicache.config import Settings
 from aicache.semantic import decision, features
 from tests.fakellm import FakeLLM, Reply
-from tests.test_cli import ask, run
+from tests.test_cli import ask, rows, run
 from tests.test_semantic import export_run, model_home, onnx_models  # noqa: F401  (fixtures)
 from training import calibrate, pairs
 from training import compare as comparer
@@ -355,3 +355,40 @@ def test_the_models_score_is_shown_wherever_a_verdict_is_explained(aicache_home:
     assert "\tsimilarity\tscore\tverdict\t" in text and re.search(r"\t0\.\d{3}\trefused\t", text), text
     shown = run(home, None, "show", str(served["episode_id"])).stdout.decode()
     assert f"accepted, similarity {served['similarity']:.3f}: score {served['score']:.2f} >= threshold" in shown
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("model_home")
+def test_a_piped_log_with_two_different_requests_is_never_a_semantic_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    # The user's report: the same 40-line log piped in, then two requests; the model reads only the first 256
+    # tokens, which hold the log alone, so the second was served the first's answer (similarity 1.0).
+    home = aicache_home
+    (home / "config.toml").write_text("[cache]\nsemantic = true\n")  # the shipped decision model, by default
+    log = "\n".join(
+        f"2024-05-01 12:{i:02d}:07 INFO worker-{i % 3} processed batch {i} in {i * 7 % 50} ms" for i in range(40)
+    )
+    most = f"{log}\n\nWhich worker processed the most batches? Answer with the worker name only.\n".encode()
+    csv = f"{log}\n\nRewrite this log as a CSV table with columns time, worker, batch.\n".encode()
+    fake_llm.enqueue(Reply.text("worker-0"), Reply.text("time,worker,batch"), Reply.text("git reset --soft HEAD~1"))
+    assert json.loads(ask(home, fake_llm, "--json", stdin=most).stdout)["outcome"] == "miss"
+    second = json.loads(ask(home, fake_llm, "--json", stdin=csv).stdout)
+    assert (second["outcome"], second["answer"]) == ("miss", "time,worker,batch"), second
+    again = json.loads(ask(home, fake_llm, "--json", stdin=most).stdout)
+    assert (again["outcome"], again["answer"]) == ("exact_hit", "worker-0"), again
+    assert len(fake_llm.requests) == 2
+
+    why = json.loads(run(home, None, "why", str(second["episode_id"]), "--json").stdout)
+    assert re.fullmatch(
+        r"miss: no semantic lookup: question longer than the embedding model reads \(\d+ tokens > 256\): "
+        r"exact match only",
+        why["summary"],
+    ), why
+    shown = run(home, None, "show", str(second["episode_id"])).stdout.decode()
+    assert "semantic tier: question longer than the embedding model reads (" in shown, shown
+    assert rows(home, "SELECT count(*) FROM entries WHERE embedding IS NOT NULL") == [(0,)]
+    # Short questions are judged as before, in the same partition.
+    assert ask(home, fake_llm, "how do I undo my last commit but keep the changes").returncode == 0
+    reworded = json.loads(
+        ask(home, fake_llm, "quick question: how do I undo my last commit but keep the changes", "--json").stdout
+    )
+    assert reworded["outcome"] == "semantic_hit" and reworded["answer"] == "git reset --soft HEAD~1", reworded

@@ -144,7 +144,8 @@ def conn(model_home: Path) -> Iterator[sqlite3.Connection]:
 
 def store(conn: sqlite3.Connection, settings: config.Settings, partition: str, question: str) -> int:
     """Store an entry the way the ask flow does: vector and model id with the row, then the index."""
-    vector = tier.embed_question(settings, question)
+    # as stores made before too-long questions got no vector did: lookups must cope with those too
+    vector = embeddings.get_embedder(settings).encode([question])[0].tobytes()
     with db.write_transaction(conn):
         row = conn.execute(
             "INSERT INTO entries (exact_key, partition_key, question, answer, embedding, embed_model, created_at)"
@@ -308,6 +309,35 @@ def test_a_paraphrase_is_served_and_a_near_miss_is_refused(conn: sqlite3.Connect
     json.dumps(near_miss.verdicts)  # stored with the episode as JSON
 
 
+def long_question(request: str) -> str:
+    """The user's report: a 40-line log piped in, the request last (over 256 tokens in all)."""
+    log = "\n".join(
+        f"2024-05-01 12:{i:02d}:07 INFO worker-{i % 3} processed batch {i} in {i * 7 % 50} ms" for i in range(40)
+    )
+    return f"{log}\n\n{request}"
+
+
+def test_a_question_longer_than_the_model_reads_is_never_looked_up_nor_a_candidate(
+    conn: sqlite3.Connection, settings: config.Settings
+) -> None:
+    first = long_question("Which worker processed the most batches? Answer with the worker name only.")
+    second = long_question("Rewrite this log as a CSV table with columns time, worker, batch.")
+    assert tier.embed_question(settings, first) == (None, tier.too_long(embeddings.get_embedder(settings), first))
+    kept = store(conn, settings, "p", "list files by size")
+    store(conn, settings, "p", first)  # with a vector, as stores made before this rule did
+    result = tier.lookup(conn, with_cache(settings, threshold=0.0), "p", second)
+    assert result.skipped and result.entry_id is None and result.vector is None and not result.verdicts
+    assert result.decision is not None and result.decision.startswith("exact only: question longer than the")
+    assert result.decision.endswith(" tokens > 256)")
+    # Every candidate is judged at floor 0, but the long one is no candidate; after reindex it has no vector.
+    short = tier.lookup(conn, with_cache(settings, threshold=0.0), "p", "show the largest files")
+    assert [v["entry_id"] for v in short.verdicts] == [kept]
+    assert tier.reindex(conn, settings) == 1
+    assert [r[0] for r in conn.execute("SELECT question FROM entries WHERE embedding IS NOT NULL")] == [
+        "list files by size"
+    ]
+
+
 def test_another_partition_is_never_served(conn: sqlite3.Connection, settings: config.Settings) -> None:
     store(conn, settings, "model-a", "how do I undo the last commit but keep my changes")
     other = tier.lookup(conn, settings, "model-b", "how do I undo the last commit but keep my changes")
@@ -320,7 +350,7 @@ def test_another_partition_is_never_served(conn: sqlite3.Connection, settings: c
 def test_the_returned_vector_is_the_questions_embedding(conn: sqlite3.Connection, settings: config.Settings) -> None:
     store(conn, settings, "p", "list files by size")
     result = tier.lookup(conn, settings, "p", "show the largest files")
-    assert result.vector == tier.embed_question(settings, "show the largest files")
+    assert result.vector == tier.embed_question(settings, "show the largest files")[0]
     assert result.vector is not None and len(result.vector) == 384 * 4
     assert tier.model_id(settings) == embeddings.model_id(settings) == tier.model_id(config.load())
 
@@ -390,7 +420,7 @@ def test_reindex_reembeds_another_models_vectors(conn: sqlite3.Connection, setti
     rows = conn.execute("SELECT question, embedding, embed_model FROM entries WHERE embedding IS NOT NULL")
     for question, blob, model in rows:
         assert model == tier.model_id(settings)
-        assert blob == tier.embed_question(settings, question)
+        assert blob == tier.embed_question(settings, question)[0]
     assert conn.execute("SELECT embedding FROM entries WHERE exact_key = 'x'").fetchone()[0] is None
     assert tier.lookup(conn, settings, "p", "undo last commit, keep my changes").entry_id is not None
 
@@ -552,8 +582,8 @@ def test_the_trained_decision_weighs_the_vectors_stored_with_the_entries(
     found = tier.lookup(conn, model, "p", asked)
     ((question, cached, _similarities, vectors),) = given
     assert question == asked and sorted(cached) == sorted(questions)
-    stored = {q: np.frombuffer(tier.embed_question(settings, q), dtype=np.float32) for q in questions}
-    expected = [tier.embed_question(settings, asked), *(stored[c].tobytes() for c in cached)]
+    stored = {q: np.frombuffer(tier.embed_question(settings, q)[0] or b"", dtype=np.float32) for q in questions}
+    expected = [tier.embed_question(settings, asked)[0], *(stored[c].tobytes() for c in cached)]
     assert [row.astype(np.float32).tobytes() for row in vectors] == expected  # nothing was embedded twice
     assert {v["question"] for v in found.verdicts} == set(questions)
     # an entry without a vector of this size: no vectors are given, and the model embeds the texts itself

@@ -80,6 +80,7 @@ class Embedder(Protocol):
 
     model_id: str
     dim: int
+    max_tokens: int  # the model reads a text's first this many tokens (special tokens included), no more
 
     def encode(self, texts: Sequence[str]) -> Matrix:
         """Return an ``(len(texts), dim)`` float32 array, L2-normalised row by row."""
@@ -87,6 +88,10 @@ class Embedder(Protocol):
 
     def token_embeddings(self, texts: Sequence[str]) -> list[Matrix]:
         """Each text's contextual token embeddings, one ``(tokens, dim)`` float32 array per text."""
+        ...
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Each text's whole token count, special tokens included: above ``max_tokens``, the rest is unread."""
         ...
 
 
@@ -498,6 +503,8 @@ class OnnxEmbedder:
         self._tokenizer.enable_truncation(max_length=spec.max_seq_length)
         self._unpadded = Tokenizer.from_str(self._tokenizer.to_str())  # for _encode_bulk: same, never padded
         self._unpadded.no_padding()  # tokenizer.json may bring its own (all-MiniLM-L6-v2 pads to 128)
+        self._counting = Tokenizer.from_str(self._unpadded.to_str())  # for token_counts: never cut, never padded
+        self._counting.no_truncation()
         pad_id, pad_token = _pad_token(spec, self._tokenizer)
         self._tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the longest in the batch
         self._bulk: tuple[Any, ThreadPoolExecutor] | None = None
@@ -505,6 +512,7 @@ class OnnxEmbedder:
         self._tokens = _TokenMemo(TOKEN_MEMO)
         self._spec = spec
         self.model_id = spec.model_id
+        self.max_tokens = spec.max_seq_length
         self.dim = int(self._batch(["dimension probe"]).shape[1])
 
     def encode(self, texts: Sequence[str]) -> Matrix:
@@ -553,6 +561,9 @@ class OnnxEmbedder:
         if few:
             self._tokens.put([texts[i] for i in missing], [out[i] for i in missing])
         return [m for m in out if m is not None]
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in self._counting.encode_batch(self._cased(list(texts)))]
 
     def _encode_bulk(self, texts: Sequence[str]) -> Matrix:
         """Many texts: batches of one token count each (no padding at all), two batches at a time, each on one
@@ -648,6 +659,7 @@ class SentenceTransformerEmbedder:
         with quiet():
             self._model = load_sentence_transformer(spec)
         self.model_id = spec.model_id
+        self.max_tokens = int(self._model.max_seq_length)
         dimension = getattr(self._model, "get_embedding_dimension", None) or (
             self._model.get_sentence_embedding_dimension
         )
@@ -673,3 +685,9 @@ class SentenceTransformerEmbedder:
 
         encoded = self._model.encode(list(texts), output_value="token_embeddings", show_progress_bar=False)
         return [np.asarray(m[1:-1] if len(m) > 2 else m, dtype=np.float32) for m in encoded]
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """As ``OnnxEmbedder.token_counts``."""
+        with quiet():  # the tokenizer warns about texts longer than the model: counting them is the point
+            encoded = self._model.tokenizer(list(texts), add_special_tokens=True, truncation=False)
+        return [len(ids) for ids in encoded["input_ids"]]

@@ -453,6 +453,7 @@ class InMemoryCache:
         own: Sequence[float],
         model: str,
         vectors: tuple[Any, Mapping[str, Any]] | None = None,
+        unread: frozenset[str] = frozenset(),
     ) -> None:
         from aicache.normalize import normalize_question
 
@@ -463,6 +464,8 @@ class InMemoryCache:
         self.model = model
         self.vectors = vectors  # the stored questions' unit vectors (a matrix) and each probe's, as the tier has
         self.exact = {normalize_question(q): i for i, q in reversed(list(enumerate(self.stored)))}
+        # texts longer than the model reads: as in the tier, never looked up semantically, never a candidate
+        self.unread = unread
 
     @classmethod
     def build(cls, evalset: EvalSet, settings: Settings) -> InMemoryCache:
@@ -483,7 +486,11 @@ class InMemoryCache:
             float(similarities[row[p.text], j]) if j >= 0 else 0.0
             for p, j in zip(evalset.probes, evalset.pairs or [-1] * len(evalset.probes), strict=True)
         ]
-        return cls(evalset, ranked, own, embedder.model_id, (stored, dict(zip(probes, asked, strict=True))))
+        texts = [*evalset.stored, *probes]
+        counts = embedder.token_counts(texts)
+        unread = frozenset(t for t, count in zip(texts, counts, strict=True) if count > embedder.max_tokens)
+        asked_by_text = dict(zip(probes, asked, strict=True))
+        return cls(evalset, ranked, own, embedder.model_id, (stored, asked_by_text), unread)
 
     def lookup(self, decision: Decision, *, pairwise: bool = False) -> Lookup:
         """A lookup function for one decision at its operating point."""
@@ -502,8 +509,14 @@ class InMemoryCache:
                 if exact is not None:
                     return Served(exact, 1.0)
                 ranked = self.ranked[question]
+            if question in self.unread:
+                return Served(None, 0.0)
             best = ranked[0][1] if ranked else 0.0
-            candidates = [(entry, similarity) for entry, similarity in ranked if similarity >= decision.floor]
+            candidates = [
+                (entry, similarity)
+                for entry, similarity in ranked
+                if similarity >= decision.floor and self.stored[entry] not in self.unread
+            ]
             judged = decision.judge(
                 question, [(self.stored[e], s) for e, s in candidates], self._vectors(question, candidates)
             )
@@ -556,6 +569,7 @@ class StoreCache:
 
         embedder = embeddings.get_embedder(settings)
         vectors = embedder.encode(list(evalset.stored))
+        counts = embedder.token_counts(list(evalset.stored))
         with tempfile.TemporaryDirectory(prefix="aicache-eval-") as home, _home(Path(home)):
             conn = db.connect()
             try:
@@ -563,8 +577,11 @@ class StoreCache:
                     raise StoreUnavailable("this store's schema has no index change log (index_log) yet")
                 with db.write_transaction(conn):
                     ids = [
-                        _store(conn, settings, question, i, bytes(vector.tobytes()), embedder.model_id)
-                        for i, (question, vector) in enumerate(zip(evalset.stored, vectors, strict=True))
+                        # as the ask flow stores them: a question too long for the model gets no vector
+                        _store(conn, settings, question, i, None, None)
+                        if count > embedder.max_tokens
+                        else _store(conn, settings, question, i, bytes(vector.tobytes()), embedder.model_id)
+                        for i, (question, vector, count) in enumerate(zip(evalset.stored, vectors, counts, strict=True))
                     ]
                 tier.index_new_entries(conn, settings)
                 yield cls(conn, settings, {entry: i for i, entry in enumerate(ids)}, embedder.model_id)
@@ -605,7 +622,9 @@ def _request(settings: Settings, question: str) -> Any:
     return AskRequest(question=question, provider=str(settings.get("provider")), model=str(settings.get("model")))
 
 
-def _store(conn: sqlite3.Connection, settings: Settings, question: str, i: int, vector: bytes, model: str) -> int:
+def _store(
+    conn: sqlite3.Connection, settings: Settings, question: str, i: int, vector: bytes | None, model: str | None
+) -> int:
     from aicache import cache
     from aicache.providers.base import Completion
 

@@ -5,10 +5,14 @@ cannot answer:
 
 1. one SQL count on a covering index: a partition with no vector of the current model returns ``skipped``
    without loading anything (no model, no numpy, no hnswlib);
-2. the question is embedded (``embeddings.py``: ONNX, a few ms once loaded);
-3. the nearest entries *of this partition* are found (``index.nearest``: an exact scan in SQLite for small
+2. a question longer than the embedding model reads (``too_long``) is left to the exact tier: the model reads
+   only its first ``max_tokens`` tokens, so two questions that differ after them get the same vector (piped input
+   comes first and the question last, so the cut falls on the question). Such a question gets no vector and is
+   never a candidate either: ``_judge`` drops candidates too long to have been read whole (stores from before);
+3. the question is embedded (``embeddings.py``: ONNX, a few ms once loaded);
+4. the nearest entries *of this partition* are found (``index.nearest``: an exact scan in SQLite for small
    partitions, the HNSW index for large ones);
-4. the candidates go to the hit decision (``decide.py``: a trained pair model behind exact vetoes); of those it
+5. the candidates go to the hit decision (``decide.py``: a trained pair model behind exact vetoes); of those it
    accepts, the one it is surest of is served. Cosine similarity alone is not safe, so nothing is served
    without a decision.
 
@@ -26,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from aicache import db, labels, paths
+from aicache import db, labels, memory, paths
 from aicache.config import Settings
 from aicache.errors import StoreError
 from aicache.request import exact_key
@@ -54,7 +58,7 @@ class SemanticResult:
     verdicts: list[dict[str, Any]] = field(default_factory=list)  # one per candidate, most similar first
     skipped: bool = False  # the partition had no vectors: nothing was loaded
     rebuilt_index: bool = False  # the index file was damaged and has been rebuilt (tell the user once)
-    decision: str | None = None  # which hit decision judged the candidates (``Decision.name``)
+    decision: str | None = None  # which hit decision judged the candidates (``Decision.name``), or ``too_long``'s
 
 
 def _store_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -77,9 +81,25 @@ def model_id(settings: Settings) -> str:
     return embeddings.model_id(settings)
 
 
-def embed_question(settings: Settings, question: str, on_prepare: Callable[[], None] | None = None) -> bytes:
-    """The question's vector as float32 bytes, for ``entries.embedding``; ``on_prepare`` as in ``get_embedder``."""
-    return bytes(embeddings.get_embedder(settings, on_prepare).encode([question])[0].tobytes())
+def too_long(embedder: embeddings.Embedder, question: str) -> str | None:
+    """Why ``question`` is for the exact tier only (``memory.EXACT_ONLY`` and the reason), or None: the model
+    would not read it whole, and what it leaves unread may be all that tells two questions apart."""
+    count = embedder.token_counts([question])[0]
+    if count <= embedder.max_tokens:
+        return None
+    return f"{memory.EXACT_ONLY}question longer than the embedding model reads ({count} tokens > {embedder.max_tokens})"
+
+
+def embed_question(
+    settings: Settings, question: str, on_prepare: Callable[[], None] | None = None
+) -> tuple[bytes | None, str | None]:
+    """The question's vector as float32 bytes, for ``entries.embedding``, or None and why (``too_long``): such an
+    entry is for exact repeats only. ``on_prepare`` as in ``get_embedder``."""
+    embedder = embeddings.get_embedder(settings, on_prepare)
+    unread = too_long(embedder, question)
+    if unread is not None:
+        return None, unread
+    return bytes(embedder.encode([question])[0].tobytes()), None
 
 
 @_store_errors
@@ -98,8 +118,12 @@ def lookup(
     model = model_id(settings)
     if vector_index.partition_size(conn, partition_key, model, 1) == 0:
         return SemanticResult(None, None, None, None, skipped=True)  # no decision loaded: nothing to judge
+    embedder = embeddings.get_embedder(settings, on_prepare)
+    unread = too_long(embedder, question)
+    if unread is not None:
+        return SemanticResult(None, None, None, None, skipped=True, decision=unread)
     decision = decide.load(settings, template)
-    vector = embeddings.get_embedder(settings, on_prepare).encode([question])[0]
+    vector = embedder.encode([question])[0]
     found = vector_index.nearest(
         conn,
         vector,
@@ -113,7 +137,7 @@ def lookup(
     )
     refused = labels.negatives(conn, exact_key(partition_key, question))
     neighbours = [n for n in found.neighbours if n.entry_id not in refused]  # marked wrong for this question
-    verdicts = _judge(conn, decision, question, partition_key, neighbours, vector)
+    verdicts = _judge(conn, decision, embedder, question, partition_key, neighbours, vector)
     if judge.enabled(settings):
         verdicts = judge.decide_gray_zone(conn, settings, question, verdicts)
     accepted = [v for v in verdicts if v["accepted"]]
@@ -132,6 +156,7 @@ def lookup(
 def _judge(
     conn: sqlite3.Connection,
     decision: decide.Decision,
+    embedder: embeddings.Embedder,
     question: str,
     partition_key: str,
     neighbours: list[vector_index.Neighbour],
@@ -147,6 +172,11 @@ def _judge(
     questions = {int(r[0]): str(r[1]) for r in rows}
     # deleted (or moved) since the index saw them: never serve across partitions
     present = [n for n in neighbours if n.entry_id in questions]
+    # A cached question the model did not read whole (stored before such questions got no vector) is no candidate.
+    counts = embedder.token_counts([questions[n.entry_id] for n in present])
+    present = [n for n, count in zip(present, counts, strict=True) if count <= embedder.max_tokens]
+    if not present:
+        return []
     stored = {int(r[0]): r[2] for r in rows}
     vectors = _vectors(vector, [stored[n.entry_id] for n in present])
     judged = decision.judge(question, [(questions[n.entry_id], n.similarity) for n in present], vectors)
@@ -304,9 +334,11 @@ def remove_entries(conn: sqlite3.Connection, settings: Settings, entry_ids: Iter
 def reindex(conn: sqlite3.Connection, settings: Settings, progress: Callable[[int, int], None] | None = None) -> int:
     """Re-embed entries stored under another model, then rebuild the index from SQLite; returns vectors indexed.
 
-    ``progress(done, total)`` counts re-embedded entries, then indexed vectors, as one sequence.
+    Entries whose question the model cannot read whole (``too_long``) lose their vector instead: they are for
+    exact repeats only. ``progress(done, total)`` counts re-embedded entries, then indexed vectors, as one sequence.
     """
     embedder = embeddings.get_embedder(settings)
+    _drop_unread_vectors(conn, embedder)
     stale = conn.execute(
         "SELECT id, question FROM entries WHERE embed_model IS NOT NULL AND embed_model != ? ORDER BY id",
         (embedder.model_id,),
@@ -329,6 +361,20 @@ def reindex(conn: sqlite3.Connection, settings: Settings, progress: Callable[[in
     )
     _forget_open(conn, embedder.model_id)
     return rebuilt.count
+
+
+def _drop_unread_vectors(conn: sqlite3.Connection, embedder: embeddings.Embedder) -> None:
+    """Clear the vector of every entry whose question is longer than the model reads (a store from before they
+    were kept out), so no index holds them."""
+    rows = conn.execute("SELECT id, question FROM entries WHERE embed_model IS NOT NULL ORDER BY id").fetchall()
+    unread = []
+    for start in range(0, len(rows), REEMBED_BATCH):
+        batch = rows[start : start + REEMBED_BATCH]
+        counts = embedder.token_counts([str(r[1]) for r in batch])
+        unread += [(int(r[0]),) for r, count in zip(batch, counts, strict=True) if count > embedder.max_tokens]
+    if unread:
+        with db.write_transaction(conn):
+            conn.executemany("UPDATE entries SET embedding = NULL, embed_model = NULL WHERE id = ?", unread)
 
 
 def _forget_open(conn: sqlite3.Connection, model: str) -> None:
