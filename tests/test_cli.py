@@ -87,6 +87,21 @@ def test_miss_then_exact_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
     assert outcomes == ["miss", "exact_hit"]
 
 
+def test_invisible_characters_are_an_exact_hit_and_sent_as_typed(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    assert ask(aicache_home, fake_llm, "how do I list open files").returncode == 0
+    for variant in (
+        "how do I list open files\u200b",
+        "how do I\u200b list open files",
+        "\ufeffhow do I list open files",
+    ):
+        again = ask(aicache_home, fake_llm, variant)
+        assert b"cache: exact hit" in again.stderr, again.stderr
+    assert len(fake_llm.requests) == 1
+    fresh = ask(aicache_home, fake_llm, "how do I list open fi\u00adles", "--refresh")
+    assert fresh.returncode == 0, fresh.stderr
+    assert fake_llm.requests[-1].body["messages"][-1]["content"] == "how do I list open fi\u00adles"
+
+
 def test_pipe_gets_only_the_answer_and_stdin_is_part_of_the_partition(aicache_home: Path, fake_llm: FakeLLM) -> None:
     one = ask(aicache_home, fake_llm, "write a commit message", stdin=b"diff --git a/x b/x\n+hello\n")
     assert one.returncode == 0

@@ -47,13 +47,23 @@ def test_exit_codes_are_pinned() -> None:
         ("  undo   last\tcommit  ", "undo last commit"),
         ("undo last commit?!...", "undo last commit"),
         ("ｕｎｄｏ last commit", "undo last commit"),
+        # invisible format characters: zero-width space, BOM, soft hyphen, word joiner, joiner inside an emoji
+        ("undo last commit\u200b", "undo last commit"),
+        ("undo last\u200b commit", "undo last commit"),
+        ("\ufeffundo last commit", "undo last commit"),
+        ("undo last commit\u00ad", "undo last commit"),
+        ("un\u2060do la\u00adst commit", "undo last commit"),
+        ("what does \U0001f469\u200d\U0001f4bb mean", "what does \U0001f469\U0001f4bb mean"),
     ],
 )
 def test_near_verbatim_repeats_normalize_equal(a: str, b: str) -> None:
     assert normalize_question(a) == normalize_question(b)
 
 
-@pytest.mark.parametrize(("a", "b"), [("sort ascending", "sort descending"), ("c++ ok", "c ok"), ("v2", "v3")])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("sort ascending", "sort descending"), ("c++ ok", "c ok"), ("v2", "v3"), ("\u0600\u0661\u0662", "\u0661\u0662")],
+)
 def test_normalization_keeps_meaningful_differences(a: str, b: str) -> None:
     assert normalize_question(a) != normalize_question(b)
 
