@@ -114,6 +114,19 @@ def test_pipe_gets_only_the_answer_and_stdin_is_part_of_the_partition(aicache_ho
     assert b"cache: miss" in other.stderr and len(fake_llm.requests) == 2
 
 
+def test_equal_sampling_numbers_are_one_entry_and_sent_as_given(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    first = ask(aicache_home, fake_llm, "what is a monad", "-o", "temperature=0")
+    assert first.returncode == 0, first.stderr
+    assert repr(fake_llm.requests[-1].body["temperature"]) == "0"  # the int typed, not 0.0
+    for same in (["--temperature", "0"], ["-o", "temperature=0.0"], ["-o", "temperature=-0"]):
+        again = ask(aicache_home, fake_llm, "what is a monad", *same)
+        assert b"cache: exact hit" in again.stderr, (same, again.stderr)
+    assert len(fake_llm.requests) == 1
+    fresh = ask(aicache_home, fake_llm, "what is a monad", "--temperature", "0", "--refresh")
+    assert fresh.returncode == 0, fresh.stderr
+    assert repr(fake_llm.requests[-1].body["temperature"]) == "0.0"
+
+
 @pytest.mark.parametrize(
     "variant",
     [

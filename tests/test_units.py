@@ -95,6 +95,17 @@ def test_every_partition_field_separates_answers(changed: dict[str, object]) -> 
     assert other.exact_key != BASE.exact_key
 
 
+def test_equal_numbers_are_one_key() -> None:
+    def with_params(*params: tuple[str, float | int]) -> AskRequest:
+        return dataclasses.replace(BASE, params=params)
+
+    assert with_params(("temperature", 0)).exact_key == with_params(("temperature", 0.0)).exact_key
+    assert with_params(("temperature", -0.0)).exact_key == with_params(("temperature", 0)).exact_key
+    assert with_params(("max_tokens", 100.0)).exact_key == with_params(("max_tokens", 100)).exact_key
+    assert with_params(("temperature", 0.5)).exact_key != with_params(("temperature", 0)).exact_key
+    assert with_params(("seed", 2**53 + 1)).exact_key != with_params(("seed", 2**53)).exact_key
+
+
 def test_same_question_other_input_is_another_key() -> None:
     one = AskRequest(question="write a commit message", provider="openai", model="m", input_text="diff A")
     two = AskRequest(question="write a commit message", provider="openai", model="m", input_text="diff B")
