@@ -210,6 +210,26 @@ def test_a_bad_user_template_is_a_configuration_error_and_nothing_is_sent(
     assert fake_llm.requests == []
 
 
+@pytest.mark.parametrize("name", ["../config", "ABSOLUTE", "sub/name", ".hidden", "..\\config"])
+def test_a_template_name_that_is_a_path_is_refused(aicache_home: Path, fake_llm: FakeLLM, name: str) -> None:
+    # Each names a file that is a valid template (config.toml is one: no prompt, no system), so only the name's
+    # rule can refuse it.
+    template = b'system = "from a path"\nprompt = "{question}"\n'
+    (aicache_home / "templates" / "sub").mkdir(parents=True)
+    for path in ("sub/name.toml", ".hidden.toml", "..\\config.toml"):
+        (aicache_home / "templates" / path).write_bytes(template)
+    if name == "ABSOLUTE":
+        name = str(aicache_home / "config")
+    result = ask(aicache_home, fake_llm, "-t", name, "what is a monad")
+    assert result.returncode == 5, result.stderr
+    (line,) = result.stderr.decode().strip().splitlines()
+    assert line == (
+        f"aicache: error: template name {name!r} must be a plain name (no path separator, not starting with a dot): "
+        "a template is <config dir>/templates/NAME.toml or a built-in one"
+    )
+    assert fake_llm.requests == []
+
+
 def test_other_base_url_is_never_a_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
     other = FakeLLM()
     other.start()
