@@ -57,12 +57,35 @@ def param_problem(name: str, value: object) -> str | None:
     return None
 
 
-def _params(params: Mapping[str, ParamValue] | Iterable[tuple[str, ParamValue]]) -> tuple[tuple[str, ParamValue], ...]:
-    pairs = tuple(params.items()) if isinstance(params, Mapping) else tuple(params)
+def _params(params: object) -> tuple[tuple[str, ParamValue], ...]:
+    expected = "params must be a mapping of names to numbers, such as {'temperature': 0}"
+    if isinstance(params, Mapping):
+        pairs = tuple(params.items())
+    elif isinstance(params, str | bytes) or not isinstance(params, Iterable):  # "temperature=0" is not pairs
+        raise UsageError(f"{expected}, not {type(params).__name__}")
+    else:
+        pairs = tuple(params)
+        if not all(isinstance(pair, tuple) and len(pair) == 2 for pair in pairs):
+            raise UsageError(f"{expected} (or a list of (name, number) pairs)")
     for name, value in pairs:
+        if not isinstance(name, str):
+            raise UsageError(f"{expected}: a name is {type(name).__name__}, not str")
         if problem := param_problem(name, value):
             raise UsageError(f"sampling parameter {name} {problem}")
     return pairs
+
+
+def _optional_str(name: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise UsageError(f"{name} must be a str or None, not {type(value).__name__}")
+    return value
+
+
+def _flag(name: str, value: object) -> bool | None:
+    # "no" or 0 would be taken as true or false by their truth value, not by what the caller meant.
+    if value is not None and not isinstance(value, bool):
+        raise UsageError(f"{name} must be True, False or None, not {type(value).__name__}")
+    return value
 
 
 def _question(question: object) -> str:
@@ -135,31 +158,34 @@ def ask(
     ``AICACHE_HOME``; a connection opened here is closed before returning.
 
     Raises an ``AicacheError`` subclass whose ``exit_code`` is what the CLI would exit with: ``UsageError`` for an
-    empty question, a question, ``input_text`` or ``attachments`` of the wrong type, binary or oversized input, a
-    sampling parameter that is not a finite number or a ``max_tokens`` below 1 (see ``param_problem``),
-    ``ConfigError``, ``ProviderError``, ``CacheMissError`` (``cache_only``), ``StoreError``. An episode is
-    recorded for every outcome but a refused request, and but a store that cannot be written once the answer is
-    there: the answer is then returned with a warning and ``episode_id`` None.
+    empty question, an option of the wrong type (``model``, ``provider``, ``base_url``, ``system``, ``template``
+    and ``key`` a str or None, ``params`` a mapping of str to numbers, ``stream`` a bool or None, the question,
+    ``input_text``, ``attachments``), binary or oversized input, a sampling parameter that is not a finite number
+    or a ``max_tokens`` below 1 (see ``param_problem``), ``ConfigError``, ``ProviderError``, ``CacheMissError``
+    (``cache_only``), ``StoreError``. An episode is recorded for every outcome but a refused request, and but a
+    store that cannot be written once the answer is there: the answer is then returned with a warning and
+    ``episode_id`` None.
     """
     from aicache import config, db
     from aicache.flow import AskContext
     from aicache.flow import ask as run_flow
     from aicache.prepare import RawAsk, prepare
 
-    settings = settings if settings is not None else config.load()
     raw = RawAsk(
         question=_question(question),
         stdin=_input_bytes(input_text),
         attachments=_attachments(attachments),
-        model=model,
-        provider=provider,
-        base_url=base_url,
-        system=system,
-        template=template,
+        model=_optional_str("model", model),
+        provider=_optional_str("provider", provider),
+        base_url=_optional_str("base_url", base_url),
+        system=_optional_str("system", system),
+        template=_optional_str("template", template),
         params=_params(params),
-        key=key,
+        key=_optional_str("key", key),
     )
+    stream = _flag("stream", stream)
     cache_mode = _mode(mode)
+    settings = settings if settings is not None else config.load()  # after the checks: a wrong type is named first
     prepared = prepare(raw, settings)
     for warning in prepared.warnings:
         (on_warning or _ignore)(warning)

@@ -18,6 +18,17 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def key_number(value: float | int) -> float | int:
+    """``value`` as a key holds it: a whole float as the int it equals, so ``0``, ``0.0`` and ``-0.0`` are one key.
+
+    Towards int, not float: a float cannot hold every int (a ``seed`` of 2**53 + 1), so two different ints would
+    become one key. Only keys use this; the value sent to the provider is the one given.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def versioned_hash(value: Any) -> str:
     digest = hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
     return f"{KEY_VERSION}:{digest}"

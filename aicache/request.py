@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from aicache.cachekeys import content_hash, versioned_hash
+from aicache.cachekeys import content_hash, key_number, versioned_hash
 from aicache.llmtypes import Message
 from aicache.normalize import normalize_question
 from aicache.templates import DEFAULT_PROMPT, Template
@@ -50,7 +50,7 @@ class AskRequest:
             "system": self.effective_system,
             "template": self.template.name if self.template else None,
             "template_version": self.template.version if self.template else None,
-            "params": dict(self.params),
+            "params": {name: key_number(value) for name, value in self.params},  # 0 and 0.0 are one key
             "input": content_hash(self.input_text) if self.input_text is not None else None,
         }
 

@@ -62,7 +62,17 @@ def builtin_names() -> list[str]:
     return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
+def _check_name(name: str) -> None:
+    # A name picks a file in one of two folders; "../config" or "/etc/x" would read a file outside them.
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ConfigError(
+            f"template name {name!r} must be a plain name (no path separator, not starting with a dot): "
+            f"a template is <config dir>/templates/NAME.toml or a built-in one"
+        )
+
+
 def load(name: str) -> Template:
+    _check_name(name)
     user_file = paths.config_dir() / "templates" / f"{name}.toml"
     if user_file.exists():  # a directory or unreadable file of that name is an error, not passed over
         return _parse(name, user_file)

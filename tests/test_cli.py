@@ -87,6 +87,21 @@ def test_miss_then_exact_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
     assert outcomes == ["miss", "exact_hit"]
 
 
+def test_invisible_characters_are_an_exact_hit_and_sent_as_typed(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    assert ask(aicache_home, fake_llm, "how do I list open files").returncode == 0
+    for variant in (
+        "how do I list open files\u200b",
+        "how do I\u200b list open files",
+        "\ufeffhow do I list open files",
+    ):
+        again = ask(aicache_home, fake_llm, variant)
+        assert b"cache: exact hit" in again.stderr, again.stderr
+    assert len(fake_llm.requests) == 1
+    fresh = ask(aicache_home, fake_llm, "how do I list open fi\u00adles", "--refresh")
+    assert fresh.returncode == 0, fresh.stderr
+    assert fake_llm.requests[-1].body["messages"][-1]["content"] == "how do I list open fi\u00adles"
+
+
 def test_pipe_gets_only_the_answer_and_stdin_is_part_of_the_partition(aicache_home: Path, fake_llm: FakeLLM) -> None:
     one = ask(aicache_home, fake_llm, "write a commit message", stdin=b"diff --git a/x b/x\n+hello\n")
     assert one.returncode == 0
@@ -97,6 +112,19 @@ def test_pipe_gets_only_the_answer_and_stdin_is_part_of_the_partition(aicache_ho
     assert b"exact hit" in again.stderr
     other = ask(aicache_home, fake_llm, "write a commit message", stdin=b"diff --git a/y b/y\n+bye\n")
     assert b"cache: miss" in other.stderr and len(fake_llm.requests) == 2
+
+
+def test_equal_sampling_numbers_are_one_entry_and_sent_as_given(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    first = ask(aicache_home, fake_llm, "what is a monad", "-o", "temperature=0")
+    assert first.returncode == 0, first.stderr
+    assert repr(fake_llm.requests[-1].body["temperature"]) == "0"  # the int typed, not 0.0
+    for same in (["--temperature", "0"], ["-o", "temperature=0.0"], ["-o", "temperature=-0"]):
+        again = ask(aicache_home, fake_llm, "what is a monad", *same)
+        assert b"cache: exact hit" in again.stderr, (same, again.stderr)
+    assert len(fake_llm.requests) == 1
+    fresh = ask(aicache_home, fake_llm, "what is a monad", "--temperature", "0", "--refresh")
+    assert fresh.returncode == 0, fresh.stderr
+    assert repr(fake_llm.requests[-1].body["temperature"]) == "0.0"
 
 
 @pytest.mark.parametrize(
@@ -179,6 +207,26 @@ def test_a_bad_user_template_is_a_configuration_error_and_nothing_is_sent(
     assert result.returncode == 5
     assert result.stderr.startswith(b"aicache: error: ") and len(result.stderr.strip().splitlines()) == 1
     assert str(path).encode() in result.stderr and problem in result.stderr
+    assert fake_llm.requests == []
+
+
+@pytest.mark.parametrize("name", ["../config", "ABSOLUTE", "sub/name", ".hidden", "..\\config"])
+def test_a_template_name_that_is_a_path_is_refused(aicache_home: Path, fake_llm: FakeLLM, name: str) -> None:
+    # Each names a file that is a valid template (config.toml is one: no prompt, no system), so only the name's
+    # rule can refuse it.
+    template = b'system = "from a path"\nprompt = "{question}"\n'
+    (aicache_home / "templates" / "sub").mkdir(parents=True)
+    for path in ("sub/name.toml", ".hidden.toml", "..\\config.toml"):
+        (aicache_home / "templates" / path).write_bytes(template)
+    if name == "ABSOLUTE":
+        name = str(aicache_home / "config")
+    result = ask(aicache_home, fake_llm, "-t", name, "what is a monad")
+    assert result.returncode == 5, result.stderr
+    (line,) = result.stderr.decode().strip().splitlines()
+    assert line == (
+        f"aicache: error: template name {name!r} must be a plain name (no path separator, not starting with a dot): "
+        "a template is <config dir>/templates/NAME.toml or a built-in one"
+    )
     assert fake_llm.requests == []
 
 

@@ -4,6 +4,7 @@ episodes that reference their entry. Real SQLite files, the real CLI in subproce
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -311,12 +312,28 @@ def test_library_errors_carry_the_command_line_exit_codes(library_env: FakeLLM) 
         ({"question": "a question", "attachments": ["a.txt", 7]}, "not a list holding 7"),
         ({"question": "a question", "params": {"temperature": float("nan")}}, "temperature must be a finite number"),
         ({"question": "a question", "params": {"max_tokens": 0}}, "max_tokens must be a whole number of at least 1"),
+        ({"question": "a question", "model": 123}, "model must be a str or None, not int"),
+        ({"question": "a question", "provider": 1}, "provider must be a str or None, not int"),
+        ({"question": "a question", "base_url": 1}, "base_url must be a str or None, not int"),
+        ({"question": "a question", "system": 123}, "system must be a str or None, not int"),
+        ({"question": "a question", "template": ["t"]}, "template must be a str or None, not list"),
+        ({"question": "a question", "key": b"sk-x"}, "key must be a str or None, not bytes"),
+        (
+            {"question": "a question", "params": "temperature=0"},
+            "params must be a mapping of names to numbers, such as {'temperature': 0}, not str",
+        ),
+        ({"question": "a question", "params": 0}, "params must be a mapping of names to numbers"),
+        ({"question": "a question", "params": [("temperature",)]}, "(or a list of (name, number) pairs)"),
+        ({"question": "a question", "params": {0: 1}}, "params must be a mapping of names to numbers, such as"),
+        ({"question": "a question", "params": {"temperature": "0"}}, "temperature must be a number, not '0'"),
+        ({"question": "a question", "stream": "no"}, "stream must be True, False or None, not str"),
+        ({"question": "a question", "stream": 0}, "stream must be True, False or None, not int"),
     ],
 )
 def test_a_value_of_the_wrong_type_is_named(library_env: FakeLLM, call: dict[str, Any], message: str) -> None:
     import aicache
 
-    with pytest.raises(UsageError, match=message) as refused:
+    with pytest.raises(UsageError, match=re.escape(message)) as refused:
         aicache.ask(**call)
     assert refused.value.exit_code == aicache.ExitCode.USAGE
     assert library_env.requests == []

@@ -47,13 +47,23 @@ def test_exit_codes_are_pinned() -> None:
         ("  undo   last\tcommit  ", "undo last commit"),
         ("undo last commit?!...", "undo last commit"),
         ("ｕｎｄｏ last commit", "undo last commit"),
+        # invisible format characters: zero-width space, BOM, soft hyphen, word joiner, joiner inside an emoji
+        ("undo last commit\u200b", "undo last commit"),
+        ("undo last\u200b commit", "undo last commit"),
+        ("\ufeffundo last commit", "undo last commit"),
+        ("undo last commit\u00ad", "undo last commit"),
+        ("un\u2060do la\u00adst commit", "undo last commit"),
+        ("what does \U0001f469\u200d\U0001f4bb mean", "what does \U0001f469\U0001f4bb mean"),
     ],
 )
 def test_near_verbatim_repeats_normalize_equal(a: str, b: str) -> None:
     assert normalize_question(a) == normalize_question(b)
 
 
-@pytest.mark.parametrize(("a", "b"), [("sort ascending", "sort descending"), ("c++ ok", "c ok"), ("v2", "v3")])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("sort ascending", "sort descending"), ("c++ ok", "c ok"), ("v2", "v3"), ("\u0600\u0661\u0662", "\u0661\u0662")],
+)
 def test_normalization_keeps_meaningful_differences(a: str, b: str) -> None:
     assert normalize_question(a) != normalize_question(b)
 
@@ -83,6 +93,17 @@ def test_every_partition_field_separates_answers(changed: dict[str, object]) -> 
     other = dataclasses.replace(BASE, **changed)  # type: ignore[arg-type]
     assert other.partition_key != BASE.partition_key
     assert other.exact_key != BASE.exact_key
+
+
+def test_equal_numbers_are_one_key() -> None:
+    def with_params(*params: tuple[str, float | int]) -> AskRequest:
+        return dataclasses.replace(BASE, params=params)
+
+    assert with_params(("temperature", 0)).exact_key == with_params(("temperature", 0.0)).exact_key
+    assert with_params(("temperature", -0.0)).exact_key == with_params(("temperature", 0)).exact_key
+    assert with_params(("max_tokens", 100.0)).exact_key == with_params(("max_tokens", 100)).exact_key
+    assert with_params(("temperature", 0.5)).exact_key != with_params(("temperature", 0)).exact_key
+    assert with_params(("seed", 2**53 + 1)).exact_key != with_params(("seed", 2**53)).exact_key
 
 
 def test_same_question_other_input_is_another_key() -> None:

@@ -228,6 +228,11 @@ def test_case_contractions_and_punctuation_do_not_matter() -> None:
     assert "negation" in reasons_of("why doesn't my container start", "why does my container start")
 
 
+def test_invisible_characters_do_not_matter() -> None:
+    # Dropped as for the exact key: inside a word they would otherwise split it in two.
+    assert verify("how do I list open fi\u200bles\u00ad", "\ufeffhow do I list open files", 0.95).reasons == ()
+
+
 def test_word_lists_can_be_extended(tmp_path: Path) -> None:
     (tmp_path / "terms-mine.toml").write_text(
         '[language.terms]\ngleam = ["gleam lang"]\n\n[implies]\nlustre = ["gleam"]\n', encoding="utf-8"

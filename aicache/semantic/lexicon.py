@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aicache.normalize import visible
+
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "verifier"
 
 # Concept kinds: what a word or phrase of a question means to the rules.
@@ -382,8 +384,9 @@ def _split_camel(text: str) -> str:
 
 
 def _normalise(text: str, spellings: Iterable[tuple[re.Pattern[str], str]]) -> str:
-    """NFKC, code identifiers split, "n't" -> "not", one-letter flags kept apart ("-c" is not C)."""
-    text = _split_camel(unicodedata.normalize("NFKC", text))
+    """Invisible characters dropped (as for the exact key), NFKC, code identifiers split, "n't" -> "not",
+    one-letter flags kept apart ("-c" is not C)."""
+    text = _split_camel(unicodedata.normalize("NFKC", visible(text)))
     text = _expand_contractions(_SHORT_FLAG.sub(lambda m: f" opt{m.group(1)} ", text)).casefold()
     # "dd/mm/yyyy" and "yyyy-mm-dd" have the same letters: keep each pattern whole, in its order.
     text = _DATE_FORMAT.sub(lambda m: " datefmt" + re.sub(r"[^a-z0-9]", "", m.group(0)) + " ", text)
