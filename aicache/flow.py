@@ -382,8 +382,10 @@ def _ask_once(
     found: _Semantic,
     started: float,
 ) -> AskResult:
-    """A miss, asked of the provider by one process at a time per exact key (``inflight``): a process that waited
-    for another one serves what it stored, as an exact hit, and asks itself only if nothing was stored."""
+    """A miss, asked of the provider by one process at a time per exact key (``inflight``): the holder of the key
+    looks it up again first, and serves what another process stored meanwhile as an exact hit; it asks only if
+    nothing was stored. It looks again whether or not it waited: another process may have stored its answer and let
+    go between this one's first lookup and its taking the key."""
     from aicache import inflight
 
     http = ctx.settings.http
@@ -392,8 +394,8 @@ def _ask_once(
     def waiting() -> None:
         ctx.on_note("the same question is being asked by another aicache process: waiting for its answer")
 
-    with inflight.single_flight(request.exact_key, wait, waiting) as waited:
-        entry = cache.lookup_exact(ctx.conn, request.exact_key) if waited else None
+    with inflight.single_flight(request.exact_key, wait, waiting):
+        entry = cache.lookup_exact(ctx.conn, request.exact_key)  # one indexed SELECT
         if entry is not None:
             episode.outcome = Outcome.EXACT_HIT
             episode.similarity = episode.threshold = episode.verdicts = None  # the exact tier served it

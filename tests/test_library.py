@@ -195,6 +195,43 @@ def test_a_secret_in_the_question_never_leaves_the_library_call(aicache_home: Pa
     assert SECRET.encode() not in _stored_bytes(aicache_home)
 
 
+def test_identical_asks_that_all_missed_before_the_first_stored_pay_once(
+    library_env: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window of `xargs -P8 aicache ask` against a fast model, made certain: all eight miss the exact tier, then
+    each takes the in-flight lock only after the one before has stored its answer and let go, so none waits."""
+    import contextlib
+    import threading
+    from collections.abc import Iterator
+
+    import aicache
+    from aicache import inflight
+
+    real = inflight.single_flight
+    all_missed = threading.Barrier(8)
+    one_at_a_time = threading.Lock()
+
+    @contextlib.contextmanager
+    def after_the_others(key: str, wait: float, on_wait: Any) -> Iterator[None]:
+        all_missed.wait(timeout=60)
+        with one_at_a_time, real(key, wait, on_wait):
+            yield
+
+    monkeypatch.setattr(inflight, "single_flight", after_the_others)
+    outcomes: list[aicache.Outcome] = []
+
+    def ask() -> None:
+        outcomes.append(aicache.ask("how do I squash the last three commits").outcome)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(library_env.requests) == 1
+    assert sorted(outcomes) == [aicache.Outcome.EXACT_HIT] * 7 + [aicache.Outcome.MISS]
+
+
 def test_the_library_and_the_command_share_one_cache(aicache_home: Path, library_env: FakeLLM) -> None:
     import aicache
 
