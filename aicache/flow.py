@@ -51,7 +51,8 @@ _PROVIDER_OUTCOMES = {CacheMode.REFRESH: Outcome.REFRESH, CacheMode.NO_CACHE: Ou
 
 @dataclass(frozen=True)
 class AskResult:
-    """What one ask gave: the answer, how it was found (``outcome``) and what it cost."""
+    """What one ask gave: the answer, how it was found (``outcome``) and what it cost. ``aicache ask --json`` prints
+    these fields as they are, so the library and the command mean the same by each."""
 
     answer: str
     outcome: Outcome
@@ -67,7 +68,8 @@ class AskResult:
     tokens_in: int | None = None
     tokens_out: int | None = None
     cost: float | None = None  # US dollars this ask paid: 0.0 on a hit, None when the model has no price
-    cached: bool = False  # whether the answer is now in the cache
+    cached: bool = False  # the answer was served from the cache (an exact or semantic hit), as in --json
+    stored: bool = False  # this ask wrote a new cache entry (a complete answer from the provider), as in --json
     # what prepare changed or withheld before sending (redactions, a withheld key), then the flow's warnings
     warnings: tuple[str, ...] = ()
 
@@ -470,7 +472,7 @@ def _ask_provider(
         tokens_in=completion.tokens_in,
         tokens_out=completion.tokens_out,
         cost=cost,
-        cached=entry_id is not None,
+        stored=entry_id is not None,
     )
 
 

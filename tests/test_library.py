@@ -185,7 +185,7 @@ def test_a_secret_in_the_question_never_leaves_the_library_call(aicache_home: Pa
     scope: dict[str, Any] = {}
     exec(compile(example, "aicache.__doc__", "exec"), scope)
     result = scope["result"]
-    assert result.outcome is aicache.Outcome.MISS and result.cached
+    assert result.outcome is aicache.Outcome.MISS and result.stored and not result.cached
     assert any("redacted 1 secret(s) from the question" in w for w in result.warnings)
     (request,) = library_env.requests
     assert request.headers["authorization"] == f"Bearer {KEY}"
@@ -230,6 +230,33 @@ def test_identical_asks_that_all_missed_before_the_first_stored_pay_once(
         thread.join(timeout=120)
     assert len(library_env.requests) == 1
     assert sorted(outcomes) == [aicache.Outcome.EXACT_HIT] * 7 + [aicache.Outcome.MISS]
+
+
+def test_the_library_result_and_the_json_object_mean_the_same_field_by_field(
+    aicache_home: Path, library_env: FakeLLM
+) -> None:
+    """`cached`: served from the cache; `stored`: this ask wrote an entry. A library miss said cached=True."""
+    import dataclasses
+
+    import aicache
+
+    env = {"OPENAI_BASE_URL": library_env.openai_url, "OPENAI_API_KEY": KEY}
+
+    def command(*args: str) -> dict[str, Any]:
+        shown = run_cli(aicache_home, "ask", "--json", *args, **env)
+        assert shown.returncode == 0, shown.stderr
+        payload: dict[str, Any] = json.loads(shown.stdout)
+        return payload
+
+    library, cli = {}, {}
+    for mode in ("normal", "normal", "refresh"):  # a miss, an exact hit, a refresh
+        result = aicache.ask("how do I rebase", mode=mode)
+        library[result.outcome.value] = (result.cached, result.stored)
+        payload = command("how do I cherry-pick", *(["--refresh"] if mode == "refresh" else []))
+        cli[payload["outcome"]] = (payload["cached"], payload["stored"])
+        assert set(payload) == {"version"} | {field.name for field in dataclasses.fields(result)}
+    expected = {"miss": (False, True), "exact_hit": (True, False), "refresh": (False, True)}
+    assert library == cli == expected
 
 
 def test_the_library_and_the_command_share_one_cache(aicache_home: Path, library_env: FakeLLM) -> None:

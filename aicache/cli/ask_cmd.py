@@ -138,16 +138,11 @@ def ask(
 
 
 def _result_fields(result: AskResult) -> dict[str, object]:
-    """The --json fields besides the answer; each means one thing whatever the outcome (see the README)."""
+    """The --json fields besides the answer: the library's ``AskResult`` as it is (see the README)."""
     from dataclasses import asdict
-
-    from aicache.memory import Outcome
 
     fields = asdict(result)
     fields.pop("answer", None)
-    hit = result.outcome in (Outcome.EXACT_HIT, Outcome.SEMANTIC_HIT)
-    fields["cached"] = hit  # served from the cache
-    fields["stored"] = not hit and result.entry_id is not None  # this ask wrote a new cache entry
     return fields
 
 
