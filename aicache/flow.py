@@ -286,9 +286,20 @@ def ask(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
 
     # A context may serve many asks: each result lists its own warnings only.
     result = _answer(request, dataclasses.replace(ctx, on_warning=warn), on_text)
+    ctx.on_note(outcome_note(result))
     if result.outcome in (Outcome.SEMANTIC_HIT, Outcome.MISS) and result.episode_id is not None:
         _maybe_shadow_check(request, ctx, result)
     return dataclasses.replace(result, warnings=result.warnings + tuple(warned))
+
+
+def outcome_note(result: AskResult) -> str:
+    """The note that says how the answer was found: ``cache: exact hit``, ``cache: miss (stored)``..."""
+    if result.outcome is Outcome.EXACT_HIT:
+        return "cache: exact hit"
+    if result.outcome is Outcome.SEMANTIC_HIT:
+        score = "" if result.score is None else f", score {result.score:.2f}"
+        return f"cache: semantic hit (similarity {result.similarity:.2f}{score})"
+    return f"cache: {result.outcome.replace('_', ' ')} ({'stored' if result.stored else 'not stored'})"
 
 
 def _maybe_shadow_check(request: AskRequest, ctx: AskContext, result: AskResult) -> None:

@@ -259,6 +259,23 @@ def test_the_library_result_and_the_json_object_mean_the_same_field_by_field(
     assert library == cli == expected
 
 
+def test_on_note_gets_the_cache_notes_the_command_shows(aicache_home: Path, library_env: FakeLLM) -> None:
+    import aicache
+
+    notes: list[str] = []
+    for mode in ("normal", "normal", "refresh", "no_cache"):
+        aicache.ask("how do I rebase", mode=mode, on_note=notes.append)
+    assert notes == [
+        "cache: miss (stored)",
+        "cache: exact hit",
+        "cache: refresh (stored)",
+        "cache: bypass (not stored)",
+    ]
+    env = {"OPENAI_BASE_URL": library_env.openai_url, "OPENAI_API_KEY": KEY}
+    shown = run_cli(aicache_home, "ask", "how do I rebase", **env)
+    assert shown.returncode == 0 and shown.stderr.decode().splitlines() == ["cache: exact hit"]
+
+
 def test_the_library_and_the_command_share_one_cache(aicache_home: Path, library_env: FakeLLM) -> None:
     import aicache
 
@@ -332,7 +349,8 @@ def test_a_store_that_cannot_be_written_is_a_warning_and_no_episode_id(
     assert miss.answer == "answer to: a new question" and miss.episode_id is None and miss.entry_id is None
     assert hit.warnings == (warnings[0],) and warnings[0].startswith("served from the cache, but the episode was not")
     assert miss.warnings == (warnings[1],) and warnings[1].startswith("the answer was not saved (not cached, no ep")
-    assert "read-only" in warnings[1] and len(warnings) == 2 and notes == []
+    assert "read-only" in warnings[1] and len(warnings) == 2
+    assert notes == ["cache: exact hit", "cache: miss (not stored)"]  # the warnings are not notes as well
     assert rows(aicache_home, "SELECT question FROM episodes") == [("a cached question",)]
 
 
