@@ -51,7 +51,8 @@ _PROVIDER_OUTCOMES = {CacheMode.REFRESH: Outcome.REFRESH, CacheMode.NO_CACHE: Ou
 
 @dataclass(frozen=True)
 class AskResult:
-    """What one ask gave: the answer, how it was found (``outcome``) and what it cost."""
+    """What one ask gave: the answer, how it was found (``outcome``) and what it cost. ``aicache ask --json`` prints
+    these fields as they are, so the library and the command mean the same by each."""
 
     answer: str
     outcome: Outcome
@@ -67,7 +68,8 @@ class AskResult:
     tokens_in: int | None = None
     tokens_out: int | None = None
     cost: float | None = None  # US dollars this ask paid: 0.0 on a hit, None when the model has no price
-    cached: bool = False  # whether the answer is now in the cache
+    cached: bool = False  # the answer was served from the cache (an exact or semantic hit), as in --json
+    stored: bool = False  # this ask wrote a new cache entry (a complete answer from the provider), as in --json
     # what prepare changed or withheld before sending (redactions, a withheld key), then the flow's warnings
     warnings: tuple[str, ...] = ()
 
@@ -294,9 +296,20 @@ def ask(request: AskRequest, ctx: AskContext, on_text: TextSink) -> AskResult:
 
     # A context may serve many asks: each result lists its own warnings only.
     result = _answer(request, dataclasses.replace(ctx, on_warning=warn), on_text)
+    ctx.on_note(outcome_note(result))
     if result.outcome in (Outcome.SEMANTIC_HIT, Outcome.MISS) and result.episode_id is not None:
         _maybe_shadow_check(request, ctx, result)
     return dataclasses.replace(result, warnings=result.warnings + tuple(warned))
+
+
+def outcome_note(result: AskResult) -> str:
+    """The note that says how the answer was found: ``cache: exact hit``, ``cache: miss (stored)``..."""
+    if result.outcome is Outcome.EXACT_HIT:
+        return "cache: exact hit"
+    if result.outcome is Outcome.SEMANTIC_HIT:
+        score = "" if result.score is None else f", score {result.score:.2f}"
+        return f"cache: semantic hit (similarity {result.similarity:.2f}{score})"
+    return f"cache: {result.outcome.replace('_', ' ')} ({'stored' if result.stored else 'not stored'})"
 
 
 def _maybe_shadow_check(request: AskRequest, ctx: AskContext, result: AskResult) -> None:
@@ -392,8 +405,10 @@ def _ask_once(
     found: _Semantic,
     started: float,
 ) -> AskResult:
-    """A miss, asked of the provider by one process at a time per exact key (``inflight``): a process that waited
-    for another one serves what it stored, as an exact hit, and asks itself only if nothing was stored."""
+    """A miss, asked of the provider by one process at a time per exact key (``inflight``): the holder of the key
+    looks it up again first, and serves what another process stored meanwhile as an exact hit; it asks only if
+    nothing was stored. It looks again whether or not it waited: another process may have stored its answer and let
+    go between this one's first lookup and its taking the key."""
     from aicache import inflight
 
     http = ctx.settings.http
@@ -402,8 +417,8 @@ def _ask_once(
     def waiting() -> None:
         ctx.on_note("the same question is being asked by another aicache process: waiting for its answer")
 
-    with inflight.single_flight(request.exact_key, wait, waiting) as waited:
-        entry = cache.lookup_exact(ctx.conn, request.exact_key) if waited else None
+    with inflight.single_flight(request.exact_key, wait, waiting):
+        entry = cache.lookup_exact(ctx.conn, request.exact_key)  # one indexed SELECT
         if entry is not None:
             episode.outcome = Outcome.EXACT_HIT
             episode.similarity = episode.threshold = episode.verdicts = None  # the exact tier served it
@@ -480,7 +495,7 @@ def _ask_provider(
         tokens_in=completion.tokens_in,
         tokens_out=completion.tokens_out,
         cost=cost,
-        cached=entry_id is not None,
+        stored=entry_id is not None,
     )
 
 

@@ -186,7 +186,7 @@ def test_a_secret_in_the_question_never_leaves_the_library_call(aicache_home: Pa
     scope: dict[str, Any] = {}
     exec(compile(example, "aicache.__doc__", "exec"), scope)
     result = scope["result"]
-    assert result.outcome is aicache.Outcome.MISS and result.cached
+    assert result.outcome is aicache.Outcome.MISS and result.stored and not result.cached
     assert any("redacted 1 secret(s) from the question" in w for w in result.warnings)
     (request,) = library_env.requests
     assert request.headers["authorization"] == f"Bearer {KEY}"
@@ -194,6 +194,87 @@ def test_a_secret_in_the_question_never_leaves_the_library_call(aicache_home: Pa
     assert b"[REDACTED:openai-key]" in request.raw
     assert SECRET not in result.answer
     assert SECRET.encode() not in _stored_bytes(aicache_home)
+
+
+def test_identical_asks_that_all_missed_before_the_first_stored_pay_once(
+    library_env: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window of `xargs -P8 aicache ask` against a fast model, made certain: all eight miss the exact tier, then
+    each takes the in-flight lock only after the one before has stored its answer and let go, so none waits."""
+    import contextlib
+    import threading
+    from collections.abc import Iterator
+
+    import aicache
+    from aicache import inflight
+
+    real = inflight.single_flight
+    all_missed = threading.Barrier(8)
+    one_at_a_time = threading.Lock()
+
+    @contextlib.contextmanager
+    def after_the_others(key: str, wait: float, on_wait: Any) -> Iterator[None]:
+        all_missed.wait(timeout=60)
+        with one_at_a_time, real(key, wait, on_wait):
+            yield
+
+    monkeypatch.setattr(inflight, "single_flight", after_the_others)
+    outcomes: list[aicache.Outcome] = []
+
+    def ask() -> None:
+        outcomes.append(aicache.ask("how do I squash the last three commits").outcome)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(library_env.requests) == 1
+    assert sorted(outcomes) == [aicache.Outcome.EXACT_HIT] * 7 + [aicache.Outcome.MISS]
+
+
+def test_the_library_result_and_the_json_object_mean_the_same_field_by_field(
+    aicache_home: Path, library_env: FakeLLM
+) -> None:
+    """`cached`: served from the cache; `stored`: this ask wrote an entry. A library miss said cached=True."""
+    import dataclasses
+
+    import aicache
+
+    env = {"OPENAI_BASE_URL": library_env.openai_url, "OPENAI_API_KEY": KEY}
+
+    def command(*args: str) -> dict[str, Any]:
+        shown = run_cli(aicache_home, "ask", "--json", *args, **env)
+        assert shown.returncode == 0, shown.stderr
+        payload: dict[str, Any] = json.loads(shown.stdout)
+        return payload
+
+    library, cli = {}, {}
+    for mode in ("normal", "normal", "refresh"):  # a miss, an exact hit, a refresh
+        result = aicache.ask("how do I rebase", mode=mode)
+        library[result.outcome.value] = (result.cached, result.stored)
+        payload = command("how do I cherry-pick", *(["--refresh"] if mode == "refresh" else []))
+        cli[payload["outcome"]] = (payload["cached"], payload["stored"])
+        assert set(payload) == {"version"} | {field.name for field in dataclasses.fields(result)}
+    expected = {"miss": (False, True), "exact_hit": (True, False), "refresh": (False, True)}
+    assert library == cli == expected
+
+
+def test_on_note_gets_the_cache_notes_the_command_shows(aicache_home: Path, library_env: FakeLLM) -> None:
+    import aicache
+
+    notes: list[str] = []
+    for mode in ("normal", "normal", "refresh", "no_cache"):
+        aicache.ask("how do I rebase", mode=mode, on_note=notes.append)
+    assert notes == [
+        "cache: miss (stored)",
+        "cache: exact hit",
+        "cache: refresh (stored)",
+        "cache: bypass (not stored)",
+    ]
+    env = {"OPENAI_BASE_URL": library_env.openai_url, "OPENAI_API_KEY": KEY}
+    shown = run_cli(aicache_home, "ask", "how do I rebase", **env)
+    assert shown.returncode == 0 and shown.stderr.decode().splitlines() == ["cache: exact hit"]
 
 
 def test_the_library_and_the_command_share_one_cache(aicache_home: Path, library_env: FakeLLM) -> None:
@@ -269,7 +350,8 @@ def test_a_store_that_cannot_be_written_is_a_warning_and_no_episode_id(
     assert miss.answer == "answer to: a new question" and miss.episode_id is None and miss.entry_id is None
     assert hit.warnings == (warnings[0],) and warnings[0].startswith("served from the cache, but the episode was not")
     assert miss.warnings == (warnings[1],) and warnings[1].startswith("the answer was not saved (not cached, no ep")
-    assert "read-only" in warnings[1] and len(warnings) == 2 and notes == []
+    assert "read-only" in warnings[1] and len(warnings) == 2
+    assert notes == ["cache: exact hit", "cache: miss (not stored)"]  # the warnings are not notes as well
     assert rows(aicache_home, "SELECT question FROM episodes") == [("a cached question",)]
 
 

@@ -56,18 +56,6 @@ def _mode(no_cache: bool, refresh: bool, cache_only: bool) -> str:
     return chosen[0] if chosen else "normal"
 
 
-def _outcome_note(result: AskResult) -> str:
-    from aicache.memory import Outcome
-
-    if result.outcome is Outcome.EXACT_HIT:
-        return "cache: exact hit"
-    if result.outcome is Outcome.SEMANTIC_HIT:
-        score = "" if result.score is None else f", score {result.score:.2f}"
-        return f"cache: semantic hit (similarity {result.similarity:.2f}{score})"
-    stored = "stored" if result.entry_id is not None else "not stored"
-    return f"cache: {result.outcome.replace('_', ' ')} ({stored})"
-
-
 def ask(
     question: list[str] = typer.Argument(None, help="The question. Piped stdin is added as input."),
     model: str = typer.Option(None, "-m", "--model", help="Model name or alias (env AICACHE_MODEL)."),
@@ -133,21 +121,15 @@ def ask(
     # A note or warning that comes while the answer streams waits for its end. A reader of stdout that has gone
     # (`| head`) does not stop the ask: the writer says so (BrokenPipeError) only once the answer is stored and noted.
     with output.AnswerWriter() as writer:
-        result = run(writer.write, writer.note, writer.warn)
-        writer.note(_outcome_note(result))
+        run(writer.write, writer.note, writer.warn)
 
 
 def _result_fields(result: AskResult) -> dict[str, object]:
-    """The --json fields besides the answer; each means one thing whatever the outcome (see the README)."""
+    """The --json fields besides the answer: the library's ``AskResult`` as it is (see the README)."""
     from dataclasses import asdict
-
-    from aicache.memory import Outcome
 
     fields = asdict(result)
     fields.pop("answer", None)
-    hit = result.outcome in (Outcome.EXACT_HIT, Outcome.SEMANTIC_HIT)
-    fields["cached"] = hit  # served from the cache
-    fields["stored"] = not hit and result.entry_id is not None  # this ask wrote a new cache entry
     return fields
 
 
