@@ -532,12 +532,8 @@ class OnnxEmbedder:
         return result
 
     def _batch(self, texts: list[str]) -> Matrix:
-        encodings = self._tokenizer.encode_batch(self._cased(texts))
-        feed = self._feed(encodings)
-        hidden = self._session.run(["last_hidden_state"], feed)[0]
         # The pass that pools a lookup's question also gives its token embeddings, which the head reads next.
-        self._tokens.put(texts, [_inner(matrix, e) for matrix, e in zip(hidden, encodings, strict=True)])
-        return _normalise(_pool(hidden, feed["attention_mask"], self._spec.pooling or "mean"))
+        return self._run(self._session, self._tokenizer.encode_batch(self._cased(texts)), remember=texts)
 
     def token_embeddings(self, texts: Sequence[str]) -> list[Matrix]:
         """Each text's contextual token embeddings, without the special tokens that open and close it: what the
@@ -600,9 +596,13 @@ class OnnxEmbedder:
     def _cased(self, texts: list[str]) -> list[str]:
         return [t.lower() for t in texts] if self._spec.do_lower_case else texts
 
-    def _run(self, session: Any, encodings: list[Any]) -> Matrix:
+    def _run(self, session: Any, encodings: list[Any], remember: Sequence[str] = ()) -> Matrix:
+        """The pooled, normalised vectors of ``encodings``; the token embeddings of ``remember`` (their texts)
+        are kept for ``token_embeddings``."""
         feed = self._feed(encodings)
         hidden = session.run(["last_hidden_state"], feed)[0]
+        if remember:
+            self._tokens.put(remember, [_inner(matrix, e) for matrix, e in zip(hidden, encodings, strict=True)])
         return _normalise(_pool(hidden, feed["attention_mask"], self._spec.pooling or "mean"))
 
     def _feed(self, encodings: list[Any]) -> dict[str, Any]:
