@@ -441,6 +441,12 @@ def _compare(spec: ModelSpec, onnx_path: Path, st_model: Any) -> str | None:
 # The two embedders
 
 
+def read_whole(embedder: Embedder, texts: Sequence[str]) -> list[bool]:
+    """Whether the model reads each text whole: a text of more than ``max_tokens`` tokens is embedded from its
+    beginning only, so it is for the exact tier alone (``tier.too_long``)."""
+    return [count <= embedder.max_tokens for count in embedder.token_counts(texts)]
+
+
 def default_threads() -> int:
     # Measured on 2 cores: 2 threads take a query from 8 ms to 4-5 ms; more than 4 only adds contention.
     return max(1, min(4, os.cpu_count() or 1))

@@ -487,8 +487,8 @@ class InMemoryCache:
             for p, j in zip(evalset.probes, evalset.pairs or [-1] * len(evalset.probes), strict=True)
         ]
         texts = [*evalset.stored, *probes]
-        counts = embedder.token_counts(texts)
-        unread = frozenset(t for t, count in zip(texts, counts, strict=True) if count > embedder.max_tokens)
+        whole = embeddings.read_whole(embedder, texts)
+        unread = frozenset(t for t, read in zip(texts, whole, strict=True) if not read)
         asked_by_text = dict(zip(probes, asked, strict=True))
         return cls(evalset, ranked, own, embedder.model_id, (stored, asked_by_text), unread)
 
@@ -569,7 +569,7 @@ class StoreCache:
 
         embedder = embeddings.get_embedder(settings)
         vectors = embedder.encode(list(evalset.stored))
-        counts = embedder.token_counts(list(evalset.stored))
+        whole = embeddings.read_whole(embedder, list(evalset.stored))
         with tempfile.TemporaryDirectory(prefix="aicache-eval-") as home, _home(Path(home)):
             conn = db.connect()
             try:
@@ -579,9 +579,9 @@ class StoreCache:
                     ids = [
                         # as the ask flow stores them: a question too long for the model gets no vector
                         _store(conn, settings, question, i, None, None)
-                        if count > embedder.max_tokens
+                        if not read
                         else _store(conn, settings, question, i, bytes(vector.tobytes()), embedder.model_id)
-                        for i, (question, vector, count) in enumerate(zip(evalset.stored, vectors, counts, strict=True))
+                        for i, (question, vector, read) in enumerate(zip(evalset.stored, vectors, whole, strict=True))
                     ]
                 tier.index_new_entries(conn, settings)
                 yield cls(conn, settings, {entry: i for i, entry in enumerate(ids)}, embedder.model_id)

@@ -173,8 +173,8 @@ def _judge(
     # deleted (or moved) since the index saw them: never serve across partitions
     present = [n for n in neighbours if n.entry_id in questions]
     # A cached question the model did not read whole (stored before such questions got no vector) is no candidate.
-    counts = embedder.token_counts([questions[n.entry_id] for n in present])
-    present = [n for n, count in zip(present, counts, strict=True) if count <= embedder.max_tokens]
+    whole = embeddings.read_whole(embedder, [questions[n.entry_id] for n in present])
+    present = [n for n, read in zip(present, whole, strict=True) if read]
     if not present:
         return []
     stored = {int(r[0]): r[2] for r in rows}
@@ -370,8 +370,8 @@ def _drop_unread_vectors(conn: sqlite3.Connection, embedder: embeddings.Embedder
     unread = []
     for start in range(0, len(rows), REEMBED_BATCH):
         batch = rows[start : start + REEMBED_BATCH]
-        counts = embedder.token_counts([str(r[1]) for r in batch])
-        unread += [(int(r[0]),) for r, count in zip(batch, counts, strict=True) if count > embedder.max_tokens]
+        whole = embeddings.read_whole(embedder, [str(r[1]) for r in batch])
+        unread += [(int(r[0]),) for r, read in zip(batch, whole, strict=True) if not read]
     if unread:
         with db.write_transaction(conn):
             conn.executemany("UPDATE entries SET embedding = NULL, embed_model = NULL WHERE id = ?", unread)
