@@ -70,8 +70,10 @@ def store(
     cost: float | None,
     vector: bytes | None,
     embed_model: str | None,
+    answer_vector: bytes | None = None,
 ) -> int:
     """Insert or replace (``--refresh``) the entry for this request, inside the caller's transaction.
+    ``answer_vector``: the answer's embedding, by the model of ``vector``; a replaced answer's goes with it.
 
     The row keeps its id on replace, so the vector index label stays valid and episodes keep pointing at it.
     """
@@ -86,14 +88,15 @@ def store(
     row = conn.execute(
         """
         INSERT INTO entries (exact_key, partition_key, question, question_norm, answer, provider, model,
-            finish_reason, tokens_in, tokens_out, cost, created_at, hits, embedding, embed_model)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+            finish_reason, tokens_in, tokens_out, cost, created_at, hits, embedding, embed_model, answer_embedding)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
         ON CONFLICT (exact_key) DO UPDATE SET
             question = excluded.question, answer = excluded.answer, model = excluded.model,
             finish_reason = excluded.finish_reason, tokens_in = excluded.tokens_in,
             tokens_out = excluded.tokens_out, cost = excluded.cost, created_at = excluded.created_at,
             embedding = COALESCE(excluded.embedding, entries.embedding),
-            embed_model = COALESCE(excluded.embed_model, entries.embed_model)
+            embed_model = COALESCE(excluded.embed_model, entries.embed_model),
+            answer_embedding = excluded.answer_embedding
         RETURNING id
         """,
         (
@@ -111,6 +114,7 @@ def store(
             time.time(),
             vector,
             embed_model,
+            answer_vector,
         ),
     ).fetchone()
     return int(row[0])

@@ -240,14 +240,18 @@ def _call_provider(request: AskRequest, ctx: AskContext, on_text: TextSink) -> C
     return get_provider(request.provider).complete(provider_request, on_text)
 
 
+Embedding = tuple[bytes | None, bytes | None, str | None]  # the question's vector, the answer's, their model id
+
+
 def _vector_for_store(
-    request: AskRequest, ctx: AskContext, found: _Semantic, episode: memory.Episode
-) -> tuple[bytes | None, str | None, float]:
-    """The question's vector and model id for the new entry, and the seconds spent preparing the model (the first
-    stored answer exports it: only then, once an answer is there to store, is the model needed). A question too
-    long for the model gets no vector (exact repeats only), and the episode says why."""
+    request: AskRequest, ctx: AskContext, found: _Semantic, episode: memory.Episode, answer: str
+) -> tuple[Embedding, float]:
+    """The question's and the answer's vectors and their model id for the new entry, and the seconds spent
+    preparing the model (the first stored answer exports it: only then, once an answer is there to store, is the
+    model needed). A question too long for the model gets no vector (exact repeats only), and the episode says
+    why."""
     if not ctx.settings.get("cache.semantic", True):
-        return None, None, 0.0
+        return (None, None, None), 0.0
     from aicache.semantic import tier
 
     one_time = _OneTime(ctx)
@@ -260,11 +264,11 @@ def _vector_for_store(
             )
         if vector is None:
             episode.decision = unread
-            return None, None, one_time.seconds
-        return vector, tier.model_id(ctx.settings), one_time.seconds
+            return (None, None, None), one_time.seconds
+        return (vector, tier.embed_answer(ctx.settings, answer), tier.model_id(ctx.settings)), one_time.seconds
     except AicacheError as exc:
         ctx.on_note(f"answer cached for exact repeats only: {exc}")
-        return None, None, one_time.seconds
+        return (None, None, None), one_time.seconds
 
 
 def _record_failure(
@@ -463,8 +467,8 @@ def _ask_provider(
     # nothing and never ask again. A truncated one is never stored either.
     blank = completion.complete and not completion.text.strip()
     cacheable = completion.complete and not blank and ctx.mode is not CacheMode.NO_CACHE
-    vector, embed_model, one_time_s = (
-        _vector_for_store(request, ctx, found, episode) if cacheable else (None, None, 0.0)
+    embedding, one_time_s = (
+        _vector_for_store(request, ctx, found, episode, completion.text) if cacheable else ((None, None, None), 0.0)
     )
     started += one_time_s
     episode.outcome = _PROVIDER_OUTCOMES.get(ctx.mode, Outcome.MISS)
@@ -478,8 +482,8 @@ def _ask_provider(
         episode.error = "empty answer; not cached"
         ctx.on_note("the answer was empty (or only whitespace); not cached")
     episode.latency_ms = (time.perf_counter() - started) * 1000
-    entry_id, episode_id = _record_answer(request, ctx, completion, episode, cost, cacheable, (vector, embed_model))
-    if entry_id is not None and vector is not None:
+    entry_id, episode_id = _record_answer(request, ctx, completion, episode, cost, cacheable, embedding)
+    if entry_id is not None and embedding[0] is not None:
         _index_new_entry(ctx)
     return AskResult(
         answer=completion.text,
@@ -514,7 +518,7 @@ def _record_answer(
     episode: memory.Episode,
     cost: float | None,
     cacheable: bool,
-    embedding: tuple[bytes | None, str | None],
+    embedding: Embedding,
 ) -> tuple[int | None, int | None]:
     """Store the entry (if cacheable) and the episode in one transaction; returns their ids.
 
@@ -523,13 +527,21 @@ def _record_answer(
     one line (a warning), and the answer is still returned, not cached (entry None, episode None).
     """
     entry_id = None
-    vector, embed_model = embedding
+    vector, answer_vector, embed_model = embedding
     try:
         with write_transaction(ctx.conn):
             if ctx.mode is CacheMode.REFRESH:
                 _label_refreshed_hit(ctx, request)  # before the store replaces the answer the label is about
             if cacheable:
-                entry_id = cache.store(ctx.conn, request, completion, cost=cost, vector=vector, embed_model=embed_model)
+                entry_id = cache.store(
+                    ctx.conn,
+                    request,
+                    completion,
+                    cost=cost,
+                    vector=vector,
+                    embed_model=embed_model,
+                    answer_vector=answer_vector,
+                )
             episode.entry_id = entry_id
             episode_id = memory.insert(ctx.conn, episode)
     except StoreError as exc:

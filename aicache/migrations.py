@@ -234,6 +234,12 @@ def m007_hook_feedback(db: Any) -> None:
     )
 
 
+def m008_answer_embedding(db: Any) -> None:
+    """Each entry keeps its answer's vector beside its question's: the decision that reads the cached answer
+    weighs how close a new question is to it. Entries stored before have none (``reindex`` adds it)."""
+    db.execute("ALTER TABLE entries ADD COLUMN answer_embedding BLOB")
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_index_log,
@@ -242,6 +248,7 @@ MIGRATIONS: list[Migration] = [
     m005_labels,
     m006_learn_runs_and_proposals,
     m007_hook_feedback,
+    m008_answer_embedding,
 ]
 
 

@@ -148,6 +148,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache.embedding_model", _text, None, "a local sentence-transformers directory", "all-MiniLM-L6-v2"),
     Setting("decision.kind", _choice("model", "rules"), "model", "what decides a semantic hit"),
     Setting("decision.threshold", _number(0, 1), None, "the hit decision's operating point", "calibrated"),
+    Setting("decision.answers", _boolean, True, "judge entries stored with their answer by the model that reads it"),
     Setting("decision.directory", _text, None, "a decision model directory (make model --out)", "the shipped one"),
     Setting("decision.model", _text, None, "the decision model version decision.threshold was learned for"),
     Setting("decision.templates.*.threshold", _number(0, 1), None, "operating point for one template's asks"),

@@ -234,7 +234,9 @@ def test_pair_features_carry_the_verifiers_own_verdict() -> None:
 def test_a_refusal_names_the_rules_that_objected_beside_the_score() -> None:
     from aicache.semantic.decide import ModelDecision
 
-    def refuse_all(question: str, cached: object, similarities: list[float], vectors: object = None) -> list[float]:
+    def refuse_all(
+        question: str, cached: object, similarities: list[float], vectors: object = None, answers: object = None
+    ) -> list[float]:
         return [0.1] * len(similarities)
 
     decision_ = ModelDecision(threshold=0.76, floor=0.5, version="test", scorer=refuse_all)
@@ -249,7 +251,9 @@ def test_a_refusal_names_the_rules_that_objected_beside_the_score() -> None:
 def test_a_number_bounded_on_opposite_sides_is_vetoed_whatever_the_score() -> None:
     from aicache.semantic.decide import ModelDecision
 
-    def serve_all(question: str, cached: object, similarities: list[float], vectors: object = None) -> list[float]:
+    def serve_all(
+        question: str, cached: object, similarities: list[float], vectors: object = None, answers: object = None
+    ) -> list[float]:
         return [0.99] * len(similarities)
 
     decision_ = ModelDecision(threshold=0.76, floor=0.5, version="test", scorer=serve_all)
@@ -265,7 +269,9 @@ def test_a_candidate_below_the_floor_is_never_judged_by_the_model() -> None:
 
     asked: list[list[str]] = []
 
-    def trust_all(question: str, cached: list[str], similarities: list[float], vectors: object = None) -> list[float]:
+    def trust_all(
+        question: str, cached: list[str], similarities: list[float], vectors: object = None, answers: object = None
+    ) -> list[float]:
         asked.append(list(cached))
         return [0.99] * len(similarities)
 
@@ -284,7 +290,9 @@ def test_the_model_is_given_the_vectors_of_the_candidates_it_scores() -> None:
 
     given: list[object] = []
 
-    def record(question: str, cached: list[str], similarities: list[float], vectors: object = None) -> list[float]:
+    def record(
+        question: str, cached: list[str], similarities: list[float], vectors: object = None, answers: object = None
+    ) -> list[float]:
         given.append(vectors)
         return [0.99] * len(cached)
 

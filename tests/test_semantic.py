@@ -580,7 +580,7 @@ def test_the_trained_decision_weighs_the_vectors_stored_with_the_entries(
     model = config.Settings({**settings.data, "decision": {"kind": "model"}})
     asked = "git rename my branch"
     found = tier.lookup(conn, model, "p", asked)
-    ((question, cached, _similarities, vectors),) = given
+    ((question, cached, _similarities, vectors, _answers),) = given
     assert question == asked and sorted(cached) == sorted(questions)
     stored = {q: np.frombuffer(tier.embed_question(settings, q)[0] or b"", dtype=np.float32) for q in questions}
     expected = [tier.embed_question(settings, asked)[0], *(stored[c].tobytes() for c in cached)]

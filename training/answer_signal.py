@@ -14,7 +14,11 @@ cached answer (``families.jsonl``: an answer per family of the training and inde
 way): a regression over the decision's logit and the answer cosines is fitted on one half of the calibration
 topics and thresholded on the other by the shipped rule, against the decision thresholded on that half alike.
 
-    python -m training.answer_signal [--work W]
+With ``--gate V2 D3`` (the work directories of a ``python -m training.train`` run and of a ``--answers`` run) it
+applies section 15's calibration gate: both decisions thresholded by the per-kind rule on the calibration pairs
+whose cached text has an answer (D3's calibration data), and the hand-written paraphrases each serves there.
+
+    python -m training.answer_signal [--work W] [--gate V2 D3]
 """
 
 from __future__ import annotations
@@ -158,6 +162,44 @@ def calibration_stack(work: Path) -> None:
             )
 
 
+def gate(v2_work: Path, d3_work: Path) -> None:
+    """Section 15's calibration gate: V2 and D3 on D3's calibration pairs, each at its own per-kind threshold."""
+    from training import calibrate
+    from training.train import FLOOR, HAND_WRITTEN_PARAPHRASES
+
+    def calibration(work: Path) -> dict[tuple[str, str, str], tuple[dict[str, Any], float]]:
+        pairs = json.loads((work / "pairs.json").read_text(encoding="utf-8"))["calibration"]
+        scores = json.loads((work / "scores.json").read_text(encoding="utf-8"))["calibration"]
+        return {(p["a"], p["b"], p["role"]): (p, s) for p, s in zip(pairs, scores, strict=True)}
+
+    d3 = calibration(d3_work)
+    v2 = calibration(v2_work)
+    keys = [k for k in d3 if k in v2]
+    print(f"D3's calibration pairs: {len(d3)}; also in V2's: {len(keys)}")
+    for name, table in (("V2", v2), ("D3", d3)):
+        rows = [table[k] for k in keys]
+        labels = [p["label"] for p, _ in rows]
+        scores = [s for _, s in rows]
+        floor = [p["cosine"] >= FLOOR for p, _ in rows]
+        kinds = [calibrate.near_miss_kind(p["role"]) for p, _ in rows]
+        threshold, counts = calibrate.choose_threshold(scores, labels, floor, kinds=kinds)
+        hand = [
+            ok and s >= threshold
+            for (p, s), ok in zip(rows, floor, strict=True)
+            if p["label"] and p["role"] in HAND_WRITTEN_PARAPHRASES
+        ]
+        family = [
+            ok and s >= threshold
+            for (p, s), ok in zip(rows, floor, strict=True)
+            if p["label"] and p["role"] in ("q-p", "p-q", "p-p")
+        ]
+        print(
+            f"{name} @ {threshold:.4f}: hand-written paraphrases {sum(hand)}/{len(hand)}"
+            f" | of families {sum(family)}/{len(family)} | of a/b pairs {sum(hand) - sum(family)}"
+            f" | near-misses {counts.wrong}/{counts.negatives} (CP upper {counts.wrong_upper:.2%})"
+        )
+
+
 CACHED_IN_FAMILY = ("q-p", "p-q", "p-p", "q-n", "p-n")  # the cached text is the question or a paraphrase
 
 
@@ -167,7 +209,11 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--work", type=Path, default=None, help="a training run's --work directory")
+    parser.add_argument("--gate", type=Path, nargs=2, metavar=("V2", "D3"), help="section 15's calibration gate")
     args = parser.parse_args(argv)
+    if args.gate:
+        gate(*args.gate)
+        return
     rows = probes()
     labels, families = np.array([r["label"] for r in rows]), np.array([r["family"] for r in rows])
     signals = {k: np.array([r[k] for r in rows]) for k in rows[0] if k not in ("family", "label")}

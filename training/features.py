@@ -19,9 +19,11 @@ from typing import Any
 
 from aicache.semantic import verify
 from aicache.semantic.features import (
+    ANSWER_TERMS,
     DEFAULT_BASIS,
     INTERACTION_TERMS,
     Weights,
+    answer_inputs,
     direction_inputs,
     expand,
     interaction_inputs,
@@ -68,7 +70,8 @@ def fit_standardised(
 class FeatureModel:
     """Standardised logistic regression (scikit-learn to fit; a dot product to score); with ``directions``, over
     ``features.direction_inputs`` of the two questions' unit vectors as well; with ``heads`` (the digest of an
-    ``interaction.npz``), over the interaction head's logit and that logit times the cosine."""
+    ``interaction.npz``), over the interaction head's logit and that logit times the cosine; with ``answers``,
+    over ``features.answer_inputs`` of the cached answer's cosines."""
 
     def __init__(
         self,
@@ -77,8 +80,10 @@ class FeatureModel:
         embedder: str = "",
         c: float = 1.0,
         heads: str | None = None,
+        answers: bool = False,
     ) -> None:
         self.basis = basis
+        self.answers = answers
         self.c = c  # the regression's inverse L2 strength
         self.directions = directions
         self.heads = heads
@@ -89,6 +94,7 @@ class FeatureModel:
         self.bias = 0.0
         self.direction_range = [-math.inf, math.inf]
         self.interaction_range = [-math.inf, math.inf]
+        self.answer_range = [-math.inf, math.inf]
 
     def fit(
         self,
@@ -98,9 +104,11 @@ class FeatureModel:
         seed: int = 0,
         vectors: tuple[Any, Any] | None = None,
         head_logits: Sequence[float] | None = None,
+        answer_cosines: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> FeatureModel:
         """``vectors``: the cached and the new questions' unit vectors, one row per pair (with ``directions``);
-        ``head_logits``: the interaction head's logit of each pair (with ``heads``)."""
+        ``head_logits``: the interaction head's logit of each pair (with ``heads``); ``answer_cosines``: the new
+        and the cached question's cosines with the cached answer (with ``answers``)."""
         import numpy as np
 
         inputs = expand(rows, self.basis)
@@ -108,6 +116,8 @@ class FeatureModel:
             inputs = np.hstack([inputs, direction_inputs(*self._needed(vectors))])
         if self.heads is not None:
             inputs = np.hstack([inputs, interaction_inputs(self._logits(head_logits), _cosines(rows))])
+        if self.answers:
+            inputs = np.hstack([inputs, answer_inputs(*self._answered(answer_cosines), _cosines(rows))])
         self.mean, self.scale, self.coef, self.bias = fit_standardised(inputs, labels, weights, seed, self.c)
         # the range each fixed part took on the training rows bounds it at run time
         if self.directions:
@@ -116,6 +126,9 @@ class FeatureModel:
         if self.heads is not None:
             seen = Weights.of(self.weights).interaction_logits(self._logits(head_logits), _cosines(rows))
             self.interaction_range = [float(seen.min()), float(seen.max())]
+        if self.answers:
+            seen = Weights.of(self.weights).answer_logits(*self._answered(answer_cosines), _cosines(rows))
+            self.answer_range = [float(seen.min()), float(seen.max())]
         return self
 
     @property
@@ -129,30 +142,37 @@ class FeatureModel:
             "coef": self.coef[:base],
             "bias": self.bias,
         }
-        interaction = len(INTERACTION_TERMS) if self.heads is not None else 0
-        end = len(self.coef) - interaction
-        if self.directions:
+        end = base
+        for prefix, size, used in (
+            ("direction", len(self.coef) - base - self._tail(), self.directions),
+            ("interaction", len(INTERACTION_TERMS), self.heads is not None),
+            ("answer", len(ANSWER_TERMS), self.answers),
+        ):
+            if not used:
+                continue
             for key, values in (("mean", self.mean), ("scale", self.scale), ("coef", self.coef)):
-                table[f"direction_{key}"] = values[base:end]
-            table["direction_range"] = self.direction_range
-            table["direction_embedder"] = self.embedder
+                table[f"{prefix}_{key}"] = values[end : end + size]
+            table[f"{prefix}_range"] = getattr(self, f"{prefix}_range")
+            table[f"{prefix}_embedder"] = self.embedder
+            end += size
         if self.heads is not None:
-            for key, values in (("mean", self.mean), ("scale", self.scale), ("coef", self.coef)):
-                table[f"interaction_{key}"] = values[end:]
-            table["interaction_range"] = self.interaction_range
-            table["interaction_embedder"] = self.embedder
             table["interaction_heads"] = self.heads
         return table
+
+    def _tail(self) -> int:
+        """How many inputs follow the directions'."""
+        return (len(INTERACTION_TERMS) if self.heads is not None else 0) + (len(ANSWER_TERMS) if self.answers else 0)
 
     def predict(
         self,
         rows: Sequence[Sequence[float]],
         vectors: tuple[Any, Any] | None = None,
         head_logits: Sequence[float] | None = None,
+        answer_cosines: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> list[float]:
         """Scored as the runtime scores them (``features.Weights``)."""
         model = Weights.of(self.weights)
-        fixed = self.fixed_logits(rows, vectors, head_logits) if model.weighs_embeddings else None
+        fixed = self.fixed_logits(rows, vectors, head_logits, answer_cosines) if model.weighs_embeddings else None
         return [float(p) for p in model.scores(rows, fixed)]
 
     def fixed_logits(
@@ -160,8 +180,10 @@ class FeatureModel:
         rows: Sequence[Sequence[float]],
         vectors: tuple[Any, Any] | None = None,
         head_logits: Sequence[float] | None = None,
+        answer_cosines: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> list[float]:
-        """The fixed part of each pair's logit, the directions' and the interaction head's (zeros without):
+        """The fixed part of each pair's logit, the directions', the interaction head's and the answer's (zeros
+        without):
         ``rows.npz`` keeps it for ``learn``'s refit."""
         import numpy as np
 
@@ -171,12 +193,21 @@ class FeatureModel:
             fixed += model.direction_logits(*self._needed(vectors))
         if self.heads is not None:
             fixed += model.interaction_logits(self._logits(head_logits), _cosines(rows))
+        if self.answers:
+            fixed += model.answer_logits(*self._answered(answer_cosines), _cosines(rows))
         return [float(d) for d in fixed]
 
     def _needed(self, vectors: tuple[Any, Any] | None) -> tuple[Any, Any]:
         if vectors is None:
             raise ValueError("a model over the embeddings' directions needs both questions' vectors")
         return vectors
+
+    def _answered(
+        self, answer_cosines: tuple[Sequence[float], Sequence[float]] | None
+    ) -> tuple[Sequence[float], Sequence[float]]:
+        if answer_cosines is None:
+            raise ValueError("a model over the cached answer needs its cosines for each pair")
+        return answer_cosines
 
     def _logits(self, head_logits: Sequence[float] | None) -> Sequence[float]:
         if head_logits is None:

@@ -546,8 +546,6 @@ def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]],
 
     train_pairs, cal = parts["train"], parts["calibration"]
     sets = {"test": parts["test"]} | ({} if args.limit else pairs.heldout_sets())
-    train_rows = rows(train_pairs)
-    weights = [sample_weight(p, args.generated_positive_weight) for p in train_pairs]
     embedder = embeddings.model_id(Settings({}))  # the vectors ``embed`` made
     args.out.mkdir(parents=True, exist_ok=True)
     heads, train_z, head_logits = None, None, lambda data: None
@@ -555,19 +553,41 @@ def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]],
         heads, train_z, head_logits = train_interaction(args, [train_pairs, cal, *sets.values()])
     else:
         (args.out / INTERACTION_FILE).unlink(missing_ok=True)  # an earlier run's
-    model = features.FeatureModel(args.basis, args.directions, embedder, args.regularization, heads).fit(
-        train_rows, [p.label for p in train_pairs], weights, args.seed, pair_vectors(train_pairs), train_z
+    answer_cosines: Callable[[Sequence[pairs.Pair]], Any] = lambda data: None  # noqa: E731
+    if args.answers:  # only the pairs whose cached text has an answer (``training/answers.py``)
+        answer_cosines, keep = with_answers(args.work, vectors)
+        kept = [i for i, p in enumerate(train_pairs) if keep(p)]
+        train_pairs, train_z = [train_pairs[i] for i in kept], None if train_z is None else [train_z[i] for i in kept]
+        cal, sets = [p for p in cal if keep(p)], {"test": [p for p in parts["test"] if keep(p)]}
+        dump_pairs(args.work, {"train": train_pairs, "calibration": cal} | sets, vectors, with_held_out=False)
+        print(f"with an answer: train {len(train_pairs)}, calibration {len(cal)}, test {len(sets['test'])} pairs")
+    train_rows = rows(train_pairs)
+    weights = [sample_weight(p, args.generated_positive_weight) for p in train_pairs]
+    model = features.FeatureModel(args.basis, args.directions, embedder, args.regularization, heads, args.answers)
+    model.fit(
+        train_rows,
+        [p.label for p in train_pairs],
+        weights,
+        args.seed,
+        pair_vectors(train_pairs),
+        train_z,
+        answer_cosines(train_pairs),
     )
     trained = time.monotonic() - started
     cal_rows = rows(cal)
-    scores: dict[str, object] = {"calibration": model.predict(cal_rows, pair_vectors(cal), head_logits(cal))}
-    scores |= {name: model.predict(rows(data), pair_vectors(data), head_logits(data)) for name, data in sets.items()}
+
+    def predicted(data: Sequence[pairs.Pair], data_rows: list[list[float]]) -> list[float]:
+        return model.predict(data_rows, pair_vectors(data), head_logits(data), answer_cosines(data))
+
+    scores: dict[str, object] = {"calibration": predicted(cal, cal_rows)}
+    scores |= {name: predicted(data, rows(data)) for name, data in sets.items()}
     threshold, counts = calibrated(scores["calibration"], cal, vectors, args.floor)  # type: ignore[arg-type]
     print(f"threshold {threshold:.6f} on calibration: served | wrong | CP upper: {counts.row()}")
     version = features_version(model.weights)
-    fixed = model.fixed_logits(train_rows, pair_vectors(train_pairs), train_z)
+    fixed = model.fixed_logits(train_rows, pair_vectors(train_pairs), train_z, answer_cosines(train_pairs))
     train_data = (train_rows, [p.label for p in train_pairs], fixed)
-    cal_data = (cal_rows, [p.label for p in cal], model.fixed_logits(cal_rows, pair_vectors(cal), head_logits(cal)))
+    cal_fixed = model.fixed_logits(cal_rows, pair_vectors(cal), head_logits(cal), answer_cosines(cal))
+    cal_data = (cal_rows, [p.label for p in cal], cal_fixed)
     write_rows(args.out, train_data, weights, cal_data, near_miss_kinds(cal), args.seed)
     (args.out / "adapter.npz").unlink(missing_ok=True)  # a cross-encoder's, if one was there
     ok = eligible(cal, vectors, args.floor)
@@ -580,6 +600,27 @@ def train_features(args: argparse.Namespace, parts: dict[str, list[pairs.Pair]],
     (args.work / "scores.json").write_text(json.dumps(scores | {"version": version}), encoding="utf-8")
     print(f"wrote {args.out} ({version}) in {time.monotonic() - started:.0f}s")
     return 0
+
+
+def with_answers(
+    work: Path, vectors: dict[str, object]
+) -> tuple[Callable[[Sequence[pairs.Pair]], tuple[list[float], list[float]]], Callable[[pairs.Pair], bool]]:
+    """For a decision that reads the cached answer: the answer cosines of pairs (the new and the cached question's
+    cosine with the cached text's answer), and which pairs have an answer for their cached text."""
+    import numpy as np
+
+    from training.answers import text_answers
+
+    answers = text_answers()
+    answer_vectors = embed(sorted(set(answers.values())), work / "answer-vectors.npz")
+    of: dict[str, Any] = {text: answer_vectors[answer] for text, answer in answers.items()}
+
+    def cosines(data: Sequence[pairs.Pair]) -> tuple[list[float], list[float]]:
+        near = [float(np.dot(vectors[p.b], of[p.a])) for p in data]
+        own = [float(np.dot(vectors[p.a], of[p.a])) for p in data]
+        return near, own
+
+    return cosines, lambda p: p.a in of
 
 
 def train_interaction(
@@ -630,6 +671,13 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="the feature model weighs an interaction head over the token embeddings (RESULTS.md section 12)",
+    )
+    parser.add_argument(
+        "--answers",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="the feature model also weighs the cached answer (RESULTS.md section 15); only pairs whose cached"
+        " text has an answer (training/answers.py) are fitted and calibrated on",
     )
     parser.add_argument(
         "--generated-positive-weight",

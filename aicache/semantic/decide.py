@@ -7,6 +7,9 @@ Three decisions exist, behind one interface so that the tier, ``aicache eval`` a
   the cached answer is right; it is served at ``threshold`` or above, a threshold calibrated on held-out topics
   so that the upper bound on wrong answers stays within a budget. In front of it, the verifier's *exact* rules
   (different numbers, versions, identifiers) veto: they cannot be fooled by a one-character difference.
+  A candidate stored with its answer's vector is judged by the model that also reads the cached answer, at its
+  own calibrated threshold; one stored without (before answers had vectors) by the model that reads the
+  questions alone (``AnswerAwareDecision``).
 * ``rules``: the earlier hand-written verifier (word lists); kept for comparison and as an explicit choice.
 * ``cosine``: similarity alone; only ``aicache eval`` uses it, as the baseline.
 
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 KINDS = ("model", "rules")
 DEFAULT_KIND = "model"
 GRAY_ZONE = 0.15  # how far below the threshold a clean refusal still counts as the gray zone
+Answers = Sequence[Any] | None  # per candidate: its cached answer's unit vector, or None
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Judgement:
     score: float
     reasons: tuple[str, ...]
     gray_zone: bool = False
+    threshold: float | None = None  # of the model that judged it, when it is not the decision's own
 
 
 class Decision(Protocol):
@@ -60,10 +65,13 @@ class Decision(Protocol):
         """The cosine similarity a candidate needs before it is judged at all."""
         ...
 
-    def judge(self, question: str, candidates: Sequence[tuple[str, float]], vectors: Any = None) -> list[Judgement]:
+    def judge(
+        self, question: str, candidates: Sequence[tuple[str, float]], vectors: Any = None, answers: Answers = None
+    ) -> list[Judgement]:
         """Judge each (cached question, cosine similarity), in the order given. ``vectors``, when the caller
         has them: the question's unit vector (row 0) and each candidate's (rows 1..), so that a model that needs
-        them does not embed the texts again."""
+        them does not embed the texts again. ``answers``: each candidate's cached answer's unit vector, or None
+        for one stored without (a decision that does not read answers ignores them)."""
         ...
 
     def at(self, threshold: float) -> Decision:
@@ -82,7 +90,9 @@ class CosineDecision:
     def floor(self) -> float:
         return self.threshold
 
-    def judge(self, question: str, candidates: Sequence[tuple[str, float]], vectors: Any = None) -> list[Judgement]:
+    def judge(
+        self, question: str, candidates: Sequence[tuple[str, float]], vectors: Any = None, answers: Answers = None
+    ) -> list[Judgement]:
         return [
             Judgement(s >= self.threshold, s, () if s >= self.threshold else (_below("similarity", s, self.threshold),))
             for _, s in candidates
@@ -103,7 +113,9 @@ class RulesDecision:
     def floor(self) -> float:
         return self.threshold
 
-    def judge(self, question: str, candidates: Sequence[tuple[str, float]], vectors: Any = None) -> list[Judgement]:
+    def judge(
+        self, question: str, candidates: Sequence[tuple[str, float]], vectors: Any = None, answers: Answers = None
+    ) -> list[Judgement]:
         from aicache.semantic import verify
 
         judged = []
@@ -116,7 +128,7 @@ class RulesDecision:
         return replace(self, threshold=threshold)
 
 
-Scorer = Callable[..., list[float]]  # (question, cached, cosines, vectors): decision.FeatureModel.score
+Scorer = Callable[..., list[float]]  # (question, cached, cosines, vectors, answers): decision.FeatureModel.score
 
 
 @dataclass(frozen=True)
@@ -133,7 +145,9 @@ class ModelDecision:
     def name(self) -> str:
         return f"model:{self.version}"
 
-    def judge(self, question: str, candidates: Sequence[tuple[str, float]], vectors: Any = None) -> list[Judgement]:
+    def judge(
+        self, question: str, candidates: Sequence[tuple[str, float]], vectors: Any = None, answers: Answers = None
+    ) -> list[Judgement]:
         from aicache.semantic import verify
 
         # Below the floor a candidate is never judged: the index's exact scan returns the nearest entries however
@@ -141,7 +155,8 @@ class ModelDecision:
         above = [i for i, (_, s) in enumerate(candidates) if s >= self.floor]
         rows = None if vectors is None else vectors[[0, *(i + 1 for i in above)]]
         texts, similarities = [candidates[i][0] for i in above], [candidates[i][1] for i in above]
-        scores = iter(self.scorer(question, texts, similarities, rows) if above else ())
+        answered = None if answers is None else [answers[i] for i in above]
+        scores = iter(self.scorer(question, texts, similarities, rows, answered) if above else ())
         judged = []
         for cached, similarity in candidates:
             if similarity < self.floor:
@@ -163,6 +178,47 @@ class ModelDecision:
         return replace(self, threshold=threshold)
 
 
+@dataclass(frozen=True)
+class AnswerAwareDecision:
+    """Two trained models behind the same vetoes: ``answers`` also reads the cached answer and judges the
+    candidates stored with their answer's vector; ``questions`` reads the two questions alone and judges the
+    others. Each is served at its own calibrated threshold, and each judgement records it."""
+
+    questions: ModelDecision
+    answers: ModelDecision
+
+    @property
+    def name(self) -> str:
+        return f"{self.questions.name}+answer:{self.answers.version}"
+
+    @property
+    def threshold(self) -> float:
+        return self.questions.threshold
+
+    @property
+    def floor(self) -> float:
+        return self.questions.floor
+
+    def judge(
+        self, question: str, candidates: Sequence[tuple[str, float]], vectors: Any = None, answers: Answers = None
+    ) -> list[Judgement]:
+        has = [answers is not None and answers[i] is not None for i in range(len(candidates))]
+        judged: list[Judgement | None] = [None] * len(candidates)
+        for model, wanted in ((self.answers, True), (self.questions, False)):
+            chosen = [i for i, flag in enumerate(has) if flag is wanted]
+            if not chosen:
+                continue
+            rows = None if vectors is None else vectors[[0, *(i + 1 for i in chosen)]]
+            given = [answers[i] for i in chosen] if wanted and answers is not None else None
+            verdicts = model.judge(question, [candidates[i] for i in chosen], rows, given)
+            for i, verdict in zip(chosen, verdicts, strict=True):
+                judged[i] = replace(verdict, threshold=model.threshold)
+        return [j for j in judged if j is not None]
+
+    def at(self, threshold: float) -> AnswerAwareDecision:
+        return replace(self, questions=self.questions.at(threshold), answers=self.answers.at(threshold))
+
+
 def _below(what: str, value: float, threshold: float) -> str:
     return f"{what} {value:.2f} below threshold {threshold:.2f}"
 
@@ -181,12 +237,18 @@ def load(settings: Settings, template: str | None = None) -> Decision:
     from aicache.semantic import decision
 
     model = decision.load(settings)
-    return ModelDecision(
+    questions = ModelDecision(
         threshold=_threshold_for(settings, model.version, model.threshold, template),
         floor=float(floor) if floor is not None else model.floor,
         version=model.version,
         scorer=model.score,
     )
+    reader = decision.load_answer_model(settings)
+    if reader is None:
+        return questions
+    # its own calibrated threshold: a threshold learned for the other model's scores means nothing to its own
+    answers = replace(questions, threshold=reader.threshold, version=reader.version, scorer=reader.score)
+    return AnswerAwareDecision(questions, answers)
 
 
 def _threshold_for(settings: Settings, version: str, calibrated: float, template: str | None) -> float:

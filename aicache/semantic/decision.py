@@ -50,9 +50,13 @@ from aicache.semantic.features import Weights, pair_features, sigmoid, terms
 from aicache.semantic.interaction import Heads
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "decision"
+# The model that also reads the cached answer (``features.Answer``), shipped beside the one that does not; it
+# judges the candidates stored with their answer's vector (``decide.AnswerAwareDecision``).
+ANSWER_DIR = DATA_DIR / "answer"
 EXPORT_VERSION = "x1"  # bump when the export or the scoring pipeline changes: a new file is made
 DIRECTION_KEYS = ("direction_mean", "direction_scale", "direction_coef", "direction_range")
 INTERACTION_KEYS = ("interaction_mean", "interaction_scale", "interaction_coef", "interaction_range")
+ANSWER_KEYS = ("answer_mean", "answer_scale", "answer_coef", "answer_range")
 MAX_LOGIT_DIFF = 1e-3  # the ONNX export must reproduce the torch model's logits to this on every probe
 _PROBES = (
     ("how do I undo the last commit but keep my changes", "take back my last commit, keep the code"),
@@ -169,6 +173,15 @@ def features_toml(
             if "interaction_coef" in weights
             else []
         ),
+        *(
+            [
+                "# + the cached answer: (features.answer_inputs - answer_mean) / answer_scale . answer_coef, in range",
+                *(numbers(key) for key in ANSWER_KEYS),
+                f"answer_embedder = {json.dumps(weights['answer_embedder'])}  # the vectors it was fitted on",
+            ]
+            if "answer_coef" in weights
+            else []
+        ),
         "",
         "[calibration]  # counts are ordered pairs",
         *(f"{key} = {json.dumps(value)}" for key, value in calibration.items()),
@@ -205,7 +218,30 @@ def load(
     settings: Settings, on_prepare: Callable[[], None] | None = None, threads: int | None = None
 ) -> PairModel | FeatureModel:
     """The decision model, loaded once per process (prepared on first use; ``on_prepare`` is called then)."""
-    config = _config(model_directory(settings))
+    return _load(_config(model_directory(settings)), settings, on_prepare, threads)
+
+
+def load_answer_model(settings: Settings) -> FeatureModel | None:
+    """The shipped model that also reads the cached answer, or None: when ``decision.answers`` is off, or the
+    decision in use is not the shipped one (a model ``learn`` refitted on the user's labels judges every
+    candidate: the answer model knows nothing of those labels)."""
+    if not settings.get("decision.answers", True) or model_directory(settings) != DATA_DIR:
+        return None
+    if not (ANSWER_DIR / "decision.toml").is_file():
+        return None
+    model = _load(_config(ANSWER_DIR), settings)
+    if not isinstance(model, FeatureModel) or model.weights.answer is None:
+        raise ConfigError(f"decision model in {ANSWER_DIR}: it does not read the cached answer")
+    # fitted on one embedding model's vectors: another's (cache.embedding_model) mean nothing to it
+    return model if model.weights.answer.embedder == embeddings.model_id(settings) else None
+
+
+def _load(
+    config: DecisionConfig,
+    settings: Settings,
+    on_prepare: Callable[[], None] | None = None,
+    threads: int | None = None,
+) -> PairModel | FeatureModel:
     if config.version not in _MODELS and config.kind == "features":
         embedder = lambda: embeddings.get_embedder(settings, threads=threads)  # noqa: E731
         _MODELS[config.version] = FeatureModel(config, embedder, embeddings.model_id(settings))
@@ -240,9 +276,11 @@ class PairModel:
         candidates: Sequence[str],
         similarities: Sequence[float] | None = None,
         vectors: Any = None,
+        answers: Any = None,
     ) -> list[float]:
         """For each cached ``candidates[i]``, the probability that its answer is right for ``question``
-        (``similarities`` and ``vectors`` are accepted for the interface of ``FeatureModel`` and not needed)."""
+        (``similarities``, ``vectors`` and ``answers`` are accepted for the interface of ``FeatureModel`` and not
+        needed)."""
         if not candidates:
             return []
         pairs = [(c, question) for c in candidates]
@@ -297,15 +335,20 @@ class FeatureModel:
         candidates: Sequence[str],
         similarities: Sequence[float] | None = None,
         vectors: Any = None,
+        answers: Any = None,
     ) -> list[float]:
         """For each cached ``candidates[i]``, the probability that its answer is right for ``question``.
         ``vectors``: the unit vectors of the question (row 0) and of each candidate (rows 1..), when the caller
-        has them; a model that weighs directions embeds the texts otherwise."""
+        has them; a model that weighs directions embeds the texts otherwise. ``answers``: the unit vectors of
+        the candidates' cached answers (one row each), which a model that reads the answer needs."""
         if not candidates:
             return []
         import numpy as np
 
-        if vectors is None and (self.weighs_directions or similarities is None):
+        reads_answers = self.weights.answer is not None
+        if reads_answers and answers is None:
+            raise ValueError(f"decision model {self.version} reads the cached answer: its vector is needed")
+        if vectors is None and (self.weighs_directions or similarities is None or reads_answers):
             vectors = self._embedder().encode([question, *candidates])
         if similarities is None:
             similarities = [float(v) for v in vectors[1:] @ vectors[0]]
@@ -316,6 +359,9 @@ class FeatureModel:
         head = self.head_logits(question, candidates)
         if head is not None:
             fixed += self.weights.interaction_logits(head, similarities)
+        if reads_answers:
+            answers = np.asarray(answers, dtype=np.float64).reshape(len(candidates), -1)
+            fixed += self.weights.answer_logits(answers @ vectors[0], (answers * vectors[1:]).sum(axis=1), similarities)
         return [float(p) for p in self.weights.scores(rows, fixed)]
 
     def head_logits(self, question: str, candidates: Sequence[str]) -> Any:

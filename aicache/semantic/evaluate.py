@@ -16,7 +16,10 @@ only (store ``a``, ask ``b``), as if the cache held nothing else; it runs in mem
 
 ``load_pairs`` reads two JSONL shapes: the dev-set rows (``question``, ``paraphrases``, ``negatives``, optional
 ``unrelated`` and ``category``) and plain pairs (``{"a": ..., "b": ..., "same_answer": true|false}``: ``a`` is
-stored, and ``b`` must be served ``a``'s answer when ``same_answer`` is true and nothing otherwise). Pairs may
+stored, and ``b`` must be served ``a``'s answer when ``same_answer`` is true and nothing otherwise). Either may
+give the stored question's answer (``"answer": "..."``): it is stored with its vector, as ``aicache ask`` stores
+an answer, and the decision that reads cached answers judges it; a question stored without one gets a
+placeholder answer and no answer vector, and is judged on the questions alone. Pairs may
 also come as public pair suites write them, in JSONL or in a CSV or TSV file with a header row: ``question1`` /
 ``question2`` / ``is_duplicate`` (Quora), ``sentence1`` / ``sentence2`` / ``label`` (PAWS and the like), the
 label true or false, 1 or 0.
@@ -53,7 +56,7 @@ from aicache.errors import UsageError
 
 if TYPE_CHECKING:
     from aicache.config import Settings
-    from aicache.semantic.decide import Decision
+    from aicache.semantic.decide import Decision, ModelDecision
 
 SCHEMA = "aicache.eval/2"
 SWEEP: tuple[float, ...] = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))  # 0.50 .. 0.95
@@ -87,6 +90,7 @@ class EvalSet:
     stored: tuple[str, ...]
     probes: tuple[Probe, ...]
     pairs: tuple[int, ...] = ()  # per probe: the stored question it was written against (for --pairwise)
+    answers: tuple[str | None, ...] = ()  # per stored question: its answer, when the file gives one
 
 
 class _SetBuilder:
@@ -94,6 +98,7 @@ class _SetBuilder:
 
     def __init__(self) -> None:
         self.stored: list[str] = []
+        self.answers: list[str | None] = []
         self.index: dict[str, int] = {}
         self.probes: list[Probe] = []
         self.pairs: list[int] = []
@@ -102,17 +107,18 @@ class _SetBuilder:
         self.probes.append(probe)
         self.pairs.append(against)
 
-    def store(self, question: str) -> int:
+    def store(self, question: str, answer: str | None = None) -> int:
         if question not in self.index:
             self.index[question] = len(self.stored)
             self.stored.append(question)
+            self.answers.append(answer)
         return self.index[question]
 
     def add_row(self, row: Mapping[str, Any], where: str) -> None:
         category = _text(row.get("category", ""), f"{where}: category")
         row = _as_pair(row, where)
         if "a" in row or "b" in row:
-            self._add_pair(row, category)
+            self._add_pair(row, category, where)
         elif "question" in row:
             self._add_question(row, category, where)
         else:
@@ -123,15 +129,15 @@ class _SetBuilder:
         if row.get("unrelated"):
             self.probe(Probe(question, UNRELATED, None, category or UNRELATED), -1)
             return
-        stored = self.store(question)
+        stored = self.store(question, _answer(row, where))
         for text in _texts(row.get("paraphrases", []), f"{where}: paraphrases"):
             self.probe(Probe(text, PARAPHRASE, stored, category), stored)
         for text in _texts(row.get("negatives", []), f"{where}: negatives"):
             self.probe(Probe(text, NEGATIVE, None, category), stored)
 
-    def _add_pair(self, row: Mapping[str, Any], category: str) -> None:
+    def _add_pair(self, row: Mapping[str, Any], category: str, where: str) -> None:
         same = row["same_answer"]
-        stored = self.store(row["a"])
+        stored = self.store(row["a"], _answer(row, where))
         self.probe(Probe(row["b"], PARAPHRASE if same else NEGATIVE, stored if same else None, category), stored)
 
 
@@ -157,8 +163,14 @@ def _as_pair(row: Mapping[str, Any], where: str) -> Mapping[str, Any]:
             if same is None:
                 raise UsageError(f"{where}: {label} must be true or false, 1 or 0 (got {value!r})")
             first = _text(row.get(a), f"{where}: {a}", required=True)
-            return {"a": first, "b": _text(row.get(b), f"{where}: {b}", required=True), "same_answer": same}
+            pair = {"a": first, "b": _text(row.get(b), f"{where}: {b}", required=True), "same_answer": same}
+            return pair | ({"answer": row["answer"]} if "answer" in row else {})
     return row
+
+
+def _answer(row: Mapping[str, Any], where: str) -> str | None:
+    """The stored question's answer, if the row gives one."""
+    return _text(row["answer"], f"{where}: answer", required=True) if row.get("answer") is not None else None
 
 
 def _text(value: Any, what: str, *, required: bool = False) -> str:
@@ -194,7 +206,8 @@ def load_pairs(path: Path, sample: int | None = None) -> EvalSet:
         builder.add_row(row, where)
     if not builder.stored or not builder.probes:
         raise UsageError(f"{path}: nothing to evaluate (it needs questions to store and questions to look up)")
-    return EvalSet(source, tuple(builder.stored), tuple(builder.probes), tuple(builder.pairs))
+    answers = tuple(builder.answers) if any(a is not None for a in builder.answers) else ()
+    return EvalSet(source, tuple(builder.stored), tuple(builder.probes), tuple(builder.pairs), answers)
 
 
 def _jsonl_rows(text: str, path: Path) -> Iterator[tuple[Mapping[str, Any], str]]:
@@ -454,6 +467,7 @@ class InMemoryCache:
         model: str,
         vectors: tuple[Any, Mapping[str, Any]] | None = None,
         unread: frozenset[str] = frozenset(),
+        answers: Sequence[Any] = (),
     ) -> None:
         from aicache.normalize import normalize_question
 
@@ -466,6 +480,7 @@ class InMemoryCache:
         self.exact = {normalize_question(q): i for i, q in reversed(list(enumerate(self.stored)))}
         # texts longer than the model reads: as in the tier, never looked up semantically, never a candidate
         self.unread = unread
+        self.answers = answers  # per stored question: its answer's unit vector, or None
 
     @classmethod
     def build(cls, evalset: EvalSet, settings: Settings) -> InMemoryCache:
@@ -490,7 +505,8 @@ class InMemoryCache:
         whole = embeddings.read_whole(embedder, texts)
         unread = frozenset(t for t, read in zip(texts, whole, strict=True) if not read)
         asked_by_text = dict(zip(probes, asked, strict=True))
-        return cls(evalset, ranked, own, embedder.model_id, (stored, asked_by_text), unread)
+        answers = _answer_vectors(embedder, evalset)
+        return cls(evalset, ranked, own, embedder.model_id, (stored, asked_by_text), unread, answers)
 
     def lookup(self, decision: Decision, *, pairwise: bool = False) -> Lookup:
         """A lookup function for one decision at its operating point."""
@@ -518,7 +534,10 @@ class InMemoryCache:
                 if similarity >= decision.floor and self.stored[entry] not in self.unread
             ]
             judged = decision.judge(
-                question, [(self.stored[e], s) for e, s in candidates], self._vectors(question, candidates)
+                question,
+                [(self.stored[e], s) for e, s in candidates],
+                self._vectors(question, candidates),
+                [self.answers[e] for e, _ in candidates] if self.answers else None,
             )
             accepted = [(j.score, e, s) for (e, s), j in zip(candidates, judged, strict=True) if j.accepted]
             if not accepted:
@@ -536,6 +555,17 @@ class InMemoryCache:
             return None
         stored, asked = self.vectors
         return np.vstack([asked[question], *(stored[e] for e, _ in candidates)])
+
+
+def _answer_vectors(embedder: Any, evalset: EvalSet) -> list[Any]:
+    """Per stored question, its answer's unit vector (None without one); empty when the file gives no answers."""
+    given = [(i, a) for i, a in enumerate(evalset.answers) if a is not None]
+    if not given:
+        return []
+    out: list[Any] = [None] * len(evalset.stored)
+    for (i, _), vector in zip(given, embedder.encode([a for _, a in given]), strict=True):
+        out[i] = vector
+    return out
 
 
 def _candidates(settings: Settings) -> int:
@@ -570,6 +600,8 @@ class StoreCache:
         embedder = embeddings.get_embedder(settings)
         vectors = embedder.encode(list(evalset.stored))
         whole = embeddings.read_whole(embedder, list(evalset.stored))
+        answers = _answer_vectors(embedder, evalset) or [None] * len(evalset.stored)
+        texts = evalset.answers or (None,) * len(evalset.stored)
         with tempfile.TemporaryDirectory(prefix="aicache-eval-") as home, _home(Path(home)):
             conn = db.connect()
             try:
@@ -578,10 +610,12 @@ class StoreCache:
                 with db.write_transaction(conn):
                     ids = [
                         # as the ask flow stores them: a question too long for the model gets no vector
-                        _store(conn, settings, question, i, None, None)
+                        _store(conn, settings, question, i, text)
                         if not read
-                        else _store(conn, settings, question, i, bytes(vector.tobytes()), embedder.model_id)
-                        for i, (question, vector, read) in enumerate(zip(evalset.stored, vectors, whole, strict=True))
+                        else _store(conn, settings, question, i, text, (vector, answer, embedder.model_id))
+                        for i, (question, vector, read, text, answer) in enumerate(
+                            zip(evalset.stored, vectors, whole, texts, answers, strict=True)
+                        )
                     ]
                 tier.index_new_entries(conn, settings)
                 yield cls(conn, settings, {entry: i for i, entry in enumerate(ids)}, embedder.model_id)
@@ -623,13 +657,29 @@ def _request(settings: Settings, question: str) -> Any:
 
 
 def _store(
-    conn: sqlite3.Connection, settings: Settings, question: str, i: int, vector: bytes | None, model: str | None
+    conn: sqlite3.Connection,
+    settings: Settings,
+    question: str,
+    i: int,
+    text: str | None,
+    embedding: tuple[Any, Any, str] | None = None,
 ) -> int:
+    """Store one question with its answer (a placeholder when the file gives none) and, with ``embedding``
+    (the question's vector, the answer's or None, their model), its vectors."""
     from aicache import cache
     from aicache.providers.base import Completion
 
-    answer = Completion(text=f"answer {i}", finish_reason="stop", model=str(settings.get("model")))
-    return cache.store(conn, _request(settings, question), answer, cost=None, vector=vector, embed_model=model)
+    answer = Completion(text=text or f"answer {i}", finish_reason="stop", model=str(settings.get("model")))
+    vector, answer_vector, model = embedding or (None, None, None)
+    return cache.store(
+        conn,
+        _request(settings, question),
+        answer,
+        cost=None,
+        vector=None if vector is None else bytes(vector.tobytes()),
+        embed_model=model,
+        answer_vector=None if answer_vector is None else bytes(answer_vector.tobytes()),
+    )
 
 
 @contextlib.contextmanager
@@ -661,24 +711,36 @@ def _with_decision(settings: Settings, kind: str, threshold: float | None) -> Se
 
 
 def memoised(decision: Decision) -> Decision:
-    """The decision with its model's scores remembered per pair: a sweep scores each pair once, not per point."""
+    """The decision with its models' scores remembered per pair: a sweep scores each pair once, not per point."""
     from dataclasses import replace
 
-    from aicache.semantic.decide import ModelDecision
+    from aicache.semantic.decide import AnswerAwareDecision, ModelDecision
 
-    if not isinstance(decision, ModelDecision):
-        return decision
+    if isinstance(decision, AnswerAwareDecision):
+        return replace(decision, questions=_memoised(decision.questions), answers=_memoised(decision.answers))
+    return _memoised(decision) if isinstance(decision, ModelDecision) else decision
+
+
+def _memoised(decision: ModelDecision) -> ModelDecision:
+    from dataclasses import replace
+
     scorer, seen = decision.scorer, dict[tuple[str, str], float]()
 
     def scores(
-        question: str, candidates: Sequence[str], similarities: Sequence[float], vectors: Any = None
+        question: str,
+        candidates: Sequence[str],
+        similarities: Sequence[float],
+        vectors: Any = None,
+        answers: Sequence[Any] | None = None,
     ) -> list[float]:
+        # a cached question's answer is the same at every point of a sweep: the pair names the score
         cosine = dict(zip(candidates, similarities, strict=True))
-        row = {c: i + 1 for i, c in enumerate(candidates)}  # its vector's row in ``vectors``
+        row = {c: i for i, c in enumerate(candidates)}  # its vector's row in ``vectors`` is one more
         missing = [c for c in dict.fromkeys(candidates) if (question, c) not in seen]
         if missing:
-            rows = None if vectors is None else vectors[[0, *(row[c] for c in missing)]]
-            found = scorer(question, missing, [cosine[c] for c in missing], rows)
+            rows = None if vectors is None else vectors[[0, *(row[c] + 1 for c in missing)]]
+            given = None if answers is None else [answers[row[c]] for c in missing]
+            found = scorer(question, missing, [cosine[c] for c in missing], rows, given)
             seen.update({(question, c): s for c, s in zip(missing, found, strict=True)})
         return [seen[(question, c)] for c in candidates]
 

@@ -21,7 +21,13 @@ both vectors, which the semantic tier holds already.
 
 A model may also weigh the logit of the *interaction head* (``interaction``), which reads the two questions word
 by word and so sees who acts on whom: its part of the logit is ``Weights.interaction_logits``.
-The directions' and the head's parts are the *fixed part* of the logit: ``learn``'s refit keeps them as they are.
+
+A model may also weigh the cached *answer* (``answer``): how close the new question is to the answer cached for
+the other one, against how close the cached question itself is to it. A paraphrase asks for what the answer says;
+a near-miss that shares the cached question's words often does not. Its part is ``Weights.answer_logits``; it
+needs the answer's vector, which the store keeps beside the question's.
+The directions', the head's and the answer's parts are the *fixed part* of the logit: ``learn``'s refit keeps
+them as they are.
 Everything here is numpy and the verifier's word analysis: nothing heavy on the hit path.
 """
 
@@ -112,6 +118,7 @@ class Weights:
     basis: str = "linear"
     directions: Directions | None = None
     interaction: Interaction | None = None
+    answer: Answer | None = None
 
     @classmethod
     def of(cls, table: dict[str, Any]) -> Weights:
@@ -126,12 +133,13 @@ class Weights:
             raise ConfigError(f"the weights do not match the {basis} basis ({len(terms(basis))} inputs)")
         directions = Directions.of(table) if "direction_coef" in table else None
         interaction = Interaction.of(table) if "interaction_coef" in table else None
-        return cls(mean, scale, coef, float(table["bias"]), basis, directions, interaction)
+        answer = Answer.of(table) if "answer_coef" in table else None
+        return cls(mean, scale, coef, float(table["bias"]), basis, directions, interaction, answer)
 
     @property
     def weighs_embeddings(self) -> bool:
         """Whether part of the logit comes from the embedding model's vectors or tokens (``fixed_logits``)."""
-        return self.directions is not None or self.interaction is not None
+        return self.directions is not None or self.interaction is not None or self.answer is not None
 
     def inputs(self, rows: Any) -> Any:
         """The standardised inputs of rows of ``pair_features``."""
@@ -163,6 +171,15 @@ class Weights:
             return np.zeros(len(np.atleast_1d(cosines)))
         return self.interaction.logits(head_logits, cosines)
 
+    def answer_logits(self, with_answer: Any, own: Any, cosines: Any) -> Any:
+        """The cached answer's part of the logit: from the new question's cosine with the cached answer, the
+        cached question's own cosine with it, and the two questions' cosine; zeros without."""
+        import numpy as np
+
+        if self.answer is None:
+            return np.zeros(len(np.atleast_1d(cosines)))
+        return self.answer.logits(with_answer, own, cosines)
+
     def to_toml(self) -> dict[str, Any]:
         table = {
             "basis": self.basis,
@@ -171,8 +188,9 @@ class Weights:
             "coef": self.coef.tolist(),
             "bias": float(self.bias),
         }
-        table |= self.directions.to_toml() if self.directions is not None else {}
-        return table | (self.interaction.to_toml() if self.interaction is not None else {})
+        for part in (self.directions, self.interaction, self.answer):
+            table |= part.to_toml() if part is not None else {}
+        return table
 
 
 @dataclass(frozen=True)
@@ -261,6 +279,49 @@ class Interaction(FixedPart):
 
 
 INTERACTION_TERMS = ("interaction head", "interaction head x cosine")
+
+
+@dataclass(frozen=True)
+class Answer(FixedPart):
+    """The weights over ``answer_inputs``."""
+
+    PREFIX = "answer"
+
+    @classmethod
+    def check(cls, mean: Any, scale: Any, coef: Any) -> None:
+        if not len(mean) == len(scale) == len(coef) == len(ANSWER_TERMS):
+            raise ConfigError(f"the answer weights are not one mean, scale and coef per {len(ANSWER_TERMS)} inputs")
+
+    def logits(self, with_answer: Any, own: Any, cosines: Any) -> Any:
+        return self.clipped_logits(answer_inputs(with_answer, own, cosines))
+
+
+# Knots of the answer's cosines, like the cosine's: fixed before training, not fitted.
+ANSWER_KNOTS = (0.3, 0.4, 0.5, 0.6, 0.7)
+ANSWER_GAIN_KNOTS = (-0.1, 0.0, 0.1)
+ANSWER_TERMS = (
+    "answer cosine",
+    "answer cosine - own",
+    *(f"answer cosine above {k}" for k in ANSWER_KNOTS),
+    *(f"answer cosine - own above {k}" for k in ANSWER_GAIN_KNOTS),
+    "answer cosine x cosine",
+    "answer cosine - own x cosine",
+)
+
+
+def answer_inputs(with_answer: Any, own: Any, cosines: Any) -> Any:
+    """The regression's inputs from the cached answer: the new question's cosine with it (``with_answer``), that
+    minus the cached question's own cosine with it (``own``: an answer that restates its question is close to
+    any question worded like it), their hinges, and each times the two questions' cosine."""
+    import numpy as np
+
+    def column(values: Any) -> Any:
+        return np.atleast_1d(np.asarray(values, dtype=np.float64))
+
+    near, cosine = column(with_answer), column(cosines)
+    gain = near - column(own)
+    hinges = [np.maximum(0.0, near - k) for k in ANSWER_KNOTS] + [np.maximum(0.0, gain - k) for k in ANSWER_GAIN_KNOTS]
+    return np.column_stack([near, gain, *hinges, near * cosine, gain * cosine])
 
 
 def interaction_inputs(head_logits: Any, cosines: Any) -> Any:

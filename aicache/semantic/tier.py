@@ -102,6 +102,12 @@ def embed_question(
     return bytes(embedder.encode([question])[0].tobytes()), None
 
 
+def embed_answer(settings: Settings, answer: str) -> bytes:
+    """The answer's vector as float32 bytes, for ``entries.answer_embedding`` (the model reads its first
+    ``max_tokens`` tokens: an answer's opening says what it is about)."""
+    return bytes(embeddings.get_embedder(settings).encode([answer])[0].tobytes())
+
+
 @_store_errors
 def lookup(
     conn: sqlite3.Connection,
@@ -166,7 +172,7 @@ def _judge(
         return []
     marks = ",".join("?" * len(neighbours))
     rows = conn.execute(
-        f"SELECT id, question, embedding FROM entries WHERE partition_key = ? AND id IN ({marks})",
+        f"SELECT id, question, embedding, answer_embedding FROM entries WHERE partition_key = ? AND id IN ({marks})",
         [partition_key, *(n.entry_id for n in neighbours)],
     ).fetchall()
     questions = {int(r[0]): str(r[1]) for r in rows}
@@ -179,20 +185,35 @@ def _judge(
         return []
     stored = {int(r[0]): r[2] for r in rows}
     vectors = _vectors(vector, [stored[n.entry_id] for n in present])
-    judged = decision.judge(question, [(questions[n.entry_id], n.similarity) for n in present], vectors)
+    answers = {int(r[0]): _answer_vector(vector, r[3]) for r in rows}
+    judged = decision.judge(
+        question,
+        [(questions[n.entry_id], n.similarity) for n in present],
+        vectors,
+        [answers[n.entry_id] for n in present],
+    )
     return [
         {
             "entry_id": n.entry_id,
             "question": questions[n.entry_id],
             "similarity": round(n.similarity, 4),
             "score": round(j.score, 4),
-            "threshold": round(decision.threshold, 4),
+            "threshold": round(decision.threshold if j.threshold is None else j.threshold, 4),
             "accepted": j.accepted,
             "reasons": list(j.reasons),
             "gray_zone": j.gray_zone,
         }
         for n, j in zip(present, judged, strict=True)
     ]
+
+
+def _answer_vector(vector: Any, blob: bytes | None) -> Any:
+    """A cached answer's unit vector, or None (stored before answers had one, or by another model's size)."""
+    import numpy as np
+
+    if blob is None or len(blob) != vector.size * 4:
+        return None
+    return np.frombuffer(blob, dtype=np.float32)
 
 
 def _vectors(vector: Any, stored: list[bytes | None]) -> Any:
@@ -335,24 +356,31 @@ def reindex(conn: sqlite3.Connection, settings: Settings, progress: Callable[[in
     """Re-embed entries stored under another model, then rebuild the index from SQLite; returns vectors indexed.
 
     Entries whose question the model cannot read whole (``too_long``) lose their vector instead: they are for
-    exact repeats only. ``progress(done, total)`` counts re-embedded entries, then indexed vectors, as one sequence.
+    exact repeats only. An entry stored before answers had vectors gets its answer's. ``progress(done, total)``
+    counts re-embedded entries, then indexed vectors, as one sequence.
     """
     embedder = embeddings.get_embedder(settings)
     _drop_unread_vectors(conn, embedder)
     stale = conn.execute(
-        "SELECT id, question FROM entries WHERE embed_model IS NOT NULL AND embed_model != ? ORDER BY id",
+        """SELECT id, question, answer FROM entries WHERE embed_model IS NOT NULL
+            AND (embed_model != ? OR answer_embedding IS NULL) ORDER BY id""",
         (embedder.model_id,),
     ).fetchall()
-    indexed_after = vector_index.vector_count(conn, embedder.model_id) + len(stale)
+    current = _current(conn, embedder.model_id, [int(r[0]) for r in stale])  # only their answers are new
+    indexed_after = vector_index.vector_count(conn, embedder.model_id) + len(stale) - len(current)
     total = len(stale) + indexed_after
     report = progress or (lambda done, total: None)
     for start in range(0, len(stale), REEMBED_BATCH):
         batch = stale[start : start + REEMBED_BATCH]
         vectors = embedder.encode([str(r[1]) for r in batch])
+        answers = embedder.encode([str(r[2]) for r in batch])
         with db.write_transaction(conn):
             conn.executemany(
-                "UPDATE entries SET embedding = ?, embed_model = ? WHERE id = ?",
-                [(v.tobytes(), embedder.model_id, int(r[0])) for r, v in zip(batch, vectors, strict=True)],
+                "UPDATE entries SET embedding = ?, embed_model = ?, answer_embedding = ? WHERE id = ?",
+                [
+                    (v.tobytes(), embedder.model_id, a.tobytes(), int(r[0]))
+                    for r, v, a in zip(batch, vectors, answers, strict=True)
+                ],
             )
         report(start + len(batch), total)
     embedded = len(stale)
@@ -374,7 +402,20 @@ def _drop_unread_vectors(conn: sqlite3.Connection, embedder: embeddings.Embedder
         unread += [(int(r[0]),) for r, read in zip(batch, whole, strict=True) if not read]
     if unread:
         with db.write_transaction(conn):
-            conn.executemany("UPDATE entries SET embedding = NULL, embed_model = NULL WHERE id = ?", unread)
+            conn.executemany(
+                "UPDATE entries SET embedding = NULL, embed_model = NULL, answer_embedding = NULL WHERE id = ?", unread
+            )
+
+
+def _current(conn: sqlite3.Connection, model: str, ids: list[int]) -> set[int]:
+    """Which of ``ids`` already have a vector of ``model`` (re-embedding them adds nothing to the index)."""
+    found: set[int] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(f"SELECT id FROM entries WHERE embed_model = ? AND id IN ({marks})", [model, *chunk])
+        found.update(int(r[0]) for r in rows)
+    return found
 
 
 def _forget_open(conn: sqlite3.Connection, model: str) -> None:
