@@ -52,8 +52,12 @@ bench:
 	$(BIN)/python benchmarks/bench_miss_overhead.py
 
 # The semantic hit decision (training/README.md): generate the near-misses, train, calibrate, write
-# aicache/data/decision/. CPU only, fixed seeds, a few minutes on 2 cores. Needs the train extra.
+# aicache/data/decision/ and, for the model that also reads the cached answer, aicache/data/decision/answer/
+# (its interaction heads are the first model's, trained alike; learn refits only the first, so it needs no rows).
+# CPU only, fixed seeds, about 20 minutes on 2 cores. Needs the train extra.
 model:
 	$(BIN)/python -m training.generate
 	$(BIN)/python -m training.train
 	$(BIN)/python -m training.compare
+	$(BIN)/python -m training.train --answers --out aicache/data/decision/answer --work training/work/answer
+	rm -f aicache/data/decision/answer/interaction.npz aicache/data/decision/answer/rows.npz

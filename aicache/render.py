@@ -445,11 +445,15 @@ SWEEP_COLUMNS = ("threshold", "paraphrases served", "near-misses wrong", "unrela
 
 def eval_report(report: Any) -> None:
     protocol = "pairwise (each probe against its own stored question)" if report.pairwise else "store all, ask all"
+    answered = ""
+    if report.answer_threshold is not None:
+        answered = f"; {report.answer_threshold:.2f} where it reads the cached answer"
     line(
         Text.assemble(
             (_visible(report.source), "bold"),
             f": {report.stored} questions stored, {report.probes} probes, {protocol}; "
-            f"decision {report.decision} at {report.threshold:.2f} (candidates from similarity {report.floor:.2f}), "
+            f"decision {report.decision} at {report.threshold:.2f}{answered} (candidates from similarity "
+            f"{report.floor:.2f}), "
             f"model {report.model}, {report.method}, {report.seconds:.1f} s",
         )
     )

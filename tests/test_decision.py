@@ -16,7 +16,7 @@ from aicache.semantic import decision, features
 from tests.fakellm import FakeLLM, Reply
 from tests.test_cli import ask, rows, run
 from tests.test_semantic import export_run, model_home, onnx_models  # noqa: F401  (fixtures)
-from training import calibrate, pairs
+from training import answers, calibrate, pairs
 from training import compare as comparer
 from training import train as trainer
 
@@ -155,6 +155,30 @@ def test_the_training_script_fits_the_feature_model(tmp_path: Path) -> None:
         figures.append({r["split"]: (r["served"], r["wrong"]) for r in rows if r["design"] == "shipped model"})
     assert set(figures[0]) == {"calibration", "test", "test q->p/n"}  # a --limit run has no held-out files
     assert figures[0] == figures[1]
+
+
+def test_the_training_script_fits_a_model_that_reads_the_cached_answer(tmp_path: Path) -> None:
+    out, work = tmp_path / "decision", tmp_path / "work"
+    assert trainer.main(["--limit", "40", "--answers", "--out", str(out), "--work", str(work)]) == 0
+    config = decision.read_config(out)
+    assert len(config.weights["answer_coef"]) == len(features.ANSWER_TERMS)
+    model = features.Weights.of(config.weights)
+    assert model.answer is not None and model.answer.embedder == config.weights["interaction_embedder"]
+    # it is fitted and calibrated only on pairs whose cached text has an answer
+    known = answers.text_answers()
+    dumped = json.loads((work / "pairs.json").read_text())
+    assert dumped["train"] and all(p["a"] in known for split in dumped.values() for p in split)
+
+
+def test_every_text_with_an_answer_is_a_question_or_a_paraphrase_of_it_or_a_stored_pair_question() -> None:
+    known = answers.text_answers()
+    families = [f for path in answers.family_files() for f in pairs.read_jsonl(path) if "question" in f]
+    owned = {t for f in families for t in (f["question"], *f.get("paraphrases", []))}
+    rows = [r for path in answers.pair_files() for r in pairs.read_jsonl(path)]
+    owned |= {r["a"] for r in rows} | {r["b"] for r in rows if r["same_answer"]}
+    assert len(known) > 10_000 and set(known) <= owned
+    near_misses = {n for f in families for n in f.get("negatives", [])} | {r["b"] for r in rows if not r["same_answer"]}
+    assert not (set(known) & (near_misses - owned))
 
 
 def test_the_feature_models_regularization_and_the_generated_rewordings_weight_change_the_fit() -> None:
@@ -367,6 +391,36 @@ def test_the_models_score_is_shown_wherever_a_verdict_is_explained(aicache_home:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("model_home")
+def test_an_answer_is_stored_with_its_vector_and_a_refreshed_answer_with_its_own(
+    aicache_home: Path, fake_llm: FakeLLM
+) -> None:
+    import numpy as np
+
+    from aicache.semantic import embeddings
+
+    home = aicache_home
+    (home / "config.toml").write_text("[cache]\nsemantic = true\n")  # the shipped decision models, by default
+    question = "how do I undo my last commit but keep the changes"
+    first, second = "Run `git reset --soft HEAD~1`.", "Bake the bread at 220 degrees for 35 minutes."
+    fake_llm.enqueue(Reply.text(first), Reply.text(second))
+    assert ask(home, fake_llm, question).returncode == 0
+    embedder = embeddings.get_embedder(Settings({}))
+
+    def stored() -> object:
+        ((blob,),) = rows(home, "SELECT answer_embedding FROM entries")
+        return np.frombuffer(blob, dtype=np.float32)
+
+    assert np.allclose(stored(), embedder.encode([first])[0], atol=1e-5)
+    assert ask(home, fake_llm, question, "--refresh").returncode == 0
+    assert np.allclose(stored(), embedder.encode([second])[0], atol=1e-5)  # never the replaced answer's
+    # a candidate stored with its answer is judged by the model that reads it, and the episode says so
+    reworded = json.loads(ask(home, fake_llm, "how to undo my last commit, but keep the changes?", "--json").stdout)
+    why = json.loads(run(home, None, "why", str(reworded["episode_id"]), "--json").stdout)
+    answer_model = decision.read_config(decision.ANSWER_DIR)
+    assert why["episode"]["decision"].endswith(f"+answer:{answer_model.version}"), why
+    assert why["candidates"][0]["threshold"] == round(answer_model.threshold, 4), why
+
+
 def test_a_piped_log_with_two_different_requests_is_never_a_semantic_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
     # The user's report: the same 40-line log piped in, then two requests; the model reads only the first 256
     # tokens, which hold the log alone, so the second was served the first's answer (similarity 1.0).

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aicache.errors import UsageError
-from aicache.semantic import evaluate
+from aicache.semantic import decision, evaluate
 from aicache.semantic.evaluate import NEGATIVE, PARAPHRASE, UNRELATED, EvalSet, Probe, Rate, Served
 from tests.conftest import AICACHE, cli_env
 
@@ -116,6 +116,47 @@ def test_public_pair_suites_are_read_as_they_are_published(tmp_path: Path) -> No
     blank = write_jsonl(tmp_path / "blank.jsonl", [{"sentence1": " ", "sentence2": "y", "label": 1}])
     with pytest.raises(UsageError, match=r"blank\.jsonl:1: sentence1 must be a non-empty string"):
         evaluate.load_pairs(blank)
+
+
+def test_a_stored_questions_answer_is_read_when_the_file_gives_it(tmp_path: Path) -> None:
+    path = write_jsonl(
+        tmp_path / "answered.jsonl",
+        [
+            {
+                "question": "rename a git branch",
+                "paraphrases": ["git branch -m?"],
+                "negatives": [],
+                "answer": "git branch -m new",
+            },
+            {"a": "list docker images", "b": "show my docker images", "same_answer": True, "answer": "docker images"},
+            {"a": "list docker volumes", "b": "list docker networks", "same_answer": False},
+        ],
+    )
+    evalset = evaluate.load_pairs(path)
+    assert evalset.answers == ("git branch -m new", "docker images", None)
+    plain = write_jsonl(tmp_path / "plain.jsonl", [{"a": "x", "b": "y", "same_answer": True}])
+    assert evaluate.load_pairs(plain).answers == ()  # no answers: every stored question is judged without one
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"a": "x", "b": "y", "same_answer": True, "answer": 3}])
+    with pytest.raises(UsageError, match=r"bad.jsonl:1: answer must be a non-empty string"):
+        evaluate.load_pairs(bad)
+
+
+def test_a_file_with_answers_is_judged_by_the_model_that_reads_them(tmp_path: Path) -> None:
+    rows = [
+        {
+            "question": "git check out a second branch in another folder without stashing my current work",
+            "paraphrases": ["how does git worktree add work"],
+            "negatives": ["git switch branches and carry my uncommitted changes along"],
+        }
+    ]
+    answer = "Use `git worktree add ../other other-branch`: a second working tree beside the first."
+    without = evaluate.run_eval(evaluate.load_pairs(write_jsonl(tmp_path / "a.jsonl", rows)), decision="model")
+    answered = write_jsonl(tmp_path / "b.jsonl", [rows[0] | {"answer": answer}])
+    for pairwise in (False, True):  # the store and the in-memory lookups alike
+        report = evaluate.run_eval(evaluate.load_pairs(answered), decision="model", pairwise=pairwise)
+        shipped = decision.read_config(decision.ANSWER_DIR)
+        assert report.decision == without.decision and report.decision.endswith(f"+answer:{shipped.version}")
+        assert report.to_json()["answer_threshold"] == shipped.threshold and without.answer_threshold is None
 
 
 def test_a_sample_of_a_large_suite_is_the_same_rows_every_run(tmp_path: Path) -> None:
@@ -338,7 +379,7 @@ def test_the_trained_decision_serves_no_wrong_answer_on_sets_it_never_trained_on
 
 @pytest.mark.slow
 def test_the_trained_decision_does_no_worse_than_measured_on_sets_by_people_who_never_saw_the_repository() -> None:
-    # tests/data/heldout7-* to heldout10-*: written by people who never saw the repository (training/RESULTS.md
+    # tests/data/heldout7-* to heldout11-*: written by people who never saw the repository (training/RESULTS.md
     # sections 10 to 13). Measured (46234748907a at 0.880): round 7, developer 0/87 paraphrases served, 0/87
     # near-misses given another's answer; everyday pairs 26/174, 0/171; Quora-style pairs 30/175, 0/173. Round 8,
     # developer 4/210, 1/210; everyday pairs 31/171, 2/162; Quora-style pairs 15/66, 0/66. Round 9 (read once, the
@@ -361,6 +402,11 @@ def test_the_trained_decision_does_no_worse_than_measured_on_sets_by_people_who_
         ("heldout10-dev-families.jsonl", False, 0, 0),
         ("heldout10-everyday-pairs.jsonl", True, 0, 10),
         ("heldout10-quora-style-pairs.jsonl", True, 0, 7),
+        # Round 11 (read once, section 15) gives each stored question's answer, so the model that reads it judges:
+        # pairwise, developer 16/303, 3/303; everyday pairs 29/141, 1/139; Quora-style pairs 19/59, 0/55.
+        ("heldout11-dev-families.jsonl", True, 3, 8),
+        ("heldout11-everyday-pairs.jsonl", True, 1, 14),
+        ("heldout11-quora-style-pairs.jsonl", True, 0, 9),
     ):
         report = evaluate.run_eval(evaluate.load_pairs(DATA / name), decision="model", pairwise=pairwise)
         assert report.overall.negatives_wrong.count <= most_wrong, (name, report.overall.negatives_wrong)

@@ -105,3 +105,35 @@ def test_weights_without_directions_add_nothing_for_them() -> None:
     weights = features.Weights.of(table("hinges", len(features.terms("hinges"))))
     assert weights.directions is None and "direction_coef" not in weights.to_toml()
     assert weights.direction_logits(np.eye(3, 4), np.eye(3, 4)).tolist() == [0.0, 0.0, 0.0]
+
+
+def with_answer(coef: list[float], **extra: object) -> features.Weights:
+    size = len(features.ANSWER_TERMS)
+    answer = {"answer_mean": [0.0] * size, "answer_scale": [1.0] * size, "answer_coef": coef, "answer_embedder": "e@1"}
+    return features.Weights.of(table("hinges", len(features.terms("hinges"))) | answer | extra)
+
+
+def test_the_answer_part_names_every_input_it_makes() -> None:
+    inputs = features.answer_inputs([0.65], [0.5], [0.8])
+    assert inputs.shape == (1, len(features.ANSWER_TERMS))
+    value = dict(zip(features.ANSWER_TERMS, inputs[0].tolist(), strict=True))
+    assert value["answer cosine"] == pytest.approx(0.65) and value["answer cosine - own"] == pytest.approx(0.15)
+    assert value["answer cosine above 0.6"] == pytest.approx(0.05) and value["answer cosine above 0.7"] == 0.0
+    assert value["answer cosine - own above 0.1"] == pytest.approx(0.05)
+    assert value["answer cosine x cosine"] == pytest.approx(0.52)
+
+
+def test_a_question_closer_to_the_cached_answer_scores_higher_and_within_the_range_seen() -> None:
+    coef = [0.0] * len(features.ANSWER_TERMS)
+    coef[features.ANSWER_TERMS.index("answer cosine")] = 4.0
+    weights = with_answer(coef, answer_range=[-1.0, 2.0])
+    logits = weights.answer_logits([0.2, 0.4, 0.9], [0.5, 0.5, 0.5], [0.8, 0.8, 0.8])
+    assert logits.tolist() == pytest.approx([0.8, 1.6, 2.0])  # the last is held at the top of its range
+    rows = [row(cosine=0.8)] * 3
+    low, high, _ = weights.scores(rows, logits)
+    assert high > low
+    again = features.Weights.of(weights.to_toml())
+    assert again.answer is not None and (again.answer.low, again.answer.high) == (-1.0, 2.0)
+    assert features.Weights.of(table("hinges", len(features.terms("hinges")))).answer is None
+    with pytest.raises(ConfigError, match="answer weights"):
+        with_answer([0.0, 1.0])

@@ -142,15 +142,27 @@ def conn(model_home: Path) -> Iterator[sqlite3.Connection]:
     connection.close()
 
 
-def store(conn: sqlite3.Connection, settings: config.Settings, partition: str, question: str) -> int:
-    """Store an entry the way the ask flow does: vector and model id with the row, then the index."""
+def store(
+    conn: sqlite3.Connection, settings: config.Settings, partition: str, question: str, answer: str | None = None
+) -> int:
+    """Store an entry the way the ask flow does: vector and model id with the row, then the index. Without
+    ``answer``, as stores made before answers had vectors: the entry is judged on the questions alone."""
     # as stores made before too-long questions got no vector did: lookups must cope with those too
     vector = embeddings.get_embedder(settings).encode([question])[0].tobytes()
+    answer_vector = None if answer is None else tier.embed_answer(settings, answer)
     with db.write_transaction(conn):
         row = conn.execute(
-            "INSERT INTO entries (exact_key, partition_key, question, answer, embedding, embed_model, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 0) RETURNING id",
-            (uuid.uuid4().hex, partition, question, f"answer to {question}", vector, tier.model_id(settings)),
+            "INSERT INTO entries (exact_key, partition_key, question, answer, embedding, embed_model,"
+            " answer_embedding, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0) RETURNING id",
+            (
+                uuid.uuid4().hex,
+                partition,
+                question,
+                answer or f"answer to {question}",
+                vector,
+                tier.model_id(settings),
+                answer_vector,
+            ),
         ).fetchone()
     tier.index_new_entries(conn, settings)
     return int(row[0])
@@ -423,6 +435,56 @@ def test_reindex_reembeds_another_models_vectors(conn: sqlite3.Connection, setti
         assert blob == tier.embed_question(settings, question)[0]
     assert conn.execute("SELECT embedding FROM entries WHERE exact_key = 'x'").fetchone()[0] is None
     assert tier.lookup(conn, settings, "p", "undo last commit, keep my changes").entry_id is not None
+
+
+def test_reindex_gives_entries_stored_before_answers_had_vectors_their_answers(
+    conn: sqlite3.Connection, settings: config.Settings
+) -> None:
+    old = store(conn, settings, "p", "rename a git branch")
+    new = store(conn, settings, "p", "list docker images", answer="Run `docker images` (or `docker image ls`).")
+    before = conn.execute("SELECT answer_embedding FROM entries WHERE id = ?", (new,)).fetchone()[0]
+    seen: list[tuple[int, int]] = []
+    assert tier.reindex(conn, settings, lambda done, total: seen.append((done, total))) == 2
+    assert seen[-1] == (3, 3)  # one answer embedded, two vectors indexed: no question was new to the index
+    rows = dict(conn.execute("SELECT id, answer_embedding FROM entries").fetchall())
+    assert rows[old] == tier.embed_answer(settings, "answer to rename a git branch") and rows[new] == before
+
+
+def test_a_candidate_stored_with_its_answer_is_judged_by_the_model_that_reads_it(
+    conn: sqlite3.Connection, settings: config.Settings
+) -> None:
+    from aicache.semantic import decision
+
+    answer_model = decision.load_answer_model(settings)
+    assert answer_model is not None
+    question = "automate git bisect with a test script instead of typing good/bad every step"
+    bisect = "Use `git bisect run ./test.sh`: exit code 0 marks a commit good, 1-127 (but 125) bad, 125 skips it."
+    store(conn, settings, "with", question, answer=bisect)
+    store(conn, settings, "without", question)
+    asked = "git bisect run ./test.sh - how does it decide good vs bad"
+    model = config.Settings({**settings.data, "decision": {"kind": "model"}})
+    (with_answer,) = tier.lookup(conn, model, "with", asked).verdicts
+    (without,) = tier.lookup(conn, model, "without", asked).verdicts
+    assert with_answer["threshold"] == round(answer_model.threshold, 4) != without["threshold"]
+    assert without["threshold"] == round(decision.load(model).threshold, 4)
+    # the answer is evidence: the question asks for what it explains, and scores higher than without it
+    assert with_answer["score"] > without["score"]
+    found = tier.lookup(conn, model, "with", asked)
+    assert found.decision == f"model:{decision.load(model).version}+answer:{answer_model.version}"
+    off = config.Settings({**settings.data, "decision": {"kind": "model", "answers": False}})
+    (judged,) = tier.lookup(conn, off, "with", asked).verdicts
+    assert judged["threshold"] == without["threshold"] and judged["score"] == without["score"]
+
+
+def test_an_unrelated_answer_weighs_against_the_candidate(conn: sqlite3.Connection, settings: config.Settings) -> None:
+    question = "automate git bisect with a test script instead of typing good/bad every step"
+    store(conn, settings, "on", question, answer="Use `git bisect run ./test.sh`: its exit code marks each commit.")
+    store(conn, settings, "off", question, answer="Bake the bread at 220 degrees for 35 minutes, then let it cool.")
+    model = config.Settings({**settings.data, "decision": {"kind": "model"}})
+    asked = "git bisect run ./test.sh - how does it decide good vs bad"
+    (on,) = tier.lookup(conn, model, "on", asked).verdicts
+    (off,) = tier.lookup(conn, model, "off", asked).verdicts
+    assert on["score"] > off["score"]
 
 
 def test_a_rebuilt_index_is_reported_once(conn: sqlite3.Connection, settings: config.Settings) -> None:

@@ -252,7 +252,7 @@ def _owed_repeats(evalset: EvalSet) -> EvalSet:
         if owner is not None and owner != probe.expected:
             probe = Probe(probe.text, REPEAT, owner, probe.category)
         probes.append(probe)
-    return EvalSet(evalset.source, evalset.stored, tuple(probes), evalset.pairs)
+    return EvalSet(evalset.source, evalset.stored, tuple(probes), evalset.pairs, evalset.answers)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -408,6 +408,7 @@ class EvalReport:
     sweep: tuple[SweepPoint, ...] = ()
     seconds: float = 0.0
     schema: str = field(default=SCHEMA)
+    answer_threshold: float | None = None  # the answer model's, for entries stored with their answer
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -417,6 +418,7 @@ class EvalReport:
             "model": self.model,
             "decision": self.decision,
             "threshold": self.threshold,
+            "answer_threshold": self.answer_threshold,
             "floor": self.floor,
             "pairwise": self.pairwise,
             "stored": self.stored,
@@ -812,7 +814,14 @@ def run_eval(
         categories=categories,
         sweep=swept,
         seconds=time.perf_counter() - started,
+        answer_threshold=_answer_threshold(judging) if evalset.answers else None,
     )
+
+
+def _answer_threshold(judging: Decision) -> float | None:
+    from aicache.semantic.decide import AnswerAwareDecision
+
+    return judging.answers.threshold if isinstance(judging, AnswerAwareDecision) else None
 
 
 def _ticker(progress: Progress | None, total: int) -> Callable[[], None] | None:
