@@ -8,7 +8,9 @@ answers within 1%; the hand-written rules; the trained pair model at its calibra
 embedding model: paraphrases served the right answer, near-misses and unrelated questions given a wrong answer,
 each as count/total with the one-sided 95% Clopper–Pearson upper bound beside the wrong-answer rates. Files of
 topic rows use the store-all protocol (every question stored, every probe asked); files of a/b pairs are
-pairwise (store a, ask b), the protocol of public pair suites. The README quotes this table.
+pairwise (store a, ask b), the protocol of public pair suites. A file that gives the stored questions' answers
+(round 11) is judged by the model that reads them, and also by the model that reads the questions alone
+(``decision.answers = false``). The README quotes this table.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ ROLE = {
     "test-split-dev.jsonl": "held-out test topics of training/data (developer), never trained or calibrated on",
     "test-split-everyday.jsonl": "held-out test topics of training/data (everyday), never trained or calibrated on",
     "test-split-light-edits.jsonl": "generated light edits (positives) of the test topics; seen in earlier sessions",
+    **{
+        f"heldout11-{kind}.jsonl": "never trained or calibrated on; written 2026-12-05, with each stored question's"
+        " answer, by people who never saw the repository; read once, pairwise (training/RESULTS.md section 15)"
+        for kind in ("dev-families", "everyday-pairs", "quora-style-pairs")
+    },
 }
 
 
@@ -78,14 +85,19 @@ def describe(path: Path) -> dict[str, object]:
     else:
         rows.append((f"cosine alone >= {best.threshold:.2f}", "", best.scores))
     results["cosine_best"] = best and best.to_json()
-    for kind in ("rules", "model"):
+    runs = [("rules", "rules", settings), ("model", "model", settings)]
+    if evalset.answers:
+        data = settings.data | {"decision": {**settings.data.get("decision", {}), "answers": False}}
+        runs.append(("model without the answers", "model", config.Settings(data)))
+    for name, kind, chosen in runs:
         try:
-            report = evaluate.run_eval(evalset, settings=settings, decision=kind, pairwise=pairwise)
+            report = evaluate.run_eval(evalset, settings=chosen, decision=kind, pairwise=pairwise)
         except Exception as exc:  # the model may not be installed on this checkout: say so in the table
             rows.append((kind, f"unavailable: {exc}", None))
             continue
-        rows.append((f"{report.decision} @ {report.threshold:.2f}", "", report.overall))
-        results[kind] = report.to_json()
+        answers = f" / {report.answer_threshold:.2f}" if report.answer_threshold is not None else ""
+        rows.append((f"{report.decision.split('+')[0]} @ {report.threshold:.2f}{answers}", "", report.overall))
+        results[name] = report.to_json()
     protocol = "pairwise" if pairwise else "store all"
     print(f"\n{path.name}: {len(evalset.stored)} stored, {len(evalset.probes)} probes, {protocol}")
     role = ROLE.get(path.name) or (FRESH if path.name in HELD_OUT_FILES else None)
