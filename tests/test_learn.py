@@ -90,3 +90,12 @@ def test_the_split_is_by_time_and_pair_files_by_topic() -> None:
     older_topics = {p.cached for p in older if p.source == "pairs"}
     newer_topics = {p.cached for p in newer if p.source == "pairs"}
     assert not older_topics & newer_topics
+
+
+def test_a_learned_threshold_names_the_model_that_reads_the_questions_not_the_answer_model() -> None:
+    from aicache.learn import run as learn_run
+
+    finding = calibrate.Calibration("all", 0.88, 0.8, 100, None, None, True, "")  # type: ignore[arg-type]
+    changes = learn_run._changes([finding], {}, "model:pair-features-aaa+answer:pair-features-bbb")
+    assert changes == {"decision.threshold": 0.8, "decision.model": "pair-features-aaa"}
+    assert learn_run._changes([finding], {}, "model:pair-features-aaa")["decision.model"] == "pair-features-aaa"

@@ -214,7 +214,9 @@ def _changes(
         key = "decision.threshold" if finding.group == "all" else f"decision.templates.{finding.group}.threshold"
         changes[key] = round(finding.fitted, 4)
     if changes and decision.startswith("model:"):
-        changes["decision.model"] = decision.removeprefix("model:")  # a threshold means something for one model only
+        # a threshold means something for one model only: the one that reads the questions alone (the answer model,
+        # named after "+answer:", keeps its own calibrated threshold)
+        changes["decision.model"] = decision.removeprefix("model:").split("+answer:")[0]
     changes.update(found.get("chosen", {}))
     return changes
 
