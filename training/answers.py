@@ -1,11 +1,11 @@
 """The cached answer of each training text that has one (RESULTS.md sections 14 and 15).
 
 Helper sessions playing the LLM wrote an answer for each family's question (``answers/families.jsonl``, keyed
-``FILE:ID``) and for each a/b pair's stored question ``a`` (``answers/pairs.jsonl``, keyed by the text), shown
-that question alone. A text *has* an answer when the answer is right for it: a family's question and its
-paraphrases share the family's; a pair's ``a`` has its own, and its ``b`` shares it when ``same_answer``. A
-near-miss has none (its right answer was never written), so a pair whose cached text is a near-miss cannot be
-scored by a decision that reads the cached answer.
+``FILE:ID``), for each a/b pair's stored question ``a`` and for each trap ``b`` (``answers/pairs.jsonl``, keyed by
+the text), shown that question alone. A text *has* an answer when the answer is right for it: a family's question
+and its paraphrases share the family's; a pair's ``a`` has its own, and its ``b`` shares it when ``same_answer``
+and has its own otherwise. A family's near-miss has none (its right answer was never written), so a pair whose
+cached text is one cannot be scored by a decision that reads the cached answer.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def text_answers(data_dir: Path = DATA, tests_dir: Path = TESTS_DATA) -> dict[st
             if answer is None:
                 continue
             out.setdefault(row["a"], answer)
-            if row.get("same_answer"):
-                out.setdefault(row["b"], answer)
+            own = answer if row.get("same_answer") else by_question.get(row["b"])
+            if own is not None:
+                out.setdefault(row["b"], own)
     return out
