@@ -389,7 +389,6 @@ def test_the_models_score_is_shown_wherever_a_verdict_is_explained(aicache_home:
     assert f"accepted, similarity {served['similarity']:.3f}: score {served['score']:.2f} >= threshold" in shown
 
 
-@pytest.mark.slow
 @pytest.mark.usefixtures("model_home")
 def test_an_answer_is_stored_with_its_vector_and_a_refreshed_answer_with_its_own(
     aicache_home: Path, fake_llm: FakeLLM
@@ -421,6 +420,8 @@ def test_an_answer_is_stored_with_its_vector_and_a_refreshed_answer_with_its_own
     assert why["candidates"][0]["threshold"] == round(answer_model.threshold, 4), why
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("model_home")
 def test_a_piped_log_with_two_different_requests_is_never_a_semantic_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
     # The user's report: the same 40-line log piped in, then two requests; the model reads only the first 256
     # tokens, which hold the log alone, so the second was served the first's answer (similarity 1.0).
@@ -431,7 +432,11 @@ def test_a_piped_log_with_two_different_requests_is_never_a_semantic_hit(aicache
     )
     most = f"{log}\n\nWhich worker processed the most batches? Answer with the worker name only.\n".encode()
     csv = f"{log}\n\nRewrite this log as a CSV table with columns time, worker, batch.\n".encode()
-    fake_llm.enqueue(Reply.text("worker-0"), Reply.text("time,worker,batch"), Reply.text("git reset --soft HEAD~1"))
+    reset = (
+        "Use `git reset --soft HEAD~1`. It moves your branch back one commit and keeps that commit's changes staged,"
+        " so you can edit them and commit again; `git reset HEAD~1` leaves them unstaged instead."
+    )
+    fake_llm.enqueue(Reply.text("worker-0"), Reply.text("time,worker,batch"), Reply.text(reset))
     assert json.loads(ask(home, fake_llm, "--json", stdin=most).stdout)["outcome"] == "miss"
     second = json.loads(ask(home, fake_llm, "--json", stdin=csv).stdout)
     assert (second["outcome"], second["answer"]) == ("miss", "time,worker,batch"), second
@@ -450,7 +455,5 @@ def test_a_piped_log_with_two_different_requests_is_never_a_semantic_hit(aicache
     assert rows(home, "SELECT count(*) FROM entries WHERE embedding IS NOT NULL") == [(0,)]
     # Short questions are judged as before, in the same partition.
     assert ask(home, fake_llm, "how do I undo my last commit but keep the changes").returncode == 0
-    reworded = json.loads(
-        ask(home, fake_llm, "quick question: how do I undo my last commit but keep the changes", "--json").stdout
-    )
-    assert reworded["outcome"] == "semantic_hit" and reworded["answer"] == "git reset --soft HEAD~1", reworded
+    reworded = json.loads(ask(home, fake_llm, "how to undo my last commit but keep the changes", "--json").stdout)
+    assert reworded["outcome"] == "semantic_hit" and reworded["answer"] == reset, reworded
