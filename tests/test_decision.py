@@ -366,9 +366,13 @@ def test_the_directions_and_the_head_are_weighed_only_on_the_embeddings_they_wer
 def test_the_models_score_is_shown_wherever_a_verdict_is_explained(aicache_home: Path, fake_llm: FakeLLM) -> None:
     home = aicache_home
     (home / "config.toml").write_text("[cache]\nsemantic = true\n")  # the shipped decision model, by default
-    fake_llm.enqueue(Reply.text("git reset --soft HEAD~1"), Reply.text("git reset --hard HEAD~1"))
+    reset = (
+        "Use `git reset --soft HEAD~1`. It moves your branch back one commit and keeps that commit's changes staged,"
+        " so you can edit them and commit again; `git reset HEAD~1` leaves them unstaged instead."
+    )
+    fake_llm.enqueue(Reply.text(reset), Reply.text("git reset --hard HEAD~1"))
     assert ask(home, fake_llm, "how do I undo my last commit but keep the changes").returncode == 0
-    reworded = "quick question: how do I undo my last commit but keep the changes"
+    reworded = "how to undo my last commit but keep the changes"
     noted = ask(home, fake_llm, reworded)
     served = json.loads(ask(home, fake_llm, reworded, "--json").stdout)
     assert served["outcome"] == "semantic_hit" and served["score"] >= served["threshold"], served
@@ -383,7 +387,8 @@ def test_the_models_score_is_shown_wherever_a_verdict_is_explained(aicache_home:
     assert why_hit["summary"].startswith(f"semantic hit: score {served['score']:.2f} >= threshold "), why_hit
     why_miss = run(home, None, "why", str(json.loads(refused.stdout)["episode_id"]))
     text = why_miss.stdout.decode()
-    assert f"refused by the hit decision (model:{version})" in text, text
+    answers = decision.read_config(decision.ANSWER_DIR).version
+    assert f"refused by the hit decision (model:{version}+answer:{answers})" in text, text
     assert "\tsimilarity\tscore\tverdict\t" in text and re.search(r"\t0\.\d{3}\trefused\t", text), text
     shown = run(home, None, "show", str(served["episode_id"])).stdout.decode()
     assert f"accepted, similarity {served['similarity']:.3f}: score {served['score']:.2f} >= threshold" in shown

@@ -383,7 +383,9 @@ def test_the_operating_point_comes_from_the_decision_and_its_settings(
     shipped = decision.load(model)
     assert decide.load(model).threshold == shipped.threshold
     judged = tier.lookup(conn, model, "p", "undo last commit, keep my changes")
-    assert judged.decision == f"model:{shipped.version}" and "score" in judged.verdicts[0]
+    answers = decision.load_answer_model(model)
+    assert answers is not None and judged.decision == f"model:{shipped.version}+answer:{answers.version}"
+    assert "score" in judged.verdicts[0] and judged.verdicts[0]["threshold"] == round(shipped.threshold, 4)
     learned = config.Settings({**model.data, "decision": {"kind": "model", "threshold": 0.2, "model": shipped.version}})
     assert tier.lookup(conn, learned, "p", "undo last commit, keep my changes").entry_id == undo
     other = config.Settings({**model.data, "decision": {"kind": "model", "threshold": 0.2, "model": "another"}})
