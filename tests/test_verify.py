@@ -263,6 +263,12 @@ def test_one_number_bounded_on_opposite_sides_is_an_exact_difference() -> None:
     assert exact_differences("records for a cash donation under $250", "records for a cash donation of $250 or more")
     assert exact_differences("what was the city called before 1991", "what was the city called after 1991")
     assert exact_differences("free shipping on orders of at least 50 euros", "free shipping on orders up to 50 euros")
+    # a number as a difference, the side behind it (round 12's one wrong answer of this kind)
+    assert exact_differences(
+        "our appraisal came in $20,000 under the purchase price",
+        "our appraisal came in $20,000 over the purchase price",
+    )
+    assert not exact_differences("the bid came in $5,000 over asking", "the offer was $5,000 above the asking price")
     # The same side in other words, a bound on one side only, or two numbers: not this rule's business.
     assert not exact_differences("vaccines for adults over 65", "vaccines for adults above 65")
     assert not exact_differences("jobs open to people 18 or older", "jobs open to people at least 18")

@@ -25,15 +25,15 @@ _BEFORE_NUMBER = {
         "earlier than", "before", "at most", "no more than", "not more than", "up to", "until", "within",
     ),
 }  # fmt: skip
-# "$250 or more", "65 and over", "18+": after it.
+# "$250 or more", "65 and over", "18+", "came in $20,000 under (the asking price)": after it.
 _AFTER_NUMBER = {
     ABOVE: (
         "or more", "or above", "or over", "or older", "or greater", "or higher", "or later", "and over",
-        "and above", "and up", "and older", "+",
+        "and above", "and up", "and older", "+", "over", "above", "more", "higher",
     ),
     BELOW: (
         "or less", "or fewer", "or under", "or below", "or younger", "or lower", "or earlier", "and under",
-        "and below", "and younger",
+        "and below", "and younger", "under", "below", "less", "fewer", "lower",
     ),
 }  # fmt: skip
 _NUMBER = r"[$€£¥]?\s?(\d[\d,]*(?:\.\d+)?\s?(?:k|m|%|percent)?)"
