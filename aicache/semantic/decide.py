@@ -246,8 +246,10 @@ def load(settings: Settings, template: str | None = None) -> Decision:
     reader = decision.load_answer_model(settings)
     if reader is None:
         return questions
-    # its own calibrated threshold: a threshold learned for the other model's scores means nothing to its own
-    answers = replace(questions, threshold=reader.threshold, version=reader.version, scorer=reader.score)
+    # a threshold learned for the other model (``decision.model`` names it) means nothing to this one's scores:
+    # it keeps its own calibrated one; a threshold set by hand, for no model in particular, applies to both
+    threshold = _threshold_for(settings, reader.version, reader.threshold, template)
+    answers = replace(questions, threshold=threshold, version=reader.version, scorer=reader.score)
     return AnswerAwareDecision(questions, answers)
 
 
