@@ -153,6 +153,16 @@ _FTS_ERRORS = ("fts5", "syntax error", "unterminated string", "no such column", 
 _FTS_SYNTAX = re.compile(r'["*()^]|\b(?:OR|AND|NOT|NEAR)\b')
 
 
+# Scripts written without spaces between words (Chinese, Japanese, Korean hanja and kana): FTS5's tokenizer reads
+# a whole unspaced run as one word, so a word inside it is never matched. A plain query in such a script is matched
+# as substrings instead.
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CONTAINS = (
+    "(instr(episodes.question, ?) > 0 OR instr(coalesce(episodes.answer, ''), ?) > 0"
+    " OR instr(coalesce(episodes.error, ''), ?) > 0 OR instr(coalesce(source.answer, ''), ?) > 0)"
+)
+
+
 def fts_query(text: str) -> str:
     """The FTS5 MATCH expression for a ``log -q`` query: as written when it uses FTS5 syntax, else quoted words."""
     if _FTS_SYNTAX.search(text):
@@ -175,7 +185,11 @@ def search(
     where, args = [], []
     if query and not query.strip():
         raise UsageError(f"cannot search for {query!r}: the query is empty")
-    if query:
+    if query and _UNSPACED.search(query) and not _FTS_SYNTAX.search(query):
+        for word in query.split():  # every word, anywhere in the question, the answer (served or not) or the error
+            where.append(_CONTAINS)
+            args += [word] * 4
+    elif query:
         matched = "SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ?"
         where.append(f"(episodes.id IN ({matched}) OR episodes.answer_from IN ({matched}))")
         args += [fts_query(query)] * 2

@@ -667,6 +667,23 @@ def test_log_and_stats(aicache_home: Path, fake_llm: FakeLLM) -> None:
     assert model["exact_hits"] == 1 and model["misses"] == 2 and model["tokens_saved"] == 30
 
 
+def test_log_finds_a_word_inside_unspaced_chinese_or_japanese_text(aicache_home: Path, fake_llm: FakeLLM) -> None:
+    # FTS5 reads "東京の天気を教えて" as one word: "天気" inside it was never found.
+    fake_llm.enqueue(Reply.text("東京は晴れです"), Reply.text("大阪は雨です"))
+    ask(aicache_home, fake_llm, "東京の天気を教えて")
+    ask(aicache_home, fake_llm, "東京の天気を教えて")  # an exact hit: its answer is the first episode's
+    ask(aicache_home, fake_llm, "大阪の天気を教えて")
+
+    def found(query: str) -> list[str]:
+        episodes = json.loads(run(aicache_home, None, "log", "-q", query, "--json").stdout)["episodes"]
+        return [e["outcome"] for e in episodes]
+
+    assert found("天気") == ["miss", "exact_hit", "miss"]
+    assert found("東京") == ["exact_hit", "miss"]
+    assert found("晴れ") == ["exact_hit", "miss"]  # in the answer, served by the hit
+    assert found("東京 雨") == [] and found("大阪 雨") == ["miss"]  # every word must be there
+
+
 def test_stats_days_refuses_a_window_of_no_time_and_says_when_it_is_empty(
     aicache_home: Path, fake_llm: FakeLLM
 ) -> None:
