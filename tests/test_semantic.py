@@ -390,10 +390,10 @@ def test_the_operating_point_comes_from_the_decision_and_its_settings(
     assert tier.lookup(conn, learned, "p", "undo last commit, keep my changes").entry_id == undo
     other = config.Settings({**model.data, "decision": {"kind": "model", "threshold": 0.2, "model": "another"}})
     assert decide.load(other).threshold == shipped.threshold  # learned for another model version: not used
-    # learned for the question model, the answer model keeps its own; set by hand for none, both use it
-    learned_both = decide.load(learned)
-    assert isinstance(learned_both, decide.AnswerAwareDecision) and learned_both.questions.threshold == 0.2
-    assert learned_both.answers.threshold == answers.threshold
+    # tuned by learn on the user's labels (decision.model names the model): that model judges every candidate;
+    # set by hand for no model in particular, both models use it
+    learned_alone = decide.load(learned)
+    assert isinstance(learned_alone, decide.ModelDecision) and learned_alone.threshold == 0.2
     by_hand = decide.load(config.Settings({**model.data, "decision": {"kind": "model", "threshold": 0.3}}))
     assert isinstance(by_hand, decide.AnswerAwareDecision) and by_hand.answers.threshold == 0.3
 

@@ -246,8 +246,7 @@ def load(settings: Settings, template: str | None = None) -> Decision:
     reader = decision.load_answer_model(settings)
     if reader is None:
         return questions
-    # a threshold learned for the other model (``decision.model`` names it) means nothing to this one's scores:
-    # it keeps its own calibrated one; a threshold set by hand, for no model in particular, applies to both
+    # a threshold set by hand (for no model in particular: ``decision.model`` unset) applies to both models
     threshold = _threshold_for(settings, reader.version, reader.threshold, template)
     answers = replace(questions, threshold=threshold, version=reader.version, scorer=reader.score)
     return AnswerAwareDecision(questions, answers)

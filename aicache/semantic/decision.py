@@ -222,10 +222,12 @@ def load(
 
 
 def load_answer_model(settings: Settings) -> FeatureModel | None:
-    """The shipped model that also reads the cached answer, or None: when ``decision.answers`` is off, or the
-    decision in use is not the shipped one (a model ``learn`` refitted on the user's labels judges every
-    candidate: the answer model knows nothing of those labels)."""
+    """The shipped model that also reads the cached answer, or None: when ``decision.answers`` is off, or ``learn``
+    has tuned the decision on the user's labels (``decision.model`` names the model it tuned, or a model it
+    refitted is in use): that model then judges every candidate, since the answer model knows nothing of them."""
     if not settings.get("decision.answers", True) or model_directory(settings) != DATA_DIR:
+        return None
+    if settings.get("decision.model") is not None:
         return None
     if not (ANSWER_DIR / "decision.toml").is_file():
         return None
