@@ -18,8 +18,8 @@ only (store ``a``, ask ``b``), as if the cache held nothing else; it runs in mem
 ``unrelated`` and ``category``) and plain pairs (``{"a": ..., "b": ..., "same_answer": true|false}``: ``a`` is
 stored, and ``b`` must be served ``a``'s answer when ``same_answer`` is true and nothing otherwise). Either may
 give the stored question's answer (``"answer": "..."``): it is stored with its vector, as ``aicache ask`` stores
-an answer, and the decision that reads cached answers judges it; a question stored without one gets a
-placeholder answer and no answer vector, and is judged on the questions alone. Pairs may
+an answer, and the decision that reads cached answers judges it; a question stored without one gets an
+answer of its own (``answer N``) and no answer vector, and is judged on the questions alone. Pairs may
 also come as public pair suites write them, in JSONL or in a CSV or TSV file with a header row: ``question1`` /
 ``question2`` / ``is_duplicate`` (Quora), ``sentence1`` / ``sentence2`` / ``label`` (PAWS and the like), the
 label true or false, 1 or 0.
@@ -666,7 +666,7 @@ def _store(
     text: str | None,
     embedding: tuple[Any, Any, str] | None = None,
 ) -> int:
-    """Store one question with its answer (a placeholder when the file gives none) and, with ``embedding``
+    """Store one question with its answer (``answer N`` when the file gives none) and, with ``embedding``
     (the question's vector, the answer's or None, their model), its vectors."""
     from aicache import cache
     from aicache.providers.base import Completion

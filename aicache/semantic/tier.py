@@ -362,24 +362,29 @@ def reindex(conn: sqlite3.Connection, settings: Settings, progress: Callable[[in
     embedder = embeddings.get_embedder(settings)
     _drop_unread_vectors(conn, embedder)
     stale = conn.execute(
-        """SELECT id, question, answer FROM entries WHERE embed_model IS NOT NULL
+        """SELECT id, question, answer, embed_model = ? FROM entries WHERE embed_model IS NOT NULL
             AND (embed_model != ? OR answer_embedding IS NULL) ORDER BY id""",
-        (embedder.model_id,),
+        (embedder.model_id, embedder.model_id),
     ).fetchall()
-    current = _current(conn, embedder.model_id, [int(r[0]) for r in stale])  # only their answers are new
-    indexed_after = vector_index.vector_count(conn, embedder.model_id) + len(stale) - len(current)
+    # an entry of this model lacks only its answer's vector: its question's is kept, and the index has it already
+    indexed_after = vector_index.vector_count(conn, embedder.model_id) + sum(1 for r in stale if not r[3])
     total = len(stale) + indexed_after
     report = progress or (lambda done, total: None)
     for start in range(0, len(stale), REEMBED_BATCH):
         batch = stale[start : start + REEMBED_BATCH]
-        vectors = embedder.encode([str(r[1]) for r in batch])
-        answers = embedder.encode([str(r[2]) for r in batch])
+        answers = dict(zip((int(r[0]) for r in batch), embedder.encode([str(r[2]) for r in batch]), strict=True))
+        other = [r for r in batch if not r[3]]
+        vectors: Any = embedder.encode([str(r[1]) for r in other]) if other else []
         with db.write_transaction(conn):
+            conn.executemany(
+                "UPDATE entries SET answer_embedding = ? WHERE id = ?",
+                [(answers[int(r[0])].tobytes(), int(r[0])) for r in batch if r[3]],
+            )
             conn.executemany(
                 "UPDATE entries SET embedding = ?, embed_model = ?, answer_embedding = ? WHERE id = ?",
                 [
-                    (v.tobytes(), embedder.model_id, a.tobytes(), int(r[0]))
-                    for r, v, a in zip(batch, vectors, answers, strict=True)
+                    (v.tobytes(), embedder.model_id, answers[int(r[0])].tobytes(), int(r[0]))
+                    for r, v in zip(other, vectors, strict=True)
                 ],
             )
         report(start + len(batch), total)
@@ -405,17 +410,6 @@ def _drop_unread_vectors(conn: sqlite3.Connection, embedder: embeddings.Embedder
             conn.executemany(
                 "UPDATE entries SET embedding = NULL, embed_model = NULL, answer_embedding = NULL WHERE id = ?", unread
             )
-
-
-def _current(conn: sqlite3.Connection, model: str, ids: list[int]) -> set[int]:
-    """Which of ``ids`` already have a vector of ``model`` (re-embedding them adds nothing to the index)."""
-    found: set[int] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(f"SELECT id FROM entries WHERE embed_model = ? AND id IN ({marks})", [model, *chunk])
-        found.update(int(r[0]) for r in rows)
-    return found
 
 
 def _forget_open(conn: sqlite3.Connection, model: str) -> None:
