@@ -78,6 +78,26 @@ def test_the_threshold_is_the_most_permissive_within_the_budget() -> None:
     assert calibrate.choose_threshold([0.1, 0.9], [0, 1])[0] == math.inf
 
 
+def test_the_union_rule_keeps_the_bound_on_what_either_score_serves() -> None:
+    # 1,000 near-misses ranked in opposite orders by the two scores; 3 may be served in all (CP(3, 1000) = 0.87%)
+    first = [i / 1000 for i in range(1000)]
+    second = [(999 - i) / 1000 for i in range(1000)]
+    positives = [(0.9995, 0.0), (0.0, 0.9995), (0.9975, 0.0), (0.0, 0.9975)]
+    labels = [0] * 1000 + [1] * len(positives)
+    f, s = first + [p[0] for p in positives], second + [p[1] for p in positives]
+    union = calibrate.choose_union(f, s, labels, grid=[0.99, 0.9972, 0.999])
+    assert union is not None
+    # at 0.99 the first score alone serves 10 near-misses: never chosen; 0.9972 and 0.999 serve 3 positives
+    # each, and a tie goes to the higher first threshold
+    assert union.first == 0.999 and 0.997 < union.second <= math.nextafter(0.997, 1)
+    served = [a >= union.first or b >= union.second for a, b in zip(f, s, strict=True)]
+    assert sum(served[:1000]) == union.counts.wrong == 3 and union.counts.served == 3
+    # one more positive only the looser first threshold serves tips the choice to it
+    more = calibrate.choose_union([*f, 0.998], [*s, 0.0], [*labels, 1], grid=[0.99, 0.9972, 0.999])
+    assert more is not None and more.first == 0.9972 and more.counts.served == 4 and more.counts.wrong == 3
+    assert calibrate.choose_union(f, s, labels, grid=[0.99]) is None
+
+
 def test_the_bound_holds_for_each_kind_of_near_miss_not_only_for_their_pool() -> None:
     # 1,000 easy near-misses (scores up to 0.5) and 400 hard ones (question against its own near-miss, up to
     # 0.999): pooled, 1,400 near-misses allow 6 wrong, all of them hard ones; on their own 400 allow none.

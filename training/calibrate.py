@@ -136,3 +136,40 @@ def count_by_kind(
             None if eligible is None else [eligible[i] for i in keep],
         )
     return out
+
+
+ALWAYS = 2.0  # above any probability: the effective score of a pair the other rule already serves
+
+
+@dataclass(frozen=True)
+class Union:
+    """Two thresholds served together: a pair is served when the first score reaches ``first`` or the second
+    reaches ``second``."""
+
+    first: float
+    second: float
+    counts: Counts
+
+
+def choose_union(
+    first: Sequence[float],
+    second: Sequence[float],
+    labels: Sequence[int],
+    grid: Sequence[float],
+    eligible: Sequence[bool] | None = None,
+    budget: float = BUDGET,
+    kinds: Sequence[str] | None = None,
+) -> Union | None:
+    """The union rule's thresholds (RESULTS.md section 17): for each first threshold of ``grid``, the second is
+    ``choose_threshold``'s on the second score among the pairs the first leaves unserved, those it serves counted
+    as served, so the bound holds on the union for every kind. Of these, the pair serving the most positives;
+    ties go to the higher first threshold. None when no first threshold of the grid keeps the bound."""
+    best: Union | None = None
+    for t1 in sorted(grid, reverse=True):
+        effective = [ALWAYS if s1 >= t1 else s2 for s1, s2 in zip(first, second, strict=True)]
+        t2, counts = choose_threshold(effective, labels, eligible, budget, kinds)
+        if t2 > 1.0:  # the first rule alone breaks a kind's bound (or nothing can be shown within it)
+            continue
+        if best is None or counts.served > best.counts.served:
+            best = Union(t1, t2, counts)
+    return best
