@@ -73,7 +73,8 @@ class AskRequest:
             return self.question
         if not self.question:
             return self.input_text
-        return DEFAULT_PROMPT.format(input=self.input_text, question=self.question)
+        # the piped text's final newline would add a second blank line before the question
+        return DEFAULT_PROMPT.format(input=self.input_text.rstrip(), question=self.question)
 
     def messages(self) -> tuple[Message, ...]:
         return (Message("user", self.user_message()),)

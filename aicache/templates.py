@@ -28,10 +28,12 @@ class Template:
 
     def render(self, question: str, input_text: str | None) -> str:
         # One pass over the template's own text: a question or input holding "{input}" is sent as typed.
-        values = {"question": question, "input": input_text or ""}
+        # Piped text ends with a newline; kept, it would add a second blank line before what follows it.
+        piped = None if input_text is None else input_text.rstrip()
+        values = {"question": question, "input": piped or ""}
         rendered = _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.prompt).strip()
-        if input_text is not None and "{input}" not in self.prompt:
-            return f"{input_text}\n\n{rendered}"  # a template that does not place the input: input first
+        if piped is not None and "{input}" not in self.prompt:
+            return f"{piped}\n\n{rendered}"  # a template that does not place the input: input first
         return rendered
 
 
