@@ -240,6 +240,33 @@ def m008_answer_embedding(db: Any) -> None:
     db.execute("ALTER TABLE entries ADD COLUMN answer_embedding BLOB")
 
 
+def m009_courtesy_rekeyed(db: Any) -> None:
+    """The exact keys of questions the normalisation now reads without their courtesy ("... please", "thanks!",
+    "hey, ...": ``normalize`` step 6), for entries and for the labels that name them, so a labelled-wrong answer
+    stays refused. An entry whose new key another entry already holds keeps its old one: the holder is what the
+    plain question hits, and the semantic tier still finds the other."""
+    from aicache.normalize import normalize_question
+    from aicache.request import exact_key
+
+    conn = db.conn
+    for entry_id, key, partition, question in conn.execute(
+        "SELECT id, exact_key, partition_key, question FROM entries"
+    ).fetchall():
+        new = exact_key(partition, question)
+        if new != key and conn.execute("SELECT 1 FROM entries WHERE exact_key = ?", (new,)).fetchone() is None:
+            conn.execute(
+                "UPDATE entries SET exact_key = ?, question_norm = ? WHERE id = ?",
+                (new, normalize_question(question), entry_id),
+            )
+    for label_id, key, partition, question in conn.execute(
+        "SELECT l.id, l.exact_key, e.partition_key, e.question FROM labels l JOIN episodes e ON e.id = l.episode_id"
+        " WHERE e.partition_key IS NOT NULL AND e.question IS NOT NULL"
+    ).fetchall():
+        new = exact_key(partition, question)
+        if new != key:
+            conn.execute("UPDATE labels SET exact_key = ? WHERE id = ?", (new, label_id))
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_index_log,
@@ -249,6 +276,7 @@ MIGRATIONS: list[Migration] = [
     m006_learn_runs_and_proposals,
     m007_hook_feedback,
     m008_answer_embedding,
+    m009_courtesy_rekeyed,
 ]
 
 

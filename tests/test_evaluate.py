@@ -414,11 +414,12 @@ def test_the_trained_decision_does_no_worse_than_measured_on_sets_by_people_who_
         ("heldout12-everyday-pairs.jsonl", True, 2, 14),
         ("heldout12-quora-style-pairs.jsonl", True, 1, 6),
         # Round 13 (read once, section 17): developer 11/228, 1/228; everyday pairs 11/83, 1/79; Quora-style
-        # pairs 16/56, 0/51; generated light edits of its stored questions 216/268.
+        # pairs 16/56, 0/51; generated light edits of its stored questions 216/268 (238 since the exact tier
+        # reads a question without its courtesy: 181 of them differ only by it).
         ("heldout13-dev-families.jsonl", True, 1, 5),
         ("heldout13-everyday-pairs.jsonl", True, 1, 5),
         ("heldout13-quora-style-pairs.jsonl", True, 0, 8),
-        ("heldout13-light-edits.jsonl", True, 0, 200),
+        ("heldout13-light-edits.jsonl", True, 0, 220),
     ):
         report = evaluate.run_eval(evaluate.load_pairs(DATA / name), decision="model", pairwise=pairwise)
         assert report.overall.negatives_wrong.count <= most_wrong, (name, report.overall.negatives_wrong)

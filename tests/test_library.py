@@ -590,3 +590,51 @@ def test_migration_7_moves_the_commit_hooks_record_out_of_feedback(tmp_path: Pat
     conn.row_factory = sqlite3.Row
     assert memory.get(conn, 4)["hook_feedback"] == {"kept_similarity": 1.0, "commit": "2456d2"}  # type: ignore[index]
     conn.close()
+
+
+def test_migration_9_rekeys_questions_with_courtesy_and_their_labels(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    from aicache import cache, migrations
+    from aicache.cachekeys import versioned_hash
+    from aicache.request import exact_key
+
+    def old_key(question: str) -> str:  # the recipe before courtesy was normalised away: case, spaces, punctuation
+        return versioned_hash({"partition": "p", "question": question.casefold().rstrip("?!.,")})
+
+    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    old = sqlite_utils.Database(conn)
+    for number, migration in enumerate(migrations.MIGRATIONS[:8], start=1):
+        migration(old)
+        conn.execute(f"PRAGMA user_version = {number}")
+    questions = {
+        1: "how do I undo the last commit please",  # labelled wrong for itself: must stay refused
+        2: "what is a monad",
+        3: "what is a monad, thanks!",  # its new key is entry 2's: it keeps its own
+        4: "hey, how do I list open files",
+    }
+    for entry_id, question in questions.items():
+        conn.execute(
+            "INSERT INTO entries (id, exact_key, partition_key, question, answer, created_at)"
+            " VALUES (?, ?, 'p', ?, ?, 1)",
+            (entry_id, old_key(question), question, f"answer {entry_id}"),
+        )
+    conn.execute(
+        "INSERT INTO episodes (id, partition_key, question, outcome, entry_id) VALUES (1, 'p', ?, 'miss', 1)",
+        (questions[1],),
+    )
+    conn.execute(
+        "INSERT INTO labels (episode_id, exact_key, entry_id, entry_created, good, source, ts)"
+        " VALUES (1, ?, 1, 1, 0, 'feedback', 0)",
+        (old_key(questions[1]),),
+    )
+    migrations.ensure_current(conn)
+    keys = dict(conn.execute("SELECT id, exact_key FROM entries").fetchall())
+    assert keys[1] == exact_key("p", "how do I undo the last commit") and keys[3] == old_key(questions[3])
+    assert keys[2] == exact_key("p", "what is a monad") == exact_key("p", questions[3])
+    assert conn.execute("SELECT exact_key FROM labels").fetchone()[0] == keys[1]
+    assert cache.lookup_exact(conn, exact_key("p", "How do I undo the last commit?")) is None  # still refused
+    listed = cache.lookup_exact(conn, exact_key("p", "how do I list open files? thanks"))
+    assert listed is not None and listed.id == 4
+    conn.close()

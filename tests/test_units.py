@@ -54,6 +54,13 @@ def test_exit_codes_are_pinned() -> None:
         ("undo last commit\u00ad", "undo last commit"),
         ("un\u2060do la\u00adst commit", "undo last commit"),
         ("what does \U0001f469\u200d\U0001f4bb mean", "what does \U0001f469\U0001f4bb mean"),
+        # courtesy around the request
+        ("Quick question: how do I undo the last commit, thanks!", "how do I undo the last commit"),
+        ("hey, where does neovim look for init.lua please", "where does neovim look for init.lua"),
+        ("Hello there! what is a monad? Thanks in advance.", "what is a monad"),
+        ("Please tell me how many litter boxes I need for 3 cats", "how many litter boxes I need for 3 cats"),
+        ("can you please explain rebase", "can you explain rebase"),
+        ("what is a monad? please, thanks", "what is a monad"),
     ],
 )
 def test_near_verbatim_repeats_normalize_equal(a: str, b: str) -> None:
@@ -62,7 +69,17 @@ def test_near_verbatim_repeats_normalize_equal(a: str, b: str) -> None:
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("sort ascending", "sort descending"), ("c++ ok", "c ok"), ("v2", "v3"), ("\u0600\u0661\u0662", "\u0661\u0662")],
+    [
+        ("sort ascending", "sort descending"),
+        ("c++ ok", "c ok"),
+        ("v2", "v3"),
+        ("\u0600\u0661\u0662", "\u0661\u0662"),
+        # a word of courtesy that is what is asked about stays
+        ("how do you say thank you", "how do you say"),
+        ("translate thanks", "translate"),
+        ("tell me a joke", "a joke"),
+        ("please", ""),
+    ],
 )
 def test_normalization_keeps_meaningful_differences(a: str, b: str) -> None:
     assert normalize_question(a) != normalize_question(b)
