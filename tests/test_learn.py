@@ -99,3 +99,23 @@ def test_a_learned_threshold_names_the_model_that_reads_the_questions_not_the_an
     changes = learn_run._changes([finding], {}, "model:pair-features-aaa+answer:pair-features-bbb")
     assert changes == {"decision.threshold": 0.8, "decision.model": "pair-features-aaa"}
     assert learn_run._changes([finding], {}, "model:pair-features-aaa")["decision.model"] == "pair-features-aaa"
+
+
+def test_the_answer_models_learned_threshold_names_it_and_only_it() -> None:
+    from aicache.learn import run as learn_run
+
+    questions = calibrate.Calibration("all", 0.88, 0.8, 100, None, None, True, "")  # type: ignore[arg-type]
+    answers = calibrate.Calibration(learn_run.ANSWER_GROUP, 0.917, 0.95, 100, None, None, True, "")  # type: ignore[arg-type]
+    kept = calibrate.Calibration("all", 0.88, None, 100, None, None, False, "")  # type: ignore[arg-type]
+    name = "model:pair-features-aaa+answer:pair-features-bbb"
+    assert learn_run._changes([questions, answers], {}, name) == {
+        "decision.threshold": 0.8,
+        "decision.model": "pair-features-aaa",
+        "decision.answer_threshold": 0.95,
+        "decision.answer_model": "pair-features-bbb",
+    }
+    # only the answer model's was learned: the question model keeps its shipped threshold, named by nothing
+    assert learn_run._changes([kept, answers], {}, name) == {
+        "decision.answer_threshold": 0.95,
+        "decision.answer_model": "pair-features-bbb",
+    }

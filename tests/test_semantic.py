@@ -396,6 +396,55 @@ def test_the_operating_point_comes_from_the_decision_and_its_settings(
     assert isinstance(learned_alone, decide.ModelDecision) and learned_alone.threshold == 0.2
     by_hand = decide.load(config.Settings({**model.data, "decision": {"kind": "model", "threshold": 0.3}}))
     assert isinstance(by_hand, decide.AnswerAwareDecision) and by_hand.answers.threshold == 0.3
+    # learn tuned both on the user's labels: each model at its own learned threshold
+    both = {"kind": "model", "threshold": 0.2, "model": shipped.version}
+    both |= {"answer_threshold": 0.97, "answer_model": answers.version}
+    tuned = decide.load(config.Settings({**model.data, "decision": both}))
+    assert isinstance(tuned, decide.AnswerAwareDecision)
+    assert (tuned.questions.threshold, tuned.answers.threshold) == (0.2, 0.97)
+    stale = decide.load(config.Settings({**model.data, "decision": both | {"answer_model": "another"}}))
+    assert isinstance(stale, decide.ModelDecision)  # learned for another answer model: the tuned one judges all
+    only_answers = {"kind": "model", "answer_threshold": 0.97, "answer_model": answers.version}
+    untouched = decide.load(config.Settings({**model.data, "decision": only_answers}))
+    assert isinstance(untouched, decide.AnswerAwareDecision)
+    assert (untouched.questions.threshold, untouched.answers.threshold) == (shipped.threshold, 0.97)
+
+
+def test_learn_scores_a_label_by_the_answer_model_when_its_entry_kept_the_answer(
+    conn: sqlite3.Connection, settings: config.Settings
+) -> None:
+    import numpy as np
+
+    from aicache.learn import labelled
+    from aicache.semantic import decide
+
+    cached = "how do I undo the last commit but keep my changes"
+    answer = "Run git reset --soft HEAD~1: the commit is undone and its changes stay staged."
+    with_answer, without = store(conn, settings, "p", cached, answer), store(conn, settings, "p", cached + " now")
+    with db.write_transaction(conn):
+        for episode, entry in ((1, with_answer), (2, without)):
+            conn.execute(
+                "INSERT INTO episodes (id, ts, partition_key, question, outcome, entry_id) VALUES (?, ?, 'p', ?, ?, ?)",
+                (episode, float(episode), "undo last commit, keep my changes", "semantic_hit", entry),
+            )
+            conn.execute(
+                "INSERT INTO labels (episode_id, exact_key, entry_id, good, source, ts)"
+                " VALUES (?, 'k', ?, 1, 'feedback', ?)",
+                (episode, entry, float(episode)),
+            )
+    model = config.Settings({**settings.data, "decision": {"kind": "model"}})
+    decision_now = decide.load(model)
+    assert isinstance(decision_now, decide.AnswerAwareDecision)
+    scored = labelled.score(labelled.from_store(conn), model, decision_now)
+    assert [p.episode_id for p in scored] == [1, 2]
+    assert scored[1].answer_score is None  # stored before answers had vectors: the question model alone
+    vector = np.frombuffer(tier.embed_answer(settings, answer), dtype=np.float32)
+    expected = decision_now.answers.at(0.0).judge(
+        scored[0].question, [(cached, scored[0].similarity)], scored[0].vectors, [vector]
+    )[0]
+    assert scored[0].answer_score == pytest.approx(expected.score) and scored[0].answer_score != scored[0].score
+    rules = labelled.score(labelled.from_store(conn), settings, decide.load(settings))  # no answer model
+    assert all(p.answer_score is None for p in rules)
 
 
 def test_the_index_path_serves_like_the_exact_scan(conn: sqlite3.Connection, settings: config.Settings) -> None:

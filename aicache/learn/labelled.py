@@ -5,7 +5,8 @@ question that was asked and the cached question whose answer it was about; pairs
 forgotten are left out. Labelled pair files (``--pairs FILE``, the JSONL shapes ``aicache eval`` reads) add more.
 
 Scores are recomputed with the current decision rather than read from the episode: an episode judged by an older
-model version carries a score on another scale.
+model version carries a score on another scale. A pair whose entry kept its answer's vector is also scored by the
+model that reads the cached answer (``answer_score``), so that ``learn`` calibrates that model too.
 """
 
 from __future__ import annotations
@@ -38,18 +39,27 @@ class LabelledPair:
     vectors: Any = field(default=None, compare=False, repr=False)
     # the interaction head's logit, filled by ``score`` when the decision model weighs one
     head_logit: float | None = None
+    # the entry's answer vector as stored (float32 bytes) and the embedding model that made it (store labels only)
+    answer_blob: bytes | None = field(default=None, compare=False, repr=False)
+    answer_embedder: str | None = None
+    # the score of the model that reads the cached answer, filled by ``score`` when the pair has an answer vector
+    answer_score: float | None = None
 
 
 def from_store(conn: sqlite3.Connection) -> list[LabelledPair]:
     """Every label in the store that names a question and an entry still present, oldest first."""
     rows = conn.execute(
         """
-        SELECT e.question, n.question, l.good, l.source, l.ts, COALESCE(e.template, 'plain'), l.episode_id
+        SELECT e.question, n.question, l.good, l.source, l.ts, COALESCE(e.template, 'plain'), l.episode_id,
+               n.answer_embedding, n.embed_model
         FROM labels l JOIN episodes e ON e.id = l.episode_id JOIN entries n ON n.id = l.entry_id
         ORDER BY l.ts, l.id
         """
     )
-    return [LabelledPair(str(q), str(c), bool(g), str(s), float(t), str(k), int(i)) for q, c, g, s, t, k, i in rows]
+    return [
+        LabelledPair(str(q), str(c), bool(g), str(s), float(t), str(k), int(i), answer_blob=a, answer_embedder=m)
+        for q, c, g, s, t, k, i, a, m in rows
+    ]
 
 
 def from_pair_file(path: Path) -> list[LabelledPair]:
@@ -80,6 +90,7 @@ def score(pairs: Sequence[LabelledPair], settings: Settings, decision: Decision)
     from aicache.semantic import embeddings
 
     embedder = embeddings.get_embedder(settings)
+    model_id = embeddings.model_id(settings)
     texts = sorted({t for p in pairs for t in (p.question, p.cached)})
     vectors = dict(zip(texts, embedder.encode(texts), strict=True))
     scored = []
@@ -89,10 +100,40 @@ def score(pairs: Sequence[LabelledPair], settings: Settings, decision: Decision)
         judged = decision.at(0.0).judge(pair.question, [(pair.cached, similarity)], both)[0]
         vetoed = not judged.accepted  # at threshold 0 only a rule can refuse
         head = _head_logit(settings, decision, pair)
+        answer = _answer_score(decision, pair, both, similarity, model_id)
         scored.append(
-            replace(pair, similarity=similarity, score=judged.score, vetoed=vetoed, vectors=both, head_logit=head)
+            replace(
+                pair,
+                similarity=similarity,
+                score=judged.score,
+                vetoed=vetoed,
+                vectors=both,
+                head_logit=head,
+                answer_score=answer,
+            )
         )
     return scored
+
+
+def answer_model(decision: Decision) -> Decision | None:
+    """The decision's model that reads the cached answer, when it has one."""
+    from aicache.semantic import decide
+
+    return decision.answers if isinstance(decision, decide.AnswerAwareDecision) else None
+
+
+def _answer_score(decision: Decision, pair: LabelledPair, both: Any, similarity: float, model_id: str) -> float | None:
+    """The answer model's score for the pair, when the decision has one and the entry's answer vector was made by
+    today's embedding model."""
+    reader = answer_model(decision)
+    if reader is None or pair.answer_blob is None or pair.answer_embedder != model_id:
+        return None
+    import numpy as np
+
+    if len(pair.answer_blob) != both.shape[1] * 4:
+        return None
+    answer = np.frombuffer(pair.answer_blob, dtype=np.float32)
+    return reader.at(0.0).judge(pair.question, [(pair.cached, similarity)], both, [answer])[0].score
 
 
 def _head_logit(settings: Settings, decision: Decision, pair: LabelledPair) -> float | None:

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 SCHEMA = "aicache.learn/1"
 MIN_GROUP_PAIRS = 50  # a template with fewer labels shares the global threshold
+# The calibration of the model that reads the cached answer, on the pairs whose entry kept its answer's vector
+# (template names are file names: none has a space).
+ANSWER_GROUP = "answer model"
 Progress = Callable[[str, int, int], None]
 
 
@@ -101,6 +104,10 @@ def study(
         calibrate.calibrate(name, members, _current(settings, decision, name), decision.floor, max_wrong)
         for name, members in groups.items()
     ]
+    reader = labelled.answer_model(decision)
+    answered = [replace(p, score=p.answer_score) for p in scored if p.answer_score is not None]
+    if reader is not None and answered:
+        calibrations.append(calibrate.calibrate(ANSWER_GROUP, answered, reader.threshold, decision.floor, max_wrong))
     refitted = _refit(settings, scored, calibrations[0], max_wrong, tick)
     tick("searching index settings", 0, 1)
     found = search.search(conn, settings, scored)
@@ -201,22 +208,29 @@ def _changes(
 ) -> dict[str, Any]:
     if refitted is not None and refitted.accepted:
         # a new model: thresholds learned for the old one (global or per template) mean nothing for it
+        # (the refitted model judges every candidate: the answer model, fitted on no label, steps aside)
         return {
             "decision.directory": refit.ARTEFACT_DIR,
             "decision.model": refitted.version,
             "decision.threshold": refitted.threshold,
             "decision.templates": None,
+            "decision.answer_model": None,
+            "decision.answer_threshold": None,
         } | found.get("chosen", {})
     changes: dict[str, Any] = {}
+    question_model, _, reader = decision.removeprefix("model:").partition("+answer:")
     for finding in calibrations:
         if not finding.accepted or finding.fitted is None:
             continue
+        if finding.group == ANSWER_GROUP:
+            changes["decision.answer_threshold"] = round(finding.fitted, 4)
+            changes["decision.answer_model"] = reader
+            continue
         key = "decision.threshold" if finding.group == "all" else f"decision.templates.{finding.group}.threshold"
         changes[key] = round(finding.fitted, 4)
-    if changes and decision.startswith("model:"):
-        # a threshold means something for one model only: the one that reads the questions alone (the answer model,
-        # named after "+answer:", keeps its own calibrated threshold)
-        changes["decision.model"] = decision.removeprefix("model:").split("+answer:")[0]
+    if decision.startswith("model:") and any(not k.startswith("decision.answer_") for k in changes):
+        # a threshold means something for one model only: here the one that reads the questions alone
+        changes["decision.model"] = question_model
     changes.update(found.get("chosen", {}))
     return changes
 

@@ -18,7 +18,8 @@ threshold with no rule against it is the *gray zone*, where an LLM judge may dec
 
 Settings: ``decision.kind`` (model | rules), ``decision.threshold`` (the operating point, for the model version
 named in ``decision.model``; a threshold learned for another version is ignored, because scores of two versions
-are not comparable), ``cache.threshold`` (the cosine floor).
+are not comparable), ``decision.answer_threshold`` (the answer model's, for the version in
+``decision.answer_model``), ``cache.threshold`` (the cosine floor).
 """
 
 from __future__ import annotations
@@ -246,10 +247,19 @@ def load(settings: Settings, template: str | None = None) -> Decision:
     reader = decision.load_answer_model(settings)
     if reader is None:
         return questions
-    # a threshold set by hand (for no model in particular: ``decision.model`` unset) applies to both models
-    threshold = _threshold_for(settings, reader.version, reader.threshold, template)
+    threshold = _answer_threshold(settings, reader.version, reader.threshold, template)
     answers = replace(questions, threshold=threshold, version=reader.version, scorer=reader.score)
     return AnswerAwareDecision(questions, answers)
+
+
+def _answer_threshold(settings: Settings, version: str, calibrated: float, template: str | None) -> float:
+    """The answer model's: ``decision.answer_threshold`` when ``learn`` fitted it for this version; else a threshold
+    set by hand for no model in particular (``decision.model`` unset), which applies to both models; else its
+    shipped calibration."""
+    learned = settings.get("decision.answer_threshold")
+    if learned is not None and settings.get("decision.answer_model") == version:
+        return float(learned)
+    return _threshold_for(settings, version, calibrated, template)
 
 
 def _threshold_for(settings: Settings, version: str, calibrated: float, template: str | None) -> float:

@@ -222,16 +222,18 @@ def load(
 
 
 def load_answer_model(settings: Settings) -> FeatureModel | None:
-    """The shipped model that also reads the cached answer, or None: when ``decision.answers`` is off, or ``learn``
-    has tuned the decision on the user's labels (``decision.model`` names the model it tuned, or a model it
-    refitted is in use): that model then judges every candidate, since the answer model knows nothing of them."""
+    """The shipped model that also reads the cached answer, or None: when ``decision.answers`` is off, when a model
+    ``learn`` refitted is in use, or when ``learn`` tuned the question model's threshold on the user's labels
+    (``decision.model``) but not this model's (``decision.answer_model``): the tuned model then judges every
+    candidate, since this one's threshold was never checked against those labels."""
     if not settings.get("decision.answers", True) or model_directory(settings) != DATA_DIR:
-        return None
-    if settings.get("decision.model") is not None:
         return None
     if not (ANSWER_DIR / "decision.toml").is_file():
         return None
-    model = _load(_config(ANSWER_DIR), settings)
+    config = _config(ANSWER_DIR)
+    if settings.get("decision.model") is not None and settings.get("decision.answer_model") != config.version:
+        return None
+    model = _load(config, settings)
     if not isinstance(model, FeatureModel) or model.weights.answer is None:
         raise ConfigError(f"decision model in {ANSWER_DIR}: it does not read the cached answer")
     # fitted on one embedding model's vectors: another's (cache.embedding_model) mean nothing to it
