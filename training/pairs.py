@@ -22,7 +22,7 @@ data: they join the calibration split only (``independent_pairs``), so the thres
 worded unlike the training data's.
 
 ``tests/data/heldout-pairs.jsonl``, ``tests/data/general-trap-pairs.jsonl`` and ``tests/data/heldout7-*`` to
-``tests/data/heldout13-*`` (``HELD_OUT_FILES``) are never read here for training or calibration: ``heldout_sets()``
+``tests/data/heldout14-*`` (``HELD_OUT_FILES``) are never read here for training or calibration: ``heldout_sets()``
 loads the first two for the final test only; ``benchmarks/bench_eval.py`` reads them all.
 """
 
@@ -39,9 +39,10 @@ DATA = ROOT / "training" / "data"
 TESTS_DATA = ROOT / "tests" / "data"
 SPLIT_SALT = "aicache-decision-split-v1"
 SPLITS = ("train", "calibration", "test")
-# Never trained or calibrated on; heldout7-* to heldout13-* were written, by people who never saw the repository,
-# after the shipped model and its calibration rule were fixed (training/RESULTS.md sections 10 to 17), except
-# heldout13-light-edits.jsonl: generate.light_edit's rewordings of round 13's stored questions.
+# Never trained or calibrated on; heldout7-* to heldout14-* were written, by people who never saw the repository,
+# after the shipped model and its calibration rule were fixed (training/RESULTS.md sections 10 to 18), except
+# heldout13-light-edits.jsonl and heldout14-light-edits.jsonl: generate.light_edit's rewordings of those rounds'
+# stored questions.
 HELD_OUT_FILES = (
     "heldout-pairs.jsonl",
     "general-trap-pairs.jsonl",
@@ -67,6 +68,10 @@ HELD_OUT_FILES = (
     "heldout13-everyday-pairs.jsonl",
     "heldout13-quora-style-pairs.jsonl",
     "heldout13-light-edits.jsonl",
+    "heldout14-dev-families.jsonl",
+    "heldout14-everyday-pairs.jsonl",
+    "heldout14-quora-style-pairs.jsonl",
+    "heldout14-light-edits.jsonl",
 )
 # Under training/data: families and a/b pairs written by people who never saw the training data; calibration only.
 INDEPENDENT = "independent"
