@@ -14,11 +14,14 @@ cached answer (``families.jsonl``: an answer per family of the training and inde
 way): a regression over the decision's logit and the answer cosines is fitted on one half of the calibration
 topics and thresholded on the other by the shipped rule, against the decision thresholded on that half alike.
 
+With ``--below-floor`` it counts, on rounds 13 and 14's developer families, the pairs under the cosine floor that
+reach each cosine with the cached answer (could a search of the answers find the paraphrases the floor loses?).
+
 With ``--gate V2 D3`` (the work directories of a ``python -m training.train`` run and of a ``--answers`` run) it
 applies section 15's calibration gate: both decisions thresholded by the per-kind rule on the calibration pairs
 whose cached text has an answer (D3's calibration data), and the hand-written paraphrases each serves there.
 
-    python -m training.answer_signal [--work W] [--gate V2 D3]
+    python -m training.answer_signal [--work W] [--gate V2 D3] [--below-floor]
 """
 
 from __future__ import annotations
@@ -201,6 +204,34 @@ def gate(v2_work: Path, d3_work: Path) -> None:
 
 
 CACHED_IN_FAMILY = ("q-p", "p-q", "p-p", "q-n", "p-n")  # the cached text is the question or a paraphrase
+BELOW_FLOOR_ROUNDS = ("heldout13", "heldout14")
+ANSWER_COSINES = (0.4, 0.5, 0.6, 0.7)
+
+
+def below_floor(floor: float = 0.5) -> None:
+    """The developer pairs of rounds 13 and 14 that no lookup judges (question cosine under ``floor``): how many
+    paraphrases and near-misses reach each cosine with the cached answer (README, *Semantic correctness*)."""
+    from aicache.config import Settings
+    from aicache.semantic import embeddings
+
+    asked = []
+    for prefix in BELOW_FLOOR_ROUNDS:
+        for family in read_jsonl(TESTS_DATA / f"{prefix}-dev-families.jsonl"):
+            for texts, label in ((family["paraphrases"], 1), (family["negatives"], 0)):
+                asked += [(family["question"], family["answer"], text, label) for text in texts]
+    texts = sorted({t for row in asked for t in row[:3]})
+    vectors = dict(zip(texts, embeddings.get_embedder(Settings({})).encode(texts), strict=True))
+    under = [
+        (float(vectors[b] @ vectors[answer]), label) for a, answer, b, label in asked if vectors[a] @ vectors[b] < floor
+    ]
+    print(
+        f"under the floor {floor}: {sum(y for _, y in under)} paraphrases, {sum(1 - y for _, y in under)} near-misses"
+    )
+    for least in ANSWER_COSINES:
+        reach = [y for cosine, y in under if cosine >= least]
+        print(
+            f"cosine with the cached answer >= {least}: {sum(reach)} paraphrases, {len(reach) - sum(reach)} near-misses"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -210,9 +241,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--work", type=Path, default=None, help="a training run's --work directory")
     parser.add_argument("--gate", type=Path, nargs=2, metavar=("V2", "D3"), help="section 15's calibration gate")
+    parser.add_argument("--below-floor", action="store_true", help="rounds 13-14's developer pairs under the floor")
     args = parser.parse_args(argv)
     if args.gate:
         gate(*args.gate)
+        return
+    if args.below_floor:
+        below_floor()
         return
     rows = probes()
     labels, families = np.array([r["label"] for r in rows]), np.array([r["family"] for r in rows])
