@@ -404,6 +404,8 @@ def test_the_operating_point_comes_from_the_decision_and_its_settings(
     assert (tuned.questions.threshold, tuned.answers.threshold) == (0.2, 0.97)
     stale = decide.load(config.Settings({**model.data, "decision": both | {"answer_model": "another"}}))
     assert isinstance(stale, decide.ModelDecision)  # learned for another answer model: the tuned one judges all
+    hand = decide.load(config.Settings({**model.data, "decision": {"kind": "model", "answer_threshold": 0.96}}))
+    assert isinstance(hand, decide.AnswerAwareDecision) and hand.answers.threshold == 0.96  # set by hand
     only_answers = {"kind": "model", "answer_threshold": 0.97, "answer_model": answers.version}
     untouched = decide.load(config.Settings({**model.data, "decision": only_answers}))
     assert isinstance(untouched, decide.AnswerAwareDecision)

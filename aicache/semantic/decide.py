@@ -253,12 +253,13 @@ def load(settings: Settings, template: str | None = None) -> Decision:
 
 
 def _answer_threshold(settings: Settings, version: str, calibrated: float, template: str | None) -> float:
-    """The answer model's: ``decision.answer_threshold`` when ``learn`` fitted it for this version; else a threshold
-    set by hand for no model in particular (``decision.model`` unset), which applies to both models; else its
-    shipped calibration."""
-    learned = settings.get("decision.answer_threshold")
-    if learned is not None and settings.get("decision.answer_model") == version:
-        return float(learned)
+    """The answer model's: ``decision.answer_threshold`` when ``learn`` fitted it for this version or it was set by
+    hand (``decision.answer_model`` unset); else ``decision.threshold`` set by hand for no model in particular
+    (``decision.model`` unset), which applies to both models; else its shipped calibration."""
+    own = settings.get("decision.answer_threshold")
+    made_for = settings.get("decision.answer_model")
+    if own is not None and (made_for is None or str(made_for) == version):
+        return float(own)
     return _threshold_for(settings, version, calibrated, template)
 
 
