@@ -15,7 +15,7 @@ from typing import Any
 from aicache.cachekeys import content_hash, key_number, versioned_hash
 from aicache.llmtypes import Message
 from aicache.normalize import normalize_question
-from aicache.templates import DEFAULT_PROMPT, Template
+from aicache.templates import DEFAULT_PROMPT, Template, without_final_newline
 
 Params = tuple[tuple[str, float | int], ...]
 
@@ -73,8 +73,7 @@ class AskRequest:
             return self.question
         if not self.question:
             return self.input_text
-        # the piped text's final newline would add a second blank line before the question
-        return DEFAULT_PROMPT.format(input=self.input_text.rstrip(), question=self.question)
+        return DEFAULT_PROMPT.format(input=without_final_newline(self.input_text), question=self.question)
 
     def messages(self) -> tuple[Message, ...]:
         return (Message("user", self.user_message()),)

@@ -28,13 +28,18 @@ class Template:
 
     def render(self, question: str, input_text: str | None) -> str:
         # One pass over the template's own text: a question or input holding "{input}" is sent as typed.
-        # Piped text ends with a newline; kept, it would add a second blank line before what follows it.
-        piped = None if input_text is None else input_text.rstrip()
+        piped = None if input_text is None else without_final_newline(input_text)
         values = {"question": question, "input": piped or ""}
         rendered = _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.prompt).strip()
         if piped is not None and "{input}" not in self.prompt:
             return f"{piped}\n\n{rendered}"  # a template that does not place the input: input first
         return rendered
+
+
+def without_final_newline(piped: str) -> str:
+    """Piped text as the prompt places it: it ends with a newline (and maybe spaces) that, kept, would add a second
+    blank line before what follows it."""
+    return piped.rstrip()
 
 
 def _parse(name: str, path: Path) -> Template:

@@ -87,33 +87,31 @@ def test_miss_then_exact_hit(aicache_home: Path, fake_llm: FakeLLM) -> None:
     assert outcomes == ["miss", "exact_hit"]
 
 
-def test_a_word_of_courtesy_more_is_an_exact_hit_and_sent_as_typed(aicache_home: Path, fake_llm: FakeLLM) -> None:
+@pytest.mark.parametrize(
+    ("variants", "refreshed"),
+    [
+        (
+            ("how do I list open files\u200b", "how do I\u200b list open files", "\ufeffhow do I list open files"),
+            "how do I list open fi\u00adles",
+        ),
+        (
+            ("hey, how do I list open files? thanks!", "Quick question: how do I list open files please"),
+            "how do I list open files, thank you very much",
+        ),
+    ],
+    ids=["invisible characters", "courtesy"],
+)
+def test_near_verbatim_repeats_are_an_exact_hit_and_sent_as_typed(
+    aicache_home: Path, fake_llm: FakeLLM, variants: tuple[str, ...], refreshed: str
+) -> None:
     assert ask(aicache_home, fake_llm, "how do I list open files").returncode == 0
-    for variant in ("hey, how do I list open files? thanks!", "Quick question: how do I list open files please"):
+    for variant in variants:
         again = ask(aicache_home, fake_llm, variant)
         assert b"cache: exact hit" in again.stderr, again.stderr
     assert len(fake_llm.requests) == 1
-    fresh = ask(aicache_home, fake_llm, "how do I list open files, thank you very much", "--refresh")
+    fresh = ask(aicache_home, fake_llm, refreshed, "--refresh")
     assert fresh.returncode == 0, fresh.stderr
-    assert fake_llm.requests[-1].body["messages"][-1]["content"] == "how do I list open files, thank you very much"
-    # a word of courtesy that is the subject of the question is kept: another question, another answer
-    assert b"cache: miss" in ask(aicache_home, fake_llm, "how do I say").stderr
-    assert b"cache: miss" in ask(aicache_home, fake_llm, "how do I say thanks").stderr
-
-
-def test_invisible_characters_are_an_exact_hit_and_sent_as_typed(aicache_home: Path, fake_llm: FakeLLM) -> None:
-    assert ask(aicache_home, fake_llm, "how do I list open files").returncode == 0
-    for variant in (
-        "how do I list open files\u200b",
-        "how do I\u200b list open files",
-        "\ufeffhow do I list open files",
-    ):
-        again = ask(aicache_home, fake_llm, variant)
-        assert b"cache: exact hit" in again.stderr, again.stderr
-    assert len(fake_llm.requests) == 1
-    fresh = ask(aicache_home, fake_llm, "how do I list open fi\u00adles", "--refresh")
-    assert fresh.returncode == 0, fresh.stderr
-    assert fake_llm.requests[-1].body["messages"][-1]["content"] == "how do I list open fi\u00adles"
+    assert fake_llm.requests[-1].body["messages"][-1]["content"] == refreshed
 
 
 def test_pipe_gets_only_the_answer_and_stdin_is_part_of_the_partition(aicache_home: Path, fake_llm: FakeLLM) -> None:

@@ -77,6 +77,7 @@ def test_near_verbatim_repeats_normalize_equal(a: str, b: str) -> None:
         # a word of courtesy that is what is asked about stays
         ("how do you say thank you", "how do you say"),
         ("translate thanks", "translate"),
+        ("how do I say thanks", "how do I say"),
         ("tell me a joke", "a joke"),
         ("please", ""),
     ],

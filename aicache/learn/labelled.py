@@ -115,24 +115,15 @@ def score(pairs: Sequence[LabelledPair], settings: Settings, decision: Decision)
     return scored
 
 
-def answer_model(decision: Decision) -> Decision | None:
-    """The decision's model that reads the cached answer, when it has one."""
-    from aicache.semantic import decide
-
-    return decision.answers if isinstance(decision, decide.AnswerAwareDecision) else None
-
-
 def _answer_score(decision: Decision, pair: LabelledPair, both: Any, similarity: float, model_id: str) -> float | None:
     """The answer model's score for the pair, when the decision has one and the entry's answer vector was made by
     today's embedding model."""
-    reader = answer_model(decision)
-    if reader is None or pair.answer_blob is None or pair.answer_embedder != model_id:
-        return None
-    import numpy as np
+    from aicache.semantic import decide, tier
 
-    if len(pair.answer_blob) != both.shape[1] * 4:
+    reader = decide.answer_reader(decision)
+    answer = tier.answer_vector(both[0], pair.answer_blob) if pair.answer_embedder == model_id else None
+    if reader is None or answer is None:
         return None
-    answer = np.frombuffer(pair.answer_blob, dtype=np.float32)
     return reader.at(0.0).judge(pair.question, [(pair.cached, similarity)], both, [answer])[0].score
 
 

@@ -104,7 +104,7 @@ def study(
         calibrate.calibrate(name, members, _current(settings, decision, name), decision.floor, max_wrong)
         for name, members in groups.items()
     ]
-    reader = labelled.answer_model(decision)
+    reader = decide.answer_reader(decision)
     answered = [replace(p, score=p.answer_score) for p in scored if p.answer_score is not None]
     if reader is not None and answered:
         calibrations.append(calibrate.calibrate(ANSWER_GROUP, answered, reader.threshold, decision.floor, max_wrong))

@@ -220,6 +220,11 @@ class AnswerAwareDecision:
         return replace(self, questions=self.questions.at(threshold), answers=self.answers.at(threshold))
 
 
+def answer_reader(decision: Decision) -> ModelDecision | None:
+    """The decision's model that reads the cached answer, when it has one."""
+    return decision.answers if isinstance(decision, AnswerAwareDecision) else None
+
+
 def _below(what: str, value: float, threshold: float) -> str:
     return f"{what} {value:.2f} below threshold {threshold:.2f}"
 

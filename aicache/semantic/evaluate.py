@@ -819,9 +819,10 @@ def run_eval(
 
 
 def _answer_threshold(judging: Decision) -> float | None:
-    from aicache.semantic.decide import AnswerAwareDecision
+    from aicache.semantic.decide import answer_reader
 
-    return judging.answers.threshold if isinstance(judging, AnswerAwareDecision) else None
+    reader = answer_reader(judging)
+    return None if reader is None else reader.threshold
 
 
 def _ticker(progress: Progress | None, total: int) -> Callable[[], None] | None:

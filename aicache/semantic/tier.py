@@ -185,7 +185,7 @@ def _judge(
         return []
     stored = {int(r[0]): r[2] for r in rows}
     vectors = _vectors(vector, [stored[n.entry_id] for n in present])
-    answers = {int(r[0]): _answer_vector(vector, r[3]) for r in rows}
+    answers = {int(r[0]): answer_vector(vector, r[3]) for r in rows}
     judged = decision.judge(
         question,
         [(questions[n.entry_id], n.similarity) for n in present],
@@ -207,7 +207,7 @@ def _judge(
     ]
 
 
-def _answer_vector(vector: Any, blob: bytes | None) -> Any:
+def answer_vector(vector: Any, blob: bytes | None) -> Any:
     """A cached answer's unit vector, or None (stored before answers had one, or by another model's size)."""
     import numpy as np
 
