@@ -466,6 +466,8 @@ def eval_report(report: Any) -> None:
             style="dim",
         )
     )
+    if report.judge is not None:
+        line(Text(_judge_line(report.judge, report.overall), style="dim"))
     if not report.sweep:
         return
     line(Text("operating point sweep", style="bold"))
@@ -479,6 +481,24 @@ def eval_report(report: Any) -> None:
         for point in report.sweep
     ]
     table(SWEEP_COLUMNS, sweep)
+
+
+def _judge_line(judge: Any, overall: Any) -> str:
+    """What the LLM judge did in an eval, or would have been asked (the gray zone: refusals close below the
+    operating point with no rule against them)."""
+    zone = "the rules' gray zone" if judge.gray_zone is None else f"gray zone {judge.gray_zone:.2f} below the threshold"
+    asked = (
+        f"{overall.paraphrases_judged.count}/{overall.paraphrases_judged.total} paraphrases about their own "
+        f"question's answer, {overall.negatives_judged.count}/{overall.negatives_judged.total} near-misses"
+    )
+    if judge.model is not None:
+        return (
+            f"LLM judge {judge.model} ({zone}, {judge.max_candidates} per lookup; counted above): asked about {asked}"
+        )
+    return (
+        f"LLM judge off ({zone}, {judge.max_candidates} per lookup): it would be asked about {asked}; one that is "
+        "always right would serve those paraphrases too, and each near-miss it accepted would be a wrong answer"
+    )
 
 
 def proposals_table(found: list[Any]) -> None:

@@ -10,7 +10,8 @@ each as count/total with the one-sided 95% Clopper–Pearson upper bound beside 
 topic rows use the store-all protocol (every question stored, every probe asked); files of a/b pairs are
 pairwise (store a, ask b), the protocol of public pair suites. A file that gives the stored questions' answers
 (round 11) is judged by the model that reads them, and also by the model that reads the questions alone
-(``decision.answers = false``). The README quotes this table.
+(``decision.answers = false``). Below the model's row, what an LLM judge that is always right would add on the
+gray zone (``judge.gray_zone``; a ceiling: no judge is called). The README quotes this table.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ DEFAULT_FILES = tuple(ROOT / "tests" / "data" / name for name in SETS)
 # What each set is to the trained decision (training/pairs.py): the model learned from the train topics of
 # dev-pairs, trap-pairs and training/data; the held-out files were never used in training. The ones not named
 # here are the rounds written by people who never saw the repository (FRESH).
-FRESH = "never trained or calibrated on; written 2026-12-04 by people who never saw the repository"
+FRESH = "never trained or calibrated on; written 2026-12-04 or -05 by people who never saw the repository"
 ROLE = {
     "dev-pairs.jsonl": "trained on (train topics) and calibrated on some of its topics",
     "trap-pairs.jsonl": "trained on (train topics); written while fixing the rules",
@@ -62,6 +63,18 @@ def fmt(rate: object, bound: bool = False) -> str:
         return "-"
     text = f"{rate.count}/{rate.total} = {100 * rate.rate:.1f}%"
     return f"{text} (<= {100 * rate.upper:.1f}%)" if bound else text
+
+
+def judge_ceiling(report: object) -> str:
+    """The model's row if the LLM judge said YES to every paraphrase it is shown about its own question's answer
+    and NO to every near-miss: what the gray zone could win, and what the judge would be trusted with."""
+    from aicache.semantic.evaluate import EvalReport, Rate
+
+    assert isinstance(report, EvalReport)
+    served, judged = report.overall.paraphrases_served, report.overall.paraphrases_judged
+    shown = report.overall.negatives_judged
+    ceiling = fmt(Rate(served.count + judged.count, served.total))
+    return f"{ceiling:<22} shown {shown.count}/{shown.total} near-misses (each YES a wrong answer)"
 
 
 def is_pair_file(path: Path) -> bool:
@@ -98,6 +111,8 @@ def describe(path: Path) -> dict[str, object]:
         answers = f" / {report.answer_threshold:.2f}" if report.answer_threshold is not None else ""
         rows.append((f"{report.decision.split('+')[0]} @ {report.threshold:.2f}{answers}", "", report.overall))
         results[name] = report.to_json()
+        if name == "model" and report.judge is not None and report.judge.gray_zone is not None:
+            rows.append((f"  + a judge always right ({report.judge.gray_zone:.2f})", judge_ceiling(report), None))
     protocol = "pairwise" if pairwise else "store all"
     print(f"\n{path.name}: {len(evalset.stored)} stored, {len(evalset.probes)} probes, {protocol}")
     role = ROLE.get(path.name) or (FRESH if path.name in HELD_OUT_FILES else None)

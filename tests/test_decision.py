@@ -7,6 +7,7 @@ import math
 import random
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -290,6 +291,27 @@ def test_a_refusal_names_the_rules_that_objected_beside_the_score() -> None:
     ) + decision_.judge("take back my last commit, keep the code", [(cached, 0.78)])
     assert opposite.reasons == ("score 0.10 below threshold 0.76", "opposite words: discard vs keep")
     assert reworded.reasons == ("score 0.10 below threshold 0.76",)  # no rule objects: the score alone refused
+
+
+def test_the_gray_zone_reaches_as_far_below_the_threshold_as_judge_gray_zone_says() -> None:
+    from aicache.semantic import decide
+    from aicache.semantic.decide import ModelDecision
+
+    def score_half(
+        question: str, cached: object, similarities: list[float], vectors: object = None, answers: object = None
+    ) -> list[float]:
+        return [0.5] * len(similarities)
+
+    pair = ("take back my last commit, keep the code", [("how do I undo my last commit but keep the changes", 0.78)])
+    narrow = ModelDecision(threshold=0.88, floor=0.5, version="test", scorer=score_half, gray_zone=0.30)
+    [outside] = narrow.judge(*pair)
+    [inside] = replace(narrow, gray_zone=0.40).judge(*pair)
+    assert not outside.accepted and not outside.gray_zone
+    assert not inside.accepted and inside.gray_zone  # 0.50 >= 0.88 - 0.40: the judge may rule on it
+    shipped, widened = decide.load(Settings({})), decide.load(Settings({"judge": {"gray_zone": 0.4}}))
+    assert isinstance(shipped, decide.AnswerAwareDecision) and isinstance(widened, decide.AnswerAwareDecision)
+    assert shipped.questions.gray_zone == shipped.answers.gray_zone == decide.GRAY_ZONE == 0.30
+    assert widened.questions.gray_zone == widened.answers.gray_zone == 0.4
 
 
 def test_a_number_bounded_on_opposite_sides_is_vetoed_whatever_the_score() -> None:

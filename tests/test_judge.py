@@ -1,13 +1,19 @@
-"""The optional LLM judge decides only the verifier's gray zone, and every ruling is recorded on the episode."""
+"""The optional LLM judge decides only the gray zone, every ruling is recorded on the episode, and ``aicache eval``
+calls it only when asked (``--judge``)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
 from aicache import config, db, memory
 from aicache.config import Settings
+from aicache.errors import UsageError
 from aicache.flow import AskContext, ask
 from aicache.request import AskRequest
+from aicache.semantic import evaluate
 from tests.fakellm import FakeLLM, Reply
 
 pytestmark = pytest.mark.slow  # loads the embedding model
@@ -15,12 +21,15 @@ pytestmark = pytest.mark.slow  # loads the embedding model
 STORED = "generate uuid in javascript"
 GRAY = "crypto.randomUUID"  # no rule objects, but the wording is too far for the embedding alone (gray zone)
 NEAR_MISS = "generate uuid in python"  # a rule refuses: never reaches the judge
+KEEP = "how do I undo my last commit but keep the changes"
+KEEP_ANSWER = "Run `git reset --soft HEAD~1`: the commit is undone and its changes stay staged."
+KEEP_REWORDED = "undo my last commit but keep the changes"  # the trained decision: gray zone (0.86 < 0.92)
 
 
-def _ctx(server: FakeLLM, judge_on: bool) -> AskContext:
+def _ctx(server: FakeLLM, judge_on: bool, decision: str = "rules") -> AskContext:
     data = config.load().data
     data["judge"] = {"enabled": judge_on, "model": "judge-model", "max_candidates": 1}
-    data["decision"] = {"kind": "rules"}  # the gray zone of these pairs is the rules' (the model has its own)
+    data["decision"] = {"kind": decision}  # the uuid pairs are in the rules' gray zone (the model has its own)
     data["providers"]["openai"]["base_url"] = server.openai_url
     data["providers"]["openai"]["send_key_to_custom_base_url"] = True
     return AskContext(settings=Settings(data), conn=db.connect(), api_key="sk-test")
@@ -60,3 +69,72 @@ def test_judge_is_never_asked_about_rule_refusals_or_when_off(fake_llm: FakeLLM)
     off = _ctx(fake_llm, judge_on=False)
     assert _ask(off, fake_llm, GRAY) == "miss"
     assert all(r.body["model"] != "judge-model" for r in fake_llm.requests)
+
+
+# `aicache eval` and the judge: it counts what the judge would be asked, and calls it only with --judge.
+
+
+def test_judge_rules_on_the_trained_decisions_gray_zone(fake_llm: FakeLLM) -> None:
+    ctx = _ctx(fake_llm, judge_on=True, decision="model")
+    fake_llm.enqueue(Reply.text(KEEP_ANSWER), Reply.text("YES"))
+    assert _ask(ctx, fake_llm, KEEP) == "miss"
+    assert _ask(ctx, fake_llm, KEEP_REWORDED) == "semantic_hit"  # refused by the score alone, then the judge's YES
+    (episode,) = memory.search(ctx.conn, outcome="semantic_hit")
+    (verdict,) = episode["verdicts"]
+    assert verdict["gray_zone"] and verdict["score"] < verdict["threshold"] and verdict["judge"]["accepted"]
+    assert verdict["reasons"][-1] == "gray zone accepted by the judge (judge-model)"
+
+
+def _eval_settings(server: FakeLLM, gray_zone: float = 0.30) -> Settings:
+    data = config.load().data
+    data["judge"] = {"enabled": True, "model": "judge-model", "max_candidates": 1, "gray_zone": gray_zone}
+    data["providers"]["openai"]["base_url"] = server.openai_url
+    data["providers"]["openai"]["send_key_to_custom_base_url"] = True
+    return Settings(data)
+
+
+def _pairs(tmp_path: Path, answer: str | None = KEEP_ANSWER) -> evaluate.EvalSet:
+    row = {"a": KEEP, "b": KEEP_REWORDED, "same_answer": True} | ({"answer": answer} if answer else {})
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    return evaluate.load_pairs(path)
+
+
+@pytest.mark.parametrize("pairwise", [True, False], ids=["pairwise", "store-all"])
+def test_eval_counts_what_the_judge_would_be_asked_and_never_calls_it_unasked(
+    fake_llm: FakeLLM, tmp_path: Path, pairwise: bool
+) -> None:
+    settings = _eval_settings(fake_llm)  # judge.enabled in the settings: eval still calls nobody without --judge
+    report = evaluate.run_eval(_pairs(tmp_path), settings=settings, decision="model", pairwise=pairwise)
+    assert report.overall.paraphrases_served == evaluate.Rate(0, 1)
+    assert report.overall.paraphrases_judged == evaluate.Rate(1, 1)  # one that is always right would serve it
+    assert report.judge == evaluate.JudgeReport(model=None, gray_zone=0.30, max_candidates=1)
+    narrow = evaluate.run_eval(
+        _pairs(tmp_path), settings=_eval_settings(fake_llm, gray_zone=0.01), decision="model", pairwise=pairwise
+    )
+    assert narrow.overall.paraphrases_judged == evaluate.Rate(0, 1)  # 0.86 is more than 0.01 below 0.92
+    assert fake_llm.requests == []
+
+
+@pytest.mark.parametrize("pairwise", [True, False], ids=["pairwise", "store-all"])
+def test_eval_with_judge_lets_the_configured_judge_rule_on_the_gray_zone(
+    fake_llm: FakeLLM, tmp_path: Path, pairwise: bool
+) -> None:
+    fake_llm.enqueue(Reply.text("YES"))
+    settings = _eval_settings(fake_llm)
+    report = evaluate.run_eval(_pairs(tmp_path), settings=settings, decision="model", pairwise=pairwise, judge=True)
+    assert report.overall.paraphrases_served == evaluate.Rate(1, 1)  # served on the judge's word
+    assert report.overall.paraphrases_judged == evaluate.Rate(1, 1)
+    assert report.judge is not None and report.judge.model == "judge-model"
+    (call,) = fake_llm.requests
+    prompt = call.body["messages"][-1]["content"]
+    assert call.body["model"] == "judge-model" and KEEP_REWORDED in prompt and KEEP_ANSWER in prompt
+    fake_llm.enqueue(Reply.text("NO"))
+    refused = evaluate.run_eval(_pairs(tmp_path), settings=settings, decision="model", pairwise=pairwise, judge=True)
+    assert refused.overall.paraphrases_served == evaluate.Rate(0, 1) and len(fake_llm.requests) == 2
+
+
+def test_eval_with_judge_needs_the_answers_the_judge_reads(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--judge needs every stored question's answer"):
+        evaluate.run_eval(_pairs(tmp_path, answer=None), settings=_eval_settings(fake_llm), judge=True)
+    assert fake_llm.requests == []

@@ -63,6 +63,9 @@ def eval_command(
     sample: int = typer.Option(
         None, "--sample", min=1, help="Evaluate this many rows of the file, drawn with a fixed seed (large suites)."
     ),
+    judge: bool = typer.Option(
+        False, "--judge", help="Let the configured LLM judge rule on the gray zone (one call per question put to it)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """How safe is this cache on labelled pairs? Runs them through a fresh temporary cache."""
@@ -81,6 +84,7 @@ def eval_command(
             threshold=threshold,
             sweep=sweep,
             pairwise=pairwise,
+            judge=judge,
             progress=advance,
         )
     if json_out:

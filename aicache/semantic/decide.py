@@ -14,7 +14,8 @@ Three decisions exist, behind one interface so that the tier, ``aicache eval`` a
 * ``cosine``: similarity alone; only ``aicache eval`` uses it, as the baseline.
 
 Every judgement explains itself: its score and the threshold, and any rule that fired. A refusal close below the
-threshold with no rule against it is the *gray zone*, where an LLM judge may decide (``judge.py``).
+threshold (``judge.gray_zone``) with no rule against it is the *gray zone*, where an LLM judge may decide
+(``judge.py``).
 
 Settings: ``decision.kind`` (model | rules), ``decision.threshold`` (the operating point, for the model version
 named in ``decision.model``; a threshold learned for another version is ignored, because scores of two versions
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 KINDS = ("model", "rules")
 DEFAULT_KIND = "model"
-GRAY_ZONE = 0.15  # how far below the threshold a clean refusal still counts as the gray zone
+GRAY_ZONE = 0.30  # how far below the threshold a clean refusal goes to the LLM judge (``judge.gray_zone``)
 Answers = Sequence[Any] | None  # per candidate: its cached answer's unit vector, or None
 
 
@@ -141,6 +142,7 @@ class ModelDecision:
     version: str
     scorer: Scorer
     vetoes: bool = True
+    gray_zone: float = GRAY_ZONE
 
     @property
     def name(self) -> str:
@@ -170,7 +172,7 @@ class ModelDecision:
             elif score >= self.threshold:
                 judged.append(Judgement(True, score, ()))
             else:
-                gray = score >= self.threshold - GRAY_ZONE
+                gray = score >= self.threshold - self.gray_zone
                 objections = tuple(verify.differences(question, cached))  # what the model weighed against it
                 judged.append(Judgement(False, score, (_below("score", score, self.threshold), *objections), gray))
         return judged
@@ -248,6 +250,7 @@ def load(settings: Settings, template: str | None = None) -> Decision:
         floor=float(floor) if floor is not None else model.floor,
         version=model.version,
         scorer=model.score,
+        gray_zone=float(settings.get("judge.gray_zone", GRAY_ZONE)),
     )
     reader = decision.load_answer_model(settings)
     if reader is None:

@@ -313,6 +313,11 @@ class Scores:
     negatives_wrong: Rate  # any answer served to a near-miss
     unrelated_wrong: Rate  # any answer served to an unrelated question
     repeats_wrong: Rate = Rate(0, 0)  # a repeat of a stored question served another question's answer
+    # put to the LLM judge (gray-zone refusals, ``judge.py``): a paraphrase whose own question's answer it was
+    # asked about (a judge that is always right serves it), a near-miss it was asked about at all (each YES is
+    # a wrong answer)
+    paraphrases_judged: Rate = Rate(0, 0)
+    negatives_judged: Rate = Rate(0, 0)
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name).to_json() for name in self.__dataclass_fields__}
@@ -324,6 +329,7 @@ class Served:
 
     entry: int | None
     similarity: float
+    asked: tuple[int, ...] = ()  # the stored questions the LLM judge was (or would be) asked about, in order
 
 
 Lookup = Callable[[str, int], Served]
@@ -334,10 +340,13 @@ class _Tally:
     served: int = 0
     wrong: int = 0
     total: int = 0
+    judged: int = 0  # put to the judge: about its own question's answer (paraphrases, repeats), or at all
 
 
 def _count(probe: Probe, served: Served, tally: _Tally) -> None:
     tally.total += 1
+    if served.asked and (probe.kind not in (PARAPHRASE, REPEAT) or probe.expected in served.asked):
+        tally.judged += 1
     if served.entry is None:
         return
     if probe.kind in (PARAPHRASE, REPEAT) and served.entry == probe.expected:
@@ -354,6 +363,8 @@ def _scores(tallies: Mapping[str, _Tally]) -> Scores:
         negatives_wrong=Rate(neg.wrong, neg.total),
         unrelated_wrong=Rate(unrel.wrong, unrel.total),
         repeats_wrong=Rate(repeat.wrong, repeat.total),
+        paraphrases_judged=Rate(para.judged, para.total),
+        negatives_judged=Rate(neg.judged, neg.total),
     )
 
 
@@ -409,6 +420,7 @@ class EvalReport:
     seconds: float = 0.0
     schema: str = field(default=SCHEMA)
     answer_threshold: float | None = None  # the answer model's, for entries stored with their answer
+    judge: JudgeReport | None = None  # how the LLM judge took part; None for the cosine baseline (no gray zone)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -427,7 +439,21 @@ class EvalReport:
             "overall": self.overall.to_json(),
             "categories": {name: scores.to_json() for name, scores in self.categories},
             "sweep": [point.to_json() for point in self.sweep],
+            "judge": None if self.judge is None else self.judge.to_json(),
         }
+
+
+@dataclass(frozen=True)
+class JudgeReport:
+    """The LLM judge in an eval: ``model`` when it ruled (``--judge``), None when the report only counts what it
+    would have been asked; ``gray_zone``: how far below the operating point (None: the rules' own gray zone)."""
+
+    model: str | None
+    gray_zone: float | None
+    max_candidates: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "gray_zone": self.gray_zone, "max_candidates": self.max_candidates}
 
 
 def best_safe_point(sweep: Iterable[SweepPoint], max_wrong: float = 0.01) -> SweepPoint | None:
@@ -451,6 +477,29 @@ def sweep_points(decision: Decision) -> tuple[float, ...]:
 
 # ---------------------------------------------------------------------------------------------------------
 # Lookups
+
+
+@dataclass(frozen=True)
+class JudgePlan:
+    """How the LLM judge takes part in an eval. Not ``live`` (the default): nobody is asked, and the report counts
+    the gray-zone refusals a judge would be asked about; ``live`` (``--judge``): the configured judge rules."""
+
+    max_candidates: int = 1
+    settings: Settings | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.settings is not None
+
+    def accepts(self, question: str, cached: str, answer: str | None) -> bool:
+        from aicache.semantic import judge
+
+        if self.settings is None or answer is None:
+            return False
+        return judge.rule(self.settings, question, cached, answer).accepted
+
+
+NO_JUDGE = JudgePlan()
 
 
 class InMemoryCache:
@@ -510,8 +559,8 @@ class InMemoryCache:
         answers = _answer_vectors(embedder, evalset)
         return cls(evalset, ranked, own, embedder.model_id, (stored, asked_by_text), unread, answers)
 
-    def lookup(self, decision: Decision, *, pairwise: bool = False) -> Lookup:
-        """A lookup function for one decision at its operating point."""
+    def lookup(self, decision: Decision, *, pairwise: bool = False, judge: JudgePlan = NO_JUDGE) -> Lookup:
+        """A lookup function for one decision at its operating point, with the LLM judge as ``judge`` says."""
         from aicache.normalize import normalize_question
 
         def find(question: str, i: int) -> Served:
@@ -542,10 +591,16 @@ class InMemoryCache:
                 [self.answers[e] for e, _ in candidates] if self.answers else None,
             )
             accepted = [(j.score, e, s) for (e, s), j in zip(candidates, judged, strict=True) if j.accepted]
-            if not accepted:
-                return Served(None, best)
-            _, entry, similarity = max(accepted, key=lambda a: a[0])
-            return Served(entry, similarity)
+            if accepted:
+                _, entry, similarity = max(accepted, key=lambda a: a[0])
+                return Served(entry, similarity)
+            gray = [(e, s) for (e, s), j in zip(candidates, judged, strict=True) if j.gray_zone]
+            asked: tuple[int, ...] = ()
+            for entry, similarity in gray[: judge.max_candidates]:  # as ``judge.decide_gray_zone`` asks them
+                asked = (*asked, entry)
+                if judge.accepts(question, self.stored[entry], self.evalset.answers[entry] if judge.live else None):
+                    return Served(entry, similarity, asked)
+            return Served(None, best, asked)
 
         return find
 
@@ -636,9 +691,19 @@ class StoreCache:
                 return Served(self.entries[exact.id], 1.0)
             found = tier.lookup(self.conn, self.settings, partition, question)
             entry = self.entries[found.entry_id] if found.entry_id is not None else None
-            return Served(entry, found.similarity or 0.0)
+            asked = tuple(self.entries[v["entry_id"]] for v in _put_to_judge(found.verdicts or [], self.settings))
+            return Served(entry, found.similarity or 0.0, asked)
 
         return find
+
+
+def _put_to_judge(verdicts: Sequence[Mapping[str, Any]], settings: Settings) -> list[Mapping[str, Any]]:
+    """The candidates the LLM judge was asked about (``--judge``), or would have been: with nothing accepted, the
+    first ``judge.max_candidates`` gray-zone refusals (``judge.decide_gray_zone``)."""
+    ruled = [v for v in verdicts if "judge" in v]
+    if ruled or any(v["accepted"] for v in verdicts):
+        return ruled
+    return [v for v in verdicts if v.get("gray_zone")][: int(settings.get("judge.max_candidates", 1))]
 
 
 class StoreUnavailable(Exception):
@@ -757,6 +822,7 @@ def run_eval(
     threshold: float | None = None,
     sweep: bool = False,
     pairwise: bool = False,
+    judge: bool = False,
     progress: Progress | None = None,
 ) -> EvalReport:
     """Run the protocol on ``evalset`` with the current settings (or ``settings``).
@@ -765,12 +831,17 @@ def run_eval(
     its operating point (default: the configured or calibrated one). The main figures come from ``StoreCache``,
     or from ``InMemoryCache`` when the store cannot hold an index, for the cosine baseline and for ``pairwise``
     runs (the report's ``method`` says which and why); ``sweep`` adds a point per ``sweep_points`` in memory.
+    ``judge``: the configured LLM judge rules on the gray zone at the operating point (one call per question put
+    to it; never in the sweep); otherwise nobody is called and the report counts what it would have been asked.
     """
     from aicache import config
     from aicache.semantic import decide
 
     started = time.perf_counter()
-    settings = settings or config.load()
+    settings = _with_judge(settings or config.load(), judge)
+    if judge and (not evalset.answers or None in evalset.answers):
+        raise UsageError('--judge needs every stored question\'s answer in the file ("answer"): the judge reads it')
+    plan = JudgePlan(int(settings.get("judge.max_candidates", 1)), settings if judge else None)
     kind = decision or str(settings.get("decision.kind", decide.DEFAULT_KIND))
     if kind == "cosine":
         floor = settings.get("cache.threshold")
@@ -793,7 +864,7 @@ def run_eval(
             method, model = store.method, store.model
     except StoreUnavailable as why:
         memory = memory or InMemoryCache.build(evalset, settings)
-        overall, categories = score(evalset, memory.lookup(judging, pairwise=pairwise), tick)
+        overall, categories = score(evalset, memory.lookup(judging, pairwise=pairwise, judge=plan), tick)
         method, model = f"in-memory ({why})", memory.model
     swept = tuple(
         SweepPoint(t, score(evalset, memory.lookup(judging.at(t), pairwise=pairwise), tick)[0])
@@ -815,7 +886,28 @@ def run_eval(
         sweep=swept,
         seconds=time.perf_counter() - started,
         answer_threshold=_answer_threshold(judging) if evalset.answers else None,
+        judge=None
+        if kind == "cosine"
+        else JudgeReport(_judge_model(settings, judge), _gray_zone(judging), plan.max_candidates),
     )
+
+
+def _with_judge(settings: Settings, live: bool) -> Settings:
+    """``settings`` with the LLM judge on only for ``--judge``: an eval never calls a model it was not asked to."""
+    from aicache.config import Settings
+
+    return Settings({**settings.data, "judge": {**(settings.data.get("judge") or {}), "enabled": live}})
+
+
+def _judge_model(settings: Settings, live: bool) -> str | None:
+    return str(settings.get("judge.model")) if live else None
+
+
+def _gray_zone(judging: Decision) -> float | None:
+    from aicache.semantic.decide import AnswerAwareDecision, ModelDecision
+
+    questions = judging.questions if isinstance(judging, AnswerAwareDecision) else judging
+    return questions.gray_zone if isinstance(questions, ModelDecision) else None
 
 
 def _answer_threshold(judging: Decision) -> float | None:

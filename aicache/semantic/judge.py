@@ -1,16 +1,19 @@
-"""An optional LLM judge for the verifier's gray zone. Off by default.
+"""An optional LLM judge for the hit decision's gray zone. Off by default.
 
-The verifier refuses a pair when a rule finds a difference that changes the answer; when no rule objects but the
-wording differs more than the embedding can vouch for, the refusal is marked ``gray_zone``. Only those pairs may
-go to the judge: a configured (cheap) model is shown the new question, the cached question and the cached answer
-and asked whether the answer fully answers the new question. It must reply YES or NO; anything else, or any
-failure, counts as NO, because a wrong answer costs more than a miss. Every judged verdict is recorded on the
-episode with the judge's model and reply.
+A refusal is in the *gray zone* when nothing but the score stood against it: with the trained decision, no exact
+veto fired and the score fell less than ``judge.gray_zone`` below the operating point; with the rules, no rule
+objected but the wording differs more than the embedding can vouch for. Only those refusals may go to the judge,
+and only when no candidate was accepted: a configured (cheap) model is shown the new question, the cached
+question and the cached answer and asked whether the answer fully answers the new question. It must reply YES or
+NO; anything else, or any failure, counts as NO, because a wrong answer costs more than a miss. Every judged
+verdict is recorded on the episode with the judge's model and reply. ``aicache eval`` counts what the judge
+would be asked, and lets it rule only with ``--judge``.
 
     [judge]
     enabled = true
     model = "gpt-4o-mini"      # any model or alias; provider guessed as for -m, or set judge.provider
     max_candidates = 1         # gray-zone candidates judged per lookup (each is one call)
+    gray_zone = 0.30           # how far below the operating point a refusal goes to the judge
 """
 
 from __future__ import annotations
