@@ -14,7 +14,7 @@ import contextlib
 import copy
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,16 @@ class HttpSettings:
     backoff: float = 0.5  # first backoff in seconds, doubled each attempt, with jitter
     max_retry_after: float = 30.0  # a longer Retry-After is an error, not a wait
     total_timeout: float | None = None  # the whole request, retries and waits included; None: no such limit
+
+    def within(self, seconds: float) -> HttpSettings:
+        """These settings for a call that must be over in ``seconds``, whatever it waits for."""
+        return replace(
+            self,
+            connect_timeout=min(self.connect_timeout, seconds),
+            read_timeout=min(self.read_timeout, seconds),
+            max_retry_after=min(self.max_retry_after, seconds),
+            total_timeout=min(self.total_timeout or seconds, seconds),
+        )
 
 
 def _defaults() -> dict[str, Any]:

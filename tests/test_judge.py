@@ -61,6 +61,18 @@ def test_judge_no_or_garbage_is_a_miss(fake_llm: FakeLLM) -> None:
     assert episode["verdicts"][0]["judge"]["accepted"] is False
 
 
+def test_a_judge_that_does_not_answer_in_time_is_a_no_and_the_ask_goes_on(fake_llm: FakeLLM) -> None:
+    ctx = _ctx(fake_llm, judge_on=True)
+    ctx.settings.data["judge"]["timeout"] = 0.5
+    fake_llm.enqueue(Reply.text("use crypto.randomUUID()"), Reply.hang(30), Reply.text("fresh"))
+    _ask(ctx, fake_llm, STORED)
+    assert _ask(ctx, fake_llm, GRAY) == "miss"  # the real answer, after the judge gave up
+    (episode,) = [e for e in memory.search(ctx.conn, outcome="miss") if e["question"] == GRAY]
+    ruling = episode["verdicts"][0]["judge"]
+    assert ruling["accepted"] is False and ruling["reply"].startswith("judge failed: timed out")
+    assert len(fake_llm.requests) == 3  # stored question, the judge that gave up, then the real call
+
+
 def test_judge_is_never_asked_about_rule_refusals_or_when_off(fake_llm: FakeLLM) -> None:
     ctx = _ctx(fake_llm, judge_on=True)
     _ask(ctx, fake_llm, STORED)

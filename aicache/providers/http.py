@@ -394,7 +394,7 @@ def _attempt(
     try:
         response: httpx.Response = client.send(request, stream=True)
     except hx.ConnectTimeout:
-        raise _Retryable(f"cannot connect to {where}: timed out after {settings.connect_timeout:g} s") from None
+        raise _Retryable(f"cannot connect to {where}: timed out after {_seconds(settings.connect_timeout)} s") from None
     except (hx.NetworkError, hx.RemoteProtocolError) as exc:
         message = f"cannot connect to {where}: {_describe(exc, secrets)}"
         if _is_tls_failure(exc):  # a certificate problem does not heal by retrying
@@ -402,13 +402,18 @@ def _attempt(
         raise _Retryable(message) from None
     except hx.TimeoutException:
         raise ProviderError(
-            f"timed out: {where} sent no response within {settings.read_timeout:g} s (read timeout)"
+            f"timed out: {where} sent no response within {_seconds(settings.read_timeout)} s (read timeout)"
         ) from None
     except hx.UnsupportedProtocol as exc:
         raise ConfigError(f"invalid URL {where!r} (check the base URL): {_describe(exc, secrets)}") from None
     except hx.HTTPError as exc:
         raise ProviderError(f"request to {where} failed: {_describe(exc, secrets)}") from None
     return response
+
+
+def _seconds(value: float) -> str:
+    """A timeout as people write it: ``120``, ``0.5``, not ``0.497106`` when the time left cut it short."""
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
 
 
 def _with_defaults(headers: Mapping[str, str]) -> dict[str, str]:
@@ -478,15 +483,15 @@ def _body(
         for chunk in response.iter_bytes():
             if time.monotonic() > deadline:
                 raise ProviderError(
-                    f"{broken}: {where} took longer than {limit:g} s "
-                    f"(the limit is {DEADLINE_FACTOR} x the {settings.read_timeout:g} s read timeout)"
+                    f"{broken}: {where} took longer than {_seconds(limit)} s "
+                    f"(the limit is {DEADLINE_FACTOR} x the {_seconds(settings.read_timeout)} s read timeout)"
                 )
             if total.left() < 0:
                 raise ProviderError(f"{broken}: no complete answer within {total.seconds:g} s (http.total_timeout)")
             yield chunk
     except hx.ReadTimeout:
         raise ProviderError(
-            f"{broken}: timed out, no data from {where} for {settings.read_timeout:g} s (read timeout)"
+            f"{broken}: timed out, no data from {where} for {_seconds(settings.read_timeout)} s (read timeout)"
         ) from None
     except hx.TransportError as exc:
         raise _ConnectionLost(f"{broken}: connection to {where} lost ({_describe(exc, secrets)})") from None

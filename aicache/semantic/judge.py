@@ -14,6 +14,7 @@ would be asked, and lets it rule only with ``--judge``.
     model = "gpt-4o-mini"      # any model or alias; provider guessed as for -m, or set judge.provider
     max_candidates = 1         # gray-zone candidates judged per lookup (each is one call)
     gray_zone = 0.30           # how far below the operating point a refusal goes to the judge
+    timeout = 10               # seconds a ruling may take, retries included; past it, NO
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SYSTEM = (
 )
 TEMPLATE = "New question:\n{question}\n\nCached question:\n{cached}\n\nCached answer:\n{answer}"
 REFERENCE = "\n\nA fresh answer to the new question, for reference:\n{reference}"
+TIMEOUT = 10.0  # seconds, ``judge.timeout``
 MAX_ANSWER_CHARS = 4000  # the judge needs the gist of the answer, not all of it, and this bounds its cost
 
 
@@ -68,7 +70,8 @@ def rule(
             stream=False,
             base_url=base_url,
             api_key=key,
-            http=settings.http,
+            # a ruling slower than the answer it would save is worth nothing: past judge.timeout it is a NO
+            http=settings.http.within(float(settings.get("judge.timeout", TIMEOUT))),
         )
         reply = get_provider(provider, settings).complete(request, lambda _text: None).text.strip()
     except AicacheError as exc:
