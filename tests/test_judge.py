@@ -146,7 +146,9 @@ def test_eval_with_judge_lets_the_configured_judge_rule_on_the_gray_zone(
     assert refused.overall.paraphrases_served == evaluate.Rate(0, 1) and len(fake_llm.requests) == 2
 
 
-def test_eval_with_judge_needs_the_answers_the_judge_reads(fake_llm: FakeLLM, tmp_path: Path) -> None:
+def test_eval_with_judge_needs_the_answers_the_judge_reads_and_a_gray_zone(fake_llm: FakeLLM, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--judge needs every stored question's answer"):
         evaluate.run_eval(_pairs(tmp_path, answer=None), settings=_eval_settings(fake_llm), judge=True)
+    with pytest.raises(UsageError, match="similarity alone has none"):
+        evaluate.run_eval(_pairs(tmp_path), settings=_eval_settings(fake_llm), decision="cosine", judge=True)
     assert fake_llm.requests == []

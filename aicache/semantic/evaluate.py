@@ -481,22 +481,16 @@ def sweep_points(decision: Decision) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class JudgePlan:
-    """How the LLM judge takes part in an eval. Not ``live`` (the default): nobody is asked, and the report counts
-    the gray-zone refusals a judge would be asked about; ``live`` (``--judge``): the configured judge rules."""
+    """How the LLM judge takes part in an eval. Without ``settings`` (the default) nobody is asked, and the report
+    counts the gray-zone refusals a judge would be asked about; with them (``--judge``) the configured judge rules."""
 
     max_candidates: int = 1
     settings: Settings | None = None
 
-    @property
-    def live(self) -> bool:
-        return self.settings is not None
-
     def accepts(self, question: str, cached: str, answer: str | None) -> bool:
         from aicache.semantic import judge
 
-        if self.settings is None or answer is None:
-            return False
-        return judge.rule(self.settings, question, cached, answer).accepted
+        return self.settings is not None and judge.rule(self.settings, question, cached, answer or "").accepted
 
 
 NO_JUDGE = JudgePlan()
@@ -595,10 +589,11 @@ class InMemoryCache:
                 _, entry, similarity = max(accepted, key=lambda a: a[0])
                 return Served(entry, similarity)
             gray = [(e, s) for (e, s), j in zip(candidates, judged, strict=True) if j.gray_zone]
+            answers = self.evalset.answers or (None,) * len(self.stored)
             asked: tuple[int, ...] = ()
             for entry, similarity in gray[: judge.max_candidates]:  # as ``judge.decide_gray_zone`` asks them
                 asked = (*asked, entry)
-                if judge.accepts(question, self.stored[entry], self.evalset.answers[entry] if judge.live else None):
+                if judge.accepts(question, self.stored[entry], answers[entry]):
                     return Served(entry, similarity, asked)
             return Served(None, best, asked)
 
@@ -843,6 +838,8 @@ def run_eval(
         raise UsageError('--judge needs every stored question\'s answer in the file ("answer"): the judge reads it')
     plan = JudgePlan(int(settings.get("judge.max_candidates", 1)), settings if judge else None)
     kind = decision or str(settings.get("decision.kind", decide.DEFAULT_KIND))
+    if judge and kind == "cosine":
+        raise UsageError("--judge rules on a decision's gray zone, and similarity alone has none")
     if kind == "cosine":
         floor = settings.get("cache.threshold")
         judging: Decision = decide.CosineDecision(float(threshold if threshold is not None else floor or 0.5))
