@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from aicache import config, db, memory
+from aicache import config, db, labels, memory
 from aicache.config import Settings
 from aicache.errors import UsageError
 from aicache.flow import AskContext, ask
+from aicache.learn import labelled
 from aicache.request import AskRequest
 from aicache.semantic import evaluate
 from tests.fakellm import FakeLLM, Reply
@@ -59,6 +60,7 @@ def test_judge_no_or_garbage_is_a_miss(fake_llm: FakeLLM) -> None:
     assert len(fake_llm.requests) == 3  # stored question, judge, then the real call
     (episode,) = [e for e in memory.search(ctx.conn, outcome="miss") if e["question"] == GRAY]
     assert episode["verdicts"][0]["judge"]["accepted"] is False
+    assert [p for p in labelled.from_store(ctx.conn) if p.question == GRAY] == []  # a hedge is no label
 
 
 def test_a_judge_that_does_not_answer_in_time_is_a_no_and_the_ask_goes_on(fake_llm: FakeLLM) -> None:
@@ -71,6 +73,27 @@ def test_a_judge_that_does_not_answer_in_time_is_a_no_and_the_ask_goes_on(fake_l
     ruling = episode["verdicts"][0]["judge"]
     assert ruling["accepted"] is False and ruling["reply"].startswith("judge failed: timed out")
     assert len(fake_llm.requests) == 3  # stored question, the judge that gave up, then the real call
+
+
+def test_the_judges_yes_and_no_are_labels_for_learn_until_someone_else_labels_the_pair(fake_llm: FakeLLM) -> None:
+    ctx = _ctx(fake_llm, judge_on=True, decision="model")
+    fake_llm.enqueue(Reply.text(KEEP_ANSWER), Reply.text("YES"))
+    _ask(ctx, fake_llm, KEEP)
+    assert _ask(ctx, fake_llm, KEEP_REWORDED) == "semantic_hit"
+    (pair,) = labelled.from_store(ctx.conn)
+    assert (pair.question, pair.cached, pair.good, pair.source) == (KEEP_REWORDED, KEEP, True, "judge")
+    assert pair.answer_blob is not None  # the model that reads the answer is calibrated on it too
+    (episode,) = memory.search(ctx.conn, outcome="semantic_hit")
+    with db.write_transaction(ctx.conn):
+        labels.label_episode(ctx.conn, int(episode["id"]), good=False, source="feedback")
+    (pair,) = labelled.from_store(ctx.conn)
+    assert (pair.good, pair.source) == (False, "feedback")  # the user's word replaces the judge's
+    rules = _ctx(fake_llm, judge_on=True)
+    fake_llm.enqueue(Reply.text("use crypto.randomUUID()"), Reply.text("NO"), Reply.text("fresh"))
+    _ask(rules, fake_llm, STORED)
+    assert _ask(rules, fake_llm, GRAY) == "miss"
+    judged = [p for p in labelled.from_store(rules.conn) if p.question == GRAY]
+    assert [(p.cached, p.good, p.source) for p in judged] == [(STORED, False, "judge")]
 
 
 def test_judge_is_never_asked_about_rule_refusals_or_when_off(fake_llm: FakeLLM) -> None:

@@ -1,8 +1,9 @@
 """What ``learn`` learns from: labelled (question, cached question) pairs, scored by today's hit decision.
 
-Labels come from the store (``labels``: feedback, ``--refresh`` after a hit, shadow checks), each joined to the
-question that was asked and the cached question whose answer it was about; pairs whose entry has since been
-forgotten are left out. Labelled pair files (``--pairs FILE``, the JSONL shapes ``aicache eval`` reads) add more.
+Labels come from the store (``labels``: feedback, ``--refresh`` after a hit, shadow checks) and from the LLM
+judge's rulings recorded on the episodes, each joined to the question that was asked and the cached question
+whose answer it was about; pairs whose entry has since been forgotten are left out. Labelled pair files
+(``--pairs FILE``, the JSONL shapes ``aicache eval`` reads) add more.
 
 Scores are recomputed with the current decision rather than read from the episode: an episode judged by an older
 model version carries a score on another scale. A pair whose entry kept its answer's vector is also scored by the
@@ -28,7 +29,7 @@ class LabelledPair:
     question: str  # what was asked
     cached: str  # the stored question whose answer was (or would be) served
     good: bool  # True: that answer was right for the question
-    source: str  # feedback | refresh | shadow | pairs
+    source: str  # feedback | refresh | shadow | judge | pairs
     ts: float  # when it was labelled (pair files: 0, they have no time)
     kind: str  # the partition kind: the template's name, or "plain"
     episode_id: int | None = None
@@ -47,7 +48,12 @@ class LabelledPair:
 
 
 def from_store(conn: sqlite3.Connection) -> list[LabelledPair]:
-    """Every label in the store that names a question and an entry still present, oldest first."""
+    """Every label in the store that names a question and an entry still present, and the LLM judge's rulings
+    (``rulings``), oldest first."""
+    return sorted([*_labels(conn), *rulings(conn)], key=lambda pair: pair.ts)
+
+
+def _labels(conn: sqlite3.Connection) -> list[LabelledPair]:
     rows = conn.execute(
         """
         SELECT e.question, n.question, l.good, l.source, l.ts, COALESCE(e.template, 'plain'), l.episode_id,
@@ -60,6 +66,49 @@ def from_store(conn: sqlite3.Connection) -> list[LabelledPair]:
         LabelledPair(str(q), str(c), bool(g), str(s), float(t), str(k), int(i), answer_blob=a, answer_embedder=m)
         for q, c, g, s, t, k, i, a, m in rows
     ]
+
+
+def rulings(conn: sqlite3.Connection) -> list[LabelledPair]:
+    """The LLM judge's rulings on gray-zone refusals, as each episode recorded them: labels the ask already paid
+    for, where the threshold needs them most. Only a YES or a NO counts, about an entry whose answer is still the
+    one the judge read; a label in the store about the same episode and entry (the user's word, a shadow check)
+    replaces it."""
+    import json
+
+    from aicache.semantic.judge import said
+
+    labels = conn.execute("SELECT episode_id, entry_id FROM labels WHERE entry_id IS NOT NULL")
+    labelled = {(int(episode), int(entry)) for episode, entry in labels}
+    episodes = conn.execute(
+        "SELECT id, question, verdicts, ts, COALESCE(template, 'plain') FROM episodes "
+        "WHERE verdicts LIKE '%\"judge\"%' ORDER BY ts, id"
+    ).fetchall()
+    pairs = []
+    for episode_id, question, verdicts, ts, kind in episodes:
+        for verdict in json.loads(verdicts):
+            good = said(str((verdict.get("judge") or {}).get("reply", "")))
+            if good is None or (episode_id, verdict["entry_id"]) in labelled:
+                continue
+            entry = conn.execute(
+                "SELECT question, answer_embedding, embed_model, created_at FROM entries WHERE id = ?",
+                (verdict["entry_id"],),
+            ).fetchone()
+            if entry is None or entry[3] > ts:
+                continue  # forgotten, or refreshed since: the ruling was about another answer
+            pairs.append(
+                LabelledPair(
+                    str(question),
+                    str(entry[0]),
+                    good,
+                    "judge",
+                    float(ts),
+                    str(kind),
+                    int(episode_id),
+                    answer_blob=entry[1],
+                    answer_embedder=entry[2],
+                )
+            )
+    return pairs
 
 
 def from_pair_file(path: Path) -> list[LabelledPair]:

@@ -82,8 +82,8 @@ def check(job: dict[str, Any]) -> labels.Label | None:
         if cached is None or reference is None:
             return None
         ruling = judge.rule(settings, question, cached[0], cached[1], reference=reference)
-        if ruling.reply.startswith("judge failed"):
-            return None  # no ruling is not a NO here: a label must be an answer
+        if not ruling.answered:
+            return None  # a failure or a hedge is not a NO here: a label must be an answer
         with db.write_transaction(conn):
             return labels.label_pair(conn, episode_id, entry_id, ruling.accepted, "shadow")
     finally:

@@ -42,6 +42,18 @@ class Ruling:
     reply: str
     model: str
 
+    @property
+    def answered(self) -> bool:
+        """The judge said YES or NO: only then is its ruling a label (a failure or any other reply is a NO for
+        the ask, but says nothing about the pair)."""
+        return said(self.reply) is not None
+
+
+def said(reply: str) -> bool | None:
+    """True for a YES, False for a NO, None for anything else (a failure, a hedge)."""
+    word = reply.strip().upper().rstrip(".!")
+    return True if word == "YES" else False if word == "NO" else None
+
 
 def enabled(settings: Settings) -> bool:
     return settings.get("judge.enabled", False) is True
@@ -76,7 +88,7 @@ def rule(
         reply = get_provider(provider, settings).complete(request, lambda _text: None).text.strip()
     except AicacheError as exc:
         return Ruling(False, f"judge failed: {exc}", model)
-    return Ruling(reply.upper().rstrip(".!") == "YES", reply[:40], model)
+    return Ruling(said(reply) is True, reply[:40], model)
 
 
 def decide_gray_zone(
