@@ -230,6 +230,8 @@ class ModelStats:
     seconds_saved: float  # provider time the hits would have cost, from the misses that created entries
     cost_saved: float | None  # None when no hit's cost is known (no price for the model)
     cost_unknown_hits: int  # hits whose entry's cost is unknown: left out of cost_saved
+    judged: int = 0  # lookups the LLM judge ruled on (``judge.enabled``): one call of the judge's model each
+    judge_yes: int = 0  # of those, served on its YES (semantic hits it won)
 
     @property
     def hit_rate(self) -> float:
@@ -261,7 +263,13 @@ def stats(conn: sqlite3.Connection, since: float | None = None) -> list[ModelSta
                 THEN MAX(COALESCE(m.latency_ms, 0) - COALESCE(e.latency_ms, 0), 0) ELSE 0 END) / 1000.0
                 AS seconds_saved,
             SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit) THEN n.cost END) AS cost_saved,
-            COALESCE(SUM(e.outcome IN (:exact_hit, :semantic_hit) AND n.cost IS NULL), 0) AS cost_unknown_hits
+            COALESCE(SUM(e.outcome IN (:exact_hit, :semantic_hit) AND n.cost IS NULL), 0) AS cost_unknown_hits,
+            SUM(CASE WHEN e.verdicts LIKE '%"judge"%' AND json_valid(e.verdicts) THEN EXISTS (
+                SELECT 1 FROM json_each(e.verdicts) v WHERE json_extract(v.value, '$.judge') IS NOT NULL) END)
+                AS judged,
+            SUM(CASE WHEN e.verdicts LIKE '%"judge"%' AND json_valid(e.verdicts) THEN EXISTS (
+                SELECT 1 FROM json_each(e.verdicts) v WHERE json_extract(v.value, '$.judge.accepted') = 1) END)
+                AS judge_yes
         FROM episodes e
         LEFT JOIN entries n ON n.id = e.entry_id
         LEFT JOIN made m ON m.entry_id = e.entry_id
@@ -277,4 +285,5 @@ def _model_stats(row: dict[str, Any]) -> ModelStats:
     # A SUM of no known cost is NULL: unknown when there were hits, nothing saved when there were none.
     if row["cost_saved"] is None and not row["cost_unknown_hits"]:
         row["cost_saved"] = 0.0
+    row["judged"], row["judge_yes"] = row["judged"] or 0, row["judge_yes"] or 0  # a SUM of nothing is NULL
     return ModelStats(**row)

@@ -277,6 +277,7 @@ STATS_COLUMNS = (
     "tokens saved",
     "time saved",
     "cost saved",
+    "judged",
 )
 
 
@@ -307,6 +308,7 @@ def stats_table(rows: list[Any], empty: str = "no episodes yet") -> None:
             f"{r.tokens_saved:,}",
             f"{r.seconds_saved:.1f} s",
             _cost_saved(r.cost_saved, r.cost_unknown_hits),
+            f"{r.judged} ({r.judge_yes} yes)" if r.judged else "0",
         )
         for r in rows
     ]

@@ -1155,3 +1155,4 @@ def test_stats_counts_every_outcome_so_they_add_up(aicache_home: Path, fake_llm:
     shown = dict(zip(header, row, strict=True))
     columns = ("exact", "semantic", "misses", "cache-only misses", "refreshes", "no-cache", "errors")
     assert sum(int(shown[name]) for name in columns) == int(shown["asks"]) == 6 and shown["hit rate"] == "33%"
+    assert shown["judged"] == "0" and (model["judged"], model["judge_yes"]) == (0, 0)  # no LLM judge was asked

@@ -50,6 +50,8 @@ def test_judge_yes_serves_a_gray_zone_candidate(fake_llm: FakeLLM) -> None:
     assert judge_call["model"] == "judge-model" and STORED in judge_call["messages"][-1]["content"]
     (episode,) = memory.search(ctx.conn, outcome="semantic_hit")
     assert episode["verdicts"][0]["judge"] == {"accepted": True, "reply": "YES", "model": "judge-model"}
+    (model,) = memory.stats(ctx.conn)
+    assert (model.judged, model.judge_yes, model.semantic_hits) == (1, 1, 1)  # `aicache stats` shows the judge's part
 
 
 def test_judge_no_or_garbage_is_a_miss(fake_llm: FakeLLM) -> None:
@@ -61,6 +63,8 @@ def test_judge_no_or_garbage_is_a_miss(fake_llm: FakeLLM) -> None:
     (episode,) = [e for e in memory.search(ctx.conn, outcome="miss") if e["question"] == GRAY]
     assert episode["verdicts"][0]["judge"]["accepted"] is False
     assert [p for p in labelled.from_store(ctx.conn) if p.question == GRAY] == []  # a hedge is no label
+    (model,) = memory.stats(ctx.conn)
+    assert (model.judged, model.judge_yes) == (1, 0)
 
 
 def test_a_judge_that_does_not_answer_in_time_is_a_no_and_the_ask_goes_on(fake_llm: FakeLLM) -> None:
