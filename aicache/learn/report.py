@@ -187,7 +187,8 @@ def _operating_point(result: Mapping[str, Any], figure: FigureFactory) -> str:
         why = "no labelled pairs in the newer part" if not labelled else "only one operating point was measured"
         return (
             f'{title}<p class="thin">No curve to draw: {why}. Labels come from <code>aicache feedback</code>, '
-            "<code>ask --refresh</code>, shadow checks and <code>--pairs</code> files.</p></section>"
+            "<code>ask --refresh</code>, shadow checks, the LLM judge's rulings and <code>--pairs</code> files."
+            "</p></section>"
         )
     max_wrong = result.get("max_wrong")
     current, fitted = curve.get("current"), curve.get("fitted")
