@@ -1,7 +1,7 @@
 """Does `learn` learn? A simulated user asks, gives feedback now and then, and learn re-calibrates the hit decision.
 
 Usage: python benchmarks/learn_scenario.py [--seed 7] [--feedback 0.5] [--shadow 0.5] [--flip 0.05]
-       [--max-wrong 0.01] [--one-stream] [FILE ...]
+       [--max-wrong 0.01] [--one-stream] [--judge WRONG] [FILE ...]
 (default: tests/data/heldout-pairs.jsonl, developer questions, and the held-out test topics of the everyday
 families in training/data; neither was trained on; each FILE holds topic rows as tests/data/dev-pairs.jsonl.
 ``--one-stream``: one user asks all of them in one stream, with the developer test topics and the calibration
@@ -20,6 +20,10 @@ a local fake provider, and no network:
    recorded so far and its proposed settings (if any) are used for the last 40%;
 4. on the last 40%: paraphrases served their own topic's answer, near-misses and unrelated questions served any
    answer, for A and B, with Wilson intervals and the one-sided 95% Clopper–Pearson bound on wrong answers.
+
+``--judge WRONG``: the LLM judge is on (``judge.enabled``, the default gray zone) and rules on the gray zone during
+the asks, a simulated judge that follows the truth and is wrong with probability WRONG; its rulings are labels for
+``learn`` as they are for a user, and the report counts its calls.
 
 Labels are recorded through the same functions ``aicache feedback`` and shadow checks use. Serving a stored
 paraphrase of the same topic counts as right: the stream grows the cache as a user's would.
@@ -92,10 +96,11 @@ def run(topics: list[dict[str, Any]], asks: list[Ask], args: argparse.Namespace,
     models = Path(args.models)
     (home / "data").mkdir(parents=True)
     (home / "data" / "models").symlink_to(models, target_is_directory=True)
-    server = FakeLLM().start()
+    topic_of: dict[str, str] = {t["question"]: str(t.get("id", i)) for i, t in enumerate(topics)}
+    server = FakeLLM(respond=_simulated_judge(topic_of, {a.text: a.topic for a in asks}, args)).start()
     rng = random.Random(args.seed + 1)  # the same feedback and shadow draws in runs A and B
     try:
-        settings = config.Settings(config.load().data | {"stream": False})
+        settings = config.Settings(_with_judge(config.load().data | {"stream": False}, server.openai_url, args))
         conn = db.connect()
         common = {
             "settings": settings,
@@ -104,8 +109,8 @@ def run(topics: list[dict[str, Any]], asks: list[Ask], args: argparse.Namespace,
             "key": "sk-test",
             "provider": "openai",
         }
-        topic_of = {t["question"]: str(t.get("id", i)) for i, t in enumerate(topics)}
-        for question in topic_of:
+        topic_of_seeded = list(topic_of)
+        for question in topic_of_seeded:
             aicache.ask(question, **common)
         tally, learned = Tally(), None
         cut = int(len(asks) * LEARN_AT)
@@ -121,10 +126,43 @@ def run(topics: list[dict[str, Any]], asks: list[Ask], args: argparse.Namespace,
                 tally.add(ask.kind, right)
             topic_of.setdefault(ask.text, ask.topic)  # a miss stored this question as an entry of its own topic
             _label(conn, labels, result, ask, topic_of, rng, args)
-        return {"tally": tally, "learned": learned}
+        return {"tally": tally, "learned": learned, "judged": _judged(conn, len(topic_of_seeded) + cut)}
     finally:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _with_judge(data: dict[str, Any], url: str, args: argparse.Namespace) -> dict[str, Any]:
+    if args.judge is None:
+        return data
+    providers = data.get("providers", {}) | {"openai": data.get("providers", {}).get("openai", {}) | {"base_url": url}}
+    return data | {"judge": {"enabled": True, "model": "judge-sim", "provider": "openai"}, "providers": providers}
+
+
+def _simulated_judge(topic_of: dict[str, str], asked: dict[str, str], args: argparse.Namespace) -> Any:
+    """The judge's replies: YES when the cached question is of the asked question's topic, wrong with probability
+    ``args.judge``; None (the fake provider's own answer) for anything that is not a judge's prompt."""
+    from aicache.semantic import judge
+
+    head, between = judge.TEMPLATE.split("{question}")[0], judge.TEMPLATE.split("{question}")[1].split("{cached}")[0]
+    after = judge.TEMPLATE.split("{cached}")[1].split("{answer}")[0]
+    rng = random.Random(args.seed + 2)
+
+    def reply(body: dict[str, Any]) -> str | None:
+        prompt = str((body.get("messages") or [{}])[-1].get("content", ""))
+        if args.judge is None or body.get("model") != "judge-sim" or not prompt.startswith(head):
+            return None
+        question, rest = prompt[len(head) :].split(between, 1)
+        right = topic_of.get(rest.split(after, 1)[0]) == asked.get(question)
+        return "YES" if right != (rng.random() < args.judge) else "NO"
+
+    return reply
+
+
+def _judged(conn: Any, first: int) -> int:
+    """How many asks the judge ruled on, from the ``first``-th episode on (one episode per ask, in order)."""
+    rows = conn.execute("SELECT verdicts FROM episodes ORDER BY id").fetchall()[first:]
+    return sum(any("judge" in v for v in json.loads(r[0] or "[]")) for r in rows)
 
 
 def _apply(settings: Any, found: Any, folder: Path) -> Any:
@@ -200,7 +238,10 @@ def report(name: str, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         found = learned["refit"]
         print(f"  learn (refit): {'proposed' if found['accepted'] else 'kept'}: {found['why']}")
     print(f"  changes proposed: {learned.get('changes') or 'none'}")
-    return {name: {"defaults": a["tally"].__dict__, "learned": b["tally"].__dict__, "learn": learned}}
+    if a.get("judged") or b.get("judged"):
+        print(f"  LLM judge calls in the last part: defaults {a['judged']}, learned {b['judged']}")
+    tallies = {"defaults": a["tally"].__dict__, "learned": b["tally"].__dict__}
+    return {name: tallies | {"learn": learned, "judged": {"defaults": a["judged"], "learned": b["judged"]}}}
 
 
 def main() -> None:
@@ -212,6 +253,13 @@ def main() -> None:
     parser.add_argument("--flip", type=float, default=0.05)
     parser.add_argument("--max-wrong", type=float, default=0.01)
     parser.add_argument("--json", action="store_true", help="also write benchmarks/out/learn_scenario.json")
+    parser.add_argument(
+        "--judge",
+        type=float,
+        default=None,
+        metavar="WRONG",
+        help="turn the LLM judge on: a simulated judge, wrong with this probability, rules on the gray zone",
+    )
     parser.add_argument(
         "--one-stream",
         action="store_true",

@@ -6,7 +6,8 @@ chunked encoding, as the real services do, so a dropped stream looks like a real
 
 Replies are scripted with ``enqueue(Reply...)`` and served first in, first out; with nothing queued, the
 answer is ``"answer to: " + <last user message>`` (finish "stop"), so parallel processes get distinct,
-predictable answers. Every request is recorded in ``requests``.
+predictable answers. ``respond`` (a request's body -> text, or None) answers before either: a benchmark's
+simulated LLM judge. Every request is recorded in ``requests``.
 
     server = FakeLLM(); server.start()
     server.enqueue(Reply.status(503), Reply.text("hello"))
@@ -26,6 +27,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -126,8 +128,11 @@ def split_chunks(text: str, count: int = 4) -> list[str]:
 class FakeLLM:
     """The server. ``delay`` is the time to first byte for every reply (benchmarks use it as model latency)."""
 
-    def __init__(self, delay: float = 0.0, port: int = 0) -> None:
+    def __init__(
+        self, delay: float = 0.0, port: int = 0, respond: Callable[[dict[str, Any]], str | None] | None = None
+    ) -> None:
         self.delay = delay
+        self.respond = respond  # a request's body -> the reply's text, or None for the queue or the default
         self.requests: list[Recorded] = []
         self._port = port
         self._queue: deque[Reply] = deque()
@@ -168,6 +173,9 @@ class FakeLLM:
             self._queue.extend(replies)
 
     def _next_reply(self, body: dict[str, Any]) -> Reply:
+        text = self.respond(body) if self.respond is not None else None
+        if text is not None:
+            return Reply.text(text)
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
