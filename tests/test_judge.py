@@ -62,6 +62,7 @@ def test_judge_no_or_garbage_is_a_miss(fake_llm: FakeLLM) -> None:
     assert len(fake_llm.requests) == 3  # stored question, judge, then the real call
     (episode,) = [e for e in memory.search(ctx.conn, outcome="miss") if e["question"] == GRAY]
     assert episode["verdicts"][0]["judge"]["accepted"] is False
+    assert episode["verdicts"][0]["reasons"][-1] == "gray zone refused by the judge (judge-model): Maybe, it depends"
     assert [p for p in labelled.from_store(ctx.conn) if p.question == GRAY] == []  # a hedge is no label
     (model,) = memory.stats(ctx.conn)
     assert (model.judged, model.judge_yes) == (1, 0)

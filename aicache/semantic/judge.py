@@ -113,4 +113,5 @@ def decide_gray_zone(
             verdict["accepted"] = True
             verdict["reasons"] = [*verdict["reasons"], f"gray zone accepted by the judge ({ruling.model})"]
             break
+        verdict["reasons"] = [*verdict["reasons"], f"gray zone refused by the judge ({ruling.model}): {ruling.reply}"]
     return verdicts
