@@ -244,7 +244,7 @@ def test_stats_in_a_pipe_and_on_a_narrow_terminal_keep_every_name_and_figure(
     ask(aicache_home, fake_llm, "what does git rebase do", "-m", model)
     ask(aicache_home, fake_llm, "what does git rebase do", "-m", model)
     header, row = (line.split("\t") for line in run(aicache_home, None, "stats").stdout.decode().splitlines())
-    assert header[:3] == ["provider", "model", "asks"] and header[-1] == "cost saved"
+    assert header[:3] == ["provider", "model", "asks"] and header[-2:] == ["cost saved", "judged"]
     assert row[:4] == ["openai", model, "2", "1"] and row[header.index("hit rate")] == "50%"
     code, shown = on_a_terminal(term_env(aicache_home, fake_llm), "stats")
     assert code == 0 and b"\xe2\x80\xa6" not in shown, shown  # no name or figure cut short with an ellipsis
