@@ -109,8 +109,8 @@ def run(topics: list[dict[str, Any]], asks: list[Ask], args: argparse.Namespace,
             "key": "sk-test",
             "provider": "openai",
         }
-        topic_of_seeded = list(topic_of)
-        for question in topic_of_seeded:
+        seeded = list(topic_of)
+        for question in seeded:
             aicache.ask(question, **common)
         tally, learned = Tally(), None
         cut = int(len(asks) * LEARN_AT)
@@ -126,7 +126,7 @@ def run(topics: list[dict[str, Any]], asks: list[Ask], args: argparse.Namespace,
                 tally.add(ask.kind, right)
             topic_of.setdefault(ask.text, ask.topic)  # a miss stored this question as an entry of its own topic
             _label(conn, labels, result, ask, topic_of, rng, args)
-        return {"tally": tally, "learned": learned, "judged": _judged(conn, len(topic_of_seeded) + cut)}
+        return {"tally": tally, "learned": learned, "judged": _judged(conn, len(seeded) + cut)}
     finally:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
@@ -144,16 +144,17 @@ def _simulated_judge(topic_of: dict[str, str], asked: dict[str, str], args: argp
     ``args.judge``; None (the fake provider's own answer) for anything that is not a judge's prompt."""
     from aicache.semantic import judge
 
-    head, between = judge.TEMPLATE.split("{question}")[0], judge.TEMPLATE.split("{question}")[1].split("{cached}")[0]
-    after = judge.TEMPLATE.split("{cached}")[1].split("{answer}")[0]
+    head, rest = judge.TEMPLATE.split("{question}")
+    between, rest = rest.split("{cached}")
+    after = rest.split("{answer}")[0]  # the prompt's pieces around the new and the cached question
     rng = random.Random(args.seed + 2)
 
     def reply(body: dict[str, Any]) -> str | None:
         prompt = str((body.get("messages") or [{}])[-1].get("content", ""))
         if args.judge is None or body.get("model") != "judge-sim" or not prompt.startswith(head):
             return None
-        question, rest = prompt[len(head) :].split(between, 1)
-        right = topic_of.get(rest.split(after, 1)[0]) == asked.get(question)
+        question, cached = prompt[len(head) :].split(between, 1)
+        right = topic_of.get(cached.split(after, 1)[0]) == asked.get(question)
         return "YES" if right != (rng.random() < args.judge) else "NO"
 
     return reply
