@@ -494,8 +494,10 @@ def _judge_line(judge: Any, overall: Any) -> str:
         f"question's answer, {overall.negatives_judged.count}/{overall.negatives_judged.total} near-misses"
     )
     if judge.model is not None:
+        unanswered = f"; {judge.unanswered} replies neither YES nor NO (failed or hedged), taken as NO"
         return (
             f"LLM judge {judge.model} ({zone}, {judge.max_candidates} per lookup; counted above): asked about {asked}"
+            + (unanswered if judge.unanswered else "")
         )
     return (
         f"LLM judge off ({zone}, {judge.max_candidates} per lookup): it would be asked about {asked}; one that is "

@@ -172,6 +172,11 @@ def test_eval_with_judge_lets_the_configured_judge_rule_on_the_gray_zone(
     fake_llm.enqueue(Reply.text("NO"))
     refused = evaluate.run_eval(_pairs(tmp_path), settings=settings, decision="model", pairwise=pairwise, judge=True)
     assert refused.overall.paraphrases_served == evaluate.Rate(0, 1) and len(fake_llm.requests) == 2
+    assert refused.judge is not None and refused.judge.unanswered == 0
+    fake_llm.enqueue(Reply.text("It depends on the repository"))
+    hedged = evaluate.run_eval(_pairs(tmp_path), settings=settings, decision="model", pairwise=pairwise, judge=True)
+    assert hedged.overall.paraphrases_served == evaluate.Rate(0, 1)
+    assert hedged.judge is not None and hedged.judge.unanswered == 1  # said, so a failing judge is not a strict one
 
 
 def test_eval_with_judge_needs_the_answers_the_judge_reads_and_a_gray_zone(fake_llm: FakeLLM, tmp_path: Path) -> None:

@@ -451,9 +451,15 @@ class JudgeReport:
     model: str | None
     gray_zone: float | None
     max_candidates: int
+    unanswered: int = 0  # rulings that were neither YES nor NO (a failure, a hedge): counted as NO
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "gray_zone": self.gray_zone, "max_candidates": self.max_candidates}
+        return {
+            "model": self.model,
+            "gray_zone": self.gray_zone,
+            "max_candidates": self.max_candidates,
+            "unanswered": self.unanswered,
+        }
 
 
 def best_safe_point(sweep: Iterable[SweepPoint], max_wrong: float = 0.01) -> SweepPoint | None:
@@ -486,11 +492,22 @@ class JudgePlan:
 
     max_candidates: int = 1
     settings: Settings | None = None
+    unanswered: list[str] = field(default_factory=list)  # replies neither YES nor NO: failures, hedges
 
     def accepts(self, question: str, cached: str, answer: str | None) -> bool:
         from aicache.semantic import judge
 
-        return self.settings is not None and judge.rule(self.settings, question, cached, answer or "").accepted
+        if self.settings is None:
+            return False
+        ruling = judge.rule(self.settings, question, cached, answer or "")
+        self.heard(ruling.reply)
+        return ruling.accepted
+
+    def heard(self, reply: str) -> None:
+        from aicache.semantic.judge import said
+
+        if self.settings is not None and said(reply) is None:
+            self.unanswered.append(reply)
 
 
 NO_JUDGE = JudgePlan()
@@ -674,7 +691,7 @@ class StoreCache:
             finally:
                 conn.close()
 
-    def lookup(self) -> Lookup:
+    def lookup(self, judge: JudgePlan = NO_JUDGE) -> Lookup:
         from aicache import cache
         from aicache.semantic import tier
 
@@ -686,7 +703,10 @@ class StoreCache:
                 return Served(self.entries[exact.id], 1.0)
             found = tier.lookup(self.conn, self.settings, partition, question)
             entry = self.entries[found.entry_id] if found.entry_id is not None else None
-            asked = tuple(self.entries[v["entry_id"]] for v in _put_to_judge(found.verdicts or [], self.settings))
+            put = _put_to_judge(found.verdicts or [], self.settings)
+            for ruled in (v["judge"] for v in put if "judge" in v):
+                judge.heard(str(ruled["reply"]))
+            asked = tuple(self.entries[v["entry_id"]] for v in put)
             return Served(entry, found.similarity or 0.0, asked)
 
         return find
@@ -857,7 +877,7 @@ def run_eval(
         if kind == "cosine":
             raise StoreUnavailable("the semantic tier never serves on similarity alone")
         with StoreCache.open(evalset, settings) as store:
-            overall, categories = score(evalset, store.lookup(), tick)
+            overall, categories = score(evalset, store.lookup(plan), tick)
             method, model = store.method, store.model
     except StoreUnavailable as why:
         memory = memory or InMemoryCache.build(evalset, settings)
@@ -885,7 +905,7 @@ def run_eval(
         answer_threshold=_answer_threshold(judging) if evalset.answers else None,
         judge=None
         if kind == "cosine"
-        else JudgeReport(_judge_model(settings, judge), _gray_zone(judging), plan.max_candidates),
+        else JudgeReport(_judge_model(settings, judge), _gray_zone(judging), plan.max_candidates, len(plan.unanswered)),
     )
 
 
