@@ -248,6 +248,11 @@ def stats(conn: sqlite3.Connection, since: float | None = None) -> list[ModelSta
         WITH made AS (
             SELECT entry_id, MAX(latency_ms) AS latency_ms FROM episodes
             WHERE outcome IN (:miss, :refresh) AND entry_id IS NOT NULL GROUP BY entry_id
+        ), ruled AS (  -- the LLM judge's part, read once from each episode that recorded a ruling
+            SELECT e.id, MAX(json_extract(v.value, '$.judge') IS NOT NULL) AS asked,
+                MAX(json_extract(v.value, '$.judge.accepted') = 1) AS yes
+            FROM episodes e, json_each(e.verdicts) v
+            WHERE e.verdicts LIKE '%"judge"%' AND json_valid(e.verdicts) GROUP BY e.id
         )
         SELECT e.provider, e.model, COUNT(*) AS total,
             SUM(e.outcome = :exact_hit) AS exact_hits,
@@ -264,15 +269,12 @@ def stats(conn: sqlite3.Connection, since: float | None = None) -> list[ModelSta
                 AS seconds_saved,
             SUM(CASE WHEN e.outcome IN (:exact_hit, :semantic_hit) THEN n.cost END) AS cost_saved,
             COALESCE(SUM(e.outcome IN (:exact_hit, :semantic_hit) AND n.cost IS NULL), 0) AS cost_unknown_hits,
-            SUM(CASE WHEN e.verdicts LIKE '%"judge"%' AND json_valid(e.verdicts) THEN EXISTS (
-                SELECT 1 FROM json_each(e.verdicts) v WHERE json_extract(v.value, '$.judge') IS NOT NULL) END)
-                AS judged,
-            SUM(CASE WHEN e.verdicts LIKE '%"judge"%' AND json_valid(e.verdicts) THEN EXISTS (
-                SELECT 1 FROM json_each(e.verdicts) v WHERE json_extract(v.value, '$.judge.accepted') = 1) END)
-                AS judge_yes
+            COALESCE(SUM(r.asked), 0) AS judged,
+            COALESCE(SUM(r.yes), 0) AS judge_yes
         FROM episodes e
         LEFT JOIN entries n ON n.id = e.entry_id
         LEFT JOIN made m ON m.entry_id = e.entry_id
+        LEFT JOIN ruled r ON r.id = e.id
         WHERE (:since IS NULL OR e.ts >= :since)
         GROUP BY e.provider, e.model ORDER BY total DESC
         """,
@@ -285,5 +287,4 @@ def _model_stats(row: dict[str, Any]) -> ModelStats:
     # A SUM of no known cost is NULL: unknown when there were hits, nothing saved when there were none.
     if row["cost_saved"] is None and not row["cost_unknown_hits"]:
         row["cost_saved"] = 0.0
-    row["judged"], row["judge_yes"] = row["judged"] or 0, row["judge_yes"] or 0  # a SUM of nothing is NULL
     return ModelStats(**row)

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -108,16 +108,10 @@ def _hook_settings(settings: Settings, seconds_left: float) -> Settings:
     """The settings for the hook's ask: no semantic tier, HTTP timeouts within the time that is left."""
     data = dict(settings.data)
     data["cache"] = {**data.get("cache", {}), "semantic": False}
-    http = dict(data["http"])
-    left = max(seconds_left, 0.1)
-    http["connect_timeout"] = min(float(http["connect_timeout"]), left)
-    http["read_timeout"] = min(float(http["read_timeout"]), left)
-    http["max_retry_after"] = min(float(http["max_retry_after"]), left)
     # A provider that trickles bytes, or retries, would outlast every per-read timeout: the whole ask ends in time.
-    http["total_timeout"] = min(float(http.get("total_timeout") or left), left)
+    http = settings.http.within(max(seconds_left, 0.1))
     # one retry at most: a commit is waiting, and a failed attempt should end as a recorded error, not a timeout
-    http["retries"] = min(int(http["retries"]), 1)
-    data["http"] = http
+    data["http"] = asdict(replace(http, retries=min(http.retries, 1)))
     return Settings(data)
 
 

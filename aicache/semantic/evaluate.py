@@ -48,7 +48,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -454,12 +454,7 @@ class JudgeReport:
     unanswered: int = 0  # rulings that were neither YES nor NO (a failure, a hedge): counted as NO
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "gray_zone": self.gray_zone,
-            "max_candidates": self.max_candidates,
-            "unanswered": self.unanswered,
-        }
+        return asdict(self)
 
 
 def best_safe_point(sweep: Iterable[SweepPoint], max_wrong: float = 0.01) -> SweepPoint | None:
@@ -608,7 +603,7 @@ class InMemoryCache:
             gray = [(e, s) for (e, s), j in zip(candidates, judged, strict=True) if j.gray_zone]
             answers = self.evalset.answers or (None,) * len(self.stored)
             asked: tuple[int, ...] = ()
-            for entry, similarity in gray[: judge.max_candidates]:  # as ``judge.decide_gray_zone`` asks them
+            for entry, similarity in gray[: judge.max_candidates]:  # as ``judge.candidates`` picks them
                 asked = (*asked, entry)
                 if judge.accepts(question, self.stored[entry], answers[entry]):
                     return Served(entry, similarity, asked)
@@ -712,13 +707,11 @@ class StoreCache:
         return find
 
 
-def _put_to_judge(verdicts: Sequence[Mapping[str, Any]], settings: Settings) -> list[Mapping[str, Any]]:
-    """The candidates the LLM judge was asked about (``--judge``), or would have been: with nothing accepted, the
-    first ``judge.max_candidates`` gray-zone refusals (``judge.decide_gray_zone``)."""
-    ruled = [v for v in verdicts if "judge" in v]
-    if ruled or any(v["accepted"] for v in verdicts):
-        return ruled
-    return [v for v in verdicts if v.get("gray_zone")][: int(settings.get("judge.max_candidates", 1))]
+def _put_to_judge(verdicts: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+    """The candidates the LLM judge was asked about (``--judge``: it stops at its first YES), or would have been."""
+    from aicache.semantic import judge
+
+    return [v for v in verdicts if "judge" in v] or judge.candidates(verdicts, settings)
 
 
 class StoreUnavailable(Exception):

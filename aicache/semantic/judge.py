@@ -20,6 +20,7 @@ would be asked, and lets it rule only with ``--judge``.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,22 +92,24 @@ def rule(
     return Ruling(said(reply) is True, reply[:40], model)
 
 
+def candidates(verdicts: Sequence[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+    """The refusals the judge is asked about, nearest first: the first ``judge.max_candidates`` in the gray zone,
+    and none when the decision accepted a candidate."""
+    if any(v["accepted"] for v in verdicts):
+        return []
+    return [v for v in verdicts if v.get("gray_zone")][: int(settings.get("judge.max_candidates", 1))]
+
+
 def decide_gray_zone(
     conn: sqlite3.Connection, settings: Settings, question: str, verdicts: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Let the judge rule on gray-zone refusals (best first) when nothing was accepted; records each ruling."""
-    if not enabled(settings) or any(v["accepted"] for v in verdicts):
+    """Let the judge rule on the ``candidates`` in turn until it accepts one; records each ruling."""
+    if not enabled(settings):
         return verdicts
-    budget = int(settings.get("judge.max_candidates", 1))
-    for verdict in verdicts:
-        if budget <= 0:
-            break
-        if not verdict.get("gray_zone"):
-            continue
+    for verdict in candidates(verdicts, settings):
         row = conn.execute("SELECT answer FROM entries WHERE id = ?", (verdict["entry_id"],)).fetchone()
         if row is None:
-            continue
-        budget -= 1
+            continue  # forgotten since the lookup read it
         ruling = rule(settings, question, verdict["question"], str(row[0]))
         verdict["judge"] = {"accepted": ruling.accepted, "reply": ruling.reply, "model": ruling.model}
         if ruling.accepted:
