@@ -1,6 +1,6 @@
 """How safe and how useful each hit decision is on the labelled sets, in one table.
 
-Usage: python benchmarks/bench_eval.py [--json] [--sets training-test] [FILE ...]
+Usage: python benchmarks/bench_eval.py [--json] [--judge-rulings [FILE ...]] [FILE ...]
 (default: every labelled set in tests/data, plus the held-out test topics of training/data when present)
 
 For each set and each decision (cosine similarity alone at its best threshold that keeps the bound on wrong
@@ -11,7 +11,9 @@ topic rows use the store-all protocol (every question stored, every probe asked)
 pairwise (store a, ask b), the protocol of public pair suites. A file that gives the stored questions' answers
 (round 11) is judged by the model that reads them, and also by the model that reads the questions alone
 (``decision.answers = false``). Below the model's row, what an LLM judge that is always right would add on the
-gray zone (``judge.gray_zone``; a ceiling: no judge is called). The README quotes this table.
+gray zone (``judge.gray_zone``; a ceiling: no judge is called), and, for the files with recorded rulings
+(``benchmarks/data/judge-rulings/``: an LLM's replies to the judge's requests, ``judge_by_hand.py``), the model with
+that judge ruling, its replies served by a local server on 127.0.0.1. The README quotes this table.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from judge_by_hand import load_rulings, replaying
+
 from _harness import ROOT
+from tests.fakellm import FakeLLM
 from training.pairs import HELD_OUT_FILES
 
 SETS = ("dev-pairs.jsonl", "trap-pairs.jsonl", *HELD_OUT_FILES)
+RULINGS = ROOT / "benchmarks" / "data" / "judge-rulings"
 DEFAULT_FILES = tuple(ROOT / "tests" / "data" / name for name in SETS)
 # What each set is to the trained decision (training/pairs.py): the model learned from the train topics of
 # dev-pairs, trap-pairs and training/data; the held-out files were never used in training. The ones not named
@@ -77,12 +83,40 @@ def judge_ceiling(report: object) -> str:
     return f"{ceiling:<22} shown {shown.count}/{shown.total} near-misses (each YES a wrong answer)"
 
 
+def with_recorded_judge(settings: object, url: str) -> object:
+    """``settings`` with the judge pointed at the server that replays the recorded rulings."""
+    from judge_by_hand import judge_settings
+
+    from aicache import config
+
+    assert isinstance(settings, config.Settings)
+    tables = judge_settings(url, float(settings.get("judge.gray_zone")))
+    providers = settings.data.get("providers", {})
+    openai = providers.get("openai", {}) | tables["providers"]["openai"]
+    return config.Settings(settings.data | {"judge": tables["judge"], "providers": providers | {"openai": openai}})
+
+
+def recorded_judge_row(evalset: object, settings: object, pairwise: bool, judge_url: str | None) -> tuple | None:
+    """The model with the recorded judge ruling; None when no request of this file has a recorded ruling."""
+    from aicache.semantic import evaluate
+
+    if judge_url is None or not evalset.answers:  # type: ignore[attr-defined]
+        return None
+    chosen = with_recorded_judge(settings, judge_url)
+    report = evaluate.run_eval(evalset, settings=chosen, decision="model", pairwise=pairwise, judge=True)  # type: ignore[arg-type]
+    asked = report.overall.paraphrases_judged.count + report.overall.negatives_judged.count
+    if report.judge is None or report.judge.unanswered >= asked:
+        return None
+    missing = f", {report.judge.unanswered} without a ruling (NO)" if report.judge.unanswered else ""
+    return (f"  + the recorded LLM judge ({report.judge.gray_zone:.2f}{missing})", "", report.overall), report
+
+
 def is_pair_file(path: Path) -> bool:
     first = next((line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()), "{}")
     return "same_answer" in json.loads(first)
 
 
-def describe(path: Path) -> dict[str, object]:
+def describe(path: Path, judge_url: str | None = None) -> dict[str, object]:
     from aicache import config
     from aicache.semantic import evaluate
 
@@ -113,6 +147,10 @@ def describe(path: Path) -> dict[str, object]:
         results[name] = report.to_json()
         if name == "model" and report.judge is not None and report.judge.gray_zone is not None:
             rows.append((f"  + a judge always right ({report.judge.gray_zone:.2f})", judge_ceiling(report), None))
+            recorded = recorded_judge_row(evalset, chosen, pairwise, judge_url)
+            if recorded is not None:
+                rows.append(recorded[0])
+                results["model with the recorded judge"] = recorded[1].to_json()
     protocol = "pairwise" if pairwise else "store all"
     print(f"\n{path.name}: {len(evalset.stored)} stored, {len(evalset.probes)} probes, {protocol}")
     role = ROLE.get(path.name) or (FRESH if path.name in HELD_OUT_FILES else None)
@@ -134,6 +172,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("files", nargs="*", type=Path, default=[])
     parser.add_argument("--json", action="store_true", help="also write benchmarks/out/eval.json")
+    parser.add_argument(
+        "--judge-rulings",
+        type=Path,
+        nargs="*",
+        help="recorded replies of an LLM judge (default: benchmarks/data/judge-rulings/*.jsonl; none: no judge row)",
+    )
     args = parser.parse_args()
     # A home of its own: the run must not read the user's settings or write into their cache.
     if "AICACHE_HOME" not in os.environ:
@@ -141,7 +185,13 @@ def main() -> None:
         atexit.register(shutil.rmtree, os.environ["AICACHE_HOME"], ignore_errors=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     files = args.files or [*DEFAULT_FILES, *test_split_files(Path(os.environ["AICACHE_HOME"]))]
-    results = {path.name: describe(path) for path in files}
+    rulings = sorted(RULINGS.glob("*.jsonl")) if args.judge_rulings is None else args.judge_rulings
+    server = FakeLLM(respond=replaying(load_rulings(rulings))).start() if rulings else None
+    try:
+        results = {path.name: describe(path, server and server.openai_url) for path in files}
+    finally:
+        if server is not None:
+            server.stop()
     if args.json:
         out = ROOT / "benchmarks" / "out"
         out.mkdir(parents=True, exist_ok=True)

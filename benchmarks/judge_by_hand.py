@@ -22,14 +22,12 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks._harness import aicache_exe  # noqa: E402
-from tests.fakellm import FakeLLM  # noqa: E402
+from _harness import aicache_exe
+from tests.fakellm import FakeLLM
 
 JUDGE_MODEL = "judge-by-hand"
 NO_RULING = "no ruling recorded"
@@ -47,13 +45,39 @@ def shown(body: dict[str, Any]) -> dict[str, str]:
     return {"system": by_role.get("system", ""), "prompt": by_role.get("user", "")}
 
 
+def judge_settings(url: str, gray_zone: float) -> dict[str, Any]:
+    """The settings that point the judge at the local server: one candidate per lookup, so that the requests do
+    not depend on the replies."""
+    judge = {"model": JUDGE_MODEL, "provider": "openai", "max_candidates": 1, "gray_zone": gray_zone, "timeout": 60}
+    return {"judge": judge, "providers": {"openai": {"base_url": url}}}
+
+
 def write_config(home: Path, url: str, gray_zone: float) -> None:
-    (home / "config.toml").write_text(
-        "[judge]\n"
-        f'model = "{JUDGE_MODEL}"\nprovider = "openai"\nmax_candidates = 1\ngray_zone = {gray_zone}\ntimeout = 60\n'
-        f'\n[providers.openai]\nbase_url = "{url}"\n',
-        encoding="utf-8",
-    )
+    tables = judge_settings(url, gray_zone)
+    lines = ["[judge]", *(f"{k} = {json.dumps(v)}" for k, v in tables["judge"].items())]
+    lines += ["", "[providers.openai]", f"base_url = {json.dumps(url)}", ""]
+    (home / "config.toml").write_text("\n".join(lines), encoding="utf-8")
+
+
+def load_rulings(paths: list[Path]) -> dict[str, str]:
+    rulings = {}
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                ruling = json.loads(line)
+                rulings[ruling["id"]] = str(ruling["reply"])
+    return rulings
+
+
+def replaying(rulings: dict[str, str]) -> Callable[[dict[str, Any]], str | None]:
+    """The server's judge: each request answered with its recorded reply (None: not a judge's request)."""
+
+    def answer(body: dict[str, Any]) -> str | None:
+        if body.get("model") != JUDGE_MODEL:
+            return None
+        return rulings.get(request_id(body), NO_RULING)
+
+    return answer
 
 
 def run_eval(path: Path, home: Path) -> dict[str, Any]:
@@ -93,18 +117,7 @@ def collect(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def replay(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    rulings = {}
-    for line in args.rulings.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            ruling = json.loads(line)
-            rulings[ruling["id"]] = str(ruling["reply"])
-
-    def answer(body: dict[str, Any]) -> str | None:
-        if body.get("model") != JUDGE_MODEL:
-            return None
-        return rulings.get(request_id(body), NO_RULING)
-
-    return evaluate(args.files, args.gray_zone, answer)
+    return evaluate(args.files, args.gray_zone, replaying(load_rulings(args.rulings)))
 
 
 def summary(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -146,7 +159,7 @@ def main() -> None:
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--gray-zone", type=float, default=0.30, help="judge.gray_zone for the eval")
     parser.add_argument("--out", type=Path, help="collect: where the judge's requests go (JSON Lines)")
-    parser.add_argument("--rulings", type=Path, help="replay: the judge's replies, one {id, reply} per line")
+    parser.add_argument("--rulings", type=Path, nargs="+", help="replay: the judge's replies, one {id, reply} per line")
     parser.add_argument("--json", type=Path, help="also write the summary here")
     args = parser.parse_args()
     if (args.mode == "collect") != (args.out is not None) or (args.mode == "replay") != (args.rulings is not None):
