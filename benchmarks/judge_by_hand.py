@@ -1,7 +1,7 @@
 """An LLM judge whose rulings come from a file: the hit decision measured with a judge no API can reach.
 
-    python benchmarks/judge_by_hand.py collect FILE... --out requests.jsonl [--gray-zone 0.30]
-    python benchmarks/judge_by_hand.py replay FILE... --rulings rulings.jsonl [--gray-zone 0.30] [--json OUT]
+    python benchmarks/judge_by_hand.py collect FILE... --out requests.jsonl [--gray-zone W] [--floor F]
+    python benchmarks/judge_by_hand.py replay FILE... --rulings rulings.jsonl [--gray-zone W] [--floor F] [--json OUT]
 
 Both passes run the real command, ``aicache eval FILE --pairwise --judge --json``, in a process of its own, with
 the judge pointed at a local server on 127.0.0.1 that speaks the OpenAI wire format (``tests/fakellm.py``).
@@ -45,17 +45,23 @@ def shown(body: dict[str, Any]) -> dict[str, str]:
     return {"system": by_role.get("system", ""), "prompt": by_role.get("user", "")}
 
 
-def judge_settings(url: str, gray_zone: float) -> dict[str, Any]:
+def judge_settings(url: str, gray_zone: float, floor: float | None = None) -> dict[str, Any]:
     """The settings that point the judge at the local server: one candidate per lookup, so that the requests do
-    not depend on the replies."""
+    not depend on the replies; ``floor``: the cosine a candidate needs to be judged at all (``cache.threshold``)."""
     judge = {"model": JUDGE_MODEL, "provider": "openai", "max_candidates": 1, "gray_zone": gray_zone, "timeout": 60}
-    return {"judge": judge, "providers": {"openai": {"base_url": url}}}
+    tables: dict[str, Any] = {"judge": judge, "providers": {"openai": {"base_url": url}}}
+    return tables | ({"cache": {"threshold": floor}} if floor is not None else {})
 
 
-def write_config(home: Path, url: str, gray_zone: float) -> None:
-    tables = judge_settings(url, gray_zone)
-    lines = ["[judge]", *(f"{k} = {json.dumps(v)}" for k, v in tables["judge"].items())]
-    lines += ["", "[providers.openai]", f"base_url = {json.dumps(url)}", ""]
+def write_config(home: Path, url: str, gray_zone: float, floor: float | None) -> None:
+    tables = judge_settings(url, gray_zone, floor)
+    flat = {name: values for name, values in tables.items() if name != "providers"}
+    flat["providers.openai"] = tables["providers"]["openai"]
+    lines = [
+        line
+        for name, values in flat.items()
+        for line in (f"[{name}]", *(f"{key} = {json.dumps(value)}" for key, value in values.items()), "")
+    ]
     (home / "config.toml").write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -89,11 +95,11 @@ def run_eval(path: Path, home: Path) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-def evaluate(files: list[Path], gray_zone: float, reply: Any) -> dict[str, dict[str, Any]]:
+def evaluate(files: list[Path], args: argparse.Namespace, reply: Any) -> dict[str, dict[str, Any]]:
     server = FakeLLM(respond=reply).start()
     try:
         with tempfile.TemporaryDirectory(prefix="aicache-judge-by-hand-") as home:
-            write_config(Path(home), server.openai_url, gray_zone)
+            write_config(Path(home), server.openai_url, args.gray_zone, args.floor)
             return {path.name: run_eval(path, Path(home)) for path in files}
     finally:
         server.stop()
@@ -108,7 +114,7 @@ def collect(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         requests.setdefault(request_id(body), shown(body))
         return "NO"
 
-    reports = evaluate(args.files, args.gray_zone, record)
+    reports = evaluate(args.files, args, record)
     with args.out.open("w", encoding="utf-8") as out:
         for rid, seen in requests.items():
             out.write(json.dumps({"id": rid, **seen}, ensure_ascii=False) + "\n")
@@ -117,7 +123,7 @@ def collect(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def replay(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    return evaluate(args.files, args.gray_zone, replaying(load_rulings(args.rulings)))
+    return evaluate(args.files, args, replaying(load_rulings(args.rulings)))
 
 
 def summary(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -158,6 +164,7 @@ def main() -> None:
     parser.add_argument("mode", choices=("collect", "replay"))
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--gray-zone", type=float, default=0.30, help="judge.gray_zone for the eval")
+    parser.add_argument("--floor", type=float, help="cache.threshold for the eval (default: the default floor)")
     parser.add_argument("--out", type=Path, help="collect: where the judge's requests go (JSON Lines)")
     parser.add_argument("--rulings", type=Path, nargs="+", help="replay: the judge's replies, one {id, reply} per line")
     parser.add_argument("--json", type=Path, help="also write the summary here")
