@@ -13,10 +13,9 @@ import pytest
 
 from tests.test_judge import KEEP, KEEP_ANSWER, KEEP_REWORDED
 
-pytestmark = pytest.mark.slow  # two evals in processes of their own, each loading the embedding model
-
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "judge_by_hand.py"
+RULINGS = ROOT / "benchmarks" / "data" / "judge-rulings"
 PAIRS = [
     {"a": KEEP, "b": KEEP_REWORDED, "same_answer": True, "topic": "undo", "answer": KEEP_ANSWER},
     {
@@ -35,6 +34,7 @@ def _run(tmp_path: Path, *args: str) -> dict:
     return json.loads(out.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow  # three evals in processes of their own, each loading the embedding model
 def test_recorded_rulings_decide_the_gray_zone(tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps(p) + "\n" for p in PAIRS), encoding="utf-8")
@@ -55,3 +55,30 @@ def test_recorded_rulings_decide_the_gray_zone(tmp_path: Path) -> None:
     rulings.write_text("", encoding="utf-8")  # no ruling recorded: neither YES nor NO, so unanswered and a NO
     unanswered = _run(tmp_path, "replay", str(pairs), "--rulings", str(rulings))
     assert unanswered["pooled"]["paraphrases"] == [0, 1] and unanswered["pooled"]["unanswered"] == 1
+
+
+def _answer_of(cached: str) -> str:
+    for path in sorted((ROOT / "tests" / "data").glob("heldout1[1-5]-*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            if cached in (row.get("question"), row.get("a")):
+                return row["answer"]
+    raise AssertionError(f"no stored question {cached!r} in tests/data")
+
+
+@pytest.mark.parametrize("path", sorted(RULINGS.glob("*.jsonl")), ids=lambda p: p.name)
+def test_the_recorded_rulings_are_about_the_requests_the_judge_sends_today(path: Path) -> None:
+    """A changed prompt (or answer) would leave the recorded rulings unused: each request would then go
+    unanswered, a NO, and bench_eval's judge row would quietly turn into the decision's."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from judge_by_hand import request_id
+
+    from aicache.semantic import judge
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for row in rows[:: max(1, len(rows) // 20)]:
+        answer = _answer_of(row["cached"])[: judge.MAX_ANSWER_CHARS]
+        prompt = judge.TEMPLATE.format(question=row["new"], cached=row["cached"], answer=answer)
+        messages = [{"role": "system", "content": judge.SYSTEM}, {"role": "user", "content": prompt}]
+        assert request_id({"messages": messages}) == row["id"], row
+        assert row["reply"] in ("YES", "NO")
