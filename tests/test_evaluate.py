@@ -377,8 +377,8 @@ def test_the_trained_decision_serves_no_wrong_answer_on_sets_it_never_trained_on
     assert traps.overall.paraphrases_served.count >= 5, traps.overall.paraphrases_served
 
 
-# tests/data/heldout7-* to heldout15-*: written by people who never saw the repository (training/RESULTS.md
-# sections 10 to 20). Measured (46234748907a at 0.880): round 7, developer 0/87 paraphrases served, 0/87
+# tests/data/heldout7-* to heldout16-*: written by people who never saw the repository (training/RESULTS.md
+# sections 10 to 21). Measured (46234748907a at 0.880): round 7, developer 0/87 paraphrases served, 0/87
 # near-misses given another's answer; everyday pairs 26/174, 0/171; Quora-style pairs 30/175, 0/173. Round 8,
 # developer 4/210, 1/210; everyday pairs 31/171, 2/162; Quora-style pairs 15/66, 0/66. Round 9 (read once, the
 # guard of section 12), developer 1/156, 1/156 ("git always take theirs ... during a rebase" given the answer
@@ -429,6 +429,11 @@ MEASURED_ON_FRESH_SETS = (
     ("heldout15-dev-families.jsonl", True, 0, 9),
     ("heldout15-everyday-pairs.jsonl", True, 0, 6),
     ("heldout15-quora-style-pairs.jsonl", True, 1, 10),
+    # Round 16 (read once, section 21): developer 11/261, 0/261; everyday pairs 19/95, 2/91; Quora-style pairs
+    # 17/60, 0/54.
+    ("heldout16-dev-families.jsonl", True, 0, 5),
+    ("heldout16-everyday-pairs.jsonl", True, 2, 9),
+    ("heldout16-quora-style-pairs.jsonl", True, 0, 8),
 )
 
 
