@@ -22,7 +22,7 @@ data: they join the calibration split only (``independent_pairs``), so the thres
 worded unlike the training data's.
 
 ``tests/data/heldout-pairs.jsonl``, ``tests/data/general-trap-pairs.jsonl`` and ``tests/data/heldout7-*`` to
-``tests/data/heldout16-*`` (``HELD_OUT_FILES``) are never read here for training or calibration: ``heldout_sets()``
+``tests/data/heldout17-*`` (``HELD_OUT_FILES``) are never read here for training or calibration: ``heldout_sets()``
 loads the first two for the final test only; ``benchmarks/bench_eval.py`` reads them all.
 """
 
@@ -39,8 +39,8 @@ DATA = ROOT / "training" / "data"
 TESTS_DATA = ROOT / "tests" / "data"
 SPLIT_SALT = "aicache-decision-split-v1"
 SPLITS = ("train", "calibration", "test")
-# Never trained or calibrated on; heldout7-* to heldout16-* were written, by people who never saw the repository,
-# after the shipped model and its calibration rule were fixed (training/RESULTS.md sections 10 to 21), except
+# Never trained or calibrated on; heldout7-* to heldout17-* were written, by people who never saw the repository,
+# after the shipped model and its calibration rule were fixed (training/RESULTS.md sections 10 to 22), except
 # heldout13-light-edits.jsonl and heldout14-light-edits.jsonl: generate.light_edit's rewordings of those rounds'
 # stored questions.
 HELD_OUT_FILES = (
@@ -78,6 +78,9 @@ HELD_OUT_FILES = (
     "heldout16-dev-families.jsonl",
     "heldout16-everyday-pairs.jsonl",
     "heldout16-quora-style-pairs.jsonl",
+    "heldout17-dev-families.jsonl",
+    "heldout17-everyday-pairs.jsonl",
+    "heldout17-quora-style-pairs.jsonl",
 )
 # Under training/data: families and a/b pairs written by people who never saw the training data; calibration only.
 INDEPENDENT = "independent"
