@@ -168,7 +168,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("judge.provider", _choice(*PROVIDERS), None, "the judge's provider", "from judge.model"),
     Setting("judge.max_candidates", _COUNT, 1, "candidates the judge sees per lookup"),
     Setting("judge.timeout", _POSITIVE, 10.0, "seconds a judge's ruling may take; past it, the answer is NO"),
-    Setting("judge.gray_zone", _number(0, 1), 0.30, "how far below the operating point a refusal goes to the judge"),
+    Setting("judge.gray_zone", _number(0, 1), 0.45, "how far below the operating point a refusal goes to the judge"),
     Setting("hook.timeout", _POSITIVE, 5.0, "seconds the commit hook may take"),
     Setting("hook.max_diff_bytes", _COUNT, 32_000, "staged diff sent by the commit hook"),
     Setting("hook.template", _text, "commit-message", "template of the commit hook"),

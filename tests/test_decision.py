@@ -310,7 +310,7 @@ def test_the_gray_zone_reaches_as_far_below_the_threshold_as_judge_gray_zone_say
     assert not inside.accepted and inside.gray_zone  # 0.50 >= 0.88 - 0.40: the judge may rule on it
     shipped, widened = decide.load(Settings({})), decide.load(Settings({"judge": {"gray_zone": 0.4}}))
     assert isinstance(shipped, decide.AnswerAwareDecision) and isinstance(widened, decide.AnswerAwareDecision)
-    assert shipped.questions.gray_zone == shipped.answers.gray_zone == decide.GRAY_ZONE == 0.30
+    assert shipped.questions.gray_zone == shipped.answers.gray_zone == decide.GRAY_ZONE == 0.45
     assert widened.questions.gray_zone == widened.answers.gray_zone == 0.4
 
 

@@ -377,8 +377,8 @@ def test_the_trained_decision_serves_no_wrong_answer_on_sets_it_never_trained_on
     assert traps.overall.paraphrases_served.count >= 5, traps.overall.paraphrases_served
 
 
-# tests/data/heldout7-* to heldout16-*: written by people who never saw the repository (training/RESULTS.md
-# sections 10 to 21). Measured (46234748907a at 0.880): round 7, developer 0/87 paraphrases served, 0/87
+# tests/data/heldout7-* to heldout17-*: written by people who never saw the repository (training/RESULTS.md
+# sections 10 to 22). Measured (46234748907a at 0.880): round 7, developer 0/87 paraphrases served, 0/87
 # near-misses given another's answer; everyday pairs 26/174, 0/171; Quora-style pairs 30/175, 0/173. Round 8,
 # developer 4/210, 1/210; everyday pairs 31/171, 2/162; Quora-style pairs 15/66, 0/66. Round 9 (read once, the
 # guard of section 12), developer 1/156, 1/156 ("git always take theirs ... during a rebase" given the answer
@@ -434,6 +434,11 @@ MEASURED_ON_FRESH_SETS = (
     ("heldout16-dev-families.jsonl", True, 0, 5),
     ("heldout16-everyday-pairs.jsonl", True, 2, 9),
     ("heldout16-quora-style-pairs.jsonl", True, 0, 8),
+    # Round 17 (read once, section 22): developer 15/297, 2/297; everyday pairs 15/91, 0/98; Quora-style pairs
+    # 17/61, 0/58.
+    ("heldout17-dev-families.jsonl", True, 2, 7),
+    ("heldout17-everyday-pairs.jsonl", True, 0, 7),
+    ("heldout17-quora-style-pairs.jsonl", True, 0, 8),
 )
 
 

@@ -58,7 +58,7 @@ def test_recorded_rulings_decide_the_gray_zone(tmp_path: Path) -> None:
 
 
 def _answer_of(cached: str) -> str:
-    for path in sorted((ROOT / "tests" / "data").glob("heldout1[1-5]-*.jsonl")):
+    for path in sorted((ROOT / "tests" / "data").glob("heldout*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             if cached in (row.get("question"), row.get("a")):

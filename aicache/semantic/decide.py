@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 KINDS = ("model", "rules")
 DEFAULT_KIND = "model"
-GRAY_ZONE = 0.30  # how far below the threshold a clean refusal goes to the LLM judge (``judge.gray_zone``)
+GRAY_ZONE = 0.45  # how far below the threshold a clean refusal goes to the LLM judge (``judge.gray_zone``)
 Answers = Sequence[Any] | None  # per candidate: its cached answer's unit vector, or None
 
 

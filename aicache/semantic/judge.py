@@ -13,7 +13,7 @@ would be asked, and lets it rule only with ``--judge``.
     enabled = true
     model = "gpt-4o-mini"      # any model or alias; provider guessed as for -m, or set judge.provider
     max_candidates = 1         # gray-zone candidates judged per lookup (each is one call)
-    gray_zone = 0.30           # how far below the operating point a refusal goes to the judge
+    gray_zone = 0.45           # how far below the operating point a refusal goes to the judge
     timeout = 10               # seconds a ruling may take, retries included; past it, NO
 """
 
@@ -28,8 +28,10 @@ from aicache.config import Settings
 from aicache.errors import AicacheError
 
 SYSTEM = (
-    "You check a cache of answers. Reply with exactly one word: YES if the cached answer fully and correctly "
-    "answers the new question as asked (same language, tool, version, direction and scope), otherwise NO."
+    "You check a cache of answers. Reply with exactly one word. YES only if the new question asks for the same thing "
+    "as the cached question (a rewording: the same goal, language, tool, version, direction and scope) and the "
+    "cached answer fully and correctly answers it. NO if the new question asks for something else, even when the "
+    "cached answer happens to cover it too, and NO when unsure."
 )
 TEMPLATE = "New question:\n{question}\n\nCached question:\n{cached}\n\nCached answer:\n{answer}"
 REFERENCE = "\n\nA fresh answer to the new question, for reference:\n{reference}"
