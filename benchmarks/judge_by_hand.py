@@ -3,8 +3,9 @@
     python benchmarks/judge_by_hand.py collect FILE... --out requests.jsonl [--gray-zone W] [--floor F]
     python benchmarks/judge_by_hand.py replay FILE... --rulings rulings.jsonl [--gray-zone W] [--floor F] [--json OUT]
 
-Both passes run the real command, ``aicache eval FILE --pairwise --judge --json``, in a process of its own, with
-the judge pointed at a local server on 127.0.0.1 that speaks the OpenAI wire format (``tests/fakellm.py``).
+Both passes run the real command, ``aicache eval FILE --pairwise --judge --json`` (without ``--pairwise`` for
+``--store-all``), in a process of its own, with the judge pointed at a local server on 127.0.0.1 that speaks the
+OpenAI wire format (``tests/fakellm.py``).
 
 ``collect`` records every request the judge sends (an id, aicache's system message and prompt) and replies NO;
 with ``judge.max_candidates`` 1 the requests do not depend on the replies, so one pass sees them all. Its table is
@@ -86,9 +87,9 @@ def replaying(rulings: dict[str, str]) -> Callable[[dict[str, Any]], str | None]
     return answer
 
 
-def run_eval(path: Path, home: Path) -> dict[str, Any]:
+def run_eval(path: Path, home: Path, pairwise: bool) -> dict[str, Any]:
     env = os.environ | {"AICACHE_HOME": str(home), "HF_HUB_OFFLINE": "1", "OPENAI_API_KEY": "judge-by-hand"}
-    argv = [*aicache_exe(), "eval", str(path), "--pairwise", "--judge", "--json"]
+    argv = [*aicache_exe(), "eval", str(path), *(["--pairwise"] if pairwise else []), "--judge", "--json"]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
@@ -100,7 +101,7 @@ def evaluate(files: list[Path], args: argparse.Namespace, reply: Any) -> dict[st
     try:
         with tempfile.TemporaryDirectory(prefix="aicache-judge-by-hand-") as home:
             write_config(Path(home), server.openai_url, args.gray_zone, args.floor)
-            return {path.name: run_eval(path, Path(home)) for path in files}
+            return {path.name: run_eval(path, Path(home), not args.store_all) for path in files}
     finally:
         server.stop()
 
@@ -165,6 +166,9 @@ def main() -> None:
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--gray-zone", type=float, default=0.30, help="judge.gray_zone for the eval")
     parser.add_argument("--floor", type=float, help="cache.threshold for the eval (default: the default floor)")
+    parser.add_argument(
+        "--store-all", action="store_true", help="the store-all protocol (every question stored) instead of pairwise"
+    )
     parser.add_argument("--out", type=Path, help="collect: where the judge's requests go (JSON Lines)")
     parser.add_argument("--rulings", type=Path, nargs="+", help="replay: the judge's replies, one {id, reply} per line")
     parser.add_argument("--json", type=Path, help="also write the summary here")
