@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from _harness import aicache_exe
+from aicache.semantic.decide import GRAY_ZONE
 from tests.fakellm import FakeLLM
 
 JUDGE_MODEL = "judge-by-hand"
@@ -164,7 +165,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=("collect", "replay"))
     parser.add_argument("files", nargs="+", type=Path)
-    parser.add_argument("--gray-zone", type=float, default=0.30, help="judge.gray_zone for the eval")
+    parser.add_argument(
+        "--gray-zone", type=float, default=GRAY_ZONE, help=f"judge.gray_zone for the eval (default {GRAY_ZONE})"
+    )
     parser.add_argument("--floor", type=float, help="cache.threshold for the eval (default: the default floor)")
     parser.add_argument(
         "--store-all", action="store_true", help="the store-all protocol (every question stored) instead of pairwise"
