@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from judge_by_hand import load_rulings, replaying
 
@@ -33,6 +34,10 @@ from tests.fakellm import FakeLLM
 from training.pairs import HELD_OUT_FILES
 
 SETS = ("dev-pairs.jsonl", "trap-pairs.jsonl", *HELD_OUT_FILES)
+if TYPE_CHECKING:
+    from aicache.config import Settings
+    from aicache.semantic.evaluate import EvalReport, EvalSet, Scores
+
 RULINGS = ROOT / "benchmarks" / "data" / "judge-rulings"
 DEFAULT_FILES = tuple(ROOT / "tests" / "data" / name for name in SETS)
 # What each set is to the trained decision (training/pairs.py): the model learned from the train topics of
@@ -83,27 +88,28 @@ def judge_ceiling(report: object) -> str:
     return f"{ceiling:<22} shown {shown.count}/{shown.total} near-misses (each YES a wrong answer)"
 
 
-def with_recorded_judge(settings: object, url: str) -> object:
+def with_recorded_judge(settings: Settings, url: str) -> Settings:
     """``settings`` with the judge pointed at the server that replays the recorded rulings."""
     from judge_by_hand import judge_settings
 
-    from aicache import config
+    from aicache.config import Settings
 
-    assert isinstance(settings, config.Settings)
     tables = judge_settings(url, float(settings.get("judge.gray_zone")))
     providers = settings.data.get("providers", {})
     openai = providers.get("openai", {}) | tables["providers"]["openai"]
-    return config.Settings(settings.data | {"judge": tables["judge"], "providers": providers | {"openai": openai}})
+    return Settings(settings.data | {"judge": tables["judge"], "providers": providers | {"openai": openai}})
 
 
-def recorded_judge_row(evalset: object, settings: object, pairwise: bool, judge_url: str | None) -> tuple | None:
+def recorded_judge_row(
+    evalset: EvalSet, settings: Settings, pairwise: bool, judge_url: str | None
+) -> tuple[tuple[str, str, Scores], EvalReport] | None:
     """The model with the recorded judge ruling; None when no request of this file has a recorded ruling."""
     from aicache.semantic import evaluate
 
-    if judge_url is None or not evalset.answers:  # type: ignore[attr-defined]
+    if judge_url is None or not evalset.answers:
         return None
     chosen = with_recorded_judge(settings, judge_url)
-    report = evaluate.run_eval(evalset, settings=chosen, decision="model", pairwise=pairwise, judge=True)  # type: ignore[arg-type]
+    report = evaluate.run_eval(evalset, settings=chosen, decision="model", pairwise=pairwise, judge=True)
     asked = report.overall.paraphrases_judged.count + report.overall.negatives_judged.count
     if report.judge is None or report.judge.unanswered >= asked:
         return None
@@ -188,7 +194,7 @@ def main() -> None:
     rulings = sorted(RULINGS.glob("*.jsonl")) if args.judge_rulings is None else args.judge_rulings
     server = FakeLLM(respond=replaying(load_rulings(rulings))).start() if rulings else None
     try:
-        results = {path.name: describe(path, server and server.openai_url) for path in files}
+        results = {path.name: describe(path, server.openai_url if server else None) for path in files}
     finally:
         if server is not None:
             server.stop()

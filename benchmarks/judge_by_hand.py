@@ -1,7 +1,7 @@
 """An LLM judge whose rulings come from a file: the hit decision measured with a judge no API can reach.
 
-    python benchmarks/judge_by_hand.py collect FILE... --out requests.jsonl [--gray-zone W] [--floor F]
-    python benchmarks/judge_by_hand.py replay FILE... --rulings rulings.jsonl [--gray-zone W] [--floor F] [--json OUT]
+    python benchmarks/judge_by_hand.py collect FILE... --out requests.jsonl [--gray-zone W] [--floor F] [--store-all]
+    python benchmarks/judge_by_hand.py replay FILE... --rulings R... [--gray-zone W] [--floor F] [--store-all]
 
 Both passes run the real command, ``aicache eval FILE --pairwise --judge --json`` (without ``--pairwise`` for
 ``--store-all``), in a process of its own, with the judge pointed at a local server on 127.0.0.1 that speaks the
@@ -33,6 +33,7 @@ from tests.fakellm import FakeLLM
 
 JUDGE_MODEL = "judge-by-hand"
 NO_RULING = "no ruling recorded"
+Responder = Callable[[dict[str, Any]], str | None]  # a request's body -> the judge's reply (None: not the judge's)
 
 
 def request_id(body: dict[str, Any]) -> str:
@@ -77,7 +78,7 @@ def load_rulings(paths: list[Path]) -> dict[str, str]:
     return rulings
 
 
-def replaying(rulings: dict[str, str]) -> Callable[[dict[str, Any]], str | None]:
+def replaying(rulings: dict[str, str]) -> Responder:
     """The server's judge: each request answered with its recorded reply (None: not a judge's request)."""
 
     def answer(body: dict[str, Any]) -> str | None:
@@ -97,7 +98,7 @@ def run_eval(path: Path, home: Path, pairwise: bool) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-def evaluate(files: list[Path], args: argparse.Namespace, reply: Any) -> dict[str, dict[str, Any]]:
+def evaluate(files: list[Path], args: argparse.Namespace, reply: Responder) -> dict[str, dict[str, Any]]:
     server = FakeLLM(respond=reply).start()
     try:
         with tempfile.TemporaryDirectory(prefix="aicache-judge-by-hand-") as home:
