@@ -408,9 +408,9 @@ def test_eval_in_a_pipe_and_on_a_narrow_terminal_keeps_every_figure_whole(
         rate_cell(overall["unrelated_wrong"]),
     ]
     asked, shown = overall["paraphrases_judged"], overall["negatives_judged"]
-    assert report["judge"] == {"model": None, "gray_zone": 0.3, "max_candidates": 1, "unanswered": 0}
+    assert report["judge"] == {"model": None, "gray_zone": 0.45, "max_candidates": 1, "unanswered": 0}
     judge_line = (
-        "LLM judge off (gray zone 0.30 below the threshold, 1 per lookup): it would be asked about "
+        "LLM judge off (gray zone 0.45 below the threshold, 1 per lookup): it would be asked about "
         f"{asked['count']}/{asked['total']} paraphrases about their own question's answer, "
         f"{shown['count']}/{shown['total']} near-misses; "
     )
