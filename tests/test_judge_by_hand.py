@@ -77,8 +77,7 @@ def test_the_recorded_rulings_are_about_the_requests_the_judge_sends_today(path:
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     for row in rows[:: max(1, len(rows) // 20)]:
-        answer = _answer_of(row["cached"])[: judge.MAX_ANSWER_CHARS]
-        prompt = judge.TEMPLATE.format(question=row["new"], cached=row["cached"], answer=answer)
-        messages = [{"role": "system", "content": judge.SYSTEM}, {"role": "user", "content": prompt}]
+        shown = judge.prompt(row["new"], row["cached"], _answer_of(row["cached"]))
+        messages = [{"role": "system", "content": judge.SYSTEM}, {"role": "user", "content": shown}]  # OpenAI's
         assert request_id({"messages": messages}) == row["id"], row
         assert row["reply"] in ("YES", "NO")

@@ -62,6 +62,12 @@ def enabled(settings: Settings) -> bool:
     return settings.get("judge.enabled", False) is True
 
 
+def prompt(question: str, cached_question: str, cached_answer: str, reference: str | None = None) -> str:
+    """What the judge model is shown about one pair, under the ``SYSTEM`` message."""
+    shown = TEMPLATE.format(question=question, cached=cached_question, answer=cached_answer[:MAX_ANSWER_CHARS])
+    return shown if reference is None else shown + REFERENCE.format(reference=reference[:MAX_ANSWER_CHARS])
+
+
 def rule(
     settings: Settings, question: str, cached_question: str, cached_answer: str, reference: str | None = None
 ) -> Ruling:
@@ -74,12 +80,9 @@ def rule(
     provider, model = resolve_model(settings, settings.get("judge.model"), settings.get("judge.provider"))
     try:
         base_url, key = resolve_endpoint(settings, provider, None, None)
-        prompt = TEMPLATE.format(question=question, cached=cached_question, answer=cached_answer[:MAX_ANSWER_CHARS])
-        if reference is not None:
-            prompt += REFERENCE.format(reference=reference[:MAX_ANSWER_CHARS])
         request = ProviderRequest(
             model=model,
-            messages=(Message("user", prompt),),
+            messages=(Message("user", prompt(question, cached_question, cached_answer, reference)),),
             system=SYSTEM,
             params=(("max_tokens", 3), ("temperature", 0)),
             stream=False,
